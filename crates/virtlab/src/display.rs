@@ -1,0 +1,238 @@
+//! Inline display in notebook cells: one helper type per kind of output.
+//!
+//! evcxr shows a value that is the last expression of a cell by calling its `evcxr_display`
+//! method, which prints `EVCXR_BEGIN_CONTENT <mime>` blocks on stdout. All blocks printed in one
+//! cell become one output bundle, so a [`Figure`] carries SVG (crisp in Jupyter) and PNG (survives
+//! viewers that strip SVG styles, such as GitHub's) side by side.
+
+use base64::Engine;
+use std::fmt;
+
+/// Prints one MIME bundle in evcxr's display protocol.
+fn emit(parts: &[(&str, &str)]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for (mime, content) in parts {
+        // A failed write to stdout means the kernel is gone; nothing useful is left to do.
+        let _ = writeln!(
+            out,
+            "EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT"
+        );
+    }
+    let _ = out.flush();
+}
+
+/// Escapes text for use inside HTML elements and attributes.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A piece of HTML shown as rich output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Html(pub String);
+
+impl Html {
+    pub fn evcxr_display(&self) {
+        emit(&[("text/html", &self.0)]);
+    }
+}
+
+impl fmt::Display for Html {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A rendered plot: the same drawing as SVG and as PNG.
+#[derive(Clone)]
+pub struct Figure {
+    title: String,
+    svg: String,
+    png: Vec<u8>,
+}
+
+impl Figure {
+    pub(crate) fn new(title: String, svg: String, png: Vec<u8>) -> Self {
+        Figure { title, svg, png }
+    }
+
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    pub fn svg(&self) -> &str {
+        &self.svg
+    }
+
+    pub fn png(&self) -> &[u8] {
+        &self.png
+    }
+
+    pub fn save_png(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
+        crate::store::write_atomically(path.as_ref(), &self.png)
+    }
+
+    pub fn save_svg(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
+        crate::store::write_atomically(path.as_ref(), self.svg.as_bytes())
+    }
+
+    pub fn evcxr_display(&self) {
+        let png = base64::engine::general_purpose::STANDARD.encode(&self.png);
+        let text = format!("[plot: {}]", self.title);
+        emit(&[
+            ("image/svg+xml", &self.svg),
+            ("image/png", &png),
+            ("text/plain", &text),
+        ]);
+    }
+}
+
+impl fmt::Debug for Figure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Figure({:?}, {} B svg, {} B png)",
+            self.title,
+            self.svg.len(),
+            self.png.len()
+        )
+    }
+}
+
+/// A table with a header row: HTML in a notebook, aligned text in a terminal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    caption: String,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new<S: Into<String>>(
+        caption: impl Into<String>,
+        header: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Table {
+            caption: caption.into(),
+            header: header.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row; missing cells are left empty and extra cells are kept.
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Self {
+        self.rows.push(cells.into_iter().map(Into::into).collect());
+        self
+    }
+
+    pub fn rows(&self) -> &[Vec<String>] {
+        &self.rows
+    }
+
+    pub fn to_html(&self) -> Html {
+        let mut html = String::from("<table class=\"virtlab\">");
+        if !self.caption.is_empty() {
+            html += &format!(
+                "<caption style=\"text-align:left\"><b>{}</b></caption>",
+                escape_html(&self.caption)
+            );
+        }
+        html += "<thead><tr>";
+        for h in &self.header {
+            html += &format!("<th style=\"text-align:left\">{}</th>", escape_html(h));
+        }
+        html += "</tr></thead><tbody>";
+        for row in &self.rows {
+            html += "<tr>";
+            for cell in row {
+                html += &format!("<td style=\"text-align:left\">{}</td>", escape_html(cell));
+            }
+            html += "</tr>";
+        }
+        html += "</tbody></table>";
+        Html(html)
+    }
+
+    pub fn evcxr_display(&self) {
+        self.to_html().evcxr_display();
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let columns = self
+            .rows
+            .iter()
+            .map(Vec::len)
+            .chain([self.header.len()])
+            .max()
+            .unwrap_or(0);
+        let mut widths = vec![0; columns];
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            for (i, cell) in row.iter().enumerate() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        if !self.caption.is_empty() {
+            writeln!(f, "{}", self.caption)?;
+        }
+        let line = |f: &mut fmt::Formatter<'_>, row: &[String]| -> fmt::Result {
+            let cells: Vec<String> = (0..columns)
+                .map(|i| {
+                    format!(
+                        "{:<w$}",
+                        row.get(i).map_or("", String::as_str),
+                        w = widths[i]
+                    )
+                })
+                .collect();
+            writeln!(f, "{}", cells.join("  ").trim_end())
+        };
+        line(f, &self.header)?;
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        writeln!(f, "{}", rule.join("  "))?;
+        for row in &self.rows {
+            line(f, row)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_cells_and_caption() {
+        let mut t = Table::new("a<b", ["name", "value"]);
+        t.row(["<script>", "x & y"]);
+        let html = t.to_html().0;
+        assert!(html.contains("a&lt;b"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("x &amp; y"));
+        assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn text_table_aligns_columns() {
+        let mut t = Table::new("", ["k", "value"]);
+        t.row(["long key", "1"]).row(["k2", "22"]);
+        let text = t.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "k         value");
+        assert_eq!(lines[1], "--------  -----");
+        assert_eq!(lines[2], "long key  1");
+        assert_eq!(lines[3], "k2        22");
+    }
+}

@@ -1,0 +1,21 @@
+//! virtlab: see how a computer shares its work — processes, threads, tasks and the GPU —
+//! measured live, in Rust notebooks run by the evcxr Jupyter kernel.
+//!
+//! One module per idea. The notebooks under `notebooks/` and the `virtlab` command both call
+//! these functions; a cell stays short because the logic lives here.
+//!
+//! Chapter 0 (your machine): [`machine`], [`gpu`], [`peak`].
+//! Shared base: [`display`] (inline output), [`plot`] (charts), [`error`], [`store`] (saved
+//! measurements), [`strict`] (headless test runs), [`units`].
+
+pub mod display;
+pub mod error;
+pub mod gpu;
+pub mod machine;
+pub mod peak;
+pub mod plot;
+pub mod store;
+pub mod strict;
+pub mod units;
+
+pub use error::{Error, Result};

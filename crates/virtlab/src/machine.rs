@@ -1,0 +1,402 @@
+//! What the machine offers before we use it: CPUs, the share of them this process may use,
+//! memory, virtualisation and the GPU (chapter 0).
+//!
+//! Core counts alone mislead in containers and VMs: CPU affinity, a cgroup CPU quota and a
+//! cgroup memory limit can all grant less than the hardware has. Those are Linux observations
+//! and read "not observable" elsewhere.
+
+use crate::display::{Html, Table};
+use crate::gpu::{self, GpuStatus};
+use crate::units;
+use serde::{Deserialize, Serialize};
+
+/// A limit the operating system may put on this process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Limit<T> {
+    /// No limit is set.
+    Unlimited,
+    Set(T),
+    /// This platform does not say (the reason is given).
+    Unknown(String),
+}
+
+impl<T> Limit<T> {
+    fn describe(&self, show: impl Fn(&T) -> String) -> String {
+        match self {
+            Limit::Unlimited => "none".into(),
+            Limit::Set(v) => show(v),
+            Limit::Unknown(why) => format!("not observable: {why}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub os: String,
+    pub cpu_model: String,
+    pub logical_cpus: usize,
+    pub physical_cores: Option<usize>,
+    /// CPUs the scheduler may run this process on.
+    pub affinity_cpus: Limit<usize>,
+    /// CPU time the cgroup grants, in CPUs (e.g. 1.5).
+    pub cgroup_cpu_quota: Limit<f64>,
+    /// What the standard library reports as usable parallelism: the number our executors use.
+    pub usable_cpus: usize,
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    pub cgroup_memory_limit: Limit<u64>,
+    pub hypervisor: Option<String>,
+    pub container: Option<String>,
+    pub simd: Vec<String>,
+    pub gpu: GpuStatus,
+}
+
+impl Machine {
+    /// Observes this machine. Nothing here fails: what cannot be seen is reported as such.
+    pub fn detect() -> Machine {
+        use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+        let sys = System::new_with_specifics(
+            RefreshKind::nothing()
+                .with_cpu(CpuRefreshKind::nothing())
+                .with_memory(MemoryRefreshKind::nothing().with_ram()),
+        );
+        let cpu_model = sys
+            .cpus()
+            .first()
+            .map(|c| c.brand().trim().to_string())
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "unknown".into());
+        let logical_cpus = sys.cpus().len().max(1);
+        Machine {
+            os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.into()),
+            cpu_model,
+            logical_cpus,
+            physical_cores: System::physical_core_count(),
+            affinity_cpus: os::affinity_cpus(),
+            cgroup_cpu_quota: os::cgroup_cpu_quota(),
+            usable_cpus: usable_cpus(),
+            memory_total_bytes: sys.total_memory(),
+            memory_available_bytes: sys.available_memory(),
+            cgroup_memory_limit: os::cgroup_memory_limit(),
+            hypervisor: hypervisor(),
+            container: os::container(),
+            simd: simd_features(),
+            gpu: gpu::probe(),
+        }
+    }
+
+    pub fn table(&self) -> Table {
+        let mut t = Table::new("Your machine", ["what", "value", "why it matters"]);
+        t.row(["OS", &self.os, ""]);
+        t.row(["CPU model", &self.cpu_model, ""]);
+        t.row([
+            "logical CPUs",
+            &self.logical_cpus.to_string(),
+            "hardware threads the OS sees",
+        ]);
+        let physical = self
+            .physical_cores
+            .map_or("unknown".into(), |n| n.to_string());
+        t.row([
+            "physical cores",
+            &physical,
+            "two hardware threads on one core share its FMA units",
+        ]);
+        t.row([
+            "CPU affinity",
+            &self.affinity_cpus.describe(|n| format!("{n} CPUs")),
+            "CPUs this process may be scheduled on",
+        ]);
+        t.row([
+            "cgroup CPU quota",
+            &self.cgroup_cpu_quota.describe(|q| format!("{q:.2} CPUs")),
+            "CPU time a container may use",
+        ]);
+        t.row([
+            "usable CPUs",
+            &self.usable_cpus.to_string(),
+            "what the executors in this lab use",
+        ]);
+        t.row([
+            "memory",
+            &format!(
+                "{} total, {} available",
+                units::bytes(self.memory_total_bytes),
+                units::bytes(self.memory_available_bytes)
+            ),
+            "",
+        ]);
+        t.row([
+            "cgroup memory limit",
+            &self.cgroup_memory_limit.describe(|b| units::bytes(*b)),
+            "a container can have less than the machine",
+        ]);
+        t.row([
+            "hypervisor",
+            self.hypervisor
+                .as_deref()
+                .unwrap_or("none seen (bare metal, or hidden)"),
+            "a VM's vCPUs are threads of the host",
+        ]);
+        t.row([
+            "container",
+            self.container.as_deref().unwrap_or("none seen"),
+            "",
+        ]);
+        let simd = if self.simd.is_empty() {
+            "none beyond the baseline".into()
+        } else {
+            self.simd.join(" ")
+        };
+        t.row(["SIMD", &simd, "vector width sets the floating-point peak"]);
+        t.row([
+            "GPU",
+            &self.gpu.summary(),
+            "chapter 4 outsources matrix work to it",
+        ]);
+        t
+    }
+
+    pub fn to_html(&self) -> Html {
+        self.table().to_html()
+    }
+
+    pub fn evcxr_display(&self) {
+        self.to_html().evcxr_display();
+    }
+}
+
+/// Parallelism the standard library grants (affinity and cgroup quota included), at least 1.
+pub fn usable_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The instruction-set extensions that decide the floating-point peak.
+pub fn simd_features() -> Vec<String> {
+    let mut found = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        for (name, present) in [
+            ("sse4.2", std::arch::is_x86_feature_detected!("sse4.2")),
+            ("avx", std::arch::is_x86_feature_detected!("avx")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+        ] {
+            if present {
+                found.push(name.to_string());
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    found.push("neon".to_string());
+    found
+}
+
+/// The hypervisor's name from CPUID (x86), or from /sys/hypervisor on Linux.
+fn hypervisor() -> Option<String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        // CPUID leaf 1, ECX bit 31 is set by every mainstream hypervisor for its guests.
+        if __cpuid(1).ecx & (1 << 31) != 0 {
+            let leaf = __cpuid(0x4000_0000);
+            let raw: Vec<u8> = [leaf.ebx, leaf.ecx, leaf.edx]
+                .iter()
+                .flat_map(|r| r.to_le_bytes())
+                .collect();
+            let vendor = String::from_utf8_lossy(&raw)
+                .trim_matches(char::from(0))
+                .trim()
+                .to_string();
+            return Some(hypervisor_name(&vendor));
+        }
+        None
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::fs::read_to_string("/sys/hypervisor/type")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+fn hypervisor_name(vendor: &str) -> String {
+    let known = match vendor {
+        "KVMKVMKVM" => "KVM",
+        "Microsoft Hv" => "Hyper-V",
+        "VMwareVMware" => "VMware",
+        "XenVMMXenVMM" => "Xen",
+        "TCGTCGTCGTCG" => "QEMU (emulated)",
+        "VBoxVBoxVBox" => "VirtualBox",
+        "ACRNACRNACRN" => "ACRN",
+        "" => return "yes (vendor not given)".into(),
+        other => return format!("yes ({other})"),
+    };
+    known.into()
+}
+
+#[cfg(target_os = "linux")]
+mod os {
+    use super::Limit;
+
+    pub fn affinity_cpus() -> Limit<usize> {
+        // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process (pid 0).
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                Limit::Set(libc::CPU_COUNT(&set) as usize)
+            } else {
+                Limit::Unknown(std::io::Error::last_os_error().to_string())
+            }
+        }
+    }
+
+    /// Reads cgroup v2 `cpu.max`, falling back to v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us`.
+    pub fn cgroup_cpu_quota() -> Limit<f64> {
+        if let Some(text) = read("/sys/fs/cgroup/cpu.max") {
+            return parse_cpu_max(&text);
+        }
+        match (
+            read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+            read("/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+        ) {
+            (Some(quota), Some(period)) => parse_cpu_max(&format!(
+                "{} {}",
+                quota.trim().replace("-1", "max"),
+                period.trim()
+            )),
+            _ => Limit::Unknown("no cgroup CPU controller is visible".into()),
+        }
+    }
+
+    pub fn parse_cpu_max(text: &str) -> Limit<f64> {
+        let mut parts = text.split_whitespace();
+        match (
+            parts.next(),
+            parts.next().and_then(|p| p.parse::<f64>().ok()),
+        ) {
+            (Some("max"), _) => Limit::Unlimited,
+            (Some(quota), Some(period)) if period > 0.0 => match quota.parse::<f64>() {
+                Ok(q) => Limit::Set(q / period),
+                Err(_) => Limit::Unknown(format!("unreadable cpu.max '{}'", text.trim())),
+            },
+            _ => Limit::Unknown(format!("unreadable cpu.max '{}'", text.trim())),
+        }
+    }
+
+    pub fn cgroup_memory_limit() -> Limit<u64> {
+        let text = match read("/sys/fs/cgroup/memory.max")
+            .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+        {
+            Some(t) => t,
+            None => return Limit::Unknown("no cgroup memory controller is visible".into()),
+        };
+        parse_memory_max(&text)
+    }
+
+    pub fn parse_memory_max(text: &str) -> Limit<u64> {
+        match text.trim() {
+            "max" => Limit::Unlimited,
+            // cgroup v1 writes "no limit" as a huge page-aligned number near i64::MAX.
+            t => match t.parse::<u64>() {
+                Ok(v) if v >= (1 << 62) => Limit::Unlimited,
+                Ok(v) => Limit::Set(v),
+                Err(_) => Limit::Unknown(format!("unreadable memory limit '{t}'")),
+            },
+        }
+    }
+
+    pub fn container() -> Option<String> {
+        if std::path::Path::new("/.dockerenv").exists() {
+            return Some("Docker (/.dockerenv)".into());
+        }
+        if std::path::Path::new("/run/.containerenv").exists() {
+            return Some("Podman (/run/.containerenv)".into());
+        }
+        None
+    }
+
+    fn read(path: &str) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod os {
+    use super::Limit;
+    const WHY: &str = "Linux only";
+
+    pub fn affinity_cpus() -> Limit<usize> {
+        Limit::Unknown(WHY.into())
+    }
+
+    pub fn cgroup_cpu_quota() -> Limit<f64> {
+        Limit::Unknown(WHY.into())
+    }
+
+    pub fn cgroup_memory_limit() -> Limit<u64> {
+        Limit::Unknown(WHY.into())
+    }
+
+    pub fn container() -> Option<String> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_is_consistent() {
+        let m = Machine::detect();
+        assert!(m.logical_cpus >= 1);
+        assert!(m.usable_cpus >= 1 && m.usable_cpus <= m.logical_cpus);
+        assert!(m.memory_total_bytes > 0);
+        assert!(m.memory_available_bytes <= m.memory_total_bytes);
+        if let Limit::Set(n) = m.affinity_cpus {
+            // The standard library's answer already honours the affinity mask.
+            assert!(
+                m.usable_cpus <= n,
+                "usable {} > affinity {n}",
+                m.usable_cpus
+            );
+        }
+        let text = m.table().to_string();
+        for row in ["CPU model", "usable CPUs", "cgroup CPU quota", "GPU"] {
+            assert!(text.contains(row), "{row} missing from\n{text}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn cgroup_files_parse() {
+        assert_eq!(os::parse_cpu_max("max 100000\n"), Limit::Unlimited);
+        assert_eq!(os::parse_cpu_max("150000 100000\n"), Limit::Set(1.5));
+        assert!(matches!(os::parse_cpu_max("garbage"), Limit::Unknown(_)));
+        assert_eq!(os::parse_memory_max("max\n"), Limit::Unlimited);
+        assert_eq!(os::parse_memory_max("1073741824\n"), Limit::Set(1 << 30));
+        assert_eq!(
+            os::parse_memory_max("9223372036854771712"),
+            Limit::Unlimited
+        );
+        assert!(matches!(os::parse_memory_max("x"), Limit::Unknown(_)));
+    }
+
+    #[test]
+    fn hypervisor_vendors_are_named() {
+        assert_eq!(hypervisor_name("KVMKVMKVM"), "KVM");
+        assert_eq!(hypervisor_name("Microsoft Hv"), "Hyper-V");
+        assert_eq!(hypervisor_name("Odd"), "yes (Odd)");
+    }
+
+    #[test]
+    fn machine_serialises_to_json() {
+        let json = serde_json::to_value(Machine::detect()).unwrap();
+        assert!(json["usable_cpus"].as_u64().unwrap() >= 1);
+        assert!(json["gpu"]["status"].is_string());
+    }
+}

@@ -1,0 +1,446 @@
+//! Line charts drawn with plotters, rendered once as SVG and once as PNG into a [`Figure`].
+//!
+//! Text is drawn with the DejaVu Sans font compiled into the crate (plotters' `ab_glyph`
+//! feature), so neither build nor run needs system font libraries.
+
+use crate::display::Figure;
+use crate::{Error, Result};
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+use std::ops::Range;
+use std::sync::Once;
+
+const WIDTH: u32 = 760;
+const HEIGHT: u32 = 440;
+const FONT: &str = "sans-serif";
+
+/// Colours picked to stay distinct for common colour-vision deficiencies (Okabe–Ito).
+const PALETTE: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+];
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font bytes are compiled in and known to be valid TrueType.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    name: String,
+    points: Vec<(f64, f64)>,
+    /// Dashed and without markers: a model or ideal to compare against, not a measurement.
+    dashed: bool,
+}
+
+/// A labelled horizontal line, e.g. a machine's peak throughput.
+#[derive(Debug, Clone)]
+struct Reference {
+    name: String,
+    y: f64,
+}
+
+/// A chart of one or more lines with markers, optional horizontal reference lines and log axes.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    title: String,
+    x_label: String,
+    y_label: String,
+    series: Vec<Series>,
+    references: Vec<Reference>,
+    log_x: bool,
+    log_y: bool,
+    y_from_zero: bool,
+}
+
+impl LineChart {
+    pub fn new(title: impl Into<String>) -> Self {
+        LineChart {
+            title: title.into(),
+            x_label: String::new(),
+            y_label: String::new(),
+            series: Vec::new(),
+            references: Vec::new(),
+            log_x: false,
+            log_y: false,
+            y_from_zero: true,
+        }
+    }
+
+    pub fn x_label(mut self, label: impl Into<String>) -> Self {
+        self.x_label = label.into();
+        self
+    }
+
+    pub fn y_label(mut self, label: impl Into<String>) -> Self {
+        self.y_label = label.into();
+        self
+    }
+
+    /// A measured line: solid, with a marker on each point.
+    pub fn series(
+        mut self,
+        name: impl Into<String>,
+        points: impl IntoIterator<Item = (f64, f64)>,
+    ) -> Self {
+        self.series.push(Series {
+            name: name.into(),
+            points: points.into_iter().collect(),
+            dashed: false,
+        });
+        self
+    }
+
+    /// A model or ideal line: dashed, without markers.
+    pub fn dashed_series(
+        mut self,
+        name: impl Into<String>,
+        points: impl IntoIterator<Item = (f64, f64)>,
+    ) -> Self {
+        self.series.push(Series {
+            name: name.into(),
+            points: points.into_iter().collect(),
+            dashed: true,
+        });
+        self
+    }
+
+    pub fn reference(mut self, name: impl Into<String>, y: f64) -> Self {
+        self.references.push(Reference {
+            name: name.into(),
+            y,
+        });
+        self
+    }
+
+    pub fn log_x(mut self) -> Self {
+        self.log_x = true;
+        self
+    }
+
+    pub fn log_y(mut self) -> Self {
+        self.log_y = true;
+        self
+    }
+
+    pub fn render(&self) -> Result<Figure> {
+        register_font();
+        let (x_range, y_range) = self.ranges()?;
+        let mut svg = String::new();
+        self.draw_with_axes(
+            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area(),
+            &x_range,
+            &y_range,
+        )?;
+        let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+        self.draw_with_axes(
+            BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area(),
+            &x_range,
+            &y_range,
+        )?;
+        Ok(Figure::new(self.title.clone(), svg, encode_png(&pixels)?))
+    }
+
+    /// The data's extent, padded, checked against the axes' kinds.
+    fn ranges(&self) -> Result<(Range<f64>, Range<f64>)> {
+        let points: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        if points.is_empty() {
+            return Err(Error::new(
+                format!("the chart '{}' has no finite data points", self.title),
+                "run the measurement first, or pass at least one point",
+            ));
+        }
+        let xs = points.iter().map(|p| p.0);
+        let ys = points
+            .iter()
+            .map(|p| p.1)
+            .chain(self.references.iter().map(|r| r.y));
+        let x = padded(xs, self.log_x, false, "x")?;
+        let y = padded(ys, self.log_y, self.y_from_zero && !self.log_y, "y")?;
+        Ok((x, y))
+    }
+
+    fn draw_with_axes<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+        x: &Range<f64>,
+        y: &Range<f64>,
+    ) -> Result<()> {
+        match (self.log_x, self.log_y) {
+            (false, false) => self.draw(root, x.clone(), y.clone()),
+            (true, false) => self.draw(root, x.clone().log_scale(), y.clone()),
+            (false, true) => self.draw(root, x.clone(), y.clone().log_scale()),
+            (true, true) => self.draw(root, x.clone().log_scale(), y.clone().log_scale()),
+        }
+    }
+
+    fn draw<DB, X, Y>(&self, root: DrawingArea<DB, Shift>, x: X, y: Y) -> Result<()>
+    where
+        DB: DrawingBackend,
+        X: AsRangedCoord<Value = f64>,
+        Y: AsRangedCoord<Value = f64>,
+        X::CoordDescType: ValueFormatter<f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::new(
+                format!("drawing the chart '{}' failed: {e}", self.title),
+                "report this as a bug in virtlab",
+            )
+        };
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x, y)
+            .map_err(|e| fail(&e))?;
+        let integer_x = self
+            .series
+            .iter()
+            .flat_map(|s| &s.points)
+            .all(|(x, _)| x.fract() == 0.0);
+        let x_ticks = if integer_x && !self.log_x { 12 } else { 10 };
+        chart
+            .configure_mesh()
+            .x_labels(x_ticks)
+            .x_label_formatter(&|v| {
+                if integer_x && v.fract() != 0.0 {
+                    String::new()
+                } else {
+                    tick_label(*v)
+                }
+            })
+            .y_label_formatter(&|v| tick_label(*v))
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        let x_span = chart.x_range();
+        for (i, reference) in self.references.iter().enumerate() {
+            let color = PALETTE[(self.series.len() + i) % PALETTE.len()];
+            let style = ShapeStyle {
+                color: color.mix(0.8),
+                filled: false,
+                stroke_width: 2,
+            };
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x_span.start, reference.y), (x_span.end, reference.y)],
+                    8,
+                    5,
+                    style,
+                ))
+                .map_err(|e| fail(&e))?
+                .label(&reference.name)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+        }
+        for (i, series) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let points: Vec<(f64, f64)> = series
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            let style = color.stroke_width(2);
+            let drawn = if series.dashed {
+                chart.draw_series(DashedLineSeries::new(points.iter().copied(), 6, 4, style))
+            } else {
+                chart
+                    .draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))
+                    .map_err(|e| fail(&e))?;
+                chart.draw_series(LineSeries::new(points.iter().copied(), style))
+            };
+            drawn
+                .map_err(|e| fail(&e))?
+                .label(&series.name)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
+        Ok(())
+    }
+}
+
+/// A tick label with as many digits as its size needs: 450, 12.5, 0.034, 1.2e-5.
+fn tick_label(v: f64) -> String {
+    let magnitude = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e7).contains(&magnitude) {
+        format!("{v:.1e}")
+    } else if magnitude >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        let text = format!("{v:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The range of `values` with 5% room on each side (multiplicative on log axes).
+fn padded(
+    values: impl Iterator<Item = f64>,
+    log: bool,
+    from_zero: bool,
+    axis: &str,
+) -> Result<Range<f64>> {
+    let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if log {
+        if lo <= 0.0 {
+            return Err(Error::new(
+                format!("a log-scale {axis} axis cannot show the value {lo}"),
+                "drop zero and negative values, or use a linear axis",
+            ));
+        }
+        return Ok(lo / 1.25..hi * 1.25);
+    }
+    if from_zero {
+        lo = lo.min(0.0);
+    }
+    if hi - lo < f64::EPSILON * hi.abs().max(1.0) {
+        // A single value (or a flat line) still needs a visible span.
+        lo -= 0.5 * hi.abs().max(1.0);
+        hi += 0.5 * hi.abs().max(1.0);
+    }
+    let pad = 0.05 * (hi - lo);
+    Ok(if from_zero && lo >= 0.0 {
+        lo..hi + pad
+    } else {
+        lo - pad..hi + pad
+    })
+}
+
+fn encode_png(rgb: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let fail = |e: png::EncodingError| {
+        Error::new(
+            format!("encoding the PNG failed: {e}"),
+            "report this as a bug in virtlab",
+        )
+    };
+    let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::High);
+    let mut writer = encoder.write_header().map_err(fail)?;
+    writer.write_image_data(rgb).map_err(fail)?;
+    writer.finish().map_err(fail)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chart() -> LineChart {
+        LineChart::new("GFLOP/s by threads")
+            .x_label("threads")
+            .y_label("GFLOP/s")
+            .series("f64", [(1.0, 50.0), (2.0, 99.0)])
+            .reference("peak", 112.0)
+    }
+
+    #[test]
+    fn renders_svg_with_labels_and_a_valid_png() {
+        let fig = chart().render().unwrap();
+        assert!(fig.svg().starts_with("<svg"));
+        for text in ["GFLOP/s by threads", "threads", "f64", "peak"] {
+            assert!(fig.svg().contains(text), "svg lacks {text}");
+        }
+        assert_eq!(&fig.png()[..8], b"\x89PNG\r\n\x1a\n");
+        let decoder = png::Decoder::new(std::io::Cursor::new(fig.png().to_vec()));
+        let info = decoder.read_info().unwrap();
+        assert_eq!((info.info().width, info.info().height), (WIDTH, HEIGHT));
+    }
+
+    #[test]
+    fn png_has_ink_not_just_background() {
+        let fig = chart().render().unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(fig.png().to_vec()))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut buf).unwrap();
+        let dark = buf
+            .chunks(3)
+            .filter(|px| px.iter().all(|c| *c < 100))
+            .count();
+        assert!(dark > 500, "only {dark} dark pixels: text and axes missing");
+    }
+
+    #[test]
+    fn log_axes_render_and_reject_non_positive_values() {
+        assert!(chart().log_x().log_y().render().is_ok());
+        let err = LineChart::new("t")
+            .series("s", [(0.0, 1.0), (1.0, 2.0)])
+            .log_x()
+            .render()
+            .unwrap_err();
+        assert!(err.problem().contains("log-scale x axis"), "{err}");
+    }
+
+    #[test]
+    fn empty_chart_is_an_error_not_a_panic() {
+        let err = LineChart::new("nothing").render().unwrap_err();
+        assert!(err.problem().contains("no finite data points"));
+        let err = LineChart::new("nan")
+            .series("s", [(f64::NAN, 1.0)])
+            .render()
+            .unwrap_err();
+        assert!(err.problem().contains("no finite data points"));
+    }
+
+    #[test]
+    fn tick_labels_fit_their_size() {
+        assert_eq!(tick_label(0.0), "0");
+        assert_eq!(tick_label(450.0), "450");
+        assert_eq!(tick_label(12.5), "12.5");
+        assert_eq!(tick_label(2.0), "2");
+        assert_eq!(tick_label(0.034), "0.034");
+        assert_eq!(tick_label(0.00001234), "1.2e-5");
+        assert_eq!(tick_label(2.5e9), "2.5e9");
+    }
+
+    #[test]
+    fn dashed_series_are_drawn_and_named() {
+        let fig = chart()
+            .dashed_series("ideal", [(1.0, 50.0), (2.0, 100.0)])
+            .render()
+            .unwrap();
+        assert!(fig.svg().contains("ideal"));
+    }
+
+    #[test]
+    fn single_point_gets_a_visible_range() {
+        let r = padded([3.0].into_iter(), false, false, "y").unwrap();
+        assert!(r.start < 3.0 && r.end > 3.0);
+    }
+}

@@ -1,0 +1,94 @@
+//! The `virtlab` command as a user runs it: real process, real output, real exit status.
+
+use std::process::{Command, Output};
+
+fn virtlab(args: &[&str], cache: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(args)
+        .env("VIRTLAB_CACHE_DIR", cache)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the virtlab binary should start")
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("virtlab-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn machine_prints_the_inventory() {
+    let out = virtlab(&["machine"], &temp_dir("inventory"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for row in [
+        "CPU model",
+        "logical CPUs",
+        "CPU affinity",
+        "cgroup CPU quota",
+        "usable CPUs",
+        "memory",
+        "hypervisor",
+        "GPU",
+    ] {
+        assert!(stdout.contains(row), "missing {row}:\n{stdout}");
+    }
+}
+
+#[test]
+fn machine_peak_json_and_plot_are_written_and_saved() {
+    let dir = temp_dir("peak");
+    let plot = dir.join("peak.png");
+    let out = virtlab(
+        &[
+            "machine",
+            "--json",
+            "--peak-ms",
+            "10",
+            "--plot",
+            plot.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout should be JSON");
+    assert!(json["machine"]["usable_cpus"].as_u64().unwrap() >= 1);
+    let points = json["peak"]["points"].as_array().unwrap();
+    assert!(points.iter().all(|p| p["gflops"].as_f64().unwrap() > 0.0));
+    assert!(std::fs::read(&plot).unwrap().starts_with(b"\x89PNG"));
+    assert!(
+        dir.join("cpu-peak.json").is_file(),
+        "the peak should be saved for later chapters"
+    );
+}
+
+#[test]
+fn bad_flags_give_a_clear_error_and_a_non_zero_exit() {
+    let dir = temp_dir("bad");
+    let cases: [(&[&str], &str); 4] = [
+        (&["machine", "--peak-ms", "0"], "between 10 and 5000"),
+        (&["machine", "--peak-ms", "-5"], "--peak-ms"),
+        (&["machine", "--plot", "peak.gif"], "ending in .png or .svg"),
+        (
+            &["machine", "--cores", "4"],
+            "unexpected argument '--cores'",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = virtlab(args, &dir);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: stderr lacks {expected:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    }
+    assert!(!dir.join("peak.gif").exists());
+}

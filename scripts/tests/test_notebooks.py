@@ -1,0 +1,80 @@
+"""Every chapter runs headless in strict mode; a notebook that panics, errors or loses a plot fails."""
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+import notebooks
+from conftest import CHAPTERS, REPO, TEST_GALLERY
+
+FIXTURES = REPO / "scripts" / "tests" / "fixtures"
+
+
+def notebook_with(cell) -> nbformat.NotebookNode:
+    return new_notebook(cells=[cell])
+
+
+def test_every_chapter_is_found():
+    assert CHAPTERS, "no notebooks/NN-*.ipynb found"
+    assert CHAPTERS[0].name == "00-your-machine.ipynb"
+
+
+@pytest.mark.parametrize("chapter", [c.stem for c in CHAPTERS])
+def test_chapter_runs_strict_and_renders(gallery, chapter):
+    result = gallery[chapter]
+    assert result.ok, "\n".join(result.problems)
+    assert (TEST_GALLERY / f"{chapter}.html").is_file()
+    executed = nbformat.read(TEST_GALLERY / f"{chapter}.ipynb", as_version=4)
+    assert all(notebooks.INJECTED_TAG not in c.metadata.get("tags", []) for c in executed.cells)
+    counts = [c.execution_count for c in executed.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), "execution counts should read 1, 2, 3, ..."
+
+
+@pytest.mark.parametrize(
+    "fixture, expected",
+    [
+        ("panic", "error output"),
+        ("thread-panic", "error output"),
+        ("question-mark-error", "virtlab error: the measuring time per point (ms) cannot be 0"),
+        ("compile-error", "error output"),
+        ("missing-plot", "tagged 'plot' but shows no image"),
+    ],
+)
+def test_broken_notebook_fails(fixture, expected):
+    result = notebooks.execute(FIXTURES / f"{fixture}.ipynb")
+    assert not result.ok
+    assert any(expected in p for p in result.problems), result.problems
+
+
+def test_failed_notebook_fails_the_run_and_writes_no_page(tmp_path):
+    status = notebooks.main([str(tmp_path), str(FIXTURES / "panic.ipynb")])
+    assert status == 1
+    assert not (tmp_path / "panic.html").exists()
+    assert not (tmp_path / "panic.ipynb").exists()
+    index = (tmp_path / "index.html").read_text()
+    assert "failed" in index and "boom in a cell" in index
+
+
+def test_checker_flags_each_kind_of_failure_and_passes_clean_output():
+    clean = new_code_cell("1 + 1", outputs=[new_output("execute_result", data={"text/plain": "2"}, execution_count=1)])
+    assert notebooks.check_outputs(notebook_with(clean)) == []
+    cases = {
+        "error output": new_output("error", ename="Error", evalue="compile failed", traceback=[]),
+        "failure text": new_output("stream", name="stderr", text="thread 'main' panicked at src/lib.rs:1:1:\nboom\n"),
+    }
+    for label, output in cases.items():
+        problems = notebooks.check_outputs(notebook_with(new_code_cell("x", outputs=[output])))
+        assert len(problems) == 1 and label in problems[0], problems
+    shown_on_purpose = new_output("stream", name="stdout", text="virtlab error: 0 workers. Fix: ...\n")
+    assert notebooks.check_outputs(notebook_with(new_code_cell("x", outputs=[shown_on_purpose]))) == []
+    tagged = new_code_cell("plot()", metadata={"tags": ["plot"]}, outputs=[])
+    assert "shows no image" in notebooks.check_outputs(notebook_with(tagged))[0]
+
+
+def test_strict_cell_goes_after_the_dep_cell_and_comes_out_again():
+    nb = new_notebook(cells=[new_code_cell(":dep virtlab = { path = \"x\" }"), new_code_cell("1")])
+    notebooks.inject_strict_mode(nb)
+    assert nb.cells[1].source == notebooks.STRICT_CELL
+    nb.cells[0].execution_count, nb.cells[1].execution_count, nb.cells[2].execution_count = 1, 2, 3
+    notebooks.remove_injected(nb)
+    assert [c.source for c in nb.cells] == [":dep virtlab = { path = \"x\" }", "1"]
+    assert [c.execution_count for c in nb.cells] == [1, 2]
