@@ -29,7 +29,7 @@ enum Command {
         #[arg(long)]
         peak: bool,
         /// Milliseconds per peak measurement run (10–5000); implies --peak.
-        #[arg(long, value_name = "MS")]
+        #[arg(long, value_name = "MS", allow_negative_numbers = true)]
         peak_ms: Option<u64>,
         /// Write the peak plot to FILE (.png or .svg); implies --peak.
         #[arg(long, value_name = "FILE")]
