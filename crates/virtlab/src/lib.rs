@@ -12,10 +12,14 @@ pub mod display;
 pub mod error;
 pub mod gpu;
 pub mod machine;
+pub mod observer;
 pub mod peak;
 pub mod plot;
+pub mod processes;
 pub mod store;
 pub mod strict;
+pub mod timeline;
 pub mod units;
+pub mod work;
 
 pub use error::{Error, Result};

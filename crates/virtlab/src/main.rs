@@ -4,8 +4,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use virtlab::machine::Machine;
-use virtlab::peak;
+use virtlab::work::Work;
 use virtlab::{Error, Result};
+use virtlab::{peak, processes};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,54 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
     },
+    /// Chapter 1: run the work in N worker processes; prints "0: worker-1 pid 4242" lines as they come.
+    Processes {
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        #[command(flatten)]
+        work: WorkArgs,
+        /// Print the timeline, worker reports and process-tree snapshot as JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// Make worker W (1-based) abort at iteration --crash-at, to see a crash reported.
+        #[arg(long, value_name = "W", requires = "crash_at")]
+        crash_worker: Option<usize>,
+        #[arg(long, value_name = "I", requires = "crash_worker")]
+        crash_at: Option<u32>,
+    },
+    /// The worker program that `processes` starts (one worker; not usually run by hand).
+    Worker {
+        #[arg(long, default_value = "worker")]
+        name: String,
+        #[command(flatten)]
+        work: WorkArgs,
+        /// Stop if this process is no longer our parent.
+        #[arg(long)]
+        parent_pid: Option<u32>,
+        /// Abort at this iteration (a crash, on purpose).
+        #[arg(long)]
+        crash_at: Option<u32>,
+    },
+}
+
+/// The shared workload's flags.
+#[derive(clap::Args)]
+struct WorkArgs {
+    /// Iterations per worker.
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    iterations: u32,
+    /// Pause between iterations, in milliseconds.
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
+    interval_ms: u64,
+    /// CPU to burn in each iteration, in milliseconds.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    burn_ms: u64,
+}
+
+impl WorkArgs {
+    fn work(&self, name: &str) -> Result<Work> {
+        Work::new(name, self.iterations, self.interval_ms)?.burning(self.burn_ms)
+    }
 }
 
 fn main() -> ExitCode {
@@ -60,6 +109,30 @@ fn run(cli: Cli) -> Result<()> {
             peak_ms,
             plot,
         ),
+        Command::Processes {
+            workers,
+            work,
+            json,
+            crash_worker,
+            crash_at,
+        } => {
+            let options = processes::Options {
+                echo: !json,
+                snapshot: true,
+                crash: crash_worker.zip(crash_at),
+            };
+            let run = processes::run(&work.work("worker")?, workers, options)?;
+            if json {
+                println!("{}", to_json(&run)?);
+            }
+            Ok(())
+        }
+        Command::Worker {
+            name,
+            work,
+            parent_pid,
+            crash_at,
+        } => processes::worker_main(&work.work(&name)?, parent_pid, crash_at),
     }
 }
 
@@ -89,13 +162,9 @@ fn machine(
         }
     }
     if json {
-        let value = serde_json::json!({ "machine": machine, "peak": peak });
         println!(
             "{}",
-            serde_json::to_string_pretty(&value).map_err(|e| Error::new(
-                format!("JSON output failed: {e}"),
-                "report this as a bug"
-            ))?
+            to_json(&serde_json::json!({ "machine": machine, "peak": peak }))?
         );
     } else {
         print!("{}", machine.table());
@@ -105,6 +174,11 @@ fn machine(
         }
     }
     Ok(())
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| Error::new(format!("JSON output failed: {e}"), "report this as a bug"))
 }
 
 /// Refuses a plot path we would fail to write, before spending time on measurements.

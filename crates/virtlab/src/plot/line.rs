@@ -1,38 +1,14 @@
-//! Line charts drawn with plotters, rendered once as SVG and once as PNG into a [`Figure`].
-//!
-//! Text is drawn with the DejaVu Sans font compiled into the crate (plotters' `ab_glyph`
-//! feature), so neither build nor run needs system font libraries.
+//! Line charts: measured series with markers, dashed model series, reference lines, log axes.
 
+use super::{Chart, FONT, PALETTE, drawing_failed, render, tick_label};
 use crate::display::Figure;
 use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use std::ops::Range;
-use std::sync::Once;
 
-const WIDTH: u32 = 760;
 const HEIGHT: u32 = 440;
-const FONT: &str = "sans-serif";
-
-/// Colours picked to stay distinct for common colour-vision deficiencies (Okabe–Ito).
-const PALETTE: [RGBColor; 7] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(230, 159, 0),
-    RGBColor(86, 180, 233),
-    RGBColor(0, 0, 0),
-];
-
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font bytes are compiled in and known to be valid TrueType.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
-    });
-}
 
 #[derive(Debug, Clone)]
 struct Series {
@@ -133,21 +109,7 @@ impl LineChart {
     }
 
     pub fn render(&self) -> Result<Figure> {
-        register_font();
-        let (x_range, y_range) = self.ranges()?;
-        let mut svg = String::new();
-        self.draw_with_axes(
-            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area(),
-            &x_range,
-            &y_range,
-        )?;
-        let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-        self.draw_with_axes(
-            BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area(),
-            &x_range,
-            &y_range,
-        )?;
-        Ok(Figure::new(self.title.clone(), svg, encode_png(&pixels)?))
+        render(self)
     }
 
     /// The data's extent, padded, checked against the axes' kinds.
@@ -174,21 +136,7 @@ impl LineChart {
         Ok((x, y))
     }
 
-    fn draw_with_axes<DB: DrawingBackend>(
-        &self,
-        root: DrawingArea<DB, Shift>,
-        x: &Range<f64>,
-        y: &Range<f64>,
-    ) -> Result<()> {
-        match (self.log_x, self.log_y) {
-            (false, false) => self.draw(root, x.clone(), y.clone()),
-            (true, false) => self.draw(root, x.clone().log_scale(), y.clone()),
-            (false, true) => self.draw(root, x.clone(), y.clone().log_scale()),
-            (true, true) => self.draw(root, x.clone().log_scale(), y.clone().log_scale()),
-        }
-    }
-
-    fn draw<DB, X, Y>(&self, root: DrawingArea<DB, Shift>, x: X, y: Y) -> Result<()>
+    fn draw_on<DB, X, Y>(&self, root: DrawingArea<DB, Shift>, x: X, y: Y) -> Result<()>
     where
         DB: DrawingBackend,
         X: AsRangedCoord<Value = f64>,
@@ -196,12 +144,7 @@ impl LineChart {
         X::CoordDescType: ValueFormatter<f64>,
         Y::CoordDescType: ValueFormatter<f64>,
     {
-        let fail = |e: &dyn std::fmt::Display| {
-            Error::new(
-                format!("drawing the chart '{}' failed: {e}", self.title),
-                "report this as a bug in virtlab",
-            )
-        };
+        let fail = |e: &dyn std::fmt::Display| drawing_failed(&self.title, e);
         root.fill(&WHITE).map_err(|e| fail(&e))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, (FONT, 20))
@@ -288,18 +231,27 @@ impl LineChart {
     }
 }
 
-/// A tick label with as many digits as its size needs: 450, 12.5, 0.034, 1.2e-5.
-fn tick_label(v: f64) -> String {
-    let magnitude = v.abs();
-    if v == 0.0 {
-        "0".into()
-    } else if !(1e-3..1e7).contains(&magnitude) {
-        format!("{v:.1e}")
-    } else if magnitude >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        let text = format!("{v:.3}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
+impl Chart for LineChart {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn height(&self) -> u32 {
+        HEIGHT
+    }
+
+    fn check(&self) -> Result<()> {
+        self.ranges().map(|_| ())
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
+        let (x, y) = self.ranges()?;
+        match (self.log_x, self.log_y) {
+            (false, false) => self.draw_on(root, x, y),
+            (true, false) => self.draw_on(root, x.log_scale(), y),
+            (false, true) => self.draw_on(root, x, y.log_scale()),
+            (true, true) => self.draw_on(root, x.log_scale(), y.log_scale()),
+        }
     }
 }
 
@@ -338,24 +290,6 @@ fn padded(
     })
 }
 
-fn encode_png(rgb: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let fail = |e: png::EncodingError| {
-        Error::new(
-            format!("encoding the PNG failed: {e}"),
-            "report this as a bug in virtlab",
-        )
-    };
-    let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::High);
-    let mut writer = encoder.write_header().map_err(fail)?;
-    writer.write_image_data(rgb).map_err(fail)?;
-    writer.finish().map_err(fail)?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,7 +312,10 @@ mod tests {
         assert_eq!(&fig.png()[..8], b"\x89PNG\r\n\x1a\n");
         let decoder = png::Decoder::new(std::io::Cursor::new(fig.png().to_vec()));
         let info = decoder.read_info().unwrap();
-        assert_eq!((info.info().width, info.info().height), (WIDTH, HEIGHT));
+        assert_eq!(
+            (info.info().width, info.info().height),
+            (crate::plot::WIDTH, HEIGHT)
+        );
     }
 
     #[test]
@@ -416,17 +353,6 @@ mod tests {
             .render()
             .unwrap_err();
         assert!(err.problem().contains("no finite data points"));
-    }
-
-    #[test]
-    fn tick_labels_fit_their_size() {
-        assert_eq!(tick_label(0.0), "0");
-        assert_eq!(tick_label(450.0), "450");
-        assert_eq!(tick_label(12.5), "12.5");
-        assert_eq!(tick_label(2.0), "2");
-        assert_eq!(tick_label(0.034), "0.034");
-        assert_eq!(tick_label(0.00001234), "1.2e-5");
-        assert_eq!(tick_label(2.5e9), "2.5e9");
     }
 
     #[test]
