@@ -403,7 +403,7 @@ pub fn worker_main(work: &Work, parent_pid: Option<u32>, crash_at: Option<u32>) 
                 std::process::abort();
             }
         },
-        || parent_alive(),
+        parent_alive,
     );
     if !finished {
         return Err(Error::new(
