@@ -123,7 +123,7 @@ def execute(path: Path) -> Result:
     try:
         client.execute()
     except CellExecutionError as e:
-        result.problems.append(f"a cell failed: {str(e).strip().splitlines()[-1][:300]}")
+        result.problems.append(f"a cell failed: {e.ename}: {e.evalue}"[:300])
     except DeadKernelError as e:
         result.problems.append(f"the kernel died: {e}")
     except TimeoutError as e:

@@ -116,6 +116,8 @@ pub struct Table {
     caption: String,
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// First column in a fixed-width font with its spaces kept (for tree indentation).
+    monospace_first_column: bool,
 }
 
 impl Table {
@@ -127,12 +129,19 @@ impl Table {
             caption: caption.into(),
             header: header.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
+            monospace_first_column: false,
         }
     }
 
     /// Adds a row; missing cells are left empty and extra cells are kept.
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Self {
         self.rows.push(cells.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Shows the first column in a fixed-width font with its spaces kept, for indented trees.
+    pub fn monospace_first_column(mut self) -> Self {
+        self.monospace_first_column = true;
         self
     }
 
@@ -155,8 +164,14 @@ impl Table {
         html += "</tr></thead><tbody>";
         for row in &self.rows {
             html += "<tr>";
-            for cell in row {
-                html += &format!("<td style=\"text-align:left\">{}</td>", escape_html(cell));
+            for (i, cell) in row.iter().enumerate() {
+                if i == 0 && self.monospace_first_column {
+                    let kept = escape_html(cell).replace(' ', "&nbsp;");
+                    html +=
+                        &format!("<td style=\"text-align:left;font-family:monospace\">{kept}</td>");
+                } else {
+                    html += &format!("<td style=\"text-align:left\">{}</td>", escape_html(cell));
+                }
             }
             html += "</tr>";
         }

@@ -8,6 +8,7 @@
 //! Shared base: [`display`] (inline output), [`plot`] (charts), [`error`], [`store`] (saved
 //! measurements), [`strict`] (headless test runs), [`units`].
 
+pub mod cost;
 pub mod display;
 pub mod error;
 pub mod gpu;
@@ -18,6 +19,7 @@ pub mod plot;
 pub mod processes;
 pub mod store;
 pub mod strict;
+pub mod threads;
 pub mod timeline;
 pub mod units;
 pub mod work;

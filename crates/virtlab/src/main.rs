@@ -45,6 +45,9 @@ enum Command {
         /// Print the timeline, worker reports and process-tree snapshot as JSON instead of lines.
         #[arg(long)]
         json: bool,
+        /// Skip the process-tree snapshot (for timing runs).
+        #[arg(long)]
+        no_tree: bool,
         /// Make worker W (1-based) abort at iteration --crash-at, to see a crash reported.
         #[arg(long, value_name = "W", requires = "crash_at")]
         crash_worker: Option<usize>,
@@ -113,12 +116,13 @@ fn run(cli: Cli) -> Result<()> {
             workers,
             work,
             json,
+            no_tree,
             crash_worker,
             crash_at,
         } => {
             let options = processes::Options {
                 echo: !json,
-                snapshot: true,
+                snapshot: !no_tree,
                 crash: crash_worker.zip(crash_at),
             };
             let run = processes::run(&work.work("worker")?, workers, options)?;

@@ -3,7 +3,7 @@
 //!
 //! sysinfo lists the processes; thread names come from /proc (Linux), where sysinfo has none.
 
-use crate::display::{Html, Table, escape_html};
+use crate::display::{Html, Table};
 use crate::units;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -156,30 +156,7 @@ impl Snapshot {
 
     /// The tree as HTML, indented like Process Explorer.
     pub fn to_html(&self) -> Html {
-        let mut html = format!(
-            "<table class=\"virtlab\"><caption style=\"text-align:left\"><b>Process tree under pid {}</b></caption><thead><tr>{}</tr></thead><tbody>",
-            self.root,
-            [
-                "process",
-                "pid",
-                "state",
-                "threads (id name)",
-                "RSS",
-                "CPU time"
-            ]
-            .map(|h| format!("<th style=\"text-align:left\">{h}</th>"))
-            .concat()
-        );
-        for row in self.table().rows() {
-            let name = escape_html(&row[0]).replace(' ', "&nbsp;");
-            html += &format!("<tr><td style=\"text-align:left;font-family:monospace\">{name}</td>");
-            for cell in &row[1..] {
-                html += &format!("<td style=\"text-align:left\">{}</td>", escape_html(cell));
-            }
-            html += "</tr>";
-        }
-        html += "</tbody></table>";
-        Html(html)
+        self.table().monospace_first_column().to_html()
     }
 
     pub fn evcxr_display(&self) {
@@ -193,10 +170,16 @@ mod tests {
 
     #[test]
     fn snapshot_of_self_lists_this_process_and_its_threads() {
+        // A thread names itself once it starts, so wait until it has.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
         let holder = std::thread::Builder::new()
             .name("observer-test".into())
-            .spawn(|| std::thread::sleep(std::time::Duration::from_millis(500)))
+            .spawn(move || {
+                started_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            })
             .unwrap();
+        started_rx.recv().unwrap();
         let snap = snapshot(std::process::id()).unwrap();
         let me = snap.process(std::process::id()).unwrap();
         assert_eq!(me.depth, 0);

@@ -6,10 +6,11 @@
 //! ("0: worker-1 pid 4242") are echoed as they arrive, event lines go into the timeline.
 //!
 //! No orphans: a guard kills and reaps every worker when the run ends, fails or unwinds; on
-//! Linux each worker also gets SIGKILL when the thread that spawned it dies (the kernel process
-//! being killed, e.g. by a notebook interrupt); and workers check between pauses that their
-//! parent is still the one that started them.
+//! Linux each worker asks to get SIGKILL when the thread that spawned it dies (the kernel process
+//! being killed, e.g. by a notebook interrupt); and workers check at start and between pauses
+//! that their parent is still the one that started them.
 
+use crate::cost::{CostPoint, median};
 use crate::observer::{self, Snapshot};
 use crate::timeline::{Event, EventKind, Timeline};
 use crate::work::Work;
@@ -50,6 +51,16 @@ pub struct ProcessRun {
 }
 
 impl ProcessRun {
+    /// The process tree taken mid-run.
+    pub fn tree(&self) -> Result<Snapshot> {
+        self.snapshot.clone().ok_or_else(|| {
+            Error::new(
+                "this run took no process-tree snapshot",
+                "run with Options { snapshot: true, .. } (the default)",
+            )
+        })
+    }
+
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -238,7 +249,6 @@ impl Fleet {
         if let Some(at) = crash_at {
             command.args(["--crash-at", &at.to_string()]);
         }
-        die_with_parent(&mut command);
         let spawned_at = Instant::now();
         let child = command.spawn().map_err(|e| {
             Error::new(
@@ -352,28 +362,22 @@ fn read_worker(index: usize, reader: std::io::PipeReader, tx: mpsc::Sender<Messa
     let _ = tx.send(Message::Closed(index));
 }
 
-/// On Linux, asks the kernel to SIGKILL the worker when the spawning thread dies.
-fn die_with_parent(command: &mut Command) {
+/// On Linux, asks the kernel to SIGKILL this process when the thread that spawned it dies.
+/// The worker asks for itself, after exec: a `pre_exec` hook in the parent would force a full
+/// fork of the (possibly large) parent instead of a cheap `posix_spawn`.
+fn die_with_parent() {
     #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches only the child being started.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = command;
 }
 
 /// The worker side: runs `work` in this process, printing the essay's line and an event line
 /// per step. Stops early if `parent_pid` is given and is no longer our parent.
 pub fn worker_main(work: &Work, parent_pid: Option<u32>, crash_at: Option<u32>) -> Result<()> {
+    die_with_parent();
+    // Checked after asking for the signal, so a parent that died in between is still noticed.
     let parent_alive = || parent_pid.is_none_or(|p| current_parent_pid() == Some(p));
     if !parent_alive() {
         return Err(Error::new(
@@ -534,28 +538,6 @@ pub fn spawn_cost(counts: &[usize], repeats: usize, hold_ms: u64) -> Result<Vec<
     Ok(points)
 }
 
-/// One row of a cost measurement: per unit (process, thread, task) medians at `count` units.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CostPoint {
-    pub count: usize,
-    pub first_line_ms: f64,
-    pub rss_bytes: f64,
-}
-
-/// The median of `values` (NaN when empty); sorts in place.
-pub fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,13 +553,6 @@ mod tests {
         let err = check_worker_count(MAX_WORKERS + 1).unwrap_err();
         assert!(err.fix().contains("choose between 1 and"), "{err}");
         assert_eq!(check_worker_count(3), Ok(3));
-    }
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&mut []).is_nan());
     }
 
     #[cfg(unix)]

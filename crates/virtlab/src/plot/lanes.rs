@@ -103,7 +103,7 @@ impl Chart for LaneChart {
             .caption(&self.title, (FONT, 20))
             .margin(12)
             .x_label_area_size(44)
-            .y_label_area_size((longest * 7 + 16).min(360))
+            .y_label_area_size((longest * 8 + 20).min(380))
             .build_cartesian_2d(0.0..self.x_end(), -0.5..n as f64 - 0.5)
             .map_err(|e| fail(&e))?;
         let lane_label = |v: &f64| {

@@ -64,28 +64,27 @@ impl LineChart {
 
     /// A measured line: solid, with a marker on each point.
     pub fn series(
-        mut self,
+        self,
         name: impl Into<String>,
         points: impl IntoIterator<Item = (f64, f64)>,
     ) -> Self {
-        self.series.push(Series {
-            name: name.into(),
-            points: points.into_iter().collect(),
-            dashed: false,
-        });
-        self
+        self.with_series(name.into(), points.into_iter().collect(), false)
     }
 
     /// A model or ideal line: dashed, without markers.
     pub fn dashed_series(
-        mut self,
+        self,
         name: impl Into<String>,
         points: impl IntoIterator<Item = (f64, f64)>,
     ) -> Self {
+        self.with_series(name.into(), points.into_iter().collect(), true)
+    }
+
+    fn with_series(mut self, name: String, points: Vec<(f64, f64)>, dashed: bool) -> Self {
         self.series.push(Series {
-            name: name.into(),
-            points: points.into_iter().collect(),
-            dashed: true,
+            name,
+            points,
+            dashed,
         });
         self
     }

@@ -1,0 +1,155 @@
+//! What a unit of concurrency costs — a process, a thread, a task: how long from asking for one
+//! to it running, and how much resident memory each adds. Measured, then drawn side by side.
+
+use crate::display::{Figure, Table};
+use crate::plot::LineChart;
+use crate::{Result, units};
+use serde::{Deserialize, Serialize};
+
+/// Per-unit medians with `count` units alive at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostPoint {
+    pub count: usize,
+    /// From the spawn call to the unit's first line (or first instruction) reaching us.
+    pub first_line_ms: f64,
+    pub rss_bytes: f64,
+}
+
+/// The median of `values` (NaN when empty); sorts in place.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// Several kinds of unit measured at the same counts, e.g. processes beside threads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub kinds: Vec<(String, Vec<CostPoint>)>,
+}
+
+impl Comparison {
+    pub fn of<S: Into<String>>(kinds: impl IntoIterator<Item = (S, Vec<CostPoint>)>) -> Comparison {
+        Comparison {
+            kinds: kinds
+                .into_iter()
+                .map(|(name, points)| (name.into(), points))
+                .collect(),
+        }
+    }
+
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(
+            "Cost per unit (medians)",
+            [
+                "unit",
+                "alive at once",
+                "spawn → running",
+                "resident memory each",
+            ],
+        );
+        for (name, points) in &self.kinds {
+            for p in points.iter() {
+                t.row([
+                    name.to_string(),
+                    p.count.to_string(),
+                    format!("{:.3} ms", p.first_line_ms),
+                    units::bytes(p.rss_bytes.max(0.0) as u64),
+                ]);
+            }
+        }
+        t
+    }
+
+    pub fn latency_plot(&self) -> Result<Figure> {
+        let mut chart = LineChart::new("How long until a new unit runs")
+            .x_label("units started together")
+            .y_label("ms from spawn to running (median)")
+            .log_x()
+            .log_y();
+        for (name, points) in &self.kinds {
+            chart = chart.series(
+                name.as_str(),
+                points.iter().map(|p| (p.count as f64, p.first_line_ms)),
+            );
+        }
+        chart.render()
+    }
+
+    pub fn memory_plot(&self) -> Result<Figure> {
+        let mut chart = LineChart::new("Resident memory each unit adds")
+            .x_label("units alive together")
+            .y_label("KiB per unit (median)")
+            .log_x()
+            .log_y();
+        for (name, points) in &self.kinds {
+            // A log axis cannot show zero: a unit that added no measurable memory is left out.
+            chart = chart.series(
+                name.as_str(),
+                points
+                    .iter()
+                    .filter(|p| p.rss_bytes > 0.0)
+                    .map(|p| (p.count as f64, p.rss_bytes / 1024.0)),
+            );
+        }
+        chart.render()
+    }
+
+    pub fn evcxr_display(&self) {
+        self.table().evcxr_display();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn comparison_tables_and_plots_every_kind() {
+        let processes = [
+            CostPoint {
+                count: 1,
+                first_line_ms: 1.5,
+                rss_bytes: 3e6,
+            },
+            CostPoint {
+                count: 4,
+                first_line_ms: 1.8,
+                rss_bytes: 3e6,
+            },
+        ];
+        let threads = [
+            CostPoint {
+                count: 1,
+                first_line_ms: 0.02,
+                rss_bytes: 16e3,
+            },
+            CostPoint {
+                count: 4,
+                first_line_ms: 0.03,
+                rss_bytes: 0.0,
+            },
+        ];
+        let c = Comparison::of([
+            ("process", processes.to_vec()),
+            ("thread", threads.to_vec()),
+        ]);
+        assert_eq!(c.table().rows().len(), 4);
+        assert!(c.latency_plot().unwrap().svg().contains("thread"));
+        assert!(c.memory_plot().unwrap().svg().contains("process"));
+    }
+}

@@ -1,0 +1,138 @@
+"""virtlab's benchmarks, each side by side with its peer on this machine, in one run.
+
+    python scripts/bench.py [--quick] [--out DIR]
+
+Writes DIR/report.md (a table to read in seconds) and DIR/report.json, and prints the table.
+Each row: what was measured, virtlab's median, the peer's median, the ratio (>1 = virtlab
+better), the target from the chapter's issue and whether it was met. Medians of >= 5 runs after
+a warm-up; spread is the 25th-75th percentile. A benchmark that cannot run says why in its row.
+"""
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VIRTLAB = REPO / "target" / "release" / "virtlab"
+PEERS = REPO / "bench" / "peers"
+
+
+def quartiles(values):
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def row(what, unit, ours, peer_name, peer, target=None, better="lower", note=""):
+    """One table row; `ours` and `peer` are lists of samples (peer may be None with a note)."""
+    ours_median = statistics.median(ours)
+    peer_median = statistics.median(peer) if peer else None
+    if peer_median is None:
+        ratio = None
+    else:
+        ratio = peer_median / ours_median if better == "lower" else ours_median / peer_median
+    passed = None
+    if target is not None:
+        passed = ours_median <= target if better == "lower" else ours_median >= target
+    return {
+        "what": what, "unit": unit, "virtlab": ours_median, "virtlab_spread": quartiles(ours),
+        "peer": peer_name, "peer_value": peer_median, "ratio": ratio, "target": target,
+        "better": better, "pass": passed, "note": note, "samples": {"virtlab": ours, "peer": peer},
+    }
+
+
+def bench_processes(counts, repeats):
+    rows = []
+    for n in counts:
+        cmd = [str(VIRTLAB), "processes", "--workers", str(n), "--iterations", "1", "--interval-ms", "1", "--json", "--no-tree"]
+        run_json(cmd)  # warm-up
+        runs = [run_json(cmd) for _ in range(repeats)]
+        first = [w["first_line_ms"] for r in runs for w in r["workers"]]
+        per_worker = [r["wall_ms"] / n for r in runs]
+        for method in ("fork", "spawn"):
+            peer = run_json([sys.executable, str(PEERS / "processes.py"), "--method", method, "--workers", str(n), "--repeats", str(repeats)])
+            peer_first = [x for r in peer["runs"] for x in r["first_line_ms"]]
+            peer_per_worker = [r["wall_ms"] / n for r in peer["runs"]]
+            peer_name = f"Python multiprocessing ({method})"
+            rows.append(row(f"process spawn → first line, {n} workers", "ms", first, peer_name, peer_first, target=2.0))
+            rows.append(row(f"process spawn+join per worker, {n} workers", "ms", per_worker, peer_name, peer_per_worker))
+    return rows
+
+
+def fmt(value, unit):
+    if value is None:
+        return "—"
+    return f"{value:.3g} {unit}"
+
+
+def markdown(report):
+    m = report["machine"]
+    lines = [
+        "# virtlab benchmarks",
+        "",
+        f"Machine: {m['cpu_model']}, {m['usable_cpus']} usable CPUs, {m['memory_total_gib']:.1f} GiB; "
+        f"{m['os']}; Python {m['python']}. Run {report['date']}{' (quick)' if report['quick'] else ''}.",
+        "",
+        "| what | virtlab (p25–p75) | peer | peer value | ratio (>1 = virtlab better) | target | pass |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        lo, hi = r["virtlab_spread"]
+        target = "—" if r["target"] is None else ("≤ " if r["better"] == "lower" else "≥ ") + fmt(r["target"], r["unit"])
+        verdict = {True: "pass", False: "FAIL", None: "—"}[r["pass"]]
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}×"
+        lines.append(
+            f"| {r['what']} | {fmt(r['virtlab'], r['unit'])} ({lo:.3g}–{hi:.3g}) | {r['peer']} | "
+            f"{fmt(r['peer_value'], r['unit']) if r['peer_value'] is not None else r['note']} | {ratio} | {target} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def machine():
+    m = run_json([str(VIRTLAB), "machine", "--json"])["machine"]
+    return {
+        "cpu_model": m["cpu_model"], "usable_cpus": m["usable_cpus"], "memory_total_gib": m["memory_total_bytes"] / 2**30,
+        "os": m["os"], "python": platform.python_version(), "gpu": m["gpu"],
+    }
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a reduced set, under 3 minutes on 2 cores")
+    parser.add_argument("--out", default=str(REPO / "build" / "bench"))
+    args = parser.parse_args(argv)
+    if not VIRTLAB.is_file():
+        sys.exit(f"virtlab bench: {VIRTLAB} is missing. Fix: run scripts/bench (it builds it) or cargo build --release.")
+    repeats = 5 if args.quick else 9
+    started = time.monotonic()
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "quick": args.quick,
+        "machine": machine(),
+        "rows": bench_processes([1, 8] if args.quick else [1, 8, 32], repeats),
+    }
+    report["seconds"] = time.monotonic() - started
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(report)
+    for name, content in (("report.md", text), ("report.json", json.dumps(report, indent=1))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(content)
+        tmp.replace(out / name)
+    print(text)
+    print(f"(written to {out}/report.md and report.json in {report['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
