@@ -3,7 +3,7 @@
 
 use crate::display::{Figure, Table};
 use crate::plot::LineChart;
-use crate::{Result, units};
+use crate::{Result, processes, store, threads, units};
 use serde::{Deserialize, Serialize};
 
 /// Per-unit medians with `count` units alive at once.
@@ -35,7 +35,29 @@ pub struct Comparison {
     pub kinds: Vec<(String, Vec<CostPoint>)>,
 }
 
+/// Where chapter 1 keeps its process-versus-thread measurement for later chapters.
+const STORE_NAME: &str = "unit-costs";
+
 impl Comparison {
+    /// Measures processes and threads at the same counts (`repeats` rounds each; processes
+    /// hold for 300 ms so all are alive together) and saves the result for later chapters.
+    pub fn processes_vs_threads(counts: &[usize], repeats: usize) -> Result<Comparison> {
+        let measured = Comparison::of([
+            ("process", processes::spawn_cost(counts, repeats, 300)?),
+            ("thread", threads::spawn_cost(counts, repeats)?),
+        ]);
+        store::save(STORE_NAME, &measured)?;
+        Ok(measured)
+    }
+
+    /// What [`Comparison::processes_vs_threads`] saved last, or a new measurement if none was.
+    pub fn saved_or_measured(counts: &[usize], repeats: usize) -> Result<Comparison> {
+        match store::load(STORE_NAME)? {
+            Some(saved) => Ok(saved),
+            None => Comparison::processes_vs_threads(counts, repeats),
+        }
+    }
+
     pub fn of<S: Into<String>>(kinds: impl IntoIterator<Item = (S, Vec<CostPoint>)>) -> Comparison {
         Comparison {
             kinds: kinds

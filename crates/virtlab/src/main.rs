@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use virtlab::machine::Machine;
 use virtlab::work::Work;
 use virtlab::{Error, Result};
-use virtlab::{peak, processes};
+use virtlab::{peak, processes, threads};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +53,35 @@ enum Command {
         crash_worker: Option<usize>,
         #[arg(long, value_name = "I", requires = "crash_worker")]
         crash_at: Option<u32>,
+    },
+    /// Chapter 2: run the work on N threads of this one process; prints each thread's lines.
+    Threads {
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+        threads: usize,
+        #[command(flatten)]
+        work: WorkArgs,
+        /// Print the timeline, threads and process snapshot as JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// Skip the process snapshot (for timing runs).
+        #[arg(long)]
+        no_tree: bool,
+        /// Make thread T (1-based) panic at iteration --panic-at, to see it reported.
+        #[arg(long, value_name = "T", requires = "panic_at")]
+        panic_thread: Option<usize>,
+        #[arg(long, value_name = "I", requires = "panic_thread")]
+        panic_at: Option<u32>,
+    },
+    /// Chapter 2: speed-up of a fixed CPU-bound job on 1 … N threads (std, rayon, Python threads).
+    Scale {
+        /// Largest thread count (counts above the CPU count show oversubscription).
+        #[arg(long, allow_negative_numbers = true)]
+        max_threads: Option<usize>,
+        /// Size the job to take about this long on one thread.
+        #[arg(long, default_value_t = 400, allow_negative_numbers = true)]
+        single_thread_ms: u64,
+        #[arg(long)]
+        json: bool,
     },
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker {
@@ -137,6 +166,42 @@ fn run(cli: Cli) -> Result<()> {
             parent_pid,
             crash_at,
         } => processes::worker_main(&work.work(&name)?, parent_pid, crash_at),
+        Command::Threads {
+            threads: count,
+            work,
+            json,
+            no_tree,
+            panic_thread,
+            panic_at,
+        } => {
+            let options = threads::Options {
+                echo: !json,
+                snapshot: !no_tree,
+                panic: panic_thread.zip(panic_at),
+            };
+            let run = threads::run(&work.work("thread")?, count, options)?;
+            if json {
+                println!("{}", to_json(&run)?);
+            }
+            Ok(())
+        }
+        Command::Scale {
+            max_threads,
+            single_thread_ms,
+            json,
+        } => {
+            let cpus = virtlab::machine::usable_cpus();
+            let scaling = threads::scale(max_threads.unwrap_or(4 * cpus), single_thread_ms)?;
+            if json {
+                println!("{}", to_json(&scaling)?);
+            } else {
+                print!("{}", scaling.table());
+                if let Err(why) = &scaling.python {
+                    println!("Python threads: {why}");
+                }
+            }
+            Ok(())
+        }
     }
 }
 
