@@ -70,6 +70,38 @@ def bench_processes(counts, repeats):
     return rows
 
 
+def bench_threads(counts, repeats):
+    # A thread's spawn+join is tens of µs with outliers of 100+ (waking an idle vCPU): take more rounds.
+    repeats = max(repeats, 31)
+    rows = []
+    for n in counts:
+        # One process, a warm-up round, then `repeats` rounds: like the Python peer.
+        ours = run_json([str(VIRTLAB), "thread-cost", "--threads", str(n), "--repeats", str(repeats + 1)])["per_thread_us"][1:]
+        peer = run_json([sys.executable, str(PEERS / "threads_spawn.py"), "--threads", str(n), "--repeats", str(repeats)])
+        rows.append(row(f"thread spawn+join per thread, {n} threads", "µs", ours, "Python threading", [x * 1e3 for x in peer["per_thread_ms"]], target=30.0))
+    return rows
+
+
+def bench_scaling(repeats):
+    """Efficiency at all usable CPUs of the same CPU-bound job: std threads vs Python threads."""
+    ours, peer, version = [], [], None
+    for _ in range(repeats):
+        scaling = run_json([str(VIRTLAB), "scale", "--max-threads", str(machine_cpus()), "--single-thread-ms", "300", "--json"])
+        cpus = scaling["usable_cpus"]
+        ours.append(100 * next(p["efficiency"] for p in scaling["std_threads"] if p["threads"] == cpus))
+        python = scaling["python"]
+        if "Ok" in python:
+            version = python["Ok"]["version"]
+            peer.append(100 * next(p["efficiency"] for p in python["Ok"]["points"] if p["threads"] == cpus))
+    note = "" if peer else "skipped: python3 threads peer did not run"
+    name = f"Python {version} threads" if version else "Python threads"
+    return [row(f"CPU-bound scaling efficiency at all {machine_cpus()} CPUs", "%", ours, name, peer or None, target=90.0, better="higher", note=note)]
+
+
+def machine_cpus():
+    return run_json([str(VIRTLAB), "machine", "--json"])["machine"]["usable_cpus"]
+
+
 def fmt(value, unit):
     if value is None:
         return "—"
@@ -120,7 +152,9 @@ def main(argv):
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "quick": args.quick,
         "machine": machine(),
-        "rows": bench_processes([1, 8] if args.quick else [1, 8, 32], repeats),
+        "rows": bench_processes([1, 8] if args.quick else [1, 8, 32], repeats)
+        + bench_threads([1, 8] if args.quick else [1, 8, 64], repeats)
+        + bench_scaling(3 if args.quick else 5),
     }
     report["seconds"] = time.monotonic() - started
     out = Path(args.out)

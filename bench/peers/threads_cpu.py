@@ -3,10 +3,12 @@ samples split across T threads. Under the GIL only one thread runs Python at a t
 
     python bench/peers/threads_cpu.py --threads 1,2,4 --samples 300000
 
-Prints JSON: [[threads, seconds], ...] (median of 3 runs each). Standard library only.
+Prints JSON: {"python": version, "times": [[threads, seconds], ...]} (median of 3 runs each).
+Standard library only.
 """
 import argparse
 import json
+import platform
 import statistics
 import threading
 import time
@@ -44,7 +46,8 @@ def main():
     parser.add_argument("--samples", type=int, required=True)
     args = parser.parse_args()
     counts = [int(c) for c in args.threads.split(",")]
-    print(json.dumps([[t, statistics.median(timed(t, args.samples) for _ in range(3))] for t in counts]))
+    times = [[t, statistics.median(timed(t, args.samples) for _ in range(3))] for t in counts]
+    print(json.dumps({"python": platform.python_version(), "times": times}))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Chapter 2: spawn+join cost per thread (µs), one value per round, as JSON.
+    ThreadCost {
+        #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
+        threads: usize,
+        #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+        repeats: usize,
+    },
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker {
         #[arg(long, default_value = "worker")]
@@ -183,6 +190,17 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", to_json(&run)?);
             }
+            Ok(())
+        }
+        Command::ThreadCost {
+            threads: count,
+            repeats,
+        } => {
+            let rounds = threads::spawn_join_cost(count, repeats)?;
+            println!(
+                "{}",
+                to_json(&serde_json::json!({ "threads": count, "per_thread_us": rounds }))?
+            );
             Ok(())
         }
         Command::Scale {

@@ -37,7 +37,7 @@ fn install_hook() {
         std::panic::set_hook(Box::new(move |info| {
             if SUPERVISED.get() {
                 let message = payload_text(info.payload());
-                let at = info.location().map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+                let at = info.location().map_or(String::new(), |l| format!(" at {}:{}", short_path(l.file()), l.line()));
                 LAST_PANIC.set(Some(format!("{message}{at}")));
                 return;
             }
@@ -60,6 +60,11 @@ pub fn supervise<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     outcome.map_err(|payload| LAST_PANIC.take().unwrap_or_else(|| payload_text(&*payload)))
 }
 
+/// A source path without the machine-specific part before the crate (evcxr compiles from absolute paths).
+fn short_path(file: &str) -> &str {
+    file.rfind("crates/").map_or(file, |i| &file[i..])
+}
+
 fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
@@ -80,6 +85,15 @@ mod tests {
             .unwrap_err();
         assert!(err.starts_with("boom 7 at "), "{err}");
         assert!(err.contains("strict.rs"), "{err}");
+    }
+
+    #[test]
+    fn panic_locations_lose_the_machine_specific_prefix() {
+        assert_eq!(
+            short_path("/home/me/virtlab/crates/virtlab/src/threads.rs"),
+            "crates/virtlab/src/threads.rs"
+        );
+        assert_eq!(short_path("src/lib.rs"), "src/lib.rs");
     }
 
     #[test]

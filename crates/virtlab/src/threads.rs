@@ -247,6 +247,43 @@ pub fn spawn_cost(counts: &[usize], repeats: usize) -> Result<Vec<CostPoint>> {
     Ok(points)
 }
 
+/// Spawn+join cost per thread, one value per round (µs): `n` threads that each record the
+/// essay's line ("0: thread-1 pid 4242"), started and joined, as the Python peer does.
+pub fn spawn_join_cost(n: usize, repeats: usize) -> Result<Vec<f64>> {
+    check_thread_count(n)?;
+    check_range("repeats", repeats, 1, 1000)?;
+    let pid = std::process::id();
+    let mut rounds = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let lines = Mutex::new(Vec::with_capacity(n));
+        let started = Instant::now();
+        std::thread::scope(|scope| -> Result<()> {
+            for i in 0..n {
+                let lines = &lines;
+                let name = format!("thread-{}", i + 1);
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn_scoped(scope, move || {
+                        lines
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(format!("0: {name} pid {pid}"))
+                    })
+                    .map_err(|e| {
+                        Error::new(
+                            format!("the OS refused thread {} of {n} ({e})", i + 1),
+                            "measure fewer threads at once",
+                        )
+                    })?;
+            }
+            Ok(())
+        })?;
+        rounds.push(started.elapsed().as_secs_f64() * 1e6 / n as f64);
+        debug_assert_eq!(lines.into_inner().map(|l| l.len()).unwrap_or(0), n);
+    }
+    Ok(rounds)
+}
+
 /// Starts `n` threads that wait together; returns each one's spawn-to-running time in ms and,
 /// where the OS reports it, the resident memory each added.
 fn spawn_round(n: usize) -> Result<(Vec<f64>, Option<f64>)> {
@@ -418,7 +455,7 @@ pub struct Scaling {
     /// Amdahl's parallel fraction p fitted to the std-thread speed-ups up to the CPU count.
     pub amdahl_p: f64,
     /// The same job in Python threads (relative speed-ups), or why it could not run.
-    pub python: std::result::Result<Vec<ScalePoint>, String>,
+    pub python: std::result::Result<PythonScaling, String>,
     /// π as estimated by the last run (a check that the work was done).
     pub pi_estimate: f64,
 }
@@ -508,8 +545,21 @@ pub fn fit_amdahl(points: &[(usize, f64)]) -> f64 {
         .unwrap_or(1.0)
 }
 
+/// The Python peer's speed-ups and the Python version that produced them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PythonScaling {
+    pub version: String,
+    pub points: Vec<ScalePoint>,
+}
+
+#[derive(Deserialize)]
+struct PythonPeerOutput {
+    python: String,
+    times: Vec<(usize, f64)>,
+}
+
 /// The same Monte Carlo loop in Python threads (bench/peers/threads_cpu.py), when python3 runs.
-fn python_scaling(counts: &[usize]) -> std::result::Result<Vec<ScalePoint>, String> {
+fn python_scaling(counts: &[usize]) -> std::result::Result<PythonScaling, String> {
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers/threads_cpu.py");
     let counts_arg = counts
@@ -531,9 +581,12 @@ fn python_scaling(counts: &[usize]) -> std::result::Result<Vec<ScalePoint>, Stri
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    let times: Vec<(usize, f64)> = serde_json::from_slice(&output.stdout)
+    let peer: PythonPeerOutput = serde_json::from_slice(&output.stdout)
         .map_err(|e| format!("the Python peer's output was not understood ({e})"))?;
-    Ok(points_from(&times))
+    Ok(PythonScaling {
+        version: peer.python,
+        points: points_from(&peer.times),
+    })
 }
 
 impl Scaling {
@@ -545,11 +598,14 @@ impl Scaling {
             ),
             ["runner", "threads", "seconds", "speed-up", "efficiency"],
         );
-        let python = self.python.as_ref().map(|p| p.as_slice()).unwrap_or(&[]);
+        let (python_name, python) = match &self.python {
+            Ok(p) => (format!("Python {} threads", p.version), p.points.as_slice()),
+            Err(_) => (String::new(), &[][..]),
+        };
         for (name, points) in [
             ("std threads", &self.std_threads[..]),
             ("rayon", &self.rayon[..]),
-            ("Python threads", python),
+            (python_name.as_str(), python),
         ] {
             for p in points {
                 t.row([
@@ -579,7 +635,10 @@ impl Scaling {
             .series("std threads", speedups(&self.std_threads))
             .series("rayon", speedups(&self.rayon));
         if let Ok(python) = &self.python {
-            chart = chart.series("Python threads (GIL)", speedups(python));
+            chart = chart.series(
+                format!("Python {} threads (GIL)", python.version),
+                speedups(&python.points),
+            );
         }
         chart
             .dashed_series(
@@ -882,6 +941,14 @@ mod tests {
     }
 
     #[test]
+    fn spawn_join_cost_reports_one_value_per_round() {
+        let rounds = spawn_join_cost(4, 3).unwrap();
+        assert_eq!(rounds.len(), 3);
+        assert!(rounds.iter().all(|us| *us > 0.0 && us.is_finite()));
+        assert!(spawn_join_cost(0, 1).is_err());
+    }
+
+    #[test]
     fn chunks_cover_every_sample_once() {
         let parts: Vec<(u64, u64)> = chunks(10, 3).collect();
         assert_eq!(parts.iter().map(|p| p.1).sum::<u64>(), 10);
@@ -908,6 +975,26 @@ mod tests {
         assert!((fit_amdahl(&made) - 0.9).abs() < 1e-3);
         assert_eq!(amdahl(1.0, 4.0), 4.0);
         assert_eq!(amdahl(0.0, 4.0), 1.0);
+    }
+
+    #[test]
+    fn a_small_scaling_run_measures_every_count_and_plots() {
+        let scaling = scale(2, 20).unwrap();
+        let counts = scale_counts(2, machine::usable_cpus());
+        for points in [&scaling.std_threads, &scaling.rayon] {
+            assert_eq!(points.iter().map(|p| p.threads).collect::<Vec<_>>(), counts);
+            assert_eq!(points[0].speedup, 1.0);
+            assert!(points.iter().all(|p| p.seconds > 0.0 && p.efficiency > 0.0));
+        }
+        assert!((0.0..=1.0).contains(&scaling.amdahl_p));
+        match &scaling.python {
+            Ok(python) => {
+                assert!(python.version.starts_with('3'), "{}", python.version);
+                assert_eq!(python.points.len(), counts.len());
+            }
+            Err(why) => assert!(why.contains("python"), "{why}"),
+        }
+        assert!(scaling.plot().unwrap().svg().contains("Amdahl, p ="));
     }
 
     #[test]

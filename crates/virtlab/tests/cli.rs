@@ -92,3 +92,92 @@ fn bad_flags_give_a_clear_error_and_a_non_zero_exit() {
     }
     assert!(!dir.join("peak.gif").exists());
 }
+
+#[test]
+fn threads_print_one_line_per_iteration_from_one_process() {
+    let out = virtlab(
+        &[
+            "threads",
+            "--threads",
+            "3",
+            "--iterations",
+            "2",
+            "--interval-ms",
+            "10",
+        ],
+        &temp_dir("threads"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    let pids: std::collections::HashSet<&str> = lines
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        1,
+        "every thread reports the same process: {stdout}"
+    );
+    for name in ["thread-1", "thread-2", "thread-3"] {
+        assert!(stdout.contains(&format!("0: {name} (tid ")), "{stdout}");
+    }
+}
+
+#[test]
+fn a_thread_panic_is_an_error_naming_the_thread() {
+    let out = virtlab(
+        &[
+            "threads",
+            "--panic-thread",
+            "2",
+            "--panic-at",
+            "0",
+            "--interval-ms",
+            "10",
+        ],
+        &temp_dir("panic"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("virtlab error: thread thread-2 (tid"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked at"),
+        "the panic is reported once, as an error: {stderr}"
+    );
+}
+
+#[test]
+fn threads_and_scale_refuse_bad_input() {
+    let dir = temp_dir("threads-bad");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["threads", "--threads", "0"],
+            "number of threads cannot be 0",
+        ),
+        (
+            &["threads", "--threads", "1000000"],
+            "number of threads cannot be 1000000",
+        ),
+        (
+            &["threads", "--interval-ms", "0"],
+            "interval (ms) cannot be 0",
+        ),
+        (
+            &["scale", "--max-threads", "0"],
+            "number of threads cannot be 0",
+        ),
+        (&["scale", "--single-thread-ms", "-1"], "--single-thread-ms"),
+    ];
+    for (args, expected) in cases {
+        let out = virtlab(args, &dir);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
