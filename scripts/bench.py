@@ -98,6 +98,21 @@ def bench_scaling(repeats):
     return [row(f"CPU-bound scaling efficiency at all {machine_cpus()} CPUs", "%", ours, name, peer or None, target=90.0, better="higher", note=note)]
 
 
+def bench_tasks(repeats, n=100_000):
+    ours_wall, ours_bytes = [], []
+    cmd = [str(VIRTLAB), "tasks-scale", "--max", str(n), "--sleep-ms", "1", "--tasks-only", "--json"]
+    run_json(cmd)  # warm-up
+    for _ in range(repeats):
+        last = run_json(cmd)["tasks"][-1]
+        ours_wall.append(last["wall_ms"])
+        ours_bytes.append(last["bytes_each"])
+    peer = run_json([sys.executable, str(PEERS / "tasks.py"), "--tasks", str(n), "--sleep-ms", "1", "--repeats", str(repeats)])
+    return [
+        row(f"{n} tasks sleeping 1 ms: spawn+complete", "ms", ours_wall, "Python asyncio", [r["wall_ms"] for r in peer["runs"]], target=100.0),
+        row(f"{n} sleeping tasks: resident memory per task", "B", ours_bytes, "Python asyncio", [r["bytes_each"] for r in peer["runs"]], target=1024.0),
+    ]
+
+
 def machine_cpus():
     return run_json([str(VIRTLAB), "machine", "--json"])["machine"]["usable_cpus"]
 
@@ -154,7 +169,8 @@ def main(argv):
         "machine": machine(),
         "rows": bench_processes([1, 8] if args.quick else [1, 8, 32], repeats)
         + bench_threads([1, 8] if args.quick else [1, 8, 64], repeats)
-        + bench_scaling(3 if args.quick else 5),
+        + bench_scaling(3 if args.quick else 5)
+        + bench_tasks(repeats),
     }
     report["seconds"] = time.monotonic() - started
     out = Path(args.out)

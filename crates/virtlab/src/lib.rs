@@ -19,6 +19,7 @@ pub mod plot;
 pub mod processes;
 pub mod store;
 pub mod strict;
+pub mod tasks;
 pub mod threads;
 pub mod timeline;
 pub mod units;

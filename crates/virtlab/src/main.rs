@@ -3,10 +3,11 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use virtlab::machine::Machine;
 use virtlab::work::Work;
 use virtlab::{Error, Result};
-use virtlab::{peak, processes, threads};
+use virtlab::{peak, processes, tasks, threads};
 
 #[derive(Parser)]
 #[command(
@@ -89,6 +90,31 @@ enum Command {
         threads: usize,
         #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
         repeats: usize,
+    },
+    /// Chapter 3: run the work as N tokio tasks on one thread (the essay's One One One Two Two Two).
+    Tasks {
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+        tasks: usize,
+        #[command(flatten)]
+        work: WorkArgs,
+        /// Report tasks still running this long after the start as timed out.
+        #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+        timeout_ms: Option<u64>,
+        /// Print the timeline, task statuses and thread counts as JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chapter 3: 1, 10, … N tasks that each sleep, beside as many OS threads as the machine allows.
+    TasksScale {
+        #[arg(long, default_value_t = 100_000, allow_negative_numbers = true)]
+        max: usize,
+        #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+        sleep_ms: u64,
+        /// Measure tasks only (no OS threads).
+        #[arg(long)]
+        tasks_only: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker {
@@ -189,6 +215,46 @@ fn run(cli: Cli) -> Result<()> {
             let run = threads::run(&work.work("thread")?, count, options)?;
             if json {
                 println!("{}", to_json(&run)?);
+            }
+            Ok(())
+        }
+        Command::Tasks {
+            tasks: count,
+            work,
+            timeout_ms,
+            json,
+        } => {
+            if timeout_ms == Some(0) {
+                return Err(Error::invalid(
+                    "--timeout-ms",
+                    0,
+                    "give a timeout of at least 1 ms, or leave it out",
+                ));
+            }
+            let options = tasks::Options {
+                echo: !json,
+                timeout: timeout_ms.map(Duration::from_millis),
+                ..tasks::Options::default()
+            };
+            let run = tasks::run(&work.work("task")?, count, options)?;
+            if json {
+                println!("{}", to_json(&run)?);
+            } else {
+                print!("{}", run.table());
+            }
+            Ok(())
+        }
+        Command::TasksScale {
+            max,
+            sleep_ms,
+            tasks_only,
+            json,
+        } => {
+            let scaling = tasks::scale(max, sleep_ms, !tasks_only)?;
+            if json {
+                println!("{}", to_json(&scaling)?);
+            } else {
+                print!("{}", scaling.table());
             }
             Ok(())
         }
