@@ -67,6 +67,71 @@ impl Comparison {
         }
     }
 
+    /// This comparison with one more kind of unit.
+    pub fn with(mut self, name: &str, points: Vec<CostPoint>) -> Comparison {
+        self.kinds.push((name.to_string(), points));
+        self
+    }
+
+    /// The measurement of `kind` at the largest count, if it was measured.
+    fn at_largest(&self, kind: &str) -> Option<&CostPoint> {
+        self.kinds
+            .iter()
+            .find(|(name, _)| name == kind)
+            .and_then(|(_, points)| points.iter().max_by_key(|p| p.count))
+    }
+
+    /// Processes, threads and tasks side by side, each row's numbers from these measurements and
+    /// the blocking trap (`lateness_alone_ms`, `lateness_blocked_ms`: median ticker lateness).
+    pub fn which_one_when(&self, lateness_alone_ms: f64, lateness_blocked_ms: f64) -> Table {
+        let mut t = Table::new(
+            "Which one when (numbers measured on this machine, at the largest count)",
+            [
+                "unit",
+                "starts in",
+                "memory each",
+                "use it for",
+                "watch out for",
+            ],
+        );
+        let measured = |kind: &str| {
+            self.at_largest(kind).map_or(
+                ("not measured".to_string(), "not measured".to_string()),
+                |p| {
+                    (
+                        format!("{:.3} ms", p.first_line_ms),
+                        units::bytes(p.rss_bytes.max(0.0) as u64),
+                    )
+                },
+            )
+        };
+        let rows = [
+            (
+                "process",
+                "isolation: a crash or a leak stays inside; running other programs",
+                "start-up and memory cost; sharing data means copying it between processes"
+                    .to_string(),
+            ),
+            (
+                "thread",
+                "CPU-bound work across cores; blocking calls",
+                "shared data needs locks or atomics; contention costs (chapter 2)".to_string(),
+            ),
+            (
+                "task",
+                "many jobs that mostly wait (network, timers, I/O)",
+                format!(
+                    "one task computing without awaiting stalls every other task: median lateness {lateness_blocked_ms:.2} ms instead of {lateness_alone_ms:.2} ms"
+                ),
+            ),
+        ];
+        for (kind, good, careful) in rows {
+            let (start, memory) = measured(kind);
+            t.row([kind.to_string(), start, memory, good.to_string(), careful]);
+        }
+        t
+    }
+
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             "Cost per unit (medians)",
@@ -173,5 +238,22 @@ mod tests {
         assert_eq!(c.table().rows().len(), 4);
         assert!(c.latency_plot().unwrap().svg().contains("thread"));
         assert!(c.memory_plot().unwrap().svg().contains("process"));
+        let all = c.with(
+            "task",
+            vec![CostPoint {
+                count: 4,
+                first_line_ms: 0.001,
+                rss_bytes: 450.0,
+            }],
+        );
+        let advice = all.which_one_when(0.05, 12.5).to_string();
+        assert!(
+            advice.contains("1.800 ms") && advice.contains("0.001 ms"),
+            "{advice}"
+        );
+        assert!(
+            advice.contains("median lateness 12.50 ms instead of 0.05 ms"),
+            "{advice}"
+        );
     }
 }

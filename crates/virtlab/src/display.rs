@@ -150,13 +150,16 @@ impl Table {
     }
 
     pub fn to_html(&self) -> Html {
-        let mut html = String::from("<table class=\"virtlab\">");
+        // The caption goes above the table, not in a <caption>: a long one would be wrapped to
+        // the table's width.
+        let mut html = String::from("<div class=\"virtlab\">");
         if !self.caption.is_empty() {
             html += &format!(
-                "<caption style=\"text-align:left\"><b>{}</b></caption>",
+                "<p style=\"margin:0.2em 0\"><b>{}</b></p>",
                 escape_html(&self.caption)
             );
         }
+        html += "<table>";
         html += "<thead><tr>";
         for h in &self.header {
             html += &format!("<th style=\"text-align:left\">{}</th>", escape_html(h));
@@ -175,7 +178,7 @@ impl Table {
             }
             html += "</tr>";
         }
-        html += "</tbody></table>";
+        html += "</tbody></table></div>";
         Html(html)
     }
 

@@ -6,7 +6,7 @@
 //! including after a cell with a top-level `.await` (evcxr then runs cells inside its own tokio
 //! runtime, where a nested `block_on` panics).
 
-use crate::cost::median;
+use crate::cost::{CostPoint, median};
 use crate::display::{Figure, Table};
 use crate::error::check_range;
 use crate::observer::{self, Snapshot};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// The most tasks one run or scale step may start.
-pub const MAX_TASKS: usize = 10_000_000;
+pub const MAX_TASKS: usize = 1_000_000_000;
 /// A generous upper bound of what one sleeping task holds (its future, header and timer entry),
 /// used to refuse counts that cannot fit before allocating anything.
 pub const TASK_BYTES_ESTIMATE: u64 = 1024;
@@ -516,6 +516,52 @@ impl TaskScaling {
     }
 }
 
+/// For each count, `repeats` rounds of spawning that many tasks on one runtime: the median time
+/// from the spawn call to the task's first poll, and the resident memory each parked task holds.
+pub fn spawn_cost(counts: &[usize], repeats: usize) -> Result<Vec<CostPoint>> {
+    check_range("repeats", repeats, 1, 100)?;
+    let mut points = Vec::new();
+    for &n in counts {
+        check_range("the number of tasks", n, 1, MAX_TASKS)?;
+        check_memory("tasks", n, TASK_BYTES_ESTIMATE)?;
+        let mut latencies = Vec::new();
+        let mut memory = Vec::new();
+        for _ in 0..repeats {
+            let (round, bytes_each) = on_own_runtime(current_thread_runtime, async move || {
+                let before = resident_bytes();
+                let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+                let handles: Vec<_> = (0..n)
+                    .map(|_| {
+                        let asked = Instant::now();
+                        let mut gate = gate_rx.clone();
+                        tokio::spawn(async move {
+                            let running = asked.elapsed().as_secs_f64() * 1e3;
+                            let _ = gate.wait_for(|open| *open).await;
+                            running
+                        })
+                    })
+                    .collect();
+                tokio::task::yield_now().await;
+                let during = resident_bytes();
+                let _ = gate_tx.send(true);
+                let mut round = Vec::with_capacity(n);
+                for h in handles {
+                    round.extend(h.await.ok());
+                }
+                (round, (during - before) / n as f64)
+            })?;
+            latencies.extend(round);
+            memory.push(bytes_each);
+        }
+        points.push(CostPoint {
+            count: n,
+            first_line_ms: median(&mut latencies),
+            rss_bytes: median(&mut memory),
+        });
+    }
+    Ok(points)
+}
+
 // ---- The blocking trap ------------------------------------------------------------------------
 
 /// Where the CPU-bound work runs while a ticker task measures how late it wakes.
@@ -592,22 +638,26 @@ pub fn blocking_trap(tick_ms: u64, duration_ms: u64, burn_ms: u64) -> Result<Blo
         let mut lateness = on_own_runtime(build, async move || {
             let total = Duration::from_millis(duration_ms);
             let slice = Duration::from_millis(burn_ms);
+            // One schedule for both: the ticker's first tick is due one tick after `start`,
+            // and the computation runs from `start` until `until`.
+            let start = Instant::now();
+            let until = start + total;
+            let ticker = tokio::spawn(ticker(start, Duration::from_millis(tick_ms), total));
             let cpu = match setup {
                 Setup::Alone => None,
+                // Computes a slice, then yields: other tasks get the thread only between slices.
                 Setup::BlockingTask | Setup::MultiThread => Some(tokio::spawn(async move {
-                    let until = Instant::now() + total;
                     while Instant::now() < until {
                         burn(slice);
+                        tokio::task::yield_now().await;
                     }
                 })),
                 Setup::SpawnBlocking => Some(tokio::task::spawn_blocking(move || {
-                    let until = Instant::now() + total;
                     while Instant::now() < until {
                         burn(slice);
                     }
                 })),
             };
-            let ticker = tokio::spawn(ticker(Duration::from_millis(tick_ms), total));
             let lateness = ticker.await.unwrap_or_default();
             if let Some(cpu) = cpu {
                 let _ = cpu.await;
@@ -628,9 +678,8 @@ pub fn blocking_trap(tick_ms: u64, duration_ms: u64, burn_ms: u64) -> Result<Blo
     })
 }
 
-/// Sleeps until each planned tick and records how late it woke (ms).
-async fn ticker(tick: Duration, total: Duration) -> Vec<f64> {
-    let start = Instant::now();
+/// Sleeps until each planned tick after `start` and records how late it woke (ms).
+async fn ticker(start: Instant, tick: Duration, total: Duration) -> Vec<f64> {
     let mut lateness = Vec::new();
     let mut planned = start + tick;
     while planned < start + total {
@@ -651,6 +700,14 @@ async fn ticker(tick: Duration, total: Duration) -> Vec<f64> {
 }
 
 impl BlockingTrap {
+    /// The median lateness of one setup's ticks (ms).
+    pub fn median(&self, setup: Setup) -> f64 {
+        self.results
+            .iter()
+            .find(|r| r.setup == setup)
+            .map_or(f64::NAN, |r| r.percentile(50.0))
+    }
+
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -688,14 +745,6 @@ impl BlockingTrap {
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }
-}
-
-/// The median lateness of a setup, for summaries.
-pub fn median_lateness(trap: &BlockingTrap, setup: Setup) -> f64 {
-    trap.results
-        .iter()
-        .find(|r| r.setup == setup)
-        .map_or(f64::NAN, |r| median(&mut r.lateness_ms.clone()))
 }
 
 #[cfg(test)]
@@ -837,7 +886,22 @@ mod tests {
         assert_eq!(trap.results.len(), 4);
         assert!(trap.results.iter().all(|r| !r.lateness_ms.is_empty()));
         assert!(trap.plot().unwrap().svg().contains("spawn_blocking"));
-        assert!(median_lateness(&trap, Setup::Alone).is_finite());
+        assert!(trap.median(Setup::Alone).is_finite());
+    }
+
+    #[test]
+    fn task_spawn_cost_measures_every_count() {
+        let points = spawn_cost(&[1, 100], 2).unwrap();
+        assert_eq!(
+            points.iter().map(|p| p.count).collect::<Vec<_>>(),
+            vec![1, 100]
+        );
+        assert!(
+            points
+                .iter()
+                .all(|p| p.first_line_ms >= 0.0 && p.rss_bytes.is_finite())
+        );
+        assert!(spawn_cost(&[0], 1).is_err());
     }
 
     #[test]

@@ -181,3 +181,63 @@ fn threads_and_scale_refuse_bad_input() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn tasks_say_one_one_one_two_two_two_on_one_thread() {
+    let out = virtlab(
+        &[
+            "tasks",
+            "--tasks",
+            "3",
+            "--iterations",
+            "2",
+            "--interval-ms",
+            "20",
+        ],
+        &temp_dir("tasks"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let words: Vec<&str> = stdout
+        .lines()
+        .take(6)
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        words,
+        ["One", "One", "One", "Two", "Two", "Two"],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("3 tasks, 1 OS thread(s) ran them"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn tasks_refuse_bad_input() {
+    let dir = temp_dir("tasks-bad");
+    let cases: [(&[&str], &str); 5] = [
+        (&["tasks", "--tasks", "0"], "number of tasks cannot be 0"),
+        (
+            &["tasks", "--interval-ms", "0"],
+            "interval (ms) cannot be 0",
+        ),
+        (&["tasks", "--timeout-ms", "0"], "--timeout-ms cannot be 0"),
+        (
+            &["tasks-scale", "--max", "100000000"],
+            "more than half of the",
+        ),
+        (
+            &["tasks-scale", "--sleep-ms", "0"],
+            "sleep (ms) cannot be 0",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = virtlab(args, &dir);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
