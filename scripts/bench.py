@@ -108,9 +108,50 @@ def bench_tasks(repeats, n=100_000):
         ours_bytes.append(last["bytes_each"])
     peer = run_json([sys.executable, str(PEERS / "tasks.py"), "--tasks", str(n), "--sleep-ms", "1", "--repeats", str(repeats)])
     return [
-        row(f"{n} tasks sleeping 1 ms: spawn+complete", "ms", ours_wall, "Python asyncio", [r["wall_ms"] for r in peer["runs"]], target=100.0),
-        row(f"{n} sleeping tasks: resident memory per task", "B", ours_bytes, "Python asyncio", [r["bytes_each"] for r in peer["runs"]], target=1024.0),
+        row(f"{n} tasks sleeping 1 ms: spawn+complete", "ms", ours_wall, "Python asyncio", peer["wall_ms"], target=100.0),
+        row(f"{n} sleeping tasks: heap memory per task", "B", ours_bytes, "Python asyncio (tracemalloc)", [peer["bytes_each"]], target=1024.0),
     ]
+
+
+def bench_notebooks(quick):
+    """Per-cell re-run latency in a warm kernel, and chapter 0 run cold (empty build folder) and warm."""
+    import os
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import notebooks
+    from jupyter_client.manager import start_new_kernel
+
+    rows = []
+    kernel, client = start_new_kernel(kernel_name="rust", cwd=str(REPO / "notebooks"), startup_timeout=120)
+    try:
+        client.execute_interactive(':dep virtlab = { path = "../crates/virtlab", default-features = false }', timeout=1800)
+        latencies = []
+        for size in range(1000, 1012):  # the first run is the warm-up
+            started = time.perf_counter()
+            reply = client.execute_interactive(
+                f"let size: u64 = {size};\nvirtlab::work::Work::new(\"w\", 1, size)?.duration()", timeout=120, output_hook=lambda _: None
+            )
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"the re-run cell failed: {reply['content']}")
+            latencies.append((time.perf_counter() - started) * 1e3)
+        rows.append(row("notebook: change a size and re-run a cell (warm kernel)", "ms", latencies[1:], "—", None, note="no peer"))
+    finally:
+        client.stop_channels()
+        kernel.shutdown_kernel(now=True)
+
+    chapter = REPO / "notebooks" / "00-your-machine.ipynb"
+    with tempfile.TemporaryDirectory(prefix="virtlab-bench-evcxr-") as build:
+        os.environ["VIRTLAB_EVCXR_TMPDIR"] = build
+        try:
+            runs = [notebooks.execute(chapter) for _ in range(2 if quick else 3)]
+        finally:
+            del os.environ["VIRTLAB_EVCXR_TMPDIR"]
+    if not all(r.ok for r in runs):
+        raise RuntimeError(f"chapter 0 failed while benchmarking: {[r.problems for r in runs]}")
+    rows.append(row("notebook 00 executed cold (empty build folder)", "s", [runs[0].seconds], "—", None, note="no peer"))
+    rows.append(row("notebook 00 executed warm (same build folder)", "s", [r.seconds for r in runs[1:]], "—", None, note="no peer"))
+    return rows
 
 
 def machine_cpus():
@@ -170,7 +211,8 @@ def main(argv):
         "rows": bench_processes([1, 8] if args.quick else [1, 8, 32], repeats)
         + bench_threads([1, 8] if args.quick else [1, 8, 64], repeats)
         + bench_scaling(3 if args.quick else 5)
-        + bench_tasks(repeats),
+        + bench_tasks(repeats)
+        + bench_notebooks(args.quick),
     }
     report["seconds"] = time.monotonic() - started
     out = Path(args.out)

@@ -5,6 +5,9 @@ points somewhere lasting; then a second run reuses the compiled crates. Two kern
 in one folder at once break each other, so each kernel takes the first free "slot" folder
 under target/evcxr/, held by an exclusive lock for as long as the kernel process lives.
 
+VIRTLAB_EVCXR_TMPDIR, when set, names the build folder to use instead (the benchmark uses it to
+time a cold start); the caller is then responsible for not sharing it.
+
 Usage (from kernel.json): kernel_launcher.py EVCXR_JUPYTER --control_file CONNECTION_FILE
         set-up only:      kernel_launcher.py --write-spec KERNEL_JSON EVCXR_JUPYTER
 """
@@ -71,10 +74,14 @@ def main() -> None:
         return
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
-    folder, fd = take_free_slot()
-    # The lock lives in the open file description: it passes to evcxr through exec and is
-    # released by the kernel's death, however it dies.
-    os.set_inheritable(fd, True)
+    chosen = os.environ.get("VIRTLAB_EVCXR_TMPDIR")
+    if chosen:
+        folder = Path(chosen)
+    else:
+        folder, fd = take_free_slot()
+        # The lock lives in the open file description: it passes to evcxr through exec and is
+        # released by the kernel's death, however it dies.
+        os.set_inheritable(fd, True)
     env = dict(os.environ, EVCXR_TMPDIR=str(folder))
     os.execvpe(sys.argv[1], sys.argv[1:], env)
 

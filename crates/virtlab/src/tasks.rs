@@ -400,22 +400,36 @@ pub fn scale(max_tasks: usize, sleep_ms: u64, with_threads: bool) -> Result<Task
     })
 }
 
+/// Heap bytes in use: what tasks (which live on the heap) add, unaffected by the allocator
+/// reusing memory it already holds. glibc's mallinfo2; resident memory elsewhere.
+fn heap_in_use() -> f64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        (info.uordblks + info.hblkhd) as f64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        crate::threads::resident_bytes().map_or(f64::NAN, |b| b as f64)
+    }
+}
+
+/// Resident memory, for threads (their stacks are mapped outside the heap).
 fn resident_bytes() -> f64 {
-    observer::snapshot(std::process::id())
-        .ok()
-        .map_or(f64::NAN, |s| s.processes[0].rss_bytes as f64)
+    crate::threads::resident_bytes().map_or(f64::NAN, |b| b as f64)
 }
 
 fn sleeping_tasks(n: usize, sleep: Duration) -> Result<ScalePoint> {
     on_own_runtime(current_thread_runtime, async move || {
-        let before = resident_bytes();
+        let before = heap_in_use();
         let started = Instant::now();
         let handles: Vec<_> = (0..n)
             .map(|_| tokio::spawn(tokio::time::sleep(sleep)))
             .collect();
         // All are spawned and parked on their timers once the spawner yields.
         tokio::task::yield_now().await;
-        let during = resident_bytes();
+        let during = heap_in_use();
         for h in handles {
             let _ = h.await;
         }
@@ -517,7 +531,7 @@ impl TaskScaling {
 }
 
 /// For each count, `repeats` rounds of spawning that many tasks on one runtime: the median time
-/// from the spawn call to the task's first poll, and the resident memory each parked task holds.
+/// from the spawn call to the task's first poll, and the heap memory each parked task holds.
 pub fn spawn_cost(counts: &[usize], repeats: usize) -> Result<Vec<CostPoint>> {
     check_range("repeats", repeats, 1, 100)?;
     let mut points = Vec::new();
@@ -528,7 +542,7 @@ pub fn spawn_cost(counts: &[usize], repeats: usize) -> Result<Vec<CostPoint>> {
         let mut memory = Vec::new();
         for _ in 0..repeats {
             let (round, bytes_each) = on_own_runtime(current_thread_runtime, async move || {
-                let before = resident_bytes();
+                let before = heap_in_use();
                 let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
                 let handles: Vec<_> = (0..n)
                     .map(|_| {
@@ -542,7 +556,7 @@ pub fn spawn_cost(counts: &[usize], repeats: usize) -> Result<Vec<CostPoint>> {
                     })
                     .collect();
                 tokio::task::yield_now().await;
-                let during = resident_bytes();
+                let during = heap_in_use();
                 let _ = gate_tx.send(true);
                 let mut round = Vec::with_capacity(n);
                 for h in handles {

@@ -330,7 +330,7 @@ fn spawn_round(n: usize) -> Result<(Vec<f64>, Option<f64>)> {
 }
 
 /// This process's resident memory (Linux /proc), None elsewhere.
-fn resident_bytes() -> Option<u64> {
+pub(crate) fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
