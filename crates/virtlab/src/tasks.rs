@@ -330,7 +330,10 @@ fn check_memory(what: &str, count: usize, bytes_each: u64) -> Result<()> {
 pub struct ScalePoint {
     pub count: usize,
     pub wall_ms: f64,
+    /// Memory each unit added: heap bytes for tasks, resident bytes for threads.
     pub bytes_each: f64,
+    /// This process's resident memory with all units alive: the run's peak.
+    pub peak_rss_bytes: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -430,6 +433,7 @@ fn sleeping_tasks(n: usize, sleep: Duration) -> Result<ScalePoint> {
         // All are spawned and parked on their timers once the spawner yields.
         tokio::task::yield_now().await;
         let during = heap_in_use();
+        let peak_rss_bytes = resident_bytes();
         for h in handles {
             let _ = h.await;
         }
@@ -437,6 +441,7 @@ fn sleeping_tasks(n: usize, sleep: Duration) -> Result<ScalePoint> {
             count: n,
             wall_ms: started.elapsed().as_secs_f64() * 1e3,
             bytes_each: (during - before) / n as f64,
+            peak_rss_bytes,
         }
     })
 }
@@ -474,6 +479,7 @@ fn sleeping_threads(n: usize, sleep: Duration) -> Result<ScalePoint> {
         count: n,
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
         bytes_each: (during - before) / n as f64,
+        peak_rss_bytes: during,
     })
 }
 
@@ -484,7 +490,13 @@ impl TaskScaling {
                 "Units that each sleep {} ms ({})",
                 self.sleep_ms, self.thread_limit
             ),
-            ["unit", "count", "wall time", "memory each"],
+            [
+                "unit",
+                "count",
+                "wall time",
+                "memory each",
+                "peak RSS of the process",
+            ],
         );
         for (name, points) in [("task", &self.tasks), ("thread", &self.threads)] {
             for p in points {
@@ -493,6 +505,7 @@ impl TaskScaling {
                     p.count.to_string(),
                     format!("{:.1} ms", p.wall_ms),
                     units::bytes(p.bytes_each.max(0.0) as u64),
+                    units::bytes(p.peak_rss_bytes.max(0.0) as u64),
                 ]);
             }
         }
@@ -523,6 +536,26 @@ impl TaskScaling {
                 .map(|p| (p.count as f64, self.sleep_ms as f64)),
         )
         .render()
+    }
+
+    /// Memory each unit held, on log axes (heap bytes per task, resident bytes per thread).
+    pub fn memory_plot(&self) -> Result<Figure> {
+        // A log axis cannot show zero: counts where a unit added nothing measurable are left out.
+        let line = |points: &[ScalePoint]| {
+            points
+                .iter()
+                .filter(|p| p.bytes_each > 0.0)
+                .map(|p| (p.count as f64, p.bytes_each))
+                .collect::<Vec<_>>()
+        };
+        LineChart::new("Memory each sleeping unit holds")
+            .x_label("units alive together")
+            .y_label("bytes per unit")
+            .log_x()
+            .log_y()
+            .series("tokio task (heap)", line(&self.tasks))
+            .series("OS thread (resident)", line(&self.threads))
+            .render()
     }
 
     pub fn evcxr_display(&self) {
@@ -891,6 +924,14 @@ mod tests {
                 .all(|p| p.wall_ms >= 20.0)
         );
         assert!(scaling.plot().unwrap().svg().contains("tokio tasks"));
+        assert!(
+            scaling
+                .memory_plot()
+                .unwrap()
+                .svg()
+                .contains("OS thread (resident)")
+        );
+        assert!(scaling.tasks.iter().all(|p| p.peak_rss_bytes > 0.0));
         assert_eq!(decades(5), vec![1]);
     }
 

@@ -600,7 +600,10 @@ impl Scaling {
         );
         let (python_name, python) = match &self.python {
             Ok(p) => (format!("Python {} threads", p.version), p.points.as_slice()),
-            Err(_) => (String::new(), &[][..]),
+            Err(why) => {
+                t.row(["Python threads".to_string(), format!("skipped: {why}")]);
+                (String::new(), &[][..])
+            }
         };
         for (name, points) in [
             ("std threads", &self.std_threads[..]),

@@ -21,6 +21,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Each `(args, expected)` must fail with `expected` in its stderr and no panic.
+fn assert_refused(dir: &std::path::Path, cases: &[(&[&str], &str)]) {
+    for (args, expected) in cases {
+        let out = virtlab(args, dir);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: stderr lacks {expected:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    }
+}
+
 #[test]
 fn machine_prints_the_inventory() {
     let out = virtlab(&["machine"], &temp_dir("inventory"));
@@ -71,25 +85,18 @@ fn machine_peak_json_and_plot_are_written_and_saved() {
 #[test]
 fn bad_flags_give_a_clear_error_and_a_non_zero_exit() {
     let dir = temp_dir("bad");
-    let cases: [(&[&str], &str); 4] = [
-        (&["machine", "--peak-ms", "0"], "between 10 and 5000"),
-        (&["machine", "--peak-ms", "-5"], "--peak-ms"),
-        (&["machine", "--plot", "peak.gif"], "ending in .png or .svg"),
-        (
-            &["machine", "--cores", "4"],
-            "unexpected argument '--cores'",
-        ),
-    ];
-    for (args, expected) in cases {
-        let out = virtlab(args, &dir);
-        assert!(!out.status.success(), "{args:?} should fail");
-        let stderr = text(&out.stderr);
-        assert!(
-            stderr.contains(expected),
-            "{args:?}: stderr lacks {expected:?}:\n{stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
-    }
+    assert_refused(
+        &dir,
+        &[
+            (&["machine", "--peak-ms", "0"], "between 10 and 5000"),
+            (&["machine", "--peak-ms", "-5"], "--peak-ms"),
+            (&["machine", "--plot", "peak.gif"], "ending in .png or .svg"),
+            (
+                &["machine", "--cores", "4"],
+                "unexpected argument '--cores'",
+            ),
+        ],
+    );
     assert!(!dir.join("peak.gif").exists());
 }
 
@@ -154,32 +161,28 @@ fn a_thread_panic_is_an_error_naming_the_thread() {
 #[test]
 fn threads_and_scale_refuse_bad_input() {
     let dir = temp_dir("threads-bad");
-    let cases: [(&[&str], &str); 5] = [
-        (
-            &["threads", "--threads", "0"],
-            "number of threads cannot be 0",
-        ),
-        (
-            &["threads", "--threads", "1000000"],
-            "number of threads cannot be 1000000",
-        ),
-        (
-            &["threads", "--interval-ms", "0"],
-            "interval (ms) cannot be 0",
-        ),
-        (
-            &["scale", "--max-threads", "0"],
-            "number of threads cannot be 0",
-        ),
-        (&["scale", "--single-thread-ms", "-1"], "--single-thread-ms"),
-    ];
-    for (args, expected) in cases {
-        let out = virtlab(args, &dir);
-        let stderr = text(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    }
+    assert_refused(
+        &dir,
+        &[
+            (
+                &["threads", "--threads", "0"],
+                "number of threads cannot be 0",
+            ),
+            (
+                &["threads", "--threads", "1000000"],
+                "number of threads cannot be 1000000",
+            ),
+            (
+                &["threads", "--interval-ms", "0"],
+                "interval (ms) cannot be 0",
+            ),
+            (
+                &["scale", "--max-threads", "0"],
+                "number of threads cannot be 0",
+            ),
+            (&["scale", "--single-thread-ms", "-1"], "--single-thread-ms"),
+        ],
+    );
 }
 
 #[test]
@@ -217,27 +220,79 @@ fn tasks_say_one_one_one_two_two_two_on_one_thread() {
 #[test]
 fn tasks_refuse_bad_input() {
     let dir = temp_dir("tasks-bad");
-    let cases: [(&[&str], &str); 5] = [
-        (&["tasks", "--tasks", "0"], "number of tasks cannot be 0"),
-        (
-            &["tasks", "--interval-ms", "0"],
-            "interval (ms) cannot be 0",
-        ),
-        (&["tasks", "--timeout-ms", "0"], "--timeout-ms cannot be 0"),
-        (
-            &["tasks-scale", "--max", "100000000"],
-            "more than half of the",
-        ),
-        (
-            &["tasks-scale", "--sleep-ms", "0"],
-            "sleep (ms) cannot be 0",
-        ),
-    ];
-    for (args, expected) in cases {
-        let out = virtlab(args, &dir);
-        let stderr = text(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert_refused(
+        &dir,
+        &[
+            (&["tasks", "--tasks", "0"], "number of tasks cannot be 0"),
+            (
+                &["tasks", "--interval-ms", "0"],
+                "interval (ms) cannot be 0",
+            ),
+            (&["tasks", "--timeout-ms", "0"], "--timeout-ms cannot be 0"),
+            (
+                &["tasks-scale", "--max", "100000000"],
+                "more than half of the",
+            ),
+            (
+                &["tasks-scale", "--sleep-ms", "0"],
+                "sleep (ms) cannot be 0",
+            ),
+        ],
+    );
+}
+
+/// Runs the virtlab command with its address space capped, so the OS refuses thread stacks.
+#[cfg(target_os = "linux")]
+fn virtlab_with_address_space(args: &[&str], bytes: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_virtlab"));
+    command.args(args).stdin(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe and only changes the child's own limit.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
+    command.output().expect("the virtlab binary should start")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn threads_the_os_refuses_are_a_clear_error_and_the_started_ones_stop() {
+    // Each thread reserves a 2 MiB stack: 256 MiB of address space cannot hold 1000 of them.
+    let started = std::time::Instant::now();
+    let out = virtlab_with_address_space(
+        &[
+            "threads",
+            "--threads",
+            "1000",
+            "--iterations",
+            "100",
+            "--interval-ms",
+            "100",
+        ],
+        256 << 20,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("virtlab error: the OS refused thread"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the threads already started were stopped"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "the started threads must stop, not run 100 iterations"
+    );
 }
