@@ -15,6 +15,42 @@ pub struct CostPoint {
     pub rss_bytes: f64,
 }
 
+/// Memory and latency samples from one round of starting `count` units.
+pub struct Round {
+    /// Per unit: ms from asking for it to it running.
+    pub latencies_ms: Vec<f64>,
+    /// Bytes each unit added (one sample per unit, or one per round).
+    pub bytes_each: Vec<f64>,
+}
+
+/// Checks every count first, then runs `repeats` rounds per count and keeps the medians.
+pub fn sweep(
+    counts: &[usize],
+    repeats: usize,
+    check: impl Fn(usize) -> Result<()>,
+    mut round: impl FnMut(usize) -> Result<Round>,
+) -> Result<Vec<CostPoint>> {
+    crate::error::check_range("repeats", repeats, 1, 100)?;
+    for &n in counts {
+        check(n)?;
+    }
+    let mut points = Vec::new();
+    for &n in counts {
+        let (mut latencies, mut bytes) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            let r = round(n)?;
+            latencies.extend(r.latencies_ms);
+            bytes.extend(r.bytes_each);
+        }
+        points.push(CostPoint {
+            count: n,
+            first_line_ms: median(&mut latencies),
+            rss_bytes: median(&mut bytes),
+        });
+    }
+    Ok(points)
+}
+
 /// The median of `values` (NaN when empty); sorts in place.
 pub fn median(values: &mut [f64]) -> f64 {
     if values.is_empty() {
@@ -197,6 +233,36 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_refuses_a_bad_count_before_measuring_anything() {
+        let mut rounds = 0;
+        let check = |n: usize| crate::error::check_range("count", n, 1, 10).map(drop);
+        let err = sweep(&[1, 2, 99], 3, check, |_| {
+            rounds += 1;
+            Ok(Round {
+                latencies_ms: vec![1.0],
+                bytes_each: vec![],
+            })
+        })
+        .unwrap_err();
+        assert!(err.problem().contains("count cannot be 99"), "{err}");
+        assert_eq!(rounds, 0);
+        let points = sweep(&[1, 2], 3, check, |n| {
+            Ok(Round {
+                latencies_ms: vec![n as f64; n],
+                bytes_each: vec![10.0],
+            })
+        })
+        .unwrap();
+        assert_eq!(
+            points
+                .iter()
+                .map(|p| (p.count, p.first_line_ms, p.rss_bytes))
+                .collect::<Vec<_>>(),
+            vec![(1, 1.0, 10.0), (2, 2.0, 10.0)]
+        );
+    }
 
     #[test]
     fn median_of_odd_even_and_empty() {

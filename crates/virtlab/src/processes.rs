@@ -10,7 +10,7 @@
 //! being killed, e.g. by a notebook interrupt); and workers check at start and between pauses
 //! that their parent is still the one that started them.
 
-use crate::cost::{CostPoint, median};
+use crate::cost::{CostPoint, Round, sweep};
 use crate::observer::{self, Snapshot};
 use crate::timeline::{Event, EventKind, Timeline};
 use crate::work::Work;
@@ -507,14 +507,12 @@ fn build_worker_program() -> std::result::Result<PathBuf, Error> {
 /// Spawn cost against worker count: for each count, `repeats` runs of one-iteration workers
 /// that hold for `hold_ms`, reporting the median spawn-to-first-line and the median RSS per worker.
 pub fn spawn_cost(counts: &[usize], repeats: usize, hold_ms: u64) -> Result<Vec<CostPoint>> {
-    crate::error::check_range("repeats", repeats, 1, 100)?;
-    let mut points = Vec::new();
-    for &n in counts {
-        check_worker_count(n)?;
-        let mut latencies = Vec::new();
-        let mut rss = Vec::new();
-        for _ in 0..repeats {
-            let work = Work::new("cost", 2, hold_ms)?;
+    let work = Work::new("cost", 2, hold_ms)?;
+    sweep(
+        counts,
+        repeats,
+        |n| check_worker_count(n).map(drop),
+        |n| {
             let run = run(
                 &work,
                 n,
@@ -524,18 +522,17 @@ pub fn spawn_cost(counts: &[usize], repeats: usize, hold_ms: u64) -> Result<Vec<
                     crash: None,
                 },
             )?;
-            latencies.extend(run.workers.iter().filter_map(|w| w.first_line_ms));
-            if let Some(snap) = &run.snapshot {
-                rss.extend(snap.children().iter().map(|c| c.rss_bytes as f64));
-            }
-        }
-        points.push(CostPoint {
-            count: n,
-            first_line_ms: median(&mut latencies),
-            rss_bytes: median(&mut rss),
-        });
-    }
-    Ok(points)
+            Ok(Round {
+                latencies_ms: run.workers.iter().filter_map(|w| w.first_line_ms).collect(),
+                bytes_each: run
+                    .snapshot
+                    .iter()
+                    .flat_map(|s| s.children())
+                    .map(|c| c.rss_bytes as f64)
+                    .collect(),
+            })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! including after a cell with a top-level `.await` (evcxr then runs cells inside its own tokio
 //! runtime, where a nested `block_on` panics).
 
-use crate::cost::{CostPoint, median};
+use crate::cost::{CostPoint, Round, sweep};
 use crate::display::{Figure, Table};
 use crate::error::check_range;
 use crate::observer::{self, Snapshot};
@@ -566,47 +566,39 @@ impl TaskScaling {
 /// For each count, `repeats` rounds of spawning that many tasks on one runtime: the median time
 /// from the spawn call to the task's first poll, and the heap memory each parked task holds.
 pub fn spawn_cost(counts: &[usize], repeats: usize) -> Result<Vec<CostPoint>> {
-    check_range("repeats", repeats, 1, 100)?;
-    let mut points = Vec::new();
-    for &n in counts {
+    let check = |n| {
         check_range("the number of tasks", n, 1, MAX_TASKS)?;
-        check_memory("tasks", n, TASK_BYTES_ESTIMATE)?;
-        let mut latencies = Vec::new();
-        let mut memory = Vec::new();
-        for _ in 0..repeats {
-            let (round, bytes_each) = on_own_runtime(current_thread_runtime, async move || {
-                let before = heap_in_use();
-                let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
-                let handles: Vec<_> = (0..n)
-                    .map(|_| {
-                        let asked = Instant::now();
-                        let mut gate = gate_rx.clone();
-                        tokio::spawn(async move {
-                            let running = asked.elapsed().as_secs_f64() * 1e3;
-                            let _ = gate.wait_for(|open| *open).await;
-                            running
-                        })
+        check_memory("tasks", n, TASK_BYTES_ESTIMATE)
+    };
+    sweep(counts, repeats, check, |n| {
+        on_own_runtime(current_thread_runtime, async move || {
+            let before = heap_in_use();
+            // Tasks wait behind this gate, so all are parked together when memory is read.
+            let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let asked = Instant::now();
+                    let mut gate = gate_rx.clone();
+                    tokio::spawn(async move {
+                        let running = asked.elapsed().as_secs_f64() * 1e3;
+                        let _ = gate.wait_for(|open| *open).await;
+                        running
                     })
-                    .collect();
-                tokio::task::yield_now().await;
-                let during = heap_in_use();
-                let _ = gate_tx.send(true);
-                let mut round = Vec::with_capacity(n);
-                for h in handles {
-                    round.extend(h.await.ok());
-                }
-                (round, (during - before) / n as f64)
-            })?;
-            latencies.extend(round);
-            memory.push(bytes_each);
-        }
-        points.push(CostPoint {
-            count: n,
-            first_line_ms: median(&mut latencies),
-            rss_bytes: median(&mut memory),
-        });
-    }
-    Ok(points)
+                })
+                .collect();
+            tokio::task::yield_now().await;
+            let during = heap_in_use();
+            let _ = gate_tx.send(true);
+            let mut latencies_ms = Vec::with_capacity(n);
+            for h in handles {
+                latencies_ms.extend(h.await.ok());
+            }
+            Round {
+                latencies_ms,
+                bytes_each: vec![(during - before) / n as f64],
+            }
+        })
+    })
 }
 
 // ---- The blocking trap ------------------------------------------------------------------------

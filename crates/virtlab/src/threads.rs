@@ -2,7 +2,7 @@
 //! costs; CPU-bound scaling with std threads and rayon against Amdahl's law (and Python's
 //! threads, held back by its GIL); and the price of sharing one counter between threads.
 
-use crate::cost::{CostPoint, median};
+use crate::cost::{CostPoint, Round, median, sweep};
 use crate::display::{Figure, Table};
 use crate::error::check_range;
 use crate::observer::{self, Snapshot};
@@ -227,24 +227,12 @@ pub fn run(work: &Work, threads: usize, options: Options) -> Result<ThreadRun> {
 /// For each count, `repeats` rounds of starting that many threads together: the median time
 /// from the spawn call to the thread running, and the resident memory each one adds.
 pub fn spawn_cost(counts: &[usize], repeats: usize) -> Result<Vec<CostPoint>> {
-    check_range("repeats", repeats, 1, 100)?;
-    let mut points = Vec::new();
-    for &n in counts {
-        check_thread_count(n)?;
-        let mut latencies = Vec::new();
-        let mut rss = Vec::new();
-        for _ in 0..repeats {
-            let (round_latencies, rss_each) = spawn_round(n)?;
-            latencies.extend(round_latencies);
-            rss.extend(rss_each);
-        }
-        points.push(CostPoint {
-            count: n,
-            first_line_ms: median(&mut latencies),
-            rss_bytes: median(&mut rss),
-        });
-    }
-    Ok(points)
+    sweep(
+        counts,
+        repeats,
+        |n| check_thread_count(n).map(drop),
+        spawn_round,
+    )
 }
 
 /// Spawn+join cost per thread, one value per round (µs): `n` threads that each record the
@@ -286,7 +274,7 @@ pub fn spawn_join_cost(n: usize, repeats: usize) -> Result<Vec<f64>> {
 
 /// Starts `n` threads that wait together; returns each one's spawn-to-running time in ms and,
 /// where the OS reports it, the resident memory each added.
-fn spawn_round(n: usize) -> Result<(Vec<f64>, Option<f64>)> {
+fn spawn_round(n: usize) -> Result<Round> {
     let before = resident_bytes();
     // Threads block on the read side until we drop the write guard: all stay alive together.
     let gate = Arc::new(RwLock::new(()));
@@ -326,7 +314,10 @@ fn spawn_round(n: usize) -> Result<(Vec<f64>, Option<f64>)> {
     let rss_each = before
         .zip(during)
         .map(|(b, d)| (d as f64 - b as f64) / n as f64);
-    Ok((latencies, rss_each))
+    Ok(Round {
+        latencies_ms: latencies,
+        bytes_each: rss_each.into_iter().collect(),
+    })
 }
 
 /// This process's resident memory (Linux /proc), None elsewhere.
