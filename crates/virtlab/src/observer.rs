@@ -99,6 +99,16 @@ pub fn snapshot(root: u32) -> Result<Snapshot> {
     })
 }
 
+/// The snapshot a run took, or an error saying why there is none.
+pub fn taken(snapshot: &Option<Snapshot>) -> Result<Snapshot> {
+    snapshot.clone().ok_or_else(|| {
+        Error::new(
+            "this run took no snapshot of the process",
+            "run it with snapshots on (Options { snapshot: true, .. }, the default); if it was on, the process table could not be read here",
+        )
+    })
+}
+
 fn thread_name(pid: u32, tid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
         .map(|s| s.trim().to_string())
@@ -220,6 +230,17 @@ mod tests {
             assert_eq!(entry.threads[0].tid, child.id() as u64);
         }
         assert!(snap.to_html().0.contains("└─"));
+    }
+
+    #[test]
+    fn a_run_without_a_snapshot_says_so() {
+        let err = taken(&None).unwrap_err();
+        assert!(
+            err.problem().contains("took no snapshot") && err.fix().contains("snapshot: true"),
+            "{err}"
+        );
+        let snap = snapshot(std::process::id()).unwrap();
+        assert_eq!(taken(&Some(snap.clone())).unwrap(), snap);
     }
 
     #[test]

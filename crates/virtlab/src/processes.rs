@@ -53,12 +53,7 @@ pub struct ProcessRun {
 impl ProcessRun {
     /// The process tree taken mid-run.
     pub fn tree(&self) -> Result<Snapshot> {
-        self.snapshot.clone().ok_or_else(|| {
-            Error::new(
-                "this run took no process-tree snapshot",
-                "run with Options { snapshot: true, .. } (the default)",
-            )
-        })
+        observer::taken(&self.snapshot)
     }
 
     pub fn table(&self) -> Table {

@@ -126,12 +126,7 @@ pub struct TaskRun {
 
 impl TaskRun {
     pub fn tree(&self) -> Result<Snapshot> {
-        self.snapshot.clone().ok_or_else(|| {
-            Error::new(
-                "this run took no snapshot",
-                "snapshots need Linux's /proc; elsewhere the tree is not available",
-            )
-        })
+        observer::taken(&self.snapshot)
     }
 
     /// The proof: one OS thread for every task, and a thread count that grew only by the runtime's own thread.

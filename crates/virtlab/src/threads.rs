@@ -65,12 +65,7 @@ pub struct ThreadRun {
 impl ThreadRun {
     /// This process's snapshot, taken mid-run.
     pub fn tree(&self) -> Result<Snapshot> {
-        self.snapshot.clone().ok_or_else(|| {
-            Error::new(
-                "this run took no snapshot",
-                "run with Options { snapshot: true, .. } (the default)",
-            )
-        })
+        observer::taken(&self.snapshot)
     }
 
     pub fn table(&self) -> Table {
