@@ -39,7 +39,7 @@ enum Command {
     },
     /// Chapter 1: run the work in N worker processes; prints "0: worker-1 pid 4242" lines as they come.
     Processes {
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
         workers: usize,
         #[command(flatten)]
         work: WorkArgs,

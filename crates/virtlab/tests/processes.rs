@@ -225,8 +225,9 @@ fn a_worker_whose_parent_is_gone_stops_at_once() {
 #[test]
 fn bad_input_is_refused_before_anything_starts() {
     let _serial = setup();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--workers", "0"], "number of workers cannot be 0"),
+        (&["--workers", "-1"], "invalid value '-1' for '--workers"),
         (
             &["--workers", "999999"],
             "number of workers cannot be 999999",
