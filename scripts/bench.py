@@ -9,11 +9,12 @@ a warm-up; spread is the 25th-75th percentile. A benchmark that cannot run says 
 """
 import argparse
 import json
+import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -115,9 +116,7 @@ def bench_tasks(repeats, n=100_000):
 
 def bench_notebooks(quick):
     """Per-cell re-run latency in a warm kernel, and chapter 0 run cold (empty build folder) and warm."""
-    import os
-    import tempfile
-
+    # Imported here: they come from the venv, and the rest of the script needs only the stdlib.
     sys.path.insert(0, str(REPO / "scripts"))
     import notebooks
     from jupyter_client.manager import start_new_kernel
