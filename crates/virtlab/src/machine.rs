@@ -61,12 +61,7 @@ impl Machine {
                 .with_cpu(CpuRefreshKind::nothing())
                 .with_memory(MemoryRefreshKind::nothing().with_ram()),
         );
-        let cpu_model = sys
-            .cpus()
-            .first()
-            .map(|c| c.brand().trim().to_string())
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| "unknown".into());
+        let cpu_model = brand_of(&sys);
         let logical_cpus = sys.cpus().len().max(1);
         Machine {
             os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.into()),
@@ -165,6 +160,31 @@ impl Machine {
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }
+}
+
+/// The CPU's model name, without the rest of [`Machine::detect`] (no GPU probe).
+pub fn cpu_model() -> String {
+    use sysinfo::{CpuRefreshKind, RefreshKind, System};
+    brand_of(&System::new_with_specifics(
+        RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()),
+    ))
+}
+
+/// Memory available to new allocations now, without the rest of [`Machine::detect`].
+pub fn available_memory() -> u64 {
+    use sysinfo::{MemoryRefreshKind, RefreshKind, System};
+    System::new_with_specifics(
+        RefreshKind::nothing().with_memory(MemoryRefreshKind::nothing().with_ram()),
+    )
+    .available_memory()
+}
+
+fn brand_of(sys: &sysinfo::System) -> String {
+    sys.cpus()
+        .first()
+        .map(|c| c.brand().trim().to_string())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Parallelism the standard library grants (affinity and cgroup quota included), at least 1.
@@ -384,6 +404,13 @@ mod tests {
             Limit::Unlimited
         );
         assert!(matches!(os::parse_memory_max("x"), Limit::Unknown(_)));
+    }
+
+    #[test]
+    fn the_single_field_readers_agree_with_detect() {
+        let m = Machine::detect();
+        assert_eq!(cpu_model(), m.cpu_model);
+        assert!(available_memory() > 0 && available_memory() <= m.memory_total_bytes);
     }
 
     #[test]

@@ -248,7 +248,7 @@ pub fn measure(ms_per_point: u64) -> Result<Peak> {
         }
     }
     Ok(Peak {
-        cpu_model: machine::Machine::detect().cpu_model,
+        cpu_model: machine::cpu_model(),
         usable_cpus: cpus,
         instruction_set: isa.name().into(),
         ms_per_point,
@@ -376,8 +376,7 @@ impl Peak {
 
     /// Whether this measurement was taken on the machine we run on now.
     pub fn is_from_this_machine(&self) -> bool {
-        self.usable_cpus == machine::usable_cpus()
-            && self.cpu_model == machine::Machine::detect().cpu_model
+        self.usable_cpus == machine::usable_cpus() && self.cpu_model == machine::cpu_model()
     }
 
     pub fn evcxr_display(&self) {
@@ -477,7 +476,7 @@ mod tests {
         };
         assert!(!foreign.is_from_this_machine());
         let fewer_cpus = Peak {
-            cpu_model: machine::Machine::detect().cpu_model,
+            cpu_model: machine::cpu_model(),
             usable_cpus: 0,
             ..foreign
         };

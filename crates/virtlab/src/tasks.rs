@@ -302,7 +302,7 @@ fn joined_status(
 
 /// Refuses `count` units of `bytes_each` when they would need more than half the available memory.
 fn check_memory(what: &str, count: usize, bytes_each: u64) -> Result<()> {
-    let available = crate::machine::Machine::detect().memory_available_bytes;
+    let available = crate::machine::available_memory();
     let needed = count as u64 * bytes_each;
     if needed > available / 2 {
         return Err(Error::new(
@@ -360,9 +360,7 @@ fn thread_limit() -> (usize, String) {
     {
         limit = (max, "half the kernel's threads-max".into());
     }
-    let by_memory = (crate::machine::Machine::detect().memory_available_bytes
-        / 2
-        / THREAD_BYTES_ESTIMATE) as usize;
+    let by_memory = (crate::machine::available_memory() / 2 / THREAD_BYTES_ESTIMATE) as usize;
     if by_memory < limit.0 {
         limit = (by_memory, "half the available memory".into());
     }
