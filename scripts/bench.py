@@ -114,6 +114,62 @@ def bench_tasks(repeats, n=100_000):
     ]
 
 
+def matmul_gflops(n, runs_ms):
+    return [2 * n**3 / (ms * 1e-3) / 1e9 for ms in runs_ms]
+
+
+def bench_matmul_cpu(sizes, repeats, essay_case):
+    """GFLOP/s of virtlab's CPU kernel vs numpy (same sizes, types, warm-up), and vs chapter 0's peak."""
+    peak = run_json([str(VIRTLAB), "machine", "--peak", "--json"])["peak"]
+    cpus = peak["usable_cpus"]
+    cases = [(dtype, n) for dtype in ("f64", "f32") for n in sizes] + ([("f64", 10_000)] if essay_case else [])
+    rows = []
+    for dtype, n in cases:
+        runs = 1 if n >= 10_000 else repeats
+        ours = run_json([str(VIRTLAB), "matmul", "--device", "cpu", "--dtype", dtype, "--sweep", str(n), "--repeats", str(runs), "--json"])
+        ours = matmul_gflops(n, ours["points"][0]["runs_ms"])
+        peer = run_json([sys.executable, str(PEERS / "matmul.py"), "--n", str(n), "--dtype", dtype, "--device", "cpu", "--repeats", str(runs)])
+        if "skipped" in peer:
+            rows.append(row(f"CPU matmul {dtype} n = {n}", "GFLOP/s", ours, "numpy", None, better="higher", note=f"skipped: {peer['skipped']}"))
+            continue
+        numpy_gflops = matmul_gflops(n, peer["ms"])
+        target = 0.95 * statistics.median(numpy_gflops)
+        rows.append(row(f"CPU matmul {dtype} n = {n} (target 0.95× numpy)", "GFLOP/s", ours, peer["peer"], numpy_gflops, target=target, better="higher"))
+        peak_gflops = next(p["gflops"] for p in peak["points"] if p["precision"] == dtype and p["threads"] == cpus)
+        if n >= 2048:
+            fraction = [100 * g / peak_gflops for g in ours]
+            rows.append(row(f"CPU matmul {dtype} n = {n}: share of the FMA peak ({peak_gflops:.0f} GFLOP/s)", "%", fraction, "—", None, target=85.0, better="higher", note=f"numpy: {100 * statistics.median(numpy_gflops) / peak_gflops:.0f}% of the same peak"))
+    return rows
+
+
+def bench_matmul_gpu(repeats):
+    """virtlab's cuBLAS product vs CuPy/PyTorch, where a CUDA GPU is present."""
+    gpu = run_json([str(VIRTLAB), "machine", "--json"])["machine"]["gpu"]
+    if gpu.get("status") != "present":
+        return [skipped_row("GPU matmul vs CuPy/PyTorch", f"skipped: no GPU ({gpu.get('reason', 'not found')})")]
+    rows = []
+    for dtype, n in [("f64", 4096), ("f64", 10_000), ("f32", 8192), ("tf32", 8192), ("bf16", 8192)]:
+        ours = run_json([str(VIRTLAB), "matmul", "--device", "gpu", "--dtype", dtype, "--sweep", str(n), "--repeats", str(repeats), "--json"])
+        ours = [g / 1e3 for g in matmul_gflops(n, ours["points"][0]["runs_ms"])]
+        peer = run_json([sys.executable, str(PEERS / "matmul.py"), "--n", str(n), "--dtype", dtype, "--device", "gpu", "--repeats", str(repeats)])
+        if "skipped" in peer:
+            rows.append(row(f"GPU matmul {dtype} n = {n}", "TFLOP/s", ours, "CuPy/PyTorch", None, better="higher", note=peer["skipped"]))
+            continue
+        theirs = [g / 1e3 for g in matmul_gflops(n, peer["ms"])]
+        target = 0.97 * statistics.median(theirs)
+        if dtype == "f64" and n == 10_000:
+            target = max(target, 50.0)
+        rows.append(row(f"GPU matmul {dtype} n = {n} (target 0.97× peer)", "TFLOP/s", ours, peer["peer"], theirs, target=target, better="higher"))
+    return rows
+
+
+def skipped_row(what, why):
+    return {
+        "what": what, "unit": "", "virtlab": None, "virtlab_spread": (None, None), "peer": "—", "peer_value": None,
+        "ratio": None, "target": None, "better": "higher", "pass": None, "note": why, "samples": {"virtlab": [], "peer": None},
+    }
+
+
 def bench_notebooks(quick):
     """Per-cell re-run latency in a warm kernel, and chapter 0 run cold (empty build folder) and warm."""
     # Imported here: they come from the venv, and the rest of the script needs only the stdlib.
@@ -176,11 +232,12 @@ def markdown(report):
     ]
     for r in report["rows"]:
         lo, hi = r["virtlab_spread"]
+        spread = "" if lo is None else f" ({lo:.3g}–{hi:.3g})"
         target = "—" if r["target"] is None else ("≤ " if r["better"] == "lower" else "≥ ") + fmt(r["target"], r["unit"])
         verdict = {True: "pass", False: "FAIL", None: "—"}[r["pass"]]
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}×"
         lines.append(
-            f"| {r['what']} | {fmt(r['virtlab'], r['unit'])} ({lo:.3g}–{hi:.3g}) | {r['peer']} | "
+            f"| {r['what']} | {fmt(r['virtlab'], r['unit'])}{spread} | {r['peer']} | "
             f"{fmt(r['peer_value'], r['unit']) if r['peer_value'] is not None else r['note']} | {ratio} | {target} | {verdict} |"
         )
     return "\n".join(lines) + "\n"
@@ -211,6 +268,8 @@ def main(argv):
         + bench_threads([1, 8] if args.quick else [1, 8, 64], repeats)
         + bench_scaling(3 if args.quick else 5)
         + bench_tasks(repeats)
+        + bench_matmul_cpu([1024, 2048] if args.quick else [512, 1024, 2048, 4096], repeats, essay_case=not args.quick)
+        + bench_matmul_gpu(repeats)
         + bench_notebooks(args.quick),
     }
     report["seconds"] = time.monotonic() - started

@@ -4,7 +4,7 @@
 //! One module per idea. The notebooks under `notebooks/` and the `virtlab` command both call
 //! these functions; a cell stays short because the logic lives here.
 //!
-//! Chapter 0 (your machine): [`machine`], [`gpu`], [`peak`].
+//! Chapter 0 (your machine): [`machine`], [`gpu`], [`peak`]. Chapter 4 (the GPU): [`matmul`].
 //! Shared base: [`display`] (inline output), [`plot`] (charts), [`error`], [`store`] (saved
 //! measurements), [`strict`] (headless test runs), [`units`].
 
@@ -13,6 +13,7 @@ pub mod display;
 pub mod error;
 pub mod gpu;
 pub mod machine;
+pub mod matmul;
 pub mod observer;
 pub mod peak;
 pub mod plot;

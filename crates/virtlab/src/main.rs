@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use virtlab::machine::Machine;
+use virtlab::matmul::{self, Plan};
 use virtlab::work::Work;
 use virtlab::{Error, Result};
 use virtlab::{peak, processes, tasks, threads};
@@ -115,6 +116,36 @@ enum Command {
         tasks_only: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Chapter 4: multiply two n×n matrices on the CPU and/or the GPU, timed right.
+    Matmul {
+        /// Matrix size n (when --sweep is not given).
+        #[arg(long, default_value_t = 4096, allow_negative_numbers = true)]
+        n: usize,
+        /// Element type: f64, f32, tf32 or bf16 (the last two on the GPU only).
+        #[arg(long, default_value = "f64")]
+        dtype: String,
+        /// Where to multiply: cpu, gpu or both (both skips the GPU, saying why, when there is none).
+        #[arg(long, default_value = "both")]
+        device: String,
+        /// Sizes to measure one after the other, comma-separated (e.g. 256,512,1024).
+        #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+        sweep: Vec<usize>,
+        /// CPU threads (default: every usable CPU).
+        #[arg(long, allow_negative_numbers = true)]
+        threads: Option<usize>,
+        /// Timed runs per size, after one warm-up.
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+        repeats: usize,
+        /// Print the whole run as JSON (device, date, versions, every run); progress goes to stderr.
+        #[arg(long)]
+        json: bool,
+        /// Also save the run as JSON to this file (written whole or not at all).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Stop when the program that started this one dies (set by the notebooks).
+        #[arg(long, hide = true)]
+        die_with_parent: bool,
     },
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker {
@@ -267,6 +298,42 @@ fn run(cli: Cli) -> Result<()> {
                 "{}",
                 to_json(&serde_json::json!({ "threads": count, "per_thread_us": rounds }))?
             );
+            Ok(())
+        }
+        Command::Matmul {
+            n,
+            dtype,
+            device,
+            sweep,
+            threads,
+            repeats,
+            json,
+            out,
+            die_with_parent,
+        } => {
+            if die_with_parent {
+                processes::die_with_parent();
+            }
+            let sizes = if sweep.is_empty() { vec![n] } else { sweep };
+            let mut plan = Plan::new(&sizes, dtype.parse()?, device.parse()?).repeats(repeats);
+            if let Some(t) = threads {
+                plan = plan.threads(t);
+            }
+            let run = matmul::sweep(&plan, |point| {
+                if json {
+                    eprintln!("{}", point.line());
+                } else {
+                    println!("{}", point.line());
+                }
+            })?;
+            if let Some(path) = &out {
+                run.save(path)?;
+            }
+            if json {
+                println!("{}", to_json(&run)?);
+            } else if let Some(why) = &run.gpu_skipped {
+                println!("GPU skipped: {why}");
+            }
             Ok(())
         }
         Command::Scale {

@@ -39,9 +39,9 @@ impl Precision {
     }
 }
 
-/// The instruction set the measuring loop uses.
+/// The widest SIMD instruction set this CPU has (the peak loop and the matmul kernels use it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isa {
+pub enum Isa {
     #[cfg(target_arch = "x86_64")]
     Avx512,
     #[cfg(target_arch = "x86_64")]
@@ -50,7 +50,7 @@ enum Isa {
 }
 
 impl Isa {
-    fn detect() -> Isa {
+    pub(crate) fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -65,7 +65,7 @@ impl Isa {
         Isa::Portable
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => "AVX-512 FMA",

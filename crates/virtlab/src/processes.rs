@@ -358,9 +358,10 @@ fn read_worker(index: usize, reader: std::io::PipeReader, tx: mpsc::Sender<Messa
 }
 
 /// On Linux, asks the kernel to SIGKILL this process when the thread that spawned it dies.
-/// The worker asks for itself, after exec: a `pre_exec` hook in the parent would force a full
-/// fork of the (possibly large) parent instead of a cheap `posix_spawn`.
-fn die_with_parent() {
+/// A child asks for itself, after exec (workers, `virtlab matmul --die-with-parent`): a
+/// `pre_exec` hook in the parent would force a full fork of the (possibly large) parent
+/// instead of a cheap `posix_spawn`.
+pub fn die_with_parent() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
     unsafe {

@@ -296,3 +296,70 @@ fn threads_the_os_refuses_are_a_clear_error_and_the_started_ones_stop() {
         "the started threads must stop, not run 100 iterations"
     );
 }
+
+#[test]
+fn matmul_prints_a_line_per_size_and_saves_a_loadable_run() {
+    let dir = temp_dir("matmul");
+    let file = dir.join("run.json");
+    let out = virtlab(
+        &[
+            "matmul",
+            "--sweep",
+            "48,80",
+            "--dtype",
+            "f32",
+            "--device",
+            "cpu",
+            "--repeats",
+            "1",
+            "--json",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Progress on stderr, one line per size; the whole run as JSON on stdout, and in the file.
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("GFLOP/s")).count(),
+        2,
+        "{stderr}"
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["points"].as_array().unwrap().len(), 2);
+    assert_eq!(printed["points"][1]["n"], 80);
+    let saved = virtlab::matmul::Run::load(&file).unwrap();
+    assert_eq!(saved.points.len(), 2);
+    assert!(saved.points.iter().all(|p| p.max_error <= p.tolerance));
+}
+
+#[test]
+fn matmul_refuses_bad_input_and_explains_a_missing_gpu() {
+    let dir = temp_dir("matmul-bad");
+    assert_refused(
+        &dir,
+        &[
+            (&["matmul", "--dtype", "f16"], "use f64, f32, tf32 or bf16"),
+            (&["matmul", "--device", "tpu"], "use cpu, gpu or both"),
+            (&["matmul", "--n", "0", "--device", "cpu"], "matrix size n"),
+            (&["matmul", "--n", "90000", "--device", "cpu"], "choose n ≤"),
+            (
+                &["matmul", "--n", "64", "--dtype", "bf16", "--device", "cpu"],
+                "tensor-core format",
+            ),
+        ],
+    );
+    if let virtlab::gpu::GpuStatus::Absent { .. } = virtlab::gpu::probe() {
+        assert_refused(
+            &dir,
+            &[(&["matmul", "--n", "64", "--device", "gpu"], "no GPU")],
+        );
+        let both = virtlab(
+            &["matmul", "--n", "64", "--device", "both", "--repeats", "1"],
+            &dir,
+        );
+        assert!(both.status.success(), "{}", text(&both.stderr));
+        assert!(text(&both.stdout).contains("GPU skipped: virtlab error: no GPU"));
+    }
+}

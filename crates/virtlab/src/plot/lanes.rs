@@ -1,7 +1,7 @@
 //! Lane charts ("who ran when"): one row per worker, a bar for its lifetime and a tick for each
 //! iteration, on a shared time axis.
 
-use super::{Chart, FONT, PALETTE, drawing_failed, render, tick_label};
+use super::{Chart, PALETTE, drawing_failed, render, row_y, rows_chart};
 use crate::display::Figure;
 use crate::{Error, Result};
 use plotters::coord::Shift;
@@ -92,44 +92,10 @@ impl Chart for LaneChart {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
         let fail = |e: &dyn std::fmt::Display| drawing_failed(&self.title, e);
         let n = self.lanes.len();
-        let longest = self
-            .lanes
-            .iter()
-            .map(|l| l.label.chars().count())
-            .max()
-            .unwrap_or(0) as u32;
-        root.fill(&WHITE).map_err(|e| fail(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&self.title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size((longest * 8 + 20).min(380))
-            .build_cartesian_2d(0.0..self.x_end(), -0.5..n as f64 - 0.5)
-            .map_err(|e| fail(&e))?;
-        let lane_label = |v: &f64| {
-            let index = v.round();
-            if (v - index).abs() > 1e-6 || index < 0.0 {
-                return String::new();
-            }
-            // Lane 0 is drawn at the top.
-            self.lanes
-                .get(n - 1 - index as usize)
-                .map_or(String::new(), |l| l.label.clone())
-        };
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&lane_label)
-            .x_label_formatter(&|v| tick_label(*v))
-            .x_desc(&self.x_label)
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(|e| fail(&e))?;
+        let labels: Vec<&str> = self.lanes.iter().map(|l| l.label.as_str()).collect();
+        let mut chart = rows_chart(&root, &self.title, &self.x_label, &labels, self.x_end())?;
         for (i, lane) in self.lanes.iter().enumerate() {
-            let y = (n - 1 - i) as f64;
+            let y = row_y(n, i);
             let color = PALETTE[i % PALETTE.len()];
             chart
                 .draw_series([Rectangle::new(

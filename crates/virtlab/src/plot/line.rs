@@ -1,6 +1,6 @@
 //! Line charts: measured series with markers, dashed model series, reference lines, log axes.
 
-use super::{Chart, FONT, PALETTE, drawing_failed, render, tick_label};
+use super::{Chart, FONT, PALETTE, draw_legend, drawing_failed, render, tick_label};
 use crate::display::Figure;
 use crate::{Error, Result};
 use plotters::coord::Shift;
@@ -217,14 +217,7 @@ impl LineChart {
                 .label(&series.name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(|e| fail(&e))?;
+        draw_legend(&mut chart, &self.title)?;
         root.present().map_err(|e| fail(&e))?;
         Ok(())
     }

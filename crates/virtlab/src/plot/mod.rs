@@ -4,15 +4,18 @@
 //! feature), so neither build nor run needs system font libraries. Each chart kind implements
 //! [`Chart`]; [`render`] draws it on both backends.
 
+mod bars;
 mod lanes;
 mod line;
 
+pub use bars::BarChart;
 pub use lanes::LaneChart;
 pub use line::LineChart;
 
 use crate::display::Figure;
 use crate::{Error, Result};
-use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use std::sync::Once;
 
@@ -68,6 +71,68 @@ fn drawing_failed(title: &str, e: &dyn std::fmt::Display) -> Error {
         format!("drawing the chart '{title}' failed: {e}"),
         "report this as a bug in virtlab",
     )
+}
+
+/// The axes of a chart with one row per label (the first at the top) over x from 0 to `x_end`:
+/// white background, caption, mesh and row labels drawn. Row i sits at y = [`row_y`].
+fn rows_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_label: &str,
+    labels: &[&str],
+    x_end: f64,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let fail = |e: &dyn std::fmt::Display| drawing_failed(title, e);
+    let n = labels.len();
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size((longest * 8 + 20).min(380))
+        .build_cartesian_2d(0.0..x_end, -0.5..n as f64 - 0.5)
+        .map_err(|e| fail(&e))?;
+    let row_label = |v: &f64| {
+        let index = v.round();
+        if (v - index).abs() > 1e-6 || index < 0.0 || index as usize >= n {
+            return String::new();
+        }
+        labels[n - 1 - index as usize].to_string()
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&row_label)
+        .x_label_formatter(&|v| tick_label(*v))
+        .x_desc(x_label)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| fail(&e))?;
+    Ok(chart)
+}
+
+/// The y of row `i` of `n` in a [`rows_chart`].
+fn row_y(n: usize, i: usize) -> f64 {
+    (n - 1 - i) as f64
+}
+
+/// The series' legend, in the lower right, the same on every chart.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    title: &str,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(|e| drawing_failed(title, &e))
 }
 
 /// A tick label with as many digits as its size needs: 450, 12.5, 0.034, 1.2e-5.

@@ -1,0 +1,180 @@
+//! The CPU side: the matrix product on ndarray arrays, and its measurement.
+
+use super::kernel::{self, MatMut, MatRef, Scalar};
+use super::{Device, Dtype, Point, check_fits, random_values, relative_error};
+use crate::error::check_range;
+use crate::{Error, Result, machine};
+use ndarray::{Array2, ArrayView2};
+use std::mem::MaybeUninit;
+use std::time::Instant;
+
+/// A·B on `threads` threads with virtlab's packed kernel. Any strides are accepted
+/// (transposed or sliced views); the result is a new row-major array.
+pub fn multiply<T: Scalar>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    threads: usize,
+) -> Result<Array2<T>> {
+    check_range("the number of CPU threads", threads, 1, 1024)?;
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    if k != k2 {
+        return Err(Error::new(
+            format!("A is {m}×{k} and B is {k2}×{n}: A's columns must equal B's rows"),
+            "transpose or reshape one of them so the inner sizes match",
+        ));
+    }
+    let bytes = (m as u64)
+        .saturating_mul(n as u64)
+        .saturating_mul(size_of::<T>() as u64);
+    if bytes > machine::available_memory() {
+        return Err(Error::new(
+            format!(
+                "the {m}×{n} result needs {}, more than the {} available",
+                crate::units::bytes(bytes),
+                crate::units::bytes(machine::available_memory())
+            ),
+            "multiply smaller blocks",
+        ));
+    }
+    // Not zeroed first: the kernel writes every element of C.
+    let mut storage: Vec<MaybeUninit<T>> = Vec::with_capacity(m * n);
+    kernel::prefer_huge_pages(&mut storage.spare_capacity_mut()[..m * n]);
+    // SAFETY: MaybeUninit elements need no initialisation.
+    unsafe { storage.set_len(m * n) };
+    let mut c = Array2::from_shape_vec((m, n), storage).expect("m·n elements make an m×n array");
+    let (a_ref, b_ref) = (mat_ref(&a), mat_ref(&b));
+    let c_mut = MatMut {
+        ptr: c.as_mut_ptr() as *mut T,
+        rows: m,
+        cols: n,
+        row_stride: n,
+    };
+    // SAFETY: the views and the fresh array are valid for their shapes, C is a new allocation,
+    // the shapes were checked above, and the kernel initialises all m·n elements.
+    unsafe {
+        kernel::multiply(a_ref, b_ref, c_mut, threads);
+        Ok(c.assume_init())
+    }
+}
+
+fn mat_ref<T>(view: &ArrayView2<T>) -> MatRef<T> {
+    let (rows, cols) = view.dim();
+    MatRef {
+        ptr: view.as_ptr(),
+        rows,
+        cols,
+        row_stride: view.strides()[0],
+        col_stride: view.strides()[1],
+    }
+}
+
+/// Multiplies two n×n matrices of random values once to warm up, then `repeats` times timed,
+/// and checks the result against an f64 product on a few rows.
+pub fn measure(n: usize, dtype: Dtype, threads: usize, repeats: usize) -> Result<Point> {
+    match dtype {
+        Dtype::F64 => measure_typed::<f64>(n, dtype, threads, repeats),
+        Dtype::F32 => measure_typed::<f32>(n, dtype, threads, repeats),
+        Dtype::Tf32 | Dtype::Bf16 => Err(Error::new(
+            format!("{dtype} is a GPU tensor-core format; the CPU kernels multiply f32 and f64"),
+            "use f32 or f64 on the CPU",
+        )),
+    }
+}
+
+fn measure_typed<T: Scalar>(
+    n: usize,
+    dtype: Dtype,
+    threads: usize,
+    repeats: usize,
+) -> Result<Point> {
+    check_range("the matrix size n", n, 1, 100_000)?;
+    check_range("the number of timed runs", repeats, 1, 100)?;
+    let size = size_of::<T>() as u64;
+    // The f64 copies of A and B kept for the check count too.
+    check_fits(
+        n,
+        [size + 8, size + 8, size],
+        machine::available_memory(),
+        "this machine",
+    )?;
+    let a64 = random_values(n * n, 1);
+    let b64 = random_values(n * n, 2);
+    let a = Array2::from_shape_fn((n, n), |(i, j)| T::from_f64(a64[i * n + j]));
+    let b = Array2::from_shape_fn((n, n), |(i, j)| T::from_f64(b64[i * n + j]));
+    // The check compares against the values actually multiplied (f32 inputs are rounded).
+    let (a64, b64): (Vec<f64>, Vec<f64>) = (
+        a.iter().map(|x| x.to_f64()).collect(),
+        b.iter().map(|x| x.to_f64()).collect(),
+    );
+    let mut c = multiply(a.view(), b.view(), threads)?;
+    let mut runs_ms = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        c = multiply(a.view(), b.view(), threads)?;
+        runs_ms.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let c64: Vec<f64> = c.iter().map(|x| x.to_f64()).collect();
+    let max_error = relative_error(&a64, &b64, &c64, n);
+    super::check_error("CPU", n, dtype, max_error)?;
+    Ok(Point {
+        device: Device::Cpu,
+        dtype,
+        n,
+        runs_ms,
+        threads: Some(threads),
+        gpu: None,
+        max_error,
+        tolerance: dtype.tolerance(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, s};
+
+    #[test]
+    fn equals_ndarrays_own_product_on_views() {
+        let a = Array2::from_shape_fn((37, 50), |(i, j)| (i as f64 - j as f64) / 7.0);
+        let b = Array2::from_shape_fn((29, 61), |(i, j)| ((i * j) % 5) as f64);
+        // A transposed slice of B: column stride 61, row stride 1.
+        let b_used = b.slice(s![.., ..50]).reversed_axes();
+        let ours = multiply(a.view(), b_used.view(), 2).unwrap();
+        let want = a.dot(&b_used);
+        assert_eq!(ours.dim(), want.dim());
+        for (x, y) in ours.iter().zip(want.iter()) {
+            assert!((x - y).abs() < 1e-10);
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_and_zero_threads_are_refused() {
+        let a = Array2::<f32>::zeros((3, 4));
+        let b = Array2::<f32>::zeros((5, 2));
+        let e = multiply(a.view(), b.view(), 1).unwrap_err();
+        assert!(
+            e.problem().contains("3×4") && e.problem().contains("5×2"),
+            "{e}"
+        );
+        assert!(
+            multiply(a.view(), a.t(), 0)
+                .unwrap_err()
+                .to_string()
+                .contains("threads")
+        );
+    }
+
+    #[test]
+    fn a_measured_point_is_checked_and_counts_flops() {
+        let p = measure(96, Dtype::F32, 2, 2).unwrap();
+        assert_eq!((p.n, p.threads, p.runs_ms.len()), (96, Some(2), 2));
+        assert!(p.max_error <= p.tolerance);
+        assert!(p.gflops() > 0.0 && p.gflops().is_finite());
+        assert!(
+            measure(8, Dtype::Bf16, 1, 1)
+                .unwrap_err()
+                .fix()
+                .contains("f32 or f64")
+        );
+    }
+}

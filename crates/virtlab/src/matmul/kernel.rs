@@ -1,0 +1,734 @@
+//! The CPU matrix product C = A·B: a packed, cache-blocked GEMM in the BLIS design, with one
+//! small SIMD "micro-kernel" per instruction set.
+//!
+//! Why our own and not a crate: on the project's 2-vCPU machines ndarray's `matrixmultiply` has
+//! no AVX-512 kernel and stays ~30% behind numpy, and `faer` comes closer but adds ~90 s to a
+//! cold notebook build; this file builds in seconds (measured figures in ARCHITECTURE.md).
+//!
+//! The work is cut so each piece sits in a cache level: B into KC×NC panels packed NR columns
+//! per k (a KC×NR sliver stays in L1 while the micro-kernel sweeps down the rows), A into MC×KC
+//! blocks packed MR rows per k (kept in L2). The micro-kernel holds an MR×NR tile of C in
+//! registers for KC steps of k, then adds it to C once.
+
+use crate::peak::Isa;
+use std::ops::{Add, Mul};
+
+/// Depth of one packed panel: a 14×256 f64 sliver of A plus a 256×16 sliver of B fit in L1/L2.
+const KC: usize = 256;
+/// Rows of A packed at once, in micro-kernel heights.
+const MC_SLIVERS: usize = 4;
+/// Columns of B packed at once.
+const NC: usize = 4096;
+
+/// The element types the CPU product supports (f32 and f64).
+pub trait Scalar:
+    Copy
+    + Default
+    + Send
+    + Sync
+    + PartialEq
+    + std::fmt::Debug
+    + Add<Output = Self>
+    + Mul<Output = Self>
+    + sealed::Kernels
+    + 'static
+{
+    fn to_f64(self) -> f64;
+    fn from_f64(x: f64) -> Self;
+}
+
+impl Scalar for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+}
+
+impl Scalar for f32 {
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+}
+
+/// A micro-kernel: `c[0..mr][0..nr] (+)= ap · bp` over `kc` steps, C rows `ldc` elements apart.
+type MicroFn<T> = unsafe fn(usize, *const T, *const T, *mut T, usize, bool);
+
+mod sealed {
+    use super::MicroFn;
+    use crate::peak::Isa;
+
+    #[derive(Clone, Copy)]
+    pub struct Micro<T> {
+        pub mr: usize,
+        pub nr: usize,
+        pub run: MicroFn<T>,
+    }
+
+    /// Picks the micro-kernel for an instruction set; sealed so only f32 and f64 implement it.
+    pub trait Kernels: Sized {
+        fn micro(isa: Isa) -> Micro<Self>;
+    }
+}
+use sealed::Micro;
+
+/// One SIMD register's worth of elements and the few operations a micro-kernel needs.
+trait Vector: Copy {
+    type Element: Scalar;
+    const WIDTH: usize;
+    unsafe fn zero() -> Self;
+    unsafe fn load(p: *const Self::Element) -> Self;
+    unsafe fn store(self, p: *mut Self::Element);
+    unsafe fn splat(x: Self::Element) -> Self;
+    /// self · b + acc
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self;
+    unsafe fn add(self, other: Self) -> Self;
+}
+
+/// The micro-kernel body, inlined into one wrapper per instruction set so the compiler emits
+/// that set's instructions. R rows × NV vectors of accumulators stay in registers.
+#[inline(always)]
+unsafe fn micro<V: Vector, const R: usize, const NV: usize>(
+    kc: usize,
+    ap: *const V::Element,
+    bp: *const V::Element,
+    c: *mut V::Element,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // SAFETY (whole body): the caller passes packed slivers of kc·R and kc·NV·WIDTH elements and
+    // a C tile of R rows, each NV·WIDTH wide, `ldc` apart.
+    unsafe {
+        let mut acc = [[V::zero(); NV]; R];
+        #[cfg(target_arch = "x86_64")]
+        for i in 0..R {
+            // C is read once at the end; asking for it now hides the miss behind the k loop.
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                c.add(i * ldc) as *const i8
+            );
+        }
+        let (mut a, mut b) = (ap, bp);
+        for _ in 0..kc {
+            let mut row = [V::zero(); NV];
+            for (v, slot) in row.iter_mut().enumerate() {
+                *slot = V::load(b.add(v * V::WIDTH));
+            }
+            for (i, acc_row) in acc.iter_mut().enumerate() {
+                let ai = V::splat(*a.add(i));
+                for v in 0..NV {
+                    acc_row[v] = ai.mul_add(row[v], acc_row[v]);
+                }
+            }
+            a = a.add(R);
+            b = b.add(NV * V::WIDTH);
+        }
+        for (i, acc_row) in acc.iter().enumerate() {
+            for (v, value) in acc_row.iter().enumerate() {
+                let p = c.add(i * ldc + v * V::WIDTH);
+                let out = if accumulate {
+                    V::load(p).add(*value)
+                } else {
+                    *value
+                };
+                out.store(p);
+            }
+        }
+    }
+}
+
+/// Portable vectors: plain arrays the compiler vectorises for whatever the target has.
+#[derive(Clone, Copy)]
+struct Portable<T, const W: usize>([T; W]);
+
+impl<T: Scalar, const W: usize> Vector for Portable<T, W> {
+    type Element = T;
+    const WIDTH: usize = W;
+    unsafe fn zero() -> Self {
+        Portable([T::default(); W])
+    }
+    unsafe fn load(p: *const T) -> Self {
+        // SAFETY: the caller guarantees W readable elements at p.
+        Portable(unsafe { std::ptr::read_unaligned(p as *const [T; W]) })
+    }
+    unsafe fn store(self, p: *mut T) {
+        // SAFETY: the caller guarantees W writable elements at p.
+        unsafe { std::ptr::write_unaligned(p as *mut [T; W], self.0) }
+    }
+    unsafe fn splat(x: T) -> Self {
+        Portable([x; W])
+    }
+    unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+        Portable(std::array::from_fn(|i| self.0[i] * b.0[i] + acc.0[i]))
+    }
+    unsafe fn add(self, other: Self) -> Self {
+        Portable(std::array::from_fn(|i| self.0[i] + other.0[i]))
+    }
+}
+
+macro_rules! micro_kernel {
+    ($name:ident, $vector:ty, $element:ty, $rows:literal $(, $features:literal)?) => {
+        $(#[target_feature(enable = $features)])?
+        pub(super) unsafe fn $name(
+            kc: usize,
+            ap: *const $element,
+            bp: *const $element,
+            c: *mut $element,
+            ldc: usize,
+            accumulate: bool,
+        ) {
+            // SAFETY: forwarded from the caller; `Kernels::micro` picks this function only on a
+            // CPU with the features it is compiled for.
+            unsafe { micro::<$vector, $rows, 2>(kc, ap, bp, c, ldc, accumulate) }
+        }
+    };
+}
+
+micro_kernel!(portable_f64, Portable<f64, 4>, f64, 4);
+micro_kernel!(portable_f32, Portable<f32, 8>, f32, 4);
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Vector, micro};
+    use std::arch::x86_64::*;
+
+    macro_rules! vector {
+        ($vector:ty, $element:ty, $width:literal, $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident, $add:ident) => {
+            impl Vector for $vector {
+                type Element = $element;
+                const WIDTH: usize = $width;
+                #[inline(always)]
+                unsafe fn zero() -> Self {
+                    unsafe { $zero() }
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const $element) -> Self {
+                    unsafe { $load(p) }
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut $element) {
+                    unsafe { $store(p, self) }
+                }
+                #[inline(always)]
+                unsafe fn splat(x: $element) -> Self {
+                    unsafe { $splat(x) }
+                }
+                #[inline(always)]
+                unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+                    unsafe { $fma(self, b, acc) }
+                }
+                #[inline(always)]
+                unsafe fn add(self, other: Self) -> Self {
+                    unsafe { $add(self, other) }
+                }
+            }
+        };
+    }
+
+    vector!(
+        __m512d,
+        f64,
+        8,
+        _mm512_setzero_pd,
+        _mm512_loadu_pd,
+        _mm512_storeu_pd,
+        _mm512_set1_pd,
+        _mm512_fmadd_pd,
+        _mm512_add_pd
+    );
+    vector!(
+        __m512,
+        f32,
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps
+    );
+    vector!(
+        __m256d,
+        f64,
+        4,
+        _mm256_setzero_pd,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_set1_pd,
+        _mm256_fmadd_pd,
+        _mm256_add_pd
+    );
+    vector!(
+        __m256,
+        f32,
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps
+    );
+
+    // 14 rows × 2 vectors = 28 accumulators + 2 B vectors + 1 broadcast of the 32 AVX-512
+    // registers; 6 × 2 = 12 + 3 of the 16 AVX2 ones.
+    micro_kernel!(avx512_f64, __m512d, f64, 14, "avx512f");
+    micro_kernel!(avx512_f32, __m512, f32, 14, "avx512f");
+    micro_kernel!(avx2_f64, __m256d, f64, 6, "avx2,fma");
+    micro_kernel!(avx2_f32, __m256, f32, 6, "avx2,fma");
+}
+
+macro_rules! kernels {
+    ($element:ty, $portable:ident, $avx512:ident, $avx2:ident, $width512:literal, $width256:literal, $portable_width:literal) => {
+        impl sealed::Kernels for $element {
+            fn micro(isa: Isa) -> Micro<Self> {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => Micro {
+                        mr: 14,
+                        nr: 2 * $width512,
+                        run: x86::$avx512,
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2Fma => Micro {
+                        mr: 6,
+                        nr: 2 * $width256,
+                        run: x86::$avx2,
+                    },
+                    Isa::Portable => Micro {
+                        mr: 4,
+                        nr: 2 * $portable_width,
+                        run: $portable,
+                    },
+                }
+            }
+        }
+    };
+}
+
+kernels!(f64, portable_f64, avx512_f64, avx2_f64, 8, 4, 4);
+kernels!(f32, portable_f32, avx512_f32, avx2_f32, 16, 8, 8);
+
+/// Asks Linux to back a large buffer with 2 MiB pages before it is first touched. A fresh
+/// 32 MiB result otherwise takes ~8000 page faults, measured at ~15% of a 2048² product on the
+/// project's VM; numpy gives the same hint for arrays of 4 MiB and more.
+pub(crate) fn prefer_huge_pages<T>(buffer: &mut [std::mem::MaybeUninit<T>]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = buffer.as_mut_ptr() as usize;
+        let end = start + std::mem::size_of_val(buffer);
+        let (first, last) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+        if end - start >= 4 << 20 && last > first {
+            // SAFETY: the range lies inside `buffer`; MADV_HUGEPAGE changes only how it is backed.
+            // A refusal (THP disabled) leaves ordinary pages, which is fine.
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    last - first,
+                    libc::MADV_HUGEPAGE,
+                )
+            };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buffer;
+}
+
+/// A buffer of `len` elements, backed by huge pages when large, filled with zeros.
+fn zeroed_buffer<T: Scalar>(len: usize) -> Vec<T> {
+    let mut buffer = Vec::with_capacity(len);
+    prefer_huge_pages(&mut buffer.spare_capacity_mut()[..len]);
+    buffer.resize(len, T::default());
+    buffer
+}
+
+/// A read-only matrix given by its first element and its row and column strides (in elements).
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef<T> {
+    pub ptr: *const T,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: isize,
+    pub col_stride: isize,
+}
+
+/// A row-major output matrix, rows `row_stride` elements apart.
+#[derive(Clone, Copy)]
+pub(crate) struct MatMut<T> {
+    pub ptr: *mut T,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+}
+
+// SAFETY: the pointers are only dereferenced inside `multiply`, whose caller guarantees they are
+// valid for its duration and that threads write disjoint parts of C.
+unsafe impl<T: Sync> Send for MatRef<T> {}
+unsafe impl<T: Send> Send for MatMut<T> {}
+
+impl<T> MatRef<T> {
+    /// SAFETY: (row, col) must lie inside the matrix.
+    unsafe fn at(&self, row: usize, col: usize) -> *const T {
+        unsafe {
+            self.ptr
+                .offset(row as isize * self.row_stride + col as isize * self.col_stride)
+        }
+    }
+
+    fn rows_range(self, start: usize, len: usize) -> Self {
+        // SAFETY: callers split within `rows`; an empty range never dereferences.
+        let ptr = if len == 0 {
+            self.ptr
+        } else {
+            unsafe { self.at(start, 0) }
+        };
+        MatRef {
+            ptr,
+            rows: len,
+            ..self
+        }
+    }
+
+    fn cols_range(self, start: usize, len: usize) -> Self {
+        let ptr = if len == 0 {
+            self.ptr
+        } else {
+            unsafe { self.at(0, start) }
+        };
+        MatRef {
+            ptr,
+            cols: len,
+            ..self
+        }
+    }
+}
+
+impl<T> MatMut<T> {
+    fn rows_range(self, start: usize, len: usize) -> Self {
+        // SAFETY: start ≤ rows, so the offset stays inside (or one past) the allocation.
+        let ptr = unsafe { self.ptr.add(start * self.row_stride) };
+        MatMut {
+            ptr,
+            rows: len,
+            ..self
+        }
+    }
+
+    fn cols_range(self, start: usize, len: usize) -> Self {
+        let ptr = unsafe { self.ptr.add(start) };
+        MatMut {
+            ptr,
+            cols: len,
+            ..self
+        }
+    }
+}
+
+/// The instruction set the kernels use on this CPU.
+pub(crate) fn instruction_set() -> &'static str {
+    Isa::detect().name()
+}
+
+/// C = A·B (C is overwritten), split over `threads` threads.
+///
+/// # Safety
+/// `a`, `b` and `c` must describe valid memory for their shapes, C must not overlap A or B,
+/// and `a.cols == b.rows`, `c.rows == a.rows`, `c.cols == b.cols`.
+pub(crate) unsafe fn multiply<T: Scalar>(a: MatRef<T>, b: MatRef<T>, c: MatMut<T>, threads: usize) {
+    debug_assert!(
+        a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
+        "shapes checked by the caller"
+    );
+    unsafe { multiply_with(T::micro(Isa::detect()), a, b, c, threads) }
+}
+
+/// [`multiply`] with a chosen micro-kernel (tests run every kernel the CPU supports).
+unsafe fn multiply_with<T: Scalar>(
+    micro: Micro<T>,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: MatMut<T>,
+    threads: usize,
+) {
+    let (m, n) = (c.rows, c.cols);
+    // Split the longer side of C, in whole micro-tiles, so each thread packs and fills its own part.
+    let split_rows = m > n;
+    let (extent, unit) = if split_rows {
+        (m, micro.mr)
+    } else {
+        (n, micro.nr)
+    };
+    let parts = threads.clamp(1, extent.div_ceil(unit).max(1));
+    let chunk = extent.div_ceil(parts).div_ceil(unit) * unit;
+    if parts == 1 {
+        unsafe { serial(micro, a, b, c) };
+        return;
+    }
+    std::thread::scope(|scope| {
+        for start in (0..extent).step_by(chunk) {
+            let len = chunk.min(extent - start);
+            let (a, b, c) = if split_rows {
+                (a.rows_range(start, len), b, c.rows_range(start, len))
+            } else {
+                (a, b.cols_range(start, len), c.cols_range(start, len))
+            };
+            // SAFETY: each thread writes its own rows or columns of C.
+            scope.spawn(move || unsafe { serial(micro, a, b, c) });
+        }
+    });
+}
+
+/// The blocked product on the calling thread.
+unsafe fn serial<T: Scalar>(micro: Micro<T>, a: MatRef<T>, b: MatRef<T>, c: MatMut<T>) {
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    let (mr, nr) = (micro.mr, micro.nr);
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row i of C has n elements.
+            unsafe {
+                std::slice::from_raw_parts_mut(c.ptr.add(i * c.row_stride), n).fill(T::default())
+            };
+        }
+        return;
+    }
+    let mc_max = MC_SLIVERS * mr;
+    let mut b_packed = zeroed_buffer(KC * NC.min(n).div_ceil(nr) * nr);
+    let mut a_packed = zeroed_buffer(KC * mc_max);
+    let mut edge = vec![T::default(); mr * nr];
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            unsafe { pack_b(b, pc, kc, jc, nc, nr, &mut b_packed) };
+            for ic in (0..m).step_by(mc_max) {
+                let mc = mc_max.min(m - ic);
+                unsafe { pack_a(a, ic, mc, pc, kc, mr, &mut a_packed) };
+                for (sj, j0) in (0..nc).step_by(nr).enumerate() {
+                    let width = nr.min(nc - j0);
+                    for (si, i0) in (0..mc).step_by(mr).enumerate() {
+                        let height = mr.min(mc - i0);
+                        // SAFETY: the tile starts inside C; slivers hold kc·mr and kc·nr elements.
+                        unsafe {
+                            let tile = c.ptr.add((ic + i0) * c.row_stride + jc + j0);
+                            let ap = a_packed.as_ptr().add(si * kc * mr);
+                            let bp = b_packed.as_ptr().add(sj * kc * nr);
+                            if height == mr && width == nr {
+                                (micro.run)(kc, ap, bp, tile, c.row_stride, pc > 0);
+                            } else {
+                                // A ragged edge: compute the full tile aside, keep the part inside C.
+                                (micro.run)(kc, ap, bp, edge.as_mut_ptr(), nr, false);
+                                for i in 0..height {
+                                    for j in 0..width {
+                                        let out = tile.add(i * c.row_stride + j);
+                                        let value = edge[i * nr + j];
+                                        *out = if pc > 0 { *out + value } else { value };
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs B[pc..pc+kc, jc..jc+nc] as slivers of `nr` columns, each k-major, zero-padded.
+unsafe fn pack_b<T: Scalar>(
+    b: MatRef<T>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    nr: usize,
+    out: &mut [T],
+) {
+    for (s, j0) in (0..nc).step_by(nr).enumerate() {
+        let width = nr.min(nc - j0);
+        let sliver = &mut out[s * kc * nr..(s + 1) * kc * nr];
+        for p in 0..kc {
+            let dst = &mut sliver[p * nr..(p + 1) * nr];
+            // SAFETY: row pc+p, columns jc+j0 .. jc+j0+width are inside B.
+            let src = unsafe { b.at(pc + p, jc + j0) };
+            if b.col_stride == 1 {
+                dst[..width].copy_from_slice(unsafe { std::slice::from_raw_parts(src, width) });
+            } else {
+                for (j, slot) in dst[..width].iter_mut().enumerate() {
+                    *slot = unsafe { *src.offset(j as isize * b.col_stride) };
+                }
+            }
+            dst[width..].fill(T::default());
+        }
+    }
+}
+
+/// Packs A[ic..ic+mc, pc..pc+kc] as slivers of `mr` rows, each k-major, zero-padded.
+unsafe fn pack_a<T: Scalar>(
+    a: MatRef<T>,
+    ic: usize,
+    mc: usize,
+    pc: usize,
+    kc: usize,
+    mr: usize,
+    out: &mut [T],
+) {
+    // Eight k at a time: each row is read in short contiguous runs while the writes stay in a
+    // few cache lines of the sliver.
+    const K_STEP: usize = 8;
+    for (s, i0) in (0..mc).step_by(mr).enumerate() {
+        let height = mr.min(mc - i0);
+        let sliver = &mut out[s * kc * mr..(s + 1) * kc * mr];
+        for p0 in (0..kc).step_by(K_STEP) {
+            for i in 0..mr {
+                for p in p0..(p0 + K_STEP).min(kc) {
+                    sliver[p * mr + i] = if i < height {
+                        // SAFETY: (ic+i0+i, pc+p) is inside A.
+                        unsafe { *a.at(ic + i0 + i, pc + p) }
+                    } else {
+                        T::default()
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row_major<T>(data: &[T], rows: usize, cols: usize) -> MatRef<T> {
+        MatRef {
+            ptr: data.as_ptr(),
+            rows,
+            cols,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for p in 0..k {
+                for j in 0..n {
+                    c[i * n + j] += a[i * k + p] * b[p * n + j];
+                }
+            }
+        }
+        c
+    }
+
+    fn filled(len: usize, seed: u64) -> Vec<f64> {
+        (0..len as u64)
+            .map(|i| ((i * 7919 + seed * 104_729) % 1009) as f64 / 1009.0 - 0.5)
+            .collect()
+    }
+
+    /// Every kernel this CPU can run, not just the widest: the portable one runs everywhere.
+    fn kernels<T: Scalar>() -> Vec<Micro<T>> {
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                isas.push(Isa::Avx2Fma);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                isas.push(Isa::Avx512);
+            }
+        }
+        isas.into_iter().map(T::micro).collect()
+    }
+
+    fn check<T: Scalar>(m: usize, k: usize, n: usize, threads: usize, tolerance: f64) {
+        let (a64, b64) = (filled(m * k, 1), filled(k * n, 2));
+        let want = naive(&a64, &b64, m, k, n);
+        let a: Vec<T> = a64.iter().map(|x| T::from_f64(*x)).collect();
+        let b: Vec<T> = b64.iter().map(|x| T::from_f64(*x)).collect();
+        for micro in kernels::<T>() {
+            // Pre-filled with junk: the product must overwrite C, not add to it.
+            let mut c = vec![T::from_f64(9.0); m * n];
+            let a_ref = row_major(&a, m, k);
+            let b_ref = row_major(&b, k, n);
+            let c_mut = MatMut {
+                ptr: c.as_mut_ptr(),
+                rows: m,
+                cols: n,
+                row_stride: n,
+            };
+            unsafe { multiply_with(micro, a_ref, b_ref, c_mut, threads) };
+            for (i, (got, want)) in c.iter().zip(&want).enumerate() {
+                assert!(
+                    (got.to_f64() - want).abs() <= tolerance * (k as f64).max(1.0),
+                    "{m}x{k}x{n} on {threads} threads, mr {}: element {i} is {got:?}, want {want}",
+                    micro.mr
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_textbook_product_on_ragged_shapes() {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (13, 7, 5),
+            (29, 300, 33),
+            (64, 513, 17),
+            (3, 2, 70),
+            (100, 0, 9),
+        ] {
+            for threads in [1, 3] {
+                check::<f64>(m, k, n, threads, 1e-14);
+                check::<f32>(m, k, n, threads, 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn spans_several_panels_in_every_direction() {
+        // k > KC, m > MC and n > NC for every kernel.
+        check::<f64>(150, 600, 70, 2, 1e-14);
+        check::<f32>(3, 5, 4100, 1, 1e-6);
+    }
+
+    #[test]
+    fn reads_transposed_inputs_through_their_strides() {
+        let (m, k, n) = (9, 11, 21);
+        let a = filled(m * k, 3);
+        let b = filled(k * n, 4);
+        let want = naive(&a, &b, m, k, n);
+        // Store A column-major: element (i, p) at p*m + i.
+        let a_t: Vec<f64> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
+        let mut c = vec![0.0; m * n];
+        let a_ref = MatRef {
+            ptr: a_t.as_ptr(),
+            rows: m,
+            cols: k,
+            row_stride: 1,
+            col_stride: m as isize,
+        };
+        let b_ref = row_major(&b, k, n);
+        unsafe {
+            multiply(
+                a_ref,
+                b_ref,
+                MatMut {
+                    ptr: c.as_mut_ptr(),
+                    rows: m,
+                    cols: n,
+                    row_stride: n,
+                },
+                2,
+            )
+        };
+        for (got, want) in c.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-12);
+        }
+    }
+}

@@ -1,0 +1,646 @@
+//! Matrix multiply on the CPU and the GPU, measured right (chapter 4).
+//!
+//! The essay timed numpy against CuPy on 10000×10000 matrices and never synchronized the GPU, so
+//! it timed the launch. Here one [`Plan`] (sizes, element type, devices) runs on the CPU (our
+//! packed kernel, [`cpu`]) and on the GPU (cuBLAS through cudarc, [`gpu`]); every [`Point`] keeps
+//! its runs, its GFLOP/s, and for the GPU the copy times and the launch-only time beside the
+//! synchronized one. A [`Run`] is saved as JSON so results measured on a GPU machine can be drawn
+//! beside live ones on a machine without one ([`report`]).
+
+pub mod cpu;
+pub mod gpu;
+mod kernel;
+pub mod report;
+
+pub use kernel::Scalar;
+
+use crate::error::check_range;
+use crate::{Error, Result, machine, units};
+use serde::{Deserialize, Serialize};
+
+/// The element types a product can use. TF32 and BF16 are GPU tensor-core formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F64,
+    F32,
+    /// f32 data multiplied on tensor cores with 10-bit mantissas (cuBLAS TF32 math mode).
+    Tf32,
+    /// bfloat16 inputs and output, f32 accumulation.
+    Bf16,
+}
+
+impl Dtype {
+    pub const ALL: [Dtype; 4] = [Dtype::F64, Dtype::F32, Dtype::Tf32, Dtype::Bf16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F64 => "f64",
+            Dtype::F32 => "f32",
+            Dtype::Tf32 => "tf32",
+            Dtype::Bf16 => "bf16",
+        }
+    }
+
+    /// Bytes per element as stored in memory (TF32 is stored as f32).
+    pub fn bytes(self) -> u64 {
+        match self {
+            Dtype::F64 => 8,
+            Dtype::F32 | Dtype::Tf32 => 4,
+            Dtype::Bf16 => 2,
+        }
+    }
+
+    /// The largest error accepted against an f64 reference, relative to Σ|a||b| of the element:
+    /// a few units of the format's rounding, which covers input rounding and accumulation order.
+    pub fn tolerance(self) -> f64 {
+        match self {
+            Dtype::F64 => 1e-12,
+            Dtype::F32 => 1e-5,
+            Dtype::Tf32 => 4e-3,
+            Dtype::Bf16 => 2e-2,
+        }
+    }
+}
+
+impl std::fmt::Display for Dtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Dtype> {
+        Dtype::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "element type",
+                    format!("'{s}'"),
+                    "use f64, f32, tf32 or bf16",
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    Gpu,
+}
+
+/// Where a plan runs: the CPU, the GPU, or both (the GPU part is skipped, with the reason, when
+/// there is none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Devices {
+    Cpu,
+    Gpu,
+    Both,
+}
+
+impl std::str::FromStr for Devices {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Devices> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Devices::Cpu),
+            "gpu" => Ok(Devices::Gpu),
+            "both" => Ok(Devices::Both),
+            _ => Err(Error::invalid(
+                "device",
+                format!("'{s}'"),
+                "use cpu, gpu or both",
+            )),
+        }
+    }
+}
+
+/// Time spent on the GPU around the product itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuTimes {
+    /// Host → device copy of A and B (CUDA events).
+    pub copy_in_ms: f64,
+    /// Device → host copy of C (CUDA events).
+    pub copy_out_ms: f64,
+    /// Wall time of the cuBLAS call alone, no synchronize: what the essay measured.
+    pub launch_only_ms: Vec<f64>,
+    /// Wall time of the call plus a stream synchronize: the true cost seen from the host.
+    pub synchronized_ms: Vec<f64>,
+}
+
+/// One measured product of two n×n matrices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub device: Device,
+    pub dtype: Dtype,
+    pub n: usize,
+    /// Compute time of each timed run after the warm-up (GPU: CUDA events around the call).
+    pub runs_ms: Vec<f64>,
+    /// CPU threads used; absent on the GPU.
+    pub threads: Option<usize>,
+    pub gpu: Option<GpuTimes>,
+    /// Largest error on the checked rows, relative to Σ|a||b|, and the limit it had to meet.
+    pub max_error: f64,
+    pub tolerance: f64,
+}
+
+impl Point {
+    pub fn median_ms(&self) -> f64 {
+        median(&self.runs_ms)
+    }
+
+    /// 2n³ floating-point operations over the median compute time.
+    pub fn gflops(&self) -> f64 {
+        flops(self.n) / (self.median_ms() * 1e-3) / 1e9
+    }
+
+    /// One line for a terminal or a live notebook cell.
+    pub fn line(&self) -> String {
+        let device = match (self.device, self.threads) {
+            (Device::Cpu, Some(t)) => format!("CPU ({t} thread{})", if t == 1 { "" } else { "s" }),
+            _ => "GPU".to_string(),
+        };
+        let mut line = format!(
+            "{device:<15} {:>4} n = {:>5}: {:>10.3} ms  {:>9.1} GFLOP/s  (max error {:.1e} ≤ {:.0e})",
+            self.dtype.name(),
+            self.n,
+            self.median_ms(),
+            self.gflops(),
+            self.max_error,
+            self.tolerance
+        );
+        if let Some(g) = &self.gpu {
+            line += &format!(
+                "; copy in {:.2} ms, out {:.2} ms; launch only {:.3} ms vs synchronized {:.3} ms",
+                g.copy_in_ms,
+                g.copy_out_ms,
+                median(&g.launch_only_ms),
+                median(&g.synchronized_ms)
+            );
+        }
+        line
+    }
+}
+
+pub fn flops(n: usize) -> f64 {
+    2.0 * (n as f64).powi(3)
+}
+
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub sizes: Vec<usize>,
+    pub dtype: Dtype,
+    pub devices: Devices,
+    /// CPU threads; every usable CPU when absent.
+    pub threads: Option<usize>,
+    /// Timed runs per point after one warm-up.
+    pub repeats: usize,
+}
+
+impl Plan {
+    pub fn new(sizes: &[usize], dtype: Dtype, devices: Devices) -> Plan {
+        Plan {
+            sizes: sizes.to_vec(),
+            dtype,
+            devices,
+            threads: None,
+            repeats: 3,
+        }
+    }
+
+    pub fn threads(mut self, threads: usize) -> Plan {
+        self.threads = Some(threads);
+        self
+    }
+
+    pub fn repeats(mut self, repeats: usize) -> Plan {
+        self.repeats = repeats;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.sizes.is_empty() {
+            return Err(Error::new(
+                "no matrix sizes were given",
+                "give at least one size, e.g. 1024",
+            ));
+        }
+        for &n in &self.sizes {
+            check_range("the matrix size n", n, 1, 100_000)?;
+        }
+        check_range("the number of timed runs", self.repeats, 1, 100)?;
+        if let Some(t) = self.threads {
+            check_range("the number of CPU threads", t, 1, 1024)?;
+        }
+        if self.devices != Devices::Gpu && matches!(self.dtype, Dtype::Tf32 | Dtype::Bf16) {
+            return Err(Error::new(
+                format!(
+                    "{} is a GPU tensor-core format; the CPU kernels multiply f32 and f64",
+                    self.dtype
+                ),
+                "use f32 or f64 on the CPU, or run tf32/bf16 on the GPU only (device gpu)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything a sweep measured, with where and when: the file `virtlab matmul --json` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub virtlab_version: String,
+    pub date_utc: String,
+    pub cpu_model: String,
+    pub usable_cpus: usize,
+    pub cpu_instruction_set: String,
+    /// The GPU, its driver and cuBLAS versions, when the GPU part ran.
+    pub gpu: Option<gpu::GpuInfo>,
+    /// Why the GPU part did not run, when it did not.
+    pub gpu_skipped: Option<String>,
+    pub plan: Plan,
+    pub points: Vec<Point>,
+}
+
+/// Runs the plan: CPU sizes first, then GPU sizes, calling `on_point` as each completes.
+/// With `Devices::Both` and no usable GPU the GPU part is skipped and the reason recorded.
+pub fn sweep(plan: &Plan, mut on_point: impl FnMut(&Point)) -> Result<Run> {
+    plan.check()?;
+    let mut points = Vec::new();
+    if plan.devices != Devices::Gpu {
+        let threads = plan.threads.unwrap_or_else(machine::usable_cpus);
+        for &n in &plan.sizes {
+            let point = cpu::measure(n, plan.dtype, threads, plan.repeats)?;
+            on_point(&point);
+            points.push(point);
+        }
+    }
+    let (mut gpu_info, mut gpu_skipped) = (None, None);
+    if plan.devices != Devices::Cpu {
+        match gpu::Gpu::open() {
+            Ok(device) => {
+                for &n in &plan.sizes {
+                    let point = device.measure(n, plan.dtype, plan.repeats)?;
+                    on_point(&point);
+                    points.push(point);
+                }
+                gpu_info = Some(device.info().clone());
+            }
+            Err(e) if plan.devices == Devices::Both => gpu_skipped = Some(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Run {
+        virtlab_version: env!("CARGO_PKG_VERSION").to_string(),
+        date_utc: utc_now(),
+        cpu_model: machine::cpu_model(),
+        usable_cpus: machine::usable_cpus(),
+        cpu_instruction_set: kernel::instruction_set().to_string(),
+        gpu: gpu_info,
+        gpu_skipped,
+        plan: plan.clone(),
+        points,
+    })
+}
+
+/// [`sweep`] run by the release-built `virtlab` program, each progress line passed to `on_line`.
+/// Notebooks use this: evcxr compiles the crate with its own profile (opt-level 2, debug
+/// assertions, incremental), under which the kernel ran at 40-45% of its release speed
+/// (measured 44 vs 110 GFLOP/s at n = 2048 f64).
+pub fn sweep_in_release_build(plan: &Plan, mut on_line: impl FnMut(&str)) -> Result<Run> {
+    use std::io::{BufRead, Read};
+    plan.check()?;
+    let program = crate::processes::worker_program()?;
+    let sizes: Vec<String> = plan.sizes.iter().map(usize::to_string).collect();
+    let devices = match plan.devices {
+        Devices::Cpu => "cpu",
+        Devices::Gpu => "gpu",
+        Devices::Both => "both",
+    };
+    let mut command = std::process::Command::new(&program);
+    command
+        .args([
+            "matmul",
+            "--json",
+            "--die-with-parent",
+            "--dtype",
+            plan.dtype.name(),
+            "--device",
+            devices,
+        ])
+        .args([
+            "--repeats",
+            &plan.repeats.to_string(),
+            "--sweep",
+            &sizes.join(","),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(threads) = plan.threads {
+        command.args(["--threads", &threads.to_string()]);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::io(format!("starting {}", program.display()), e))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    // Read the JSON on its own thread so a full pipe never stalls the child.
+    let json = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let mut last_line = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().expect("stderr is piped")).lines() {
+        let line = line.map_err(|e| Error::io("reading the measuring program's progress", e))?;
+        on_line(&line);
+        last_line = line;
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("waiting for the measuring program", e))?;
+    let json = json
+        .join()
+        .map_err(|_| {
+            Error::new(
+                "the thread reading the results panicked",
+                "report this as a bug in virtlab",
+            )
+        })?
+        .map_err(|e| Error::io("reading the measuring program's results", e))?;
+    if !status.success() {
+        // The program's own error reads "virtlab error: <problem>. Fix: <fix>": pass it on as is.
+        let text = last_line.trim_start_matches("virtlab error: ");
+        let (problem, fix) = text.split_once(". Fix: ").unwrap_or((
+            text,
+            "run `virtlab matmul` in a terminal to see the whole output",
+        ));
+        return Err(Error::new(
+            format!("{problem} (the measuring program: {status})"),
+            fix,
+        ));
+    }
+    serde_json::from_str(&json).map_err(|e| {
+        Error::new(
+            format!(
+                "{} printed results that are not a matmul run: {e}",
+                program.display()
+            ),
+            "rebuild it: cargo build --release",
+        )
+    })
+}
+
+impl Run {
+    /// Writes the run as JSON (atomically: a reader never sees half a file).
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        let json = serde_json::to_vec_pretty(self).map_err(|e| {
+            Error::new(
+                format!("the results could not be written as JSON: {e}"),
+                "report this as a bug in virtlab",
+            )
+        })?;
+        crate::store::write_atomically(path, &json)
+    }
+
+    /// Reads a run saved by [`Run::save`] or `virtlab matmul --json`.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Run> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::new(
+                format!("{} is not a virtlab matmul result: {e}", path.display()),
+                "point at a file written by `virtlab matmul --json` or Run::save",
+            )
+        })
+    }
+}
+
+/// Refuses a product whose matrices would not fit in `available` bytes, before allocating.
+pub(crate) fn check_fits(
+    n: usize,
+    bytes_per_matrix_element: [u64; 3],
+    available: u64,
+    place: &str,
+) -> Result<()> {
+    let elements = (n as u64).saturating_mul(n as u64);
+    let needed: u64 = bytes_per_matrix_element
+        .iter()
+        .map(|b| elements.saturating_mul(*b))
+        .sum();
+    if needed <= available {
+        return Ok(());
+    }
+    let per_element: u64 = bytes_per_matrix_element.iter().sum();
+    let largest = ((available as f64 / per_element as f64).sqrt() as usize).max(1);
+    Err(Error::new(
+        format!(
+            "n = {n} needs {} for A, B and C, but {place} has {} available",
+            units::bytes(needed),
+            units::bytes(available)
+        ),
+        format!("choose n ≤ {largest}"),
+    ))
+}
+
+/// Fills a matrix with uniform values in [0, 1), like numpy.random.rand, from a fixed seed so
+/// every device multiplies the same numbers.
+pub(crate) fn random_values(len: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    (0..len)
+        .map(|_| {
+            // SplitMix64: fast, and good enough for test data.
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            (z >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect()
+}
+
+/// Largest error of `c` on a few rows against an f64 product of the same (already rounded)
+/// inputs, each relative to Σ|a||b| for that element.
+pub(crate) fn relative_error(a: &[f64], b: &[f64], c: &[f64], n: usize) -> f64 {
+    let rows = [0, n / 3, n / 2, n - 1];
+    let mut worst: f64 = 0.0;
+    let mut exact = vec![0.0; n];
+    let mut scale = vec![0.0; n];
+    for &i in rows.iter() {
+        exact.fill(0.0);
+        scale.fill(0.0);
+        for p in 0..n {
+            let aip = a[i * n + p];
+            let b_row = &b[p * n..(p + 1) * n];
+            for j in 0..n {
+                exact[j] += aip * b_row[j];
+                scale[j] += (aip * b_row[j]).abs();
+            }
+        }
+        for j in 0..n {
+            let error = (c[i * n + j] - exact[j]).abs() / scale[j].max(f64::MIN_POSITIVE);
+            worst = worst.max(if error.is_nan() { f64::INFINITY } else { error });
+        }
+    }
+    worst
+}
+
+/// Fails when a product's error on the checked rows exceeds what its type allows.
+pub(crate) fn check_error(device: &str, n: usize, dtype: Dtype, max_error: f64) -> Result<()> {
+    if max_error <= dtype.tolerance() {
+        return Ok(());
+    }
+    Err(Error::new(
+        format!(
+            "the {device} product of {n}×{n} {dtype} is wrong: error {max_error:.2e} exceeds {:.0e}",
+            dtype.tolerance()
+        ),
+        "report this as a bug in virtlab, with the output of `virtlab machine`",
+    ))
+}
+
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        (rest % 3600) / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtypes_parse_and_refuse_with_the_choices() {
+        assert_eq!("F64".parse::<Dtype>().unwrap(), Dtype::F64);
+        assert_eq!("bf16".parse::<Dtype>().unwrap(), Dtype::Bf16);
+        let e = "f16".parse::<Dtype>().unwrap_err();
+        assert!(
+            e.problem().contains("'f16'") && e.fix().contains("tf32"),
+            "{e}"
+        );
+        assert!(
+            "tpu"
+                .parse::<Devices>()
+                .unwrap_err()
+                .fix()
+                .contains("cpu, gpu or both")
+        );
+    }
+
+    #[test]
+    fn plans_refuse_bad_sizes_and_cpu_tensor_formats() {
+        let e = Plan::new(&[], Dtype::F64, Devices::Cpu)
+            .check()
+            .unwrap_err();
+        assert!(e.problem().contains("no matrix sizes"));
+        let e = Plan::new(&[0], Dtype::F64, Devices::Cpu)
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("matrix size"), "{e}");
+        let e = Plan::new(&[64], Dtype::Bf16, Devices::Both)
+            .check()
+            .unwrap_err();
+        assert!(
+            e.problem().contains("tensor-core") && e.fix().contains("gpu"),
+            "{e}"
+        );
+        assert!(Plan::new(&[64], Dtype::Bf16, Devices::Gpu).check().is_ok());
+    }
+
+    #[test]
+    fn too_big_is_refused_with_the_numbers_and_a_size_that_fits() {
+        let e = check_fits(100_000, [8, 8, 8], 16 << 30, "this machine").unwrap_err();
+        assert!(
+            e.problem().contains("n = 100000") && e.problem().contains("16.0 GiB"),
+            "{e}"
+        );
+        let largest: usize = e.fix().trim_start_matches("choose n ≤ ").parse().unwrap();
+        assert!(check_fits(largest, [8, 8, 8], 16 << 30, "x").is_ok());
+        assert!(check_fits(largest + 1, [8, 8, 8], 16 << 30, "x").is_err());
+    }
+
+    #[test]
+    fn random_values_are_uniform_and_repeatable() {
+        let v = random_values(100_000, 7);
+        assert_eq!(v, random_values(100_000, 7));
+        assert_ne!(v, random_values(100_000, 8));
+        assert!(v.iter().all(|x| (0.0..1.0).contains(x)));
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        assert!((mean - 0.5).abs() < 0.01, "{mean}");
+    }
+
+    #[test]
+    fn relative_error_sees_a_wrong_element() {
+        let n = 8;
+        let (a, b) = (random_values(n * n, 1), random_values(n * n, 2));
+        let mut c = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                c[i * n + j] = (0..n).map(|p| a[i * n + p] * b[p * n + j]).sum();
+            }
+        }
+        assert!(relative_error(&a, &b, &c, n) < 1e-15);
+        c[(n - 1) * n + 3] += 0.5;
+        assert!(relative_error(&a, &b, &c, n) > 0.01);
+    }
+
+    #[test]
+    fn the_release_build_measures_and_passes_its_errors_on() {
+        let mut lines = Vec::new();
+        let plan = Plan::new(&[64, 96], Dtype::F32, Devices::Cpu)
+            .threads(1)
+            .repeats(1);
+        let run = sweep_in_release_build(&plan, |line| lines.push(line.to_string())).unwrap();
+        assert_eq!(run.points.iter().map(|p| p.n).collect::<Vec<_>>(), [64, 96]);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[1].contains("n =    96"), "{lines:?}");
+        let refused = Plan::new(&[90_000], Dtype::F64, Devices::Cpu);
+        let e = sweep_in_release_build(&refused, |_| {}).unwrap_err();
+        assert!(
+            e.problem().starts_with("n = 90000 needs") && e.fix().starts_with("choose n ≤"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dates_are_civil_utc() {
+        let now = utc_now();
+        assert!(now.ends_with(" UTC") && now.len() == 20, "{now}");
+        assert!(now.starts_with("20"), "{now}");
+    }
+}

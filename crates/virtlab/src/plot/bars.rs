@@ -1,0 +1,178 @@
+//! Horizontal bar charts: one bar per category, optionally stacked from named segments (e.g. a
+//! GPU product split into copy in, compute and copy out), each bar labelled with its total.
+
+use super::{
+    Chart, FONT, PALETTE, draw_legend, drawing_failed, render, row_y, rows_chart, tick_label,
+};
+use crate::display::Figure;
+use crate::{Error, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+#[derive(Debug, Clone)]
+pub struct BarChart {
+    title: String,
+    x_label: String,
+    segments: Vec<String>,
+    bars: Vec<(String, Vec<f64>)>,
+}
+
+impl BarChart {
+    /// A chart whose bars are stacks of these segments (one name per segment, in drawing order).
+    pub fn new(title: impl Into<String>, segments: &[&str]) -> Self {
+        BarChart {
+            title: title.into(),
+            x_label: String::new(),
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+            bars: Vec::new(),
+        }
+    }
+
+    pub fn x_label(mut self, label: impl Into<String>) -> Self {
+        self.x_label = label.into();
+        self
+    }
+
+    /// Adds a bar (drawn top to bottom in the order added): one value per segment.
+    pub fn bar(mut self, label: impl Into<String>, values: &[f64]) -> Self {
+        self.bars.push((label.into(), values.to_vec()));
+        self
+    }
+
+    pub fn render(&self) -> Result<Figure> {
+        render(self)
+    }
+
+    fn x_end(&self) -> f64 {
+        let widest = self
+            .bars
+            .iter()
+            .map(|(_, v)| v.iter().sum::<f64>())
+            .fold(0.0, f64::max);
+        // Room on the right for the total's label.
+        if widest > 0.0 { widest * 1.25 } else { 1.0 }
+    }
+}
+
+impl Chart for BarChart {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn height(&self) -> u32 {
+        (130 + 34 * self.bars.len() as u32).max(220)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.bars.is_empty() {
+            return Err(Error::new(
+                format!("the chart '{}' has no bars", self.title),
+                "measure something first",
+            ));
+        }
+        for (label, values) in &self.bars {
+            if values.len() != self.segments.len() {
+                return Err(Error::new(
+                    format!(
+                        "the bar '{label}' has {} values for {} segments",
+                        values.len(),
+                        self.segments.len()
+                    ),
+                    "report this as a bug in virtlab",
+                ));
+            }
+            if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                return Err(Error::new(
+                    format!("the bar '{label}' has a value that is negative or not a number"),
+                    "report this as a bug in virtlab",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
+        let fail = |e: &dyn std::fmt::Display| drawing_failed(&self.title, e);
+        let n = self.bars.len();
+        let labels: Vec<&str> = self.bars.iter().map(|(l, _)| l.as_str()).collect();
+        let mut chart = rows_chart(&root, &self.title, &self.x_label, &labels, self.x_end())?;
+        for (s, name) in self.segments.iter().enumerate() {
+            let color = PALETTE[s % PALETTE.len()];
+            let rectangles = self.bars.iter().enumerate().map(|(i, (_, values))| {
+                let y = row_y(n, i);
+                let start: f64 = values[..s].iter().sum();
+                Rectangle::new(
+                    [(start, y - 0.32), (start + values[s], y + 0.32)],
+                    color.filled(),
+                )
+            });
+            let series = chart.draw_series(rectangles).map_err(|e| fail(&e))?;
+            if self.segments.len() > 1 {
+                series.label(name.as_str()).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
+                });
+            }
+        }
+        chart
+            .draw_series(self.bars.iter().enumerate().map(|(i, (_, values))| {
+                let total: f64 = values.iter().sum();
+                let y = row_y(n, i);
+                Text::new(
+                    format!(" {}", tick_label(total)),
+                    (total, y + 0.12),
+                    (FONT, 13).into_font(),
+                )
+            }))
+            .map_err(|e| fail(&e))?;
+        if self.segments.len() > 1 {
+            draw_legend(&mut chart, &self.title)?;
+        }
+        root.present().map_err(|e| fail(&e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacked_bars_show_labels_segments_and_totals() {
+        let chart = BarChart::new("split", &["copy in", "compute", "copy out"])
+            .bar("n = 1024", &[1.0, 2.0, 0.5])
+            .bar("n = 4096", &[10.0, 100.0, 5.0]);
+        let svg = chart.render().unwrap().svg().to_string();
+        for text in [
+            "n = 1024", "n = 4096", "copy in", "compute", "copy out", "3.5", "115",
+        ] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+    }
+
+    #[test]
+    fn empty_ragged_or_negative_bars_are_errors() {
+        assert!(
+            BarChart::new("t", &["a"])
+                .render()
+                .unwrap_err()
+                .problem()
+                .contains("no bars")
+        );
+        let ragged = BarChart::new("t", &["a", "b"]).bar("x", &[1.0]);
+        assert!(
+            ragged
+                .render()
+                .unwrap_err()
+                .problem()
+                .contains("1 values for 2")
+        );
+        let negative = BarChart::new("t", &["a"]).bar("x", &[-1.0]);
+        assert!(
+            negative
+                .render()
+                .unwrap_err()
+                .problem()
+                .contains("negative")
+        );
+    }
+}
