@@ -49,8 +49,9 @@ impl BarChart {
             .iter()
             .map(|(_, v)| v.iter().sum::<f64>())
             .fold(0.0, f64::max);
-        // Room on the right for the total's label.
-        if widest > 0.0 { widest * 1.25 } else { 1.0 }
+        // Room on the right for the total's label, and for the legend when there is one.
+        let room = if self.segments.len() > 1 { 1.6 } else { 1.25 };
+        if widest > 0.0 { widest * room } else { 1.0 }
     }
 }
 
