@@ -3,19 +3,22 @@
 //!
 //! cudarc panics when it cannot load libcuda or libcublas, so both are probed before any call;
 //! every failure after that (no device, out of memory, a cuBLAS error) is an [`Error`] naming the
-//! step. cuBLAS is column-major: a row-major C = A·B is computed as the column-major
-//! Cᵀ = Bᵀ·Aᵀ, by passing B first.
+//! step. Every type goes through `cublasGemmEx` (f64: 64-bit compute; f32; TF32 as f32 storage
+//! with the fast-TF32 compute type; BF16 stored as raw 16-bit words with f32 accumulation), so
+//! no half-precision crate is compiled. cuBLAS is column-major: a row-major C = A·B is computed
+//! as the column-major Cᵀ = Bᵀ·Aᵀ, by passing B first.
 
 use super::{Device, Dtype, GpuTimes, Point, check_fits, random_values, relative_error};
 use crate::error::check_range;
 use crate::gpu::{GpuStatus, probe};
 use crate::{Error, Result, machine};
-use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys as cublas_sys};
+use cudarc::cublas::{CudaBlas, result as cublas_result, sys as cublas_sys};
 use cudarc::driver::{
-    CudaContext, CudaSlice, CudaStream, DeviceRepr, DriverError, ValidAsZeroBits, sys,
+    CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, DriverError,
+    ValidAsZeroBits, sys,
 };
-use half::bf16;
 use serde::{Deserialize, Serialize};
+use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -112,33 +115,13 @@ impl Gpu {
             .mem_get_info()
             .map_err(|e| cuda_error("asking the GPU for free memory", e))?;
         check_fits(n, [size; 3], free as u64, "the GPU")?;
-        self.set_math_mode(dtype)?;
         let (a, b) = (random_values(n * n, 1), random_values(n * n, 2));
         match dtype {
             Dtype::F64 => self.measure_typed(n, dtype, repeats, a, b, |x| x, |x| x),
             Dtype::F32 | Dtype::Tf32 => {
                 self.measure_typed(n, dtype, repeats, a, b, |x| x as f32, f64::from)
             }
-            Dtype::Bf16 => {
-                self.measure_typed(n, dtype, repeats, a, b, bf16::from_f64, bf16::to_f64)
-            }
-        }
-    }
-
-    /// TF32 is f32 storage with tensor-core math; every other type gets cuBLAS's default math.
-    fn set_math_mode(&self, dtype: Dtype) -> Result<()> {
-        let mode = if dtype == Dtype::Tf32 {
-            cublas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
-        } else {
-            cublas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH
-        };
-        // SAFETY: the handle is live.
-        match unsafe { cublas_sys::cublasSetMathMode(*self.blas.handle(), mode) } {
-            cublas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS => Ok(()),
-            other => Err(Error::new(
-                format!("cuBLAS refused the {dtype} math mode ({other:?})"),
-                "use f32 or f64",
-            )),
+            Dtype::Bf16 => self.measure_typed(n, dtype, repeats, a, b, bf16_bits, bf16_value),
         }
     }
 
@@ -154,8 +137,7 @@ impl Gpu {
         to_f64: impl Fn(T) -> f64,
     ) -> Result<Point>
     where
-        T: DeviceRepr + ValidAsZeroBits + Copy + Default + num_one::One,
-        CudaBlas: Gemm<T>,
+        T: DeviceRepr + ValidAsZeroBits + Copy,
     {
         let host_a: Vec<T> = a.iter().map(|x| to_device(*x)).collect();
         let host_b: Vec<T> = b.iter().map(|x| to_device(*x)).collect();
@@ -175,21 +157,51 @@ impl Gpu {
             .alloc_zeros(n * n)
             .map_err(|e| cuda_error("allocating C on the GPU", e))?;
         let side = n as i32;
-        let config = GemmConfig {
-            transa: cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-            transb: cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-            m: side,
-            n: side,
-            k: side,
-            alpha: T::one(),
-            lda: side,
-            ldb: side,
-            beta: T::default(),
-            ldc: side,
+        let (data_type, compute_type) = gemm_types(dtype);
+        // alpha = 1, beta = 0, in the compute type's precision.
+        let (one64, zero64, one32, zero32) = (1.0f64, 0.0f64, 1.0f32, 0.0f32);
+        let (alpha, beta) = if dtype == Dtype::F64 {
+            (
+                &one64 as *const f64 as *const c_void,
+                &zero64 as *const f64 as *const c_void,
+            )
+        } else {
+            (
+                &one32 as *const f32 as *const c_void,
+                &zero32 as *const f32 as *const c_void,
+            )
         };
         let mut launch = || -> Result<()> {
-            // SAFETY: all three buffers hold n·n elements and the leading dimensions are n.
-            unsafe { self.blas.gemm(config, &device_b, &device_a, &mut device_c) }.map_err(|e| {
+            let (b_ptr, _b_done) = device_b.device_ptr(stream);
+            let (a_ptr, _a_done) = device_a.device_ptr(stream);
+            let (c_ptr, _c_done) = device_c.device_ptr_mut(stream);
+            let op = cublas_sys::cublasOperation_t::CUBLAS_OP_N;
+            // SAFETY: all three buffers hold n·n elements of `data_type`, the leading dimensions
+            // are n, and alpha/beta point at values of the compute type that outlive the call.
+            unsafe {
+                cublas_result::gemm_ex(
+                    *self.blas.handle(),
+                    op,
+                    op,
+                    side,
+                    side,
+                    side,
+                    alpha,
+                    b_ptr as *const c_void,
+                    data_type,
+                    side,
+                    a_ptr as *const c_void,
+                    data_type,
+                    side,
+                    beta,
+                    c_ptr as *mut c_void,
+                    data_type,
+                    side,
+                    compute_type,
+                    cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+            }
+            .map_err(|e| {
                 Error::new(
                     format!("cuBLAS {dtype} gemm failed for n = {n}: {e:?}"),
                     "try a smaller n or another element type",
@@ -264,26 +276,29 @@ impl Gpu {
     }
 }
 
-/// The element types' "1", which cuBLAS takes as alpha.
-mod num_one {
-    pub trait One {
-        fn one() -> Self;
+/// How each type is stored on the GPU and which cuBLAS compute type multiplies it.
+fn gemm_types(dtype: Dtype) -> (cublas_sys::cudaDataType, cublas_sys::cublasComputeType_t) {
+    use cublas_sys::cublasComputeType_t as Compute;
+    use cublas_sys::cudaDataType as Data;
+    match dtype {
+        Dtype::F64 => (Data::CUDA_R_64F, Compute::CUBLAS_COMPUTE_64F),
+        Dtype::F32 => (Data::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F),
+        Dtype::Tf32 => (Data::CUDA_R_32F, Compute::CUBLAS_COMPUTE_32F_FAST_TF32),
+        Dtype::Bf16 => (Data::CUDA_R_16BF, Compute::CUBLAS_COMPUTE_32F),
     }
-    impl One for f64 {
-        fn one() -> Self {
-            1.0
-        }
+}
+
+/// The bfloat16 nearest to `x` (ties to even), as its 16 bits: the top half of an f32.
+fn bf16_bits(x: f64) -> u16 {
+    let bits = (x as f32).to_bits();
+    if (x as f32).is_nan() {
+        return 0x7FC0;
     }
-    impl One for f32 {
-        fn one() -> Self {
-            1.0
-        }
-    }
-    impl One for half::bf16 {
-        fn one() -> Self {
-            half::bf16::ONE
-        }
-    }
+    ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+fn bf16_value(bits: u16) -> f64 {
+    f64::from(f32::from_bits(u32::from(bits) << 16))
 }
 
 fn cuda_error(step: &str, e: DriverError) -> Error {
@@ -351,6 +366,18 @@ mod tests {
                     "{e}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even_and_back() {
+        assert_eq!(bf16_value(bf16_bits(1.0)), 1.0);
+        assert_eq!(bf16_value(bf16_bits(0.5)), 0.5);
+        // 1 + 2^-8 is halfway between two bf16 values: ties go to the even one, 1.0.
+        assert_eq!(bf16_value(bf16_bits(1.0 + 1.0 / 256.0)), 1.0);
+        assert_eq!(bf16_value(bf16_bits(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
+        for x in [0.1, 0.3337, 0.999] {
+            assert!((bf16_value(bf16_bits(x)) - x).abs() <= x / 256.0, "{x}");
         }
     }
 
