@@ -149,7 +149,13 @@ def bench_matmul_gpu(repeats):
         return [skipped_row("GPU matmul vs CuPy/PyTorch", f"skipped: no GPU ({gpu.get('reason', 'not found')})")]
     rows = []
     for dtype, n in [("f64", 4096), ("f64", 10_000), ("f32", 8192), ("tf32", 8192), ("bf16", 8192)]:
-        ours = run_json([str(VIRTLAB), "matmul", "--device", "gpu", "--dtype", dtype, "--sweep", str(n), "--repeats", str(repeats), "--json"])
+        try:
+            ours = run_json([str(VIRTLAB), "matmul", "--device", "gpu", "--dtype", dtype, "--sweep", str(n), "--repeats", str(repeats), "--json"])
+        except subprocess.CalledProcessError as e:
+            # e.g. cuBLAS missing from the library path: the row says so, the run goes on.
+            why = (e.stderr or "").strip().splitlines()[-1:] or [f"exit {e.returncode}"]
+            rows.append(skipped_row(f"GPU matmul {dtype} n = {n}", f"skipped: {why[0]}"))
+            continue
         ours = [g / 1e3 for g in matmul_gflops(n, ours["points"][0]["runs_ms"])]
         peer = run_json([sys.executable, str(PEERS / "matmul.py"), "--n", str(n), "--dtype", dtype, "--device", "gpu", "--repeats", str(repeats)])
         if "skipped" in peer:
