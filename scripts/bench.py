@@ -274,7 +274,7 @@ def main(argv):
         + bench_threads([1, 8] if args.quick else [1, 8, 64], repeats)
         + bench_scaling(3 if args.quick else 5)
         + bench_tasks(repeats)
-        + bench_matmul_cpu([1024, 2048] if args.quick else [512, 1024, 2048, 4096], repeats, essay_case=not args.quick)
+        + bench_matmul_cpu([2048] if args.quick else [512, 1024, 2048, 4096], repeats, essay_case=not args.quick)
         + bench_matmul_gpu(repeats)
         + bench_notebooks(args.quick),
     }
