@@ -145,14 +145,13 @@ impl Gpu {
         let a: Vec<f64> = host_a.iter().map(|x| to_f64(*x)).collect();
         let b: Vec<f64> = host_b.iter().map(|x| to_f64(*x)).collect();
         let stream = &self.stream;
-        let (device_a, device_b, copy_in_ms) = self
-            .timed(|| {
-                let device_a = stream.clone_htod(&host_a)?;
-                let device_b = stream.clone_htod(&host_b)?;
-                Ok((device_a, device_b))
-            })
-            .map(|((a, b), ms)| (a, b, ms))
-            .map_err(|e| cuda_error("copying A and B to the GPU", e))?;
+        let copy_in = |host: &[T]| {
+            stream
+                .clone_htod(host)
+                .map_err(|e| cuda_error("copying A and B to the GPU", e))
+        };
+        let ((device_a, device_b), copy_in_ms) =
+            self.timed(|| Ok((copy_in(&host_a)?, copy_in(&host_b)?)))?;
         let mut device_c: CudaSlice<T> = stream
             .alloc_zeros(n * n)
             .map_err(|e| cuda_error("allocating C on the GPU", e))?;
@@ -214,7 +213,7 @@ impl Gpu {
             .map_err(|e| cuda_error("the warm-up product", e))?;
         let mut runs_ms = Vec::with_capacity(repeats);
         for _ in 0..repeats {
-            let ((), ms) = self.timed_result(&mut launch)?;
+            let ((), ms) = self.timed(&mut launch)?;
             runs_ms.push(ms);
         }
         let (mut launch_only_ms, mut synchronized_ms) = (Vec::new(), Vec::new());
@@ -228,9 +227,11 @@ impl Gpu {
                 .map_err(|e| cuda_error("waiting for the product", e))?;
             synchronized_ms.push(started.elapsed().as_secs_f64() * 1e3);
         }
-        let (host_c, copy_out_ms) = self
-            .timed(|| stream.clone_dtoh(&device_c))
-            .map_err(|e| cuda_error("copying C back from the GPU", e))?;
+        let (host_c, copy_out_ms) = self.timed(|| {
+            stream
+                .clone_dtoh(&device_c)
+                .map_err(|e| cuda_error("copying C back from the GPU", e))
+        })?;
         let c: Vec<f64> = host_c.iter().map(|x| to_f64(*x)).collect();
         let max_error = relative_error(&a, &b, &c, n);
         super::check_error("GPU", n, dtype, max_error)?;
@@ -252,27 +253,20 @@ impl Gpu {
     }
 
     /// Runs `work` between two CUDA events on the stream; returns its value and the GPU time.
-    fn timed<R>(
-        &self,
-        work: impl FnOnce() -> std::result::Result<R, DriverError>,
-    ) -> std::result::Result<(R, f64), DriverError> {
+    fn timed<R>(&self, work: impl FnOnce() -> Result<R>) -> Result<(R, f64)> {
         let flags = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
-        let start = self.stream.record_event(flags)?;
+        let event = || {
+            self.stream
+                .record_event(flags)
+                .map_err(|e| cuda_error("recording a timing event", e))
+        };
+        let start = event()?;
         let value = work()?;
-        let end = self.stream.record_event(flags)?;
-        Ok((value, f64::from(start.elapsed_ms(&end)?)))
-    }
-
-    fn timed_result(&self, work: &mut impl FnMut() -> Result<()>) -> Result<((), f64)> {
-        let mut failure = None;
-        let timed = self.timed(|| {
-            failure = work().err();
-            Ok(())
-        });
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        timed.map_err(|e| cuda_error("timing the product", e))
+        let end = event()?;
+        let ms = start
+            .elapsed_ms(&end)
+            .map_err(|e| cuda_error("reading the timing events", e))?;
+        Ok((value, f64::from(ms)))
     }
 }
 
@@ -290,10 +284,11 @@ fn gemm_types(dtype: Dtype) -> (cublas_sys::cudaDataType, cublas_sys::cublasComp
 
 /// The bfloat16 nearest to `x` (ties to even), as its 16 bits: the top half of an f32.
 fn bf16_bits(x: f64) -> u16 {
-    let bits = (x as f32).to_bits();
-    if (x as f32).is_nan() {
+    let single = x as f32;
+    if single.is_nan() {
         return 0x7FC0;
     }
+    let bits = single.to_bits();
     ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
 }
 

@@ -15,7 +15,7 @@ pub mod report;
 pub use kernel::Scalar;
 
 use crate::error::check_range;
-use crate::{Error, Result, machine, units};
+use crate::{Error, Result, cost, machine, units};
 use serde::{Deserialize, Serialize};
 
 /// The element types a product can use. TF32 and BF16 are GPU tensor-core formats.
@@ -131,6 +131,16 @@ pub struct GpuTimes {
     pub synchronized_ms: Vec<f64>,
 }
 
+impl GpuTimes {
+    pub fn launch_only_median_ms(&self) -> f64 {
+        cost::median(&mut self.launch_only_ms.clone())
+    }
+
+    pub fn synchronized_median_ms(&self) -> f64 {
+        cost::median(&mut self.synchronized_ms.clone())
+    }
+}
+
 /// One measured product of two n×n matrices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
@@ -149,7 +159,7 @@ pub struct Point {
 
 impl Point {
     pub fn median_ms(&self) -> f64 {
-        median(&self.runs_ms)
+        cost::median(&mut self.runs_ms.clone())
     }
 
     /// 2n³ floating-point operations over the median compute time.
@@ -177,8 +187,8 @@ impl Point {
                 "; copy in {:.2} ms, out {:.2} ms; launch only {:.3} ms vs synchronized {:.3} ms",
                 g.copy_in_ms,
                 g.copy_out_ms,
-                median(&g.launch_only_ms),
-                median(&g.synchronized_ms)
+                g.launch_only_median_ms(),
+                g.synchronized_median_ms()
             );
         }
         line
@@ -187,20 +197,6 @@ impl Point {
 
 pub fn flops(n: usize) -> f64 {
     2.0 * (n as f64).powi(3)
-}
-
-pub(crate) fn median(values: &[f64]) -> f64 {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    }
 }
 
 /// What to measure.
@@ -251,13 +247,7 @@ impl Plan {
             check_range("the number of CPU threads", t, 1, 1024)?;
         }
         if self.devices != Devices::Gpu && matches!(self.dtype, Dtype::Tf32 | Dtype::Bf16) {
-            return Err(Error::new(
-                format!(
-                    "{} is a GPU tensor-core format; the CPU kernels multiply f32 and f64",
-                    self.dtype
-                ),
-                "use f32 or f64 on the CPU, or run tf32/bf16 on the GPU only (device gpu)",
-            ));
+            return Err(not_on_cpu(self.dtype));
         }
         Ok(())
     }
@@ -502,6 +492,14 @@ pub(crate) fn relative_error(a: &[f64], b: &[f64], c: &[f64], n: usize) -> f64 {
         }
     }
     worst
+}
+
+/// The refusal of a GPU-only element type on the CPU.
+pub(crate) fn not_on_cpu(dtype: Dtype) -> Error {
+    Error::new(
+        format!("{dtype} is a GPU tensor-core format; the CPU kernels multiply f32 and f64"),
+        "use f32 or f64 on the CPU, or run tf32/bf16 on the GPU only (device gpu)",
+    )
 }
 
 /// Fails when a product's error on the checked rows exceeds what its type allows.

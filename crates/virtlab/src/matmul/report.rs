@@ -2,7 +2,7 @@
 //! launch-only against synchronized, and the essay's 10000×10000 case.
 
 use super::gpu::published_peak_tflops;
-use super::{Device, Dtype, Point, Run, median};
+use super::{Device, Dtype, GpuTimes, Point, Run};
 use crate::display::{Figure, Table};
 use crate::peak::{Peak, Precision};
 use crate::plot::{BarChart, LineChart};
@@ -111,21 +111,20 @@ pub fn throughput(live: &Run, recorded: Option<&Run>, cpu_peak: Option<&Peak>) -
         .log_x()
         .log_y();
     let mut peaks: Vec<(String, f64)> = Vec::new();
-    for (run, recorded_label) in [(Some(live), None), (recorded, Some(()))]
-        .into_iter()
-        .filter_map(|(r, l)| r.map(|r| (r, l)))
-    {
+    let runs = std::iter::once((live, false)).chain(recorded.map(|r| (r, true)));
+    for (run, is_recorded) in runs {
         for (device, dtype) in run.groups() {
             let who = match device {
                 Device::Cpu => format!("CPU {dtype}"),
                 Device::Gpu => format!("{} {dtype}", run.gpu_name()),
             };
             let points = run.series(device, dtype);
-            chart = match recorded_label {
-                None => chart.series(format!("{who} (live)"), points),
-                Some(()) => {
-                    chart.dashed_series(format!("{who} (recorded {})", &run.date_utc[..10]), points)
-                }
+            chart = if is_recorded {
+                // The day only; a hand-edited date shorter than that is shown whole.
+                let day = run.date_utc.get(..10).unwrap_or(&run.date_utc);
+                chart.dashed_series(format!("{who} (recorded {day})"), points)
+            } else {
+                chart.series(format!("{who} (live)"), points)
             };
             let peak = match device {
                 Device::Cpu => cpu_peak
@@ -157,8 +156,12 @@ fn cpu_precision(dtype: Dtype) -> Precision {
     }
 }
 
-fn gpu_points_or_error(run: &Run) -> Result<Vec<&Point>> {
-    let points: Vec<&Point> = run.gpu_points().filter(|p| p.gpu.is_some()).collect();
+/// The run's GPU points with their GPU times, or an error saying there are none.
+fn gpu_points_or_error(run: &Run) -> Result<Vec<(&Point, &GpuTimes)>> {
+    let points: Vec<(&Point, &GpuTimes)> = run
+        .gpu_points()
+        .filter_map(|p| p.gpu.as_ref().map(|times| (p, times)))
+        .collect();
     if points.is_empty() {
         return Err(Error::new(
             "this run has no GPU measurements",
@@ -175,8 +178,7 @@ pub fn gpu_time_split(run: &Run) -> Result<Figure> {
         &["copy in (A, B)", "compute", "copy out (C)"],
     )
     .x_label("milliseconds");
-    for p in gpu_points_or_error(run)? {
-        let times = p.gpu.as_ref().expect("filtered on gpu times");
+    for (p, times) in gpu_points_or_error(run)? {
         chart = chart.bar(
             format!("{} n = {}", p.dtype, p.n),
             &[times.copy_in_ms, p.median_ms(), times.copy_out_ms],
@@ -192,16 +194,15 @@ pub fn launch_vs_synchronized(run: &Run) -> Result<Figure> {
         &["milliseconds"],
     )
     .x_label("milliseconds (host clock)");
-    for p in gpu_points_or_error(run)? {
-        let times = p.gpu.as_ref().expect("filtered on gpu times");
+    for (p, times) in gpu_points_or_error(run)? {
         chart = chart
             .bar(
                 format!("{} n = {}: launch only", p.dtype, p.n),
-                &[median(&times.launch_only_ms)],
+                &[times.launch_only_median_ms()],
             )
             .bar(
                 format!("{} n = {}: synchronized", p.dtype, p.n),
-                &[median(&times.synchronized_ms)],
+                &[times.synchronized_median_ms()],
             );
     }
     chart.render()
@@ -236,12 +237,12 @@ pub fn essay_comparison(cpu: Option<&Point>, gpu: Option<(&Point, &str)>) -> Tab
         let ms = |x: f64| format!("{:.3}", x / 1e3);
         table.row([
             format!("virtlab GPU launch only ({source})"),
-            ms(median(&times.launch_only_ms)),
+            ms(times.launch_only_median_ms()),
             "the essay's mistake, reproduced".to_string(),
         ]);
         table.row([
             format!("virtlab GPU synchronized ({source})"),
-            ms(median(&times.synchronized_ms)),
+            ms(times.synchronized_median_ms()),
             format!("the product ({:.1} TFLOP/s)", p.gflops() / 1e3),
         ]);
         table.row([
@@ -329,6 +330,18 @@ mod tests {
         ] {
             assert!(svg.contains(text), "missing {text}");
         }
+    }
+
+    #[test]
+    fn a_recording_with_an_odd_date_is_still_drawn() {
+        let live = run_with(vec![point(Device::Cpu, 1000, 20.0)]);
+        let mut recorded = run_with(vec![point(Device::Gpu, 1000, 0.1)]);
+        recorded.date_utc = "today".into();
+        let svg = throughput(&live, Some(&recorded), None)
+            .unwrap()
+            .svg()
+            .to_string();
+        assert!(svg.contains("(recorded today)"));
     }
 
     #[test]
