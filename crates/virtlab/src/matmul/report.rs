@@ -333,6 +333,23 @@ mod tests {
     }
 
     #[test]
+    fn recordings_load_back_and_a_bad_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("virtlab-recorded-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(load_recorded(dir.join("missing.json")).unwrap(), None);
+        let run = run_with(vec![point(Device::Gpu, 1000, 0.1)]);
+        run.save(dir.join("run.json")).unwrap();
+        assert_eq!(load_recorded(dir.join("run.json")).unwrap(), Some(run));
+        std::fs::write(dir.join("bad.json"), "{ not json").unwrap();
+        let e = load_recorded(dir.join("bad.json")).unwrap_err();
+        assert!(
+            e.problem().contains("bad.json") && e.problem().contains("not a virtlab matmul result"),
+            "{e}"
+        );
+        assert!(e.fix().contains("virtlab matmul --json"), "{e}");
+    }
+
+    #[test]
     fn a_recording_with_an_odd_date_is_still_drawn() {
         let live = run_with(vec![point(Device::Cpu, 1000, 20.0)]);
         let mut recorded = run_with(vec![point(Device::Gpu, 1000, 0.1)]);
