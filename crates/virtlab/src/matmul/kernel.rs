@@ -5,20 +5,22 @@
 //! no AVX-512 kernel and stays ~30% behind numpy, and `faer` comes closer but adds ~90 s to a
 //! cold notebook build; this file builds in seconds (measured figures in ARCHITECTURE.md).
 //!
-//! The work is cut so each piece sits in a cache level: B into KC×NC panels packed NR columns
-//! per k (a KC×NR sliver stays in L1 while the micro-kernel sweeps down the rows), A into MC×KC
-//! blocks packed MR rows per k (kept in L2). The micro-kernel holds an MR×NR tile of C in
-//! registers for KC steps of k, then adds it to C once.
+//! The work is cut so each piece sits in a cache level: B into kc×nc panels packed NR columns
+//! per k that fill half the L2, A into one MR×kc sliver at a time, packed MR rows per k just
+//! before use so it is in L1 while the micro-kernel walks it along the panel, left to right
+//! across a strip of C. The micro-kernel holds an MR×NR tile of C in registers for kc steps of
+//! k, then adds it to C once; walking along the strip keeps C's rows streaming in order.
 
 use crate::peak::Isa;
 use std::ops::{Add, Mul};
 
-/// Depth of one packed panel: a 14×256 f64 sliver of A plus a 256×16 sliver of B fit in L1/L2.
-const KC: usize = 256;
-/// Rows of A packed at once, in micro-kernel heights.
-const MC_SLIVERS: usize = 4;
-/// Columns of B packed at once.
-const NC: usize = 4096;
+/// Bytes of one packed row of an A sliver (kc elements): 1 KiB, so a 14-row AVX-512 sliver
+/// (14 KiB) stays in a 48 KiB L1 while 16 KiB B slivers stream past it. Deeper panels re-read
+/// C fewer times (k/kc passes) but push the sliver out of L1: on the project's VM 2 KiB ran
+/// level at two threads and 1-6% slower on one (n = 2048).
+const KC_BYTES: usize = 1024;
+/// L2 size assumed when the OS does not say (a common size for AVX2 and AVX-512 cores).
+const DEFAULT_L2_BYTES: usize = 1 << 20;
 
 /// The element types the CPU product supports (f32 and f64).
 pub trait Scalar:
@@ -107,9 +109,14 @@ unsafe fn micro<V: Vector, const R: usize, const NV: usize>(
         #[cfg(target_arch = "x86_64")]
         for i in 0..R {
             // C is read once at the end; asking for it now hides the miss behind the k loop.
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                c.add(i * ldc) as *const i8
-            );
+            // A row of the tile spans up to three cache lines: ask for its first and last
+            // (two lines, the usual case, are then both on their way).
+            let row = c.add(i * ldc);
+            for element in [0, NV * V::WIDTH - 1] {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    row.add(element) as *const i8,
+                );
+            }
         }
         let (mut a, mut b) = (ap, bp);
         for _ in 0..kc {
@@ -338,12 +345,74 @@ pub(crate) fn prefer_huge_pages<T>(buffer: &mut [std::mem::MaybeUninit<T>]) {
     let _ = buffer;
 }
 
-/// A buffer of `len` elements, backed by huge pages when large, filled with zeros.
-fn zeroed_buffer<T: Scalar>(len: usize) -> Vec<T> {
-    let mut buffer = Vec::with_capacity(len);
-    prefer_huge_pages(&mut buffer.spare_capacity_mut()[..len]);
-    buffer.resize(len, T::default());
-    buffer
+/// A zeroed buffer of `len` elements whose first element sits on a 64-byte cache line, backed
+/// by huge pages when large. Aligned because a 64-byte vector load that straddles two lines
+/// costs two: measured 80-88 vs 101-113 GFLOP/s for the in-L1 AVX-512 kernel.
+struct PackBuffer<T> {
+    storage: Vec<T>,
+    start: usize,
+}
+
+impl<T: Scalar> PackBuffer<T> {
+    fn new(len: usize) -> Self {
+        let slack = 64 / std::mem::size_of::<T>();
+        let mut storage = Vec::with_capacity(len + slack);
+        prefer_huge_pages(&mut storage.spare_capacity_mut()[..len + slack]);
+        storage.resize(len + slack, T::default());
+        let start = storage.as_ptr().align_offset(64).min(slack);
+        PackBuffer { storage, start }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.storage[self.start..]
+    }
+}
+
+/// How the product is cut for one element type and micro-kernel width.
+#[derive(Clone, Copy, Debug)]
+struct Blocks {
+    /// Depth of a packed panel (steps of k per micro-kernel call).
+    kc: usize,
+    /// Columns of B packed at once, a multiple of the micro-kernel width.
+    nc: usize,
+}
+
+impl Blocks {
+    /// kc from [`KC_BYTES`]; nc so the kc×nc panel of B fills half the L2, leaving the rest for
+    /// C's rows and the A sliver's way in.
+    fn for_cache<T>(nr: usize, l2_bytes: usize) -> Self {
+        let size = std::mem::size_of::<T>();
+        let kc = KC_BYTES / size;
+        let nc = (l2_bytes / 2 / (kc * size) / nr).max(1) * nr;
+        Blocks { kc, nc }
+    }
+}
+
+/// The L2 cache of CPU 0 in bytes, from sysfs ("2048K"); [`DEFAULT_L2_BYTES`] when unknown.
+fn l2_bytes() -> usize {
+    static L2: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *L2.get_or_init(|| {
+        std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index2/size")
+            .ok()
+            .and_then(|text| parse_cache_size(text.trim()))
+            .unwrap_or(DEFAULT_L2_BYTES)
+    })
+}
+
+/// "2048K" → 2 MiB, "1M" → 1 MiB, "512" → 512 bytes; None for anything else or zero.
+fn parse_cache_size(text: &str) -> Option<usize> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        _ => return None,
+    };
+    let bytes = digits.parse::<usize>().ok()?.checked_mul(scale)?;
+    (bytes > 0).then_some(bytes)
 }
 
 /// A read-only matrix given by its first element and its row and column strides (in elements).
@@ -443,12 +512,16 @@ pub(crate) unsafe fn multiply<T: Scalar>(a: MatRef<T>, b: MatRef<T>, c: MatMut<T
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "shapes checked by the caller"
     );
-    unsafe { multiply_with(T::micro(Isa::detect()), a, b, c, threads) }
+    let micro = T::micro(Isa::detect());
+    let blocks = Blocks::for_cache::<T>(micro.nr, l2_bytes());
+    unsafe { multiply_with(micro, blocks, a, b, c, threads) }
 }
 
-/// [`multiply`] with a chosen micro-kernel (tests run every kernel the CPU supports).
+/// [`multiply`] with a chosen micro-kernel and blocking (tests run every kernel the CPU
+/// supports, and small blocks so small matrices still span several panels).
 unsafe fn multiply_with<T: Scalar>(
     micro: Micro<T>,
+    blocks: Blocks,
     a: MatRef<T>,
     b: MatRef<T>,
     c: MatMut<T>,
@@ -465,7 +538,7 @@ unsafe fn multiply_with<T: Scalar>(
     let parts = threads.clamp(1, extent.div_ceil(unit).max(1));
     let chunk = extent.div_ceil(parts).div_ceil(unit) * unit;
     if parts == 1 {
-        unsafe { serial(micro, a, b, c) };
+        unsafe { serial(micro, blocks, a, b, c) };
         return;
     }
     std::thread::scope(|scope| {
@@ -477,13 +550,19 @@ unsafe fn multiply_with<T: Scalar>(
                 (a, b.cols_range(start, len), c.cols_range(start, len))
             };
             // SAFETY: each thread writes its own rows or columns of C.
-            scope.spawn(move || unsafe { serial(micro, a, b, c) });
+            scope.spawn(move || unsafe { serial(micro, blocks, a, b, c) });
         }
     });
 }
 
 /// The blocked product on the calling thread.
-unsafe fn serial<T: Scalar>(micro: Micro<T>, a: MatRef<T>, b: MatRef<T>, c: MatMut<T>) {
+unsafe fn serial<T: Scalar>(
+    micro: Micro<T>,
+    blocks: Blocks,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: MatMut<T>,
+) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     let (mr, nr) = (micro.mr, micro.nr);
     if k == 0 {
@@ -495,38 +574,36 @@ unsafe fn serial<T: Scalar>(micro: Micro<T>, a: MatRef<T>, b: MatRef<T>, c: MatM
         }
         return;
     }
-    let mc_max = MC_SLIVERS * mr;
-    let mut b_packed = zeroed_buffer(KC * NC.min(n).div_ceil(nr) * nr);
-    let mut a_packed = zeroed_buffer(KC * mc_max);
+    let (kc_max, nc_max) = (blocks.kc, blocks.nc);
+    let mut b_buffer = PackBuffer::new(kc_max * nc_max.min(n).div_ceil(nr) * nr);
+    let mut a_buffer = PackBuffer::new(kc_max * mr);
+    let (b_packed, a_packed) = (b_buffer.as_mut_slice(), a_buffer.as_mut_slice());
     let mut edge = vec![T::default(); mr * nr];
-    for jc in (0..n).step_by(NC) {
-        let nc = NC.min(n - jc);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            unsafe { pack_b(b, pc, kc, jc, nc, nr, &mut b_packed) };
-            for ic in (0..m).step_by(mc_max) {
-                let mc = mc_max.min(m - ic);
-                unsafe { pack_a(a, ic, mc, pc, kc, mr, &mut a_packed) };
+    for jc in (0..n).step_by(nc_max) {
+        let nc = nc_max.min(n - jc);
+        for pc in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - pc);
+            unsafe { pack_b(b, pc, kc, jc, nc, nr, b_packed) };
+            for i0 in (0..m).step_by(mr) {
+                let height = mr.min(m - i0);
+                unsafe { pack_a(a, i0, height, pc, kc, mr, a_packed) };
                 for (sj, j0) in (0..nc).step_by(nr).enumerate() {
                     let width = nr.min(nc - j0);
-                    for (si, i0) in (0..mc).step_by(mr).enumerate() {
-                        let height = mr.min(mc - i0);
-                        // SAFETY: the tile starts inside C; slivers hold kc·mr and kc·nr elements.
-                        unsafe {
-                            let tile = c.ptr.add((ic + i0) * c.row_stride + jc + j0);
-                            let ap = a_packed.as_ptr().add(si * kc * mr);
-                            let bp = b_packed.as_ptr().add(sj * kc * nr);
-                            if height == mr && width == nr {
-                                (micro.run)(kc, ap, bp, tile, c.row_stride, pc > 0);
-                            } else {
-                                // A ragged edge: compute the full tile aside, keep the part inside C.
-                                (micro.run)(kc, ap, bp, edge.as_mut_ptr(), nr, false);
-                                for i in 0..height {
-                                    for j in 0..width {
-                                        let out = tile.add(i * c.row_stride + j);
-                                        let value = edge[i * nr + j];
-                                        *out = if pc > 0 { *out + value } else { value };
-                                    }
+                    // SAFETY: the tile starts inside C; slivers hold kc·mr and kc·nr elements.
+                    unsafe {
+                        let tile = c.ptr.add(i0 * c.row_stride + jc + j0);
+                        let ap = a_packed.as_ptr();
+                        let bp = b_packed.as_ptr().add(sj * kc * nr);
+                        if height == mr && width == nr {
+                            (micro.run)(kc, ap, bp, tile, c.row_stride, pc > 0);
+                        } else {
+                            // A ragged edge: compute the full tile aside, keep the part inside C.
+                            (micro.run)(kc, ap, bp, edge.as_mut_ptr(), nr, false);
+                            for i in 0..height {
+                                for j in 0..width {
+                                    let out = tile.add(i * c.row_stride + j);
+                                    let value = edge[i * nr + j];
+                                    *out = if pc > 0 { *out + value } else { value };
                                 }
                             }
                         }
@@ -566,32 +643,30 @@ unsafe fn pack_b<T: Scalar>(
     }
 }
 
-/// Packs A[ic..ic+mc, pc..pc+kc] as slivers of `mr` rows, each k-major, zero-padded.
+/// Packs A[i0..i0+height, pc..pc+kc] as one sliver of `mr` rows, k-major, zero-padded.
 unsafe fn pack_a<T: Scalar>(
     a: MatRef<T>,
-    ic: usize,
-    mc: usize,
+    i0: usize,
+    height: usize,
     pc: usize,
     kc: usize,
     mr: usize,
     out: &mut [T],
 ) {
     // Eight k at a time: each row is read in short contiguous runs while the writes stay in a
-    // few cache lines of the sliver.
+    // few cache lines of the sliver (measured faster than reading whole rows: the sliver's
+    // stride-mr writes are what cost).
     const K_STEP: usize = 8;
-    for (s, i0) in (0..mc).step_by(mr).enumerate() {
-        let height = mr.min(mc - i0);
-        let sliver = &mut out[s * kc * mr..(s + 1) * kc * mr];
-        for p0 in (0..kc).step_by(K_STEP) {
-            for i in 0..mr {
-                for p in p0..(p0 + K_STEP).min(kc) {
-                    sliver[p * mr + i] = if i < height {
-                        // SAFETY: (ic+i0+i, pc+p) is inside A.
-                        unsafe { *a.at(ic + i0 + i, pc + p) }
-                    } else {
-                        T::default()
-                    };
-                }
+    let sliver = &mut out[..kc * mr];
+    for p0 in (0..kc).step_by(K_STEP) {
+        for i in 0..mr {
+            for p in p0..(p0 + K_STEP).min(kc) {
+                sliver[p * mr + i] = if i < height {
+                    // SAFETY: (i0+i, pc+p) is inside A.
+                    unsafe { *a.at(i0 + i, pc + p) }
+                } else {
+                    T::default()
+                };
             }
         }
     }
@@ -647,6 +722,18 @@ mod tests {
     }
 
     fn check<T: Scalar>(m: usize, k: usize, n: usize, threads: usize, tolerance: f64) {
+        check_blocked::<T>(m, k, n, threads, tolerance, None)
+    }
+
+    /// `blocks`: None for the blocking `multiply` picks on this machine.
+    fn check_blocked<T: Scalar>(
+        m: usize,
+        k: usize,
+        n: usize,
+        threads: usize,
+        tolerance: f64,
+        blocks: Option<Blocks>,
+    ) {
         let (a64, b64) = (filled(m * k, 1), filled(k * n, 2));
         let want = naive(&a64, &b64, m, k, n);
         let a: Vec<T> = a64.iter().map(|x| T::from_f64(*x)).collect();
@@ -662,11 +749,12 @@ mod tests {
                 cols: n,
                 row_stride: n,
             };
-            unsafe { multiply_with(micro, a_ref, b_ref, c_mut, threads) };
+            let blocks = blocks.unwrap_or_else(|| Blocks::for_cache::<T>(micro.nr, l2_bytes()));
+            unsafe { multiply_with(micro, blocks, a_ref, b_ref, c_mut, threads) };
             for (i, (got, want)) in c.iter().zip(&want).enumerate() {
                 assert!(
                     (got.to_f64() - want).abs() <= tolerance * (k as f64).max(1.0),
-                    "{m}x{k}x{n} on {threads} threads, mr {}: element {i} is {got:?}, want {want}",
+                    "{m}x{k}x{n} on {threads} threads, mr {}, {blocks:?}: element {i} is {got:?}, want {want}",
                     micro.mr
                 );
             }
@@ -692,9 +780,46 @@ mod tests {
 
     #[test]
     fn spans_several_panels_in_every_direction() {
-        // k > KC, m > MC and n > NC for every kernel.
-        check::<f64>(150, 600, 70, 2, 1e-14);
-        check::<f32>(3, 5, 4100, 1, 1e-6);
+        // k > kc and n > nc for every kernel, with this machine's blocking and with small
+        // blocks that cut even these shapes into several panels with ragged last ones.
+        let small = Blocks { kc: 5, nc: 64 };
+        for blocks in [None, Some(small)] {
+            check_blocked::<f64>(150, 600, 70, 2, 1e-14, blocks);
+            check_blocked::<f32>(3, 600, 130, 1, 1e-6, blocks);
+        }
+        let wide = Blocks::for_cache::<f32>(32, l2_bytes());
+        check::<f32>(3, 5, wide.nc + 100, 1, 1e-6);
+    }
+
+    #[test]
+    fn blocks_fill_half_the_l2_in_whole_micro_tiles() {
+        let blocks = Blocks::for_cache::<f64>(16, 2 << 20);
+        assert_eq!((blocks.kc, blocks.nc), (128, 1024));
+        let blocks = Blocks::for_cache::<f32>(32, 2 << 20);
+        assert_eq!((blocks.kc, blocks.nc), (256, 1024));
+        // A tiny cache still gets one whole micro-tile of columns.
+        assert_eq!(Blocks::for_cache::<f64>(16, 4096).nc, 16);
+    }
+
+    #[test]
+    fn reads_sysfs_cache_sizes() {
+        assert_eq!(parse_cache_size("2048K"), Some(2 << 20));
+        assert_eq!(parse_cache_size("1M"), Some(1 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        for bad in ["", "K", "0K", "2048KiB", "-1K", "99999999999999999999K"] {
+            assert_eq!(parse_cache_size(bad), None, "{bad:?}");
+        }
+        assert!(l2_bytes() > 0);
+    }
+
+    #[test]
+    fn packed_buffers_start_on_a_cache_line() {
+        for len in [1, 7, 1000, 1 << 20] {
+            let mut buffer = PackBuffer::<f64>::new(len);
+            let slice = buffer.as_mut_slice();
+            assert!(slice.len() >= len);
+            assert_eq!(slice.as_ptr() as usize % 64, 0, "len {len}");
+        }
     }
 
     #[test]
