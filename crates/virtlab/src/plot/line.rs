@@ -238,13 +238,29 @@ impl Chart for LineChart {
 
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
         let (x, y) = self.ranges()?;
+        // plotters labels a log axis only at its few round key points (100, 200, 1000, …);
+        // 1-2-5 steps label every part of it.
+        let log = |range: Range<f64>| {
+            let ticks = log_ticks(&range);
+            range.log_scale().with_key_points(ticks)
+        };
         match (self.log_x, self.log_y) {
             (false, false) => self.draw_on(root, x, y),
-            (true, false) => self.draw_on(root, x.log_scale(), y),
-            (false, true) => self.draw_on(root, x, y.log_scale()),
-            (true, true) => self.draw_on(root, x.log_scale(), y.log_scale()),
+            (true, false) => self.draw_on(root, log(x), y),
+            (false, true) => self.draw_on(root, x, log(y)),
+            (true, true) => self.draw_on(root, log(x), log(y)),
         }
     }
+}
+
+/// The 1, 2, 5 × 10ᵏ values inside a positive range, for labelling a log axis.
+fn log_ticks(range: &Range<f64>) -> Vec<f64> {
+    let first = range.start.log10().floor() as i32;
+    let last = range.end.log10().ceil() as i32;
+    (first..=last)
+        .flat_map(|power| [1.0, 2.0, 5.0].map(|step| step * 10f64.powi(power)))
+        .filter(|tick| range.contains(tick))
+        .collect()
 }
 
 /// The range of `values` with 5% room on each side (multiplicative on log axes).
@@ -334,6 +350,35 @@ mod tests {
             .render()
             .unwrap_err();
         assert!(err.problem().contains("log-scale x axis"), "{err}");
+    }
+
+    #[test]
+    fn log_axes_are_labelled_in_1_2_5_steps() {
+        assert_eq!(log_ticks(&(205.0..2560.0)), [500.0, 1000.0, 2000.0]);
+        assert_eq!(
+            log_ticks(&(35.0..2500.0)),
+            [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
+        );
+        assert_eq!(log_ticks(&(0.3..0.9)), [0.5]);
+        let svg = LineChart::new("throughput")
+            .series("f64", [(256.0, 45.0), (2048.0, 113.0)])
+            .log_x()
+            .log_y()
+            .render()
+            .unwrap()
+            .svg()
+            .to_string();
+        let texts: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|part| part.rsplit('>').next())
+            .map(str::trim)
+            .collect();
+        for label in ["50", "100", "500", "1000", "2000"] {
+            assert!(
+                texts.contains(&label),
+                "no tick {label} on the log axes: {texts:?}"
+            );
+        }
     }
 
     #[test]
