@@ -319,12 +319,16 @@ macro_rules! kernels {
 kernels!(f64, portable_f64, avx512_f64, avx2_f64, 8, 4, 4);
 kernels!(f32, portable_f32, avx512_f32, avx2_f32, 16, 8, 8);
 
-/// Asks Linux to back a large buffer with 2 MiB pages before it is first touched. A fresh
-/// 32 MiB result otherwise takes ~8000 page faults, measured at ~15% of a 2048² product on the
-/// project's VM; numpy gives the same hint for arrays of 4 MiB and more.
-pub(crate) fn prefer_huge_pages<T>(buffer: &mut [std::mem::MaybeUninit<T>]) {
+/// An empty vector with room for `len` elements, which Linux is asked to back with 2 MiB pages
+/// before they are first touched. A fresh 32 MiB result otherwise takes ~8000 page faults,
+/// measured at ~15% of a 2048² product on the project's VM; numpy gives the same hint for
+/// arrays of 4 MiB and more.
+pub(crate) fn vec_on_huge_pages<T>(len: usize) -> Vec<T> {
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+    let mut vec = Vec::with_capacity(len);
     #[cfg(target_os = "linux")]
     {
+        let buffer = &mut vec.spare_capacity_mut()[..len];
         const HUGE: usize = 2 << 20;
         let start = buffer.as_mut_ptr() as usize;
         let end = start + std::mem::size_of_val(buffer);
@@ -341,8 +345,7 @@ pub(crate) fn prefer_huge_pages<T>(buffer: &mut [std::mem::MaybeUninit<T>]) {
             };
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = buffer;
+    vec
 }
 
 /// A zeroed buffer of `len` elements whose first element sits on a 64-byte cache line, backed
@@ -356,8 +359,7 @@ struct PackBuffer<T> {
 impl<T: Scalar> PackBuffer<T> {
     fn new(len: usize) -> Self {
         let slack = 64 / std::mem::size_of::<T>();
-        let mut storage = Vec::with_capacity(len + slack);
-        prefer_huge_pages(&mut storage.spare_capacity_mut()[..len + slack]);
+        let mut storage = vec_on_huge_pages(len + slack);
         storage.resize(len + slack, T::default());
         let start = storage.as_ptr().align_offset(64).min(slack);
         PackBuffer { storage, start }
