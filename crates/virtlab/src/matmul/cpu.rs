@@ -1,6 +1,7 @@
 //! The CPU side: the matrix product on ndarray arrays, and its measurement.
 
 use super::kernel::{self, MatMut, MatRef, Scalar};
+use super::memory;
 use super::{Device, Dtype, Point, check_fits, random_values, relative_error};
 use crate::error::check_range;
 use crate::{Error, Result, machine};
@@ -44,7 +45,7 @@ pub fn multiply<T: Scalar>(
 fn product<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) -> Array2<T> {
     let (m, n) = (a.nrows(), b.ncols());
     // Not zeroed first: the kernel writes every element of C.
-    let mut storage: Vec<MaybeUninit<T>> = kernel::vec_on_huge_pages(m * n);
+    let mut storage: Vec<MaybeUninit<T>> = memory::vec_on_huge_pages(m * n);
     // SAFETY: MaybeUninit elements need no initialisation.
     unsafe { storage.set_len(m * n) };
     let mut c = Array2::from_shape_vec((m, n), storage).expect("m·n elements make an m×n array");
@@ -66,7 +67,7 @@ fn product<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) -> Arr
 /// An n×n matrix of row-major values on huge pages when large, as numpy allocates its arrays
 /// (it gives the same hint from 4 MiB), so both sides of the benchmark read memory alike.
 fn square_matrix<T: Scalar>(values: &[f64], n: usize) -> Array2<T> {
-    let mut storage = kernel::vec_on_huge_pages(n * n);
+    let mut storage = memory::vec_on_huge_pages(n * n);
     storage.extend(values.iter().map(|&x| T::from_f64(x)));
     Array2::from_shape_vec((n, n), storage).expect("n·n values make an n×n array")
 }

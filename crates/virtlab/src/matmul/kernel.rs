@@ -11,6 +11,7 @@
 //! across a strip of C. The micro-kernel holds an MR×NR tile of C in registers for kc steps of
 //! k, then adds it to C once; walking along the strip keeps C's rows streaming in order.
 
+use super::memory::{PackBuffer, PlainFloat};
 use crate::peak::Isa;
 use std::ops::{Add, Mul};
 
@@ -33,6 +34,7 @@ pub trait Scalar:
     + Add<Output = Self>
     + Mul<Output = Self>
     + sealed::Kernels
+    + PlainFloat
     + 'static
 {
     fn to_f64(self) -> f64;
@@ -319,57 +321,6 @@ macro_rules! kernels {
 kernels!(f64, portable_f64, avx512_f64, avx2_f64, 8, 4, 4);
 kernels!(f32, portable_f32, avx512_f32, avx2_f32, 16, 8, 8);
 
-/// An empty vector with room for `len` elements, which Linux is asked to back with 2 MiB pages
-/// before they are first touched. A fresh 32 MiB result otherwise takes ~8000 page faults,
-/// measured at ~15% of a 2048² product on the project's VM; numpy gives the same hint for
-/// arrays of 4 MiB and more.
-pub(crate) fn vec_on_huge_pages<T>(len: usize) -> Vec<T> {
-    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
-    let mut vec = Vec::with_capacity(len);
-    #[cfg(target_os = "linux")]
-    {
-        let buffer = &mut vec.spare_capacity_mut()[..len];
-        const HUGE: usize = 2 << 20;
-        let start = buffer.as_mut_ptr() as usize;
-        let end = start + std::mem::size_of_val(buffer);
-        let (first, last) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
-        if end - start >= 4 << 20 && last > first {
-            // SAFETY: the range lies inside `buffer`; MADV_HUGEPAGE changes only how it is backed.
-            // A refusal (THP disabled) leaves ordinary pages, which is fine.
-            unsafe {
-                libc::madvise(
-                    first as *mut libc::c_void,
-                    last - first,
-                    libc::MADV_HUGEPAGE,
-                )
-            };
-        }
-    }
-    vec
-}
-
-/// A zeroed buffer of `len` elements whose first element sits on a 64-byte cache line, backed
-/// by huge pages when large. Aligned because a 64-byte vector load that straddles two lines
-/// costs two: measured 80-88 vs 101-113 GFLOP/s for the in-L1 AVX-512 kernel.
-struct PackBuffer<T> {
-    storage: Vec<T>,
-    start: usize,
-}
-
-impl<T: Scalar> PackBuffer<T> {
-    fn new(len: usize) -> Self {
-        let slack = 64 / std::mem::size_of::<T>();
-        let mut storage = vec_on_huge_pages(len + slack);
-        storage.resize(len + slack, T::default());
-        let start = storage.as_ptr().align_offset(64).min(slack);
-        PackBuffer { storage, start }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [T] {
-        &mut self.storage[self.start..]
-    }
-}
-
 /// How the product is cut for one element type and micro-kernel width.
 #[derive(Clone, Copy, Debug)]
 struct Blocks {
@@ -577,7 +528,8 @@ unsafe fn serial<T: Scalar>(
         return;
     }
     let (kc_max, nc_max) = (blocks.kc, blocks.nc);
-    let mut b_buffer = PackBuffer::new(kc_max * nc_max.min(n).div_ceil(nr) * nr);
+    // Full-size panels whatever n is, so one spare buffer serves every later product.
+    let mut b_buffer = PackBuffer::new(kc_max * nc_max);
     let mut a_buffer = PackBuffer::new(kc_max * mr);
     let (b_packed, a_packed) = (b_buffer.as_mut_slice(), a_buffer.as_mut_slice());
     let mut edge = vec![T::default(); mr * nr];
@@ -812,16 +764,6 @@ mod tests {
             assert_eq!(parse_cache_size(bad), None, "{bad:?}");
         }
         assert!(l2_bytes() > 0);
-    }
-
-    #[test]
-    fn packed_buffers_start_on_a_cache_line() {
-        for len in [1, 7, 1000, 1 << 20] {
-            let mut buffer = PackBuffer::<f64>::new(len);
-            let slice = buffer.as_mut_slice();
-            assert!(slice.len() >= len);
-            assert_eq!(slice.as_ptr() as usize % 64, 0, "len {len}");
-        }
     }
 
     #[test]

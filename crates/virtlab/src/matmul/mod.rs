@@ -10,6 +10,7 @@
 pub mod cpu;
 pub mod gpu;
 mod kernel;
+mod memory;
 pub mod report;
 
 pub use kernel::Scalar;
