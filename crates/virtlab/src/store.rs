@@ -91,13 +91,49 @@ pub(crate) mod tests {
     pub(crate) fn temp_cache() -> PathBuf {
         static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
         DIR.get_or_init(|| {
-            let dir =
-                std::env::temp_dir().join(format!("virtlab-test-cache-{}", std::process::id()));
+            const PREFIX: &str = "virtlab-test-cache-";
+            remove_folders_of_ended_runs(PREFIX);
+            let dir = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
             // Tests run on several threads; the variable is set once, before any reader needs it.
             unsafe { std::env::set_var("VIRTLAB_CACHE_DIR", &dir) };
             dir
         })
         .clone()
+    }
+
+    /// A test process cannot clean up after itself at exit, so each one removes the folders
+    /// left by earlier test processes that have ended (no /proc entry for their pid).
+    fn remove_folders_of_ended_runs(prefix: &str) {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix(prefix));
+            if let Some(pid) = pid.filter(|p| p.parse::<u32>().is_ok())
+                && std::path::Path::new("/proc/self").exists()
+                && !std::path::Path::new("/proc").join(pid).exists()
+            {
+                // Best effort: a folder another process removes first is already gone.
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    #[test]
+    fn folders_of_ended_test_runs_are_removed_and_live_ones_kept() {
+        let prefix = "virtlab-cleanup-test-";
+        let temp = std::env::temp_dir();
+        // No Linux pid reaches u32::MAX (the kernel's limit is 2^22).
+        let ended = temp.join(format!("{prefix}{}", u32::MAX));
+        let live = temp.join(format!("{prefix}{}", std::process::id()));
+        for dir in [&ended, &live] {
+            std::fs::create_dir_all(dir.join("inner")).unwrap();
+        }
+        remove_folders_of_ended_runs(prefix);
+        assert!(!ended.exists());
+        assert!(live.exists());
+        std::fs::remove_dir_all(&live).unwrap();
     }
 
     #[test]
