@@ -71,8 +71,15 @@ class Chromium:
         self.events: list[dict] = []
 
     def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        # Asked to close, Chromium removes the /tmp/org.chromium.Chromium.* folder it makes for
+        # its singleton socket; killed outright, it leaves one behind per run.
+        try:
+            self.timeout_s = 5
+            self.call("Browser.close")
+            self.proc.wait(timeout=5)
+        except (OSError, RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
         os.close(self._to_browser)
         os.close(self._from_browser)
         shutil.rmtree(self.profile, ignore_errors=True)
