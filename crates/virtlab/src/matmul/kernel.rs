@@ -11,7 +11,7 @@
 //! across a strip of C. The micro-kernel holds an MR×NR tile of C in registers for kc steps of
 //! k, then adds it to C once; walking along the strip keeps C's rows streaming in order.
 
-use super::memory::{PackBuffer, PlainFloat};
+use super::memory::PackBuffer;
 use crate::peak::Isa;
 use std::ops::{Add, Mul};
 
@@ -34,7 +34,6 @@ pub trait Scalar:
     + Add<Output = Self>
     + Mul<Output = Self>
     + sealed::Kernels
-    + PlainFloat
     + 'static
 {
     fn to_f64(self) -> f64;

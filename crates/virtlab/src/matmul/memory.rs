@@ -5,6 +5,7 @@
 //! product until malloc's thresholds adapt. On the project's VM that made the first three timed
 //! products at n = 1024 f32 (two threads) 9.4-10 ms instead of 8.2 ms; numpy keeps its buffers.
 
+use super::kernel::Scalar;
 use std::alloc::{Layout, alloc_zeroed, dealloc, handle_alloc_error};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -84,13 +85,7 @@ pub(crate) struct PackBuffer<T> {
     element: PhantomData<T>,
 }
 
-/// The element types packing buffers hold: every bit pattern of their size is a valid value,
-/// so a reused buffer holding another type's old values is still initialised.
-pub trait PlainFloat: Copy {}
-impl PlainFloat for f32 {}
-impl PlainFloat for f64 {}
-
-impl<T: PlainFloat> PackBuffer<T> {
+impl<T: Scalar> PackBuffer<T> {
     pub(crate) fn new(len: usize) -> Self {
         let bytes = len * size_of::<T>();
         let spare = SPARES.lock().ok().and_then(|mut spares| spares.take(bytes));
@@ -104,8 +99,9 @@ impl<T: PlainFloat> PackBuffer<T> {
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         let block = self.block.as_ref().expect("present until dropped");
         // SAFETY: the block holds `len` elements' bytes, aligned to 64 (≥ T's alignment), all
-        // initialised (zeroed at allocation, floats since), and `&mut self` makes this the only
-        // view of them.
+        // initialised (zeroed at allocation, floats since); `Scalar` is sealed to f32 and f64,
+        // for which every bit pattern is a value, so another type's old floats are fine too; and
+        // `&mut self` makes this the only view of them.
         unsafe { std::slice::from_raw_parts_mut(block.ptr.as_ptr().cast::<T>(), self.len) }
     }
 }
