@@ -4,7 +4,7 @@
 //! sysinfo lists the processes; thread names come from /proc (Linux), where sysinfo has none.
 
 use crate::display::{Html, Table};
-use crate::memory::{self, KernelShare};
+use crate::memory;
 use crate::units;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,8 @@ pub struct ProcessInfo {
     pub rss_bytes: u64,
     /// Proportional set size: resident pages, each shared page split between its sharers.
     pub pss_bytes: Option<u64>,
+    /// The kernel's page tables for this process.
+    pub page_table_bytes: Option<u64>,
     pub cpu_time_ms: u64,
 }
 
@@ -37,8 +39,8 @@ pub struct ProcessInfo {
 pub struct Snapshot {
     pub root: u32,
     pub processes: Vec<ProcessInfo>,
-    /// The kernel's own memory for every process (kernel stacks, page tables) when taken.
-    pub kernel: Option<KernelShare>,
+    /// The kernel stack each thread has on this machine.
+    pub kernel_stack_each: Option<u64>,
 }
 
 /// Snapshots `root` and all its descendants.
@@ -88,6 +90,7 @@ pub fn snapshot(root: u32) -> Result<Snapshot> {
             threads,
             rss_bytes: p.memory(),
             pss_bytes: memory::pss_bytes(pid.as_u32()),
+            page_table_bytes: memory::page_table_bytes(pid.as_u32()),
             cpu_time_ms: p.accumulated_cpu_time(),
         });
         // Children are real processes whose parent is this one (thread entries are skipped).
@@ -102,7 +105,7 @@ pub fn snapshot(root: u32) -> Result<Snapshot> {
     Ok(Snapshot {
         root,
         processes: out,
-        kernel: KernelShare::read(),
+        kernel_stack_each: memory::kernel_stack_per_thread(),
     })
 }
 
@@ -134,6 +137,22 @@ impl Snapshot {
             .iter()
             .map(|p| p.pss_bytes.unwrap_or(p.rss_bytes))
             .sum()
+    }
+
+    /// What the kernel holds for the whole tree: its page tables, and a kernel stack per thread.
+    pub fn kernel_bytes(&self) -> u64 {
+        let stacks = self.kernel_stack_each.unwrap_or(0)
+            * self
+                .processes
+                .iter()
+                .map(|p| p.threads.len().max(1) as u64)
+                .sum::<u64>();
+        let tables: u64 = self
+            .processes
+            .iter()
+            .filter_map(|p| p.page_table_bytes)
+            .sum();
+        stacks + tables
     }
 
     /// The root's direct children.

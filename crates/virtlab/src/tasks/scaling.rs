@@ -133,10 +133,7 @@ fn sleeping_threads(n: usize, sleep: Duration) -> Result<ScalePoint> {
                     std::thread::sleep(sleep);
                 });
             if let Err(e) = spawned {
-                refused = Some(Error::new(
-                    format!("the OS refused thread {} of {n} ({e})", i + 1),
-                    "ask for fewer threads",
-                ));
+                refused = Some(Error::os(format!("starting thread {} of {n}", i + 1), e));
                 break;
             }
         }
@@ -163,7 +160,7 @@ impl TaskScaling {
                 "unit",
                 "count",
                 "wall time",
-                "memory each",
+                "memory each (task: heap in use; thread: resident)",
                 "peak RSS of the process",
             ],
         );
@@ -207,26 +204,6 @@ impl TaskScaling {
         .render()
     }
 
-    /// Memory each unit held, on log axes (heap bytes per task, resident bytes per thread).
-    pub fn memory_plot(&self) -> Result<Figure> {
-        // A log axis cannot show zero: counts where a unit added nothing measurable are left out.
-        let line = |points: &[ScalePoint]| {
-            points
-                .iter()
-                .filter(|p| p.bytes_each > 0.0)
-                .map(|p| (p.count as f64, p.bytes_each))
-                .collect::<Vec<_>>()
-        };
-        LineChart::new("Memory each sleeping unit holds")
-            .x_label("units alive together")
-            .y_label("bytes per unit")
-            .log_x()
-            .log_y()
-            .series("tokio task (heap)", line(&self.tasks))
-            .series("OS thread (resident)", line(&self.threads))
-            .render()
-    }
-
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }
@@ -256,13 +233,6 @@ mod tests {
                 .all(|p| p.wall_ms >= 20.0)
         );
         assert!(scaling.plot().unwrap().svg().contains("tokio tasks"));
-        assert!(
-            scaling
-                .memory_plot()
-                .unwrap()
-                .svg()
-                .contains("OS thread (resident)")
-        );
         assert!(scaling.tasks.iter().all(|p| p.peak_rss_bytes > 0.0));
         assert_eq!(decades(5), vec![1]);
     }
