@@ -414,7 +414,8 @@ impl Ladder {
             .x_label("µs from asking to running (median)")
             .y_label("KiB per unit, user space + kernel")
             .log_x()
-            .log_y();
+            .log_y()
+            .label_points();
         for r in self.compared() {
             chart = chart.series(
                 format!("{} ({} alive)", r.kind, r.count),

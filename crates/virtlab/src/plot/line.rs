@@ -8,6 +8,7 @@ use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::ops::Range;
 
 const HEIGHT: u32 = 440;
@@ -40,6 +41,8 @@ pub struct LineChart {
     y_from_zero: bool,
     /// Said under the chart, e.g. how it was measured.
     note: Option<String>,
+    /// Write each series' name beside its last point (for charts of one point per series).
+    label_points: bool,
 }
 
 impl LineChart {
@@ -54,6 +57,7 @@ impl LineChart {
             log_y: false,
             y_from_zero: true,
             note: None,
+            label_points: false,
         }
     }
 
@@ -115,6 +119,13 @@ impl LineChart {
     /// A note printed under the chart (wrapped), e.g. the method behind the numbers.
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
+        self
+    }
+
+    /// Writes each series' name beside its last point, so a chart of single points reads
+    /// without the legend.
+    pub fn label_points(mut self) -> Self {
+        self.label_points = true;
         self
     }
 
@@ -239,6 +250,24 @@ impl LineChart {
                 chart.draw_series(LineSeries::new(points.iter().copied(), style))
             };
             drawn.map_err(|e| fail(&e))?;
+            if let Some(&last) = points.last().filter(|_| self.label_points) {
+                // Beside the point, on the side with room: left of it in the right half.
+                let (px, _) = chart.backend_coord(&last);
+                let (left, _) = chart.plotting_area().get_base_pixel();
+                let width = chart.plotting_area().dim_in_pixel().0 as i32;
+                let (text, side) = if px - left > width / 2 {
+                    (format!("{}  ", series.name), HPos::Right)
+                } else {
+                    (format!("  {}", series.name), HPos::Left)
+                };
+                let style = (FONT, 13)
+                    .into_font()
+                    .color(&color)
+                    .pos(Pos::new(side, VPos::Center));
+                chart
+                    .draw_series([Text::new(text, last, style)])
+                    .map_err(|e| fail(&e))?;
+            }
         }
         draw_below(&below, &self.keys(), self.note.as_deref(), &self.title)?;
         root.present().map_err(|e| fail(&e))?;

@@ -142,7 +142,7 @@ const KEY_ROW: u32 = 20;
 const KEY_COLUMNS: usize = 2;
 const NOTE_LINE: u32 = 16;
 /// Characters per line of a note at its font size across the chart's width.
-const NOTE_CHARS: usize = 108;
+const NOTE_CHARS: usize = 132;
 
 /// A note wrapped into lines that fit under the chart.
 fn wrap(note: &str) -> Vec<String> {
