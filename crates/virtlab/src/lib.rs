@@ -13,6 +13,7 @@ pub mod display;
 pub mod error;
 pub mod executor;
 pub mod gpu;
+pub mod isa;
 pub mod machine;
 pub mod matmul;
 pub mod memory;

@@ -76,7 +76,7 @@ impl Machine {
             cgroup_memory_limit: os::cgroup_memory_limit(),
             hypervisor: hypervisor(),
             container: os::container(),
-            simd: simd_features(),
+            simd: crate::isa::simd_features(),
             gpu: gpu::probe(),
         }
     }
@@ -190,28 +190,6 @@ fn brand_of(sys: &sysinfo::System) -> String {
 /// Parallelism the standard library grants (affinity and cgroup quota included), at least 1.
 pub fn usable_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The instruction-set extensions that decide the floating-point peak.
-pub fn simd_features() -> Vec<String> {
-    let mut found = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        for (name, present) in [
-            ("sse4.2", std::arch::is_x86_feature_detected!("sse4.2")),
-            ("avx", std::arch::is_x86_feature_detected!("avx")),
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-        ] {
-            if present {
-                found.push(name.to_string());
-            }
-        }
-    }
-    #[cfg(target_arch = "aarch64")]
-    found.push("neon".to_string());
-    found
 }
 
 /// The hypervisor's name from CPUID (x86), or from /sys/hypervisor on Linux.

@@ -7,6 +7,7 @@
 
 use crate::display::{Figure, Table};
 use crate::error::check_range;
+use crate::isa::Isa;
 use crate::plot::LineChart;
 use crate::{Result, machine, store};
 use serde::{Deserialize, Serialize};
@@ -39,42 +40,8 @@ impl Precision {
     }
 }
 
-/// The widest SIMD instruction set this CPU has (the peak loop and the matmul kernels use it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-    #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
-    Portable,
-}
-
+/// What the peak loop needs to know of an instruction set.
 impl Isa {
-    pub(crate) fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx2Fma;
-            }
-        }
-        Isa::Portable
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => "AVX-512 FMA",
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => "AVX2 FMA",
-            Isa::Portable => "portable (compiler-vectorised multiply + add)",
-        }
-    }
-
     /// Floating-point operations one loop iteration performs (an FMA counts as two).
     fn flops_per_iteration(self, precision: Precision) -> u64 {
         let bytes_per_element = match precision {
@@ -397,25 +364,9 @@ mod tests {
         isa.flops_per_iteration(precision) / (2 * ACCUMULATORS as u64)
     }
 
-    fn available_isas() -> Vec<Isa> {
-        let mut isas = vec![Isa::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                isas.push(Isa::Avx2Fma);
-            }
-        }
-        isas
-    }
-
     #[test]
     fn every_kernel_computes_what_it_counts() {
-        for isa in available_isas() {
+        for isa in Isa::available() {
             for (precision, tolerance) in [(Precision::F64, 1e-9), (Precision::F32, 1e-3)] {
                 let iterations = 1000;
                 let elements = (lanes(isa, precision) * ACCUMULATORS as u64) as f64;
