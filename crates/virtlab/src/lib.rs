@@ -8,6 +8,8 @@
 //! Shared base: [`display`] (inline output), [`plot`] (charts), [`error`], [`store`] (saved
 //! measurements), [`strict`] (headless test runs), [`units`].
 
+#![warn(missing_docs)]
+
 pub mod cost;
 pub mod display;
 pub mod error;
