@@ -97,7 +97,10 @@ mod tests {
         assert!(pss_bytes(std::process::id()).unwrap() > 0);
         assert!(page_table_bytes(std::process::id()).unwrap() > 0);
         let stack = kernel_stack_per_thread().unwrap();
-        assert!(stack >= page_size() && stack.is_multiple_of(page_size()), "{stack}");
+        assert!(
+            stack >= page_size() && stack.is_multiple_of(page_size()),
+            "{stack}"
+        );
         assert!(heap_in_use() > 0.0);
     }
 }
