@@ -36,7 +36,7 @@ impl<T> Limit<T> {
 /// ([`Machine::table`]), taken by [`Machine::detect`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
-    /// The operating system and its version, e.g. `Linux (Ubuntu 24.04)`.
+    /// The operating system and its version, e.g. `Linux (Debian GNU/Linux 12)`.
     pub os: String,
     /// The CPU's model name as the OS gives it, e.g. `AMD EPYC 9654 96-Core Processor`.
     pub cpu_model: String,
