@@ -68,7 +68,7 @@ impl Figure {
         Figure { title, svg, png }
     }
 
-    /// The chart's title, e.g. `Runs of the matmul on the GPU`; also the text a viewer without
+    /// The chart's title, e.g. `Matrix multiply throughput`; also the text a viewer without
     /// images shows, as `[plot: <title>]`.
     pub fn title(&self) -> &str {
         &self.title

@@ -129,7 +129,7 @@
 //! - [`cost`]: the cost ladder, time and memory per unit for every kind of worker.
 //! - [`matmul`]: matrix multiply on the CPU and the GPU, measured right; chapter 4.
 //! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
-//! - [`observer`]: a snapshot of a process tree (threads, memory, CPU time), the "process explorer".
+//! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
 //! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
 //! - [`display`]: tables, HTML and charts shown inline in a notebook cell.
 //! - [`plot`]: line, bar and lane charts, drawn as SVG and PNG.

@@ -43,7 +43,8 @@ pub struct Machine {
     /// Hardware threads the OS sees: with two threads per core (SMT, Hyper-Threading) twice the
     /// physical cores.
     pub logical_cpus: usize,
-    /// Physical cores, when the OS says; two hardware threads on one core share its arithmetic units.
+    /// Physical cores, when the OS says; two hardware threads on one core share its arithmetic
+    /// units.
     pub physical_cores: Option<usize>,
     /// CPUs the scheduler may run this process on.
     pub affinity_cpus: Limit<usize>,
@@ -55,7 +56,7 @@ pub struct Machine {
     pub memory_total_bytes: u64,
     /// RAM new allocations can get now without swapping, in bytes.
     pub memory_available_bytes: u64,
-    /// The most memory the cgroup (a container's) lets this process's group use, in bytes.
+    /// The most memory this process's cgroup may use (a container's memory limit), in bytes.
     pub cgroup_memory_limit: Limit<u64>,
     /// The hypervisor this runs under, e.g. `KVM` or `Hyper-V`; `None` when none is seen (bare
     /// metal, or a hypervisor that hides itself).

@@ -37,7 +37,8 @@ impl Dtype {
     /// Every element type, from widest to narrowest; the order a sweep over types uses.
     pub const ALL: [Dtype; 4] = [Dtype::F64, Dtype::F32, Dtype::Tf32, Dtype::Bf16];
 
-    /// The lowercase name the CLI's `--dtype` takes and tables show: `f64`, `f32`, `tf32` or `bf16`.
+    /// The lowercase name that tables show and the CLI's `--dtype` takes: `f64`, `f32`, `tf32`
+    /// or `bf16`.
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F64 => "f64",
@@ -164,7 +165,8 @@ pub struct Point {
     pub device: Device,
     /// The element type of A, B and C.
     pub dtype: Dtype,
-    /// The matrices' side: A, B and C are n×n, so the product costs 2n³ floating-point operations.
+    /// The matrices' side: A, B and C are n×n, so the product costs 2n³ floating-point
+    /// operations ([`flops`]).
     pub n: usize,
     /// Compute time of each timed run after the warm-up (GPU: CUDA events around the call).
     pub runs_ms: Vec<f64>,

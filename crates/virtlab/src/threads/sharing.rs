@@ -146,7 +146,7 @@ pub fn sharing_costs(
 pub struct SharingCosts(pub Vec<SharingPoint>);
 
 impl SharingCosts {
-    /// Measures every method at each of `thread_counts` (each count 1 to the thread limit), each
+    /// Measures every method at each of `thread_counts` (each count 1 to 10 000), each
     /// thread adding 1 `increments_per_thread` times (1 to 10⁹); see [`sharing_costs`].
     pub fn measure(thread_counts: &[usize], increments_per_thread: u64) -> Result<SharingCosts> {
         sharing_costs(thread_counts, increments_per_thread).map(SharingCosts)
