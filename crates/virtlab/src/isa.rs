@@ -5,13 +5,13 @@
 /// A SIMD instruction set a kernel can be written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
-    /// 512-bit vectors with fused multiply-add (`avx512f`).
+    /// AVX-512 with FMA (`avx512f`): 512-bit registers, 8 f64 or 16 f32 per instruction.
     #[cfg(target_arch = "x86_64")]
     Avx512,
-    /// 256-bit vectors with fused multiply-add (`avx2` and `fma`).
+    /// AVX2 with FMA (`avx2`, `fma`): 256-bit registers, 4 f64 or 8 f32 per instruction.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
-    /// Plain Rust that the compiler vectorises as it can: runs everywhere.
+    /// Plain Rust the compiler vectorises as it can: runs on any CPU (an ARM one, say).
     Portable,
 }
 

@@ -10,36 +10,50 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+/// One OS thread of a process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadInfo {
+    /// The kernel's thread id (the TID); a process's main thread has the process's pid.
     pub tid: u64,
+    /// The thread's name (Linux `comm`, at most 15 bytes), e.g. `thread-2` or `tokio-runtime-w`;
+    /// empty where it cannot be read.
     pub name: String,
 }
 
+/// One process in a [`Snapshot`]: who it is, where it sits in the tree, and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
+    /// Its process id.
     pub pid: u32,
+    /// The pid of the process that started it, if the OS says.
     pub parent: Option<u32>,
     /// Distance from the snapshot's root (0 for the root).
     pub depth: usize,
+    /// The program's name, e.g. `virtlab` or `sleep`.
     pub name: String,
+    /// Its scheduler state as the OS reports it, e.g. `Runnable` or `Sleeping`.
     pub state: String,
     /// The process's threads; empty where the platform does not list them.
     pub threads: Vec<ThreadInfo>,
+    /// Resident set size, in bytes: the process's pages now in RAM, shared ones counted in full.
     pub rss_bytes: u64,
-    /// Proportional set size: resident pages, each shared page split between its sharers.
+    /// Proportional set size, in bytes: resident pages, each shared page split between its
+    /// sharers; `None` where it cannot be read.
     pub pss_bytes: Option<u64>,
-    /// The kernel's page tables for this process.
+    /// The kernel's page tables for this process, in bytes; `None` where they cannot be read.
     pub page_table_bytes: Option<u64>,
+    /// CPU time it has used so far, all its threads together, in ms.
     pub cpu_time_ms: u64,
 }
 
 /// Processes of one subtree in tree order (each parent before its children).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The pid the tree hangs from.
     pub root: u32,
+    /// The root first, then each process before its children (depth-first).
     pub processes: Vec<ProcessInfo>,
-    /// The kernel stack each thread has on this machine.
+    /// The kernel stack each thread has on this machine, in bytes (16 KiB on x86-64 Linux).
     pub kernel_stack_each: Option<u64>,
 }
 
@@ -126,6 +140,7 @@ fn thread_name(pid: u32, tid: u32) -> String {
 }
 
 impl Snapshot {
+    /// The process with this pid, if it is in the tree.
     pub fn process(&self, pid: u32) -> Option<&ProcessInfo> {
         self.processes.iter().find(|p| p.pid == pid)
     }
@@ -160,6 +175,8 @@ impl Snapshot {
         self.processes.iter().filter(|p| p.depth == 1).collect()
     }
 
+    /// One row per process, indented under its parent: pid, state, threads (the first six by id and
+    /// name), RSS and CPU time.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!("Process tree under pid {}", self.root),
@@ -204,6 +221,7 @@ impl Snapshot {
         self.table().monospace_first_column().to_html()
     }
 
+    /// Shows the tree as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }

@@ -36,7 +36,9 @@ pub trait Scalar:
     + sealed::Kernels
     + 'static
 {
+    /// This value as an f64, exactly (to check results against an f64 product).
     fn to_f64(self) -> f64;
+    /// The nearest value of this type to `x` (f32 rounds; f64 keeps it).
     fn from_f64(x: f64) -> Self;
 }
 

@@ -46,6 +46,7 @@ pub struct LineChart {
 }
 
 impl LineChart {
+    /// An empty chart with this title; add lines with [`LineChart::series`].
     pub fn new(title: impl Into<String>) -> Self {
         LineChart {
             title: title.into(),
@@ -61,11 +62,13 @@ impl LineChart {
         }
     }
 
+    /// The label under the x axis, with its unit, e.g. `threads`.
     pub fn x_label(mut self, label: impl Into<String>) -> Self {
         self.x_label = label.into();
         self
     }
 
+    /// The label beside the y axis, with its unit, e.g. `GFLOP/s`.
     pub fn y_label(mut self, label: impl Into<String>) -> Self {
         self.y_label = label.into();
         self
@@ -98,6 +101,7 @@ impl LineChart {
         self
     }
 
+    /// A labelled horizontal line at height `y`, e.g. a machine's measured peak in GFLOP/s.
     pub fn reference(mut self, name: impl Into<String>, y: f64) -> Self {
         self.references.push(Reference {
             name: name.into(),
@@ -106,11 +110,15 @@ impl LineChart {
         self
     }
 
+    /// Draws the x axis on a log scale (each step ×10), for sizes that span decades; every
+    /// x value must then be above 0.
     pub fn log_x(mut self) -> Self {
         self.log_x = true;
         self
     }
 
+    /// Draws the y axis on a log scale, for values that span decades (a 2-core CPU beside a GPU);
+    /// every y value must then be above 0.
     pub fn log_y(mut self) -> Self {
         self.log_y = true;
         self

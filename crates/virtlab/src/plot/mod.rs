@@ -1,8 +1,9 @@
 //! Charts drawn with plotters, rendered once as SVG and once as PNG into a [`Figure`].
 //!
 //! Text is drawn with the DejaVu Sans font compiled into the crate (plotters' `ab_glyph`
-//! feature), so neither build nor run needs system font libraries. Each chart kind implements
-//! [`Chart`]; [`render`] draws it on both backends.
+//! feature), so neither build nor run needs system font libraries. Three kinds of chart:
+//! [`LineChart`] (measured lines and models), [`BarChart`] (stacked bars) and [`LaneChart`] (who
+//! ran when); each is built step by step and drawn by its `render`.
 
 mod bars;
 mod lanes;

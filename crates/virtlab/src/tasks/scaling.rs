@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 /// `count` units that each slept `sleep_ms`: the wall time for all of them and the memory each held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScalePoint {
+    /// How many units ran at once: 1, 10, 100, …
     pub count: usize,
+    /// From the first start until every unit had finished its sleep, in ms; the sleep itself is
+    /// the floor, anything above it is the cost of starting and ending that many units.
     pub wall_ms: f64,
     /// Memory each unit added: heap bytes for tasks, resident bytes for threads.
     pub bytes_each: f64,
@@ -22,10 +25,15 @@ pub struct ScalePoint {
     pub peak_rss_bytes: f64,
 }
 
+/// Chapter 3's comparison of sleeping tokio tasks with sleeping OS threads, made by [`scale`]:
+/// how long starting 1, 10, 100, … of them takes and what each one holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskScaling {
+    /// How long each unit slept, in ms.
     pub sleep_ms: u64,
+    /// One point per count (1, 10, 100, …) for tokio tasks on one runtime thread.
     pub tasks: Vec<ScalePoint>,
+    /// One point per count for OS threads (64 KiB stacks); empty when threads were not measured.
     pub threads: Vec<ScalePoint>,
     /// Why the thread series stops where it does.
     pub thread_limit: String,
@@ -150,6 +158,7 @@ fn sleeping_threads(n: usize, sleep: Duration) -> Result<ScalePoint> {
 }
 
 impl TaskScaling {
+    /// One row per unit kind and count: wall time, memory each, and the process's peak RSS.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -178,6 +187,7 @@ impl TaskScaling {
         t
     }
 
+    /// Wall time against units started, for tasks and threads on log axes, beside the sleep itself.
     pub fn plot(&self) -> Result<Figure> {
         let line = |points: &[ScalePoint]| {
             points
@@ -204,6 +214,7 @@ impl TaskScaling {
         .render()
     }
 
+    /// Shows [`TaskScaling::table`] as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }
