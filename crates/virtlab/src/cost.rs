@@ -17,6 +17,7 @@
 use crate::display::{Figure, Table};
 use crate::executor::{self, Kind, Options};
 use crate::plot::LineChart;
+use crate::stats::median;
 use crate::work::Work;
 use crate::{Error, Result, processes, release, store, tasks, threads, units};
 use serde::{Deserialize, Serialize};
@@ -180,17 +181,22 @@ impl Ladder {
     }
 
     /// This machine's ladder with each of `kinds` at `counts`: a kind's saved rungs when they
-    /// are exactly these counts, else measured now (`rounds` fresh probe processes per count).
+    /// are these counts (in any order) measured with at least `rounds` rounds, else measured now
+    /// (`rounds` fresh probe processes per count).
     /// Every kind and count is checked before anything is measured.
     pub fn measured(kinds: &[&str], counts: &[usize], rounds: usize) -> Result<Ladder> {
         for kind in kinds {
             check(kind, counts, rounds)?;
         }
         let mut ladder = Ladder::saved()?;
+        let mut asked = counts.to_vec();
+        asked.sort_unstable();
+        asked.dedup();
         for kind in kinds {
-            let saved: Vec<usize> = ladder.rungs_of(kind).iter().map(|r| r.count).collect();
-            if saved != counts {
-                ladder.measure(kind, counts, rounds)?;
+            let saved = ladder.rungs_of(kind);
+            let same_counts = saved.iter().map(|r| r.count).eq(asked.iter().copied());
+            if !same_counts || saved.iter().any(|r| r.rounds < rounds) {
+                ladder.measure(kind, &asked, rounds)?;
             }
         }
         Ok(ladder)
@@ -434,7 +440,10 @@ impl Ladder {
 /// The points a log axis can show: a difference within a page of noise can come out at or
 /// below zero, and is left out (the chart's note says so).
 fn positive(points: impl IntoIterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
-    points.into_iter().filter(|&(_, y)| y > 0.0).collect()
+    points
+        .into_iter()
+        .filter(|&(x, y)| x > 0.0 && y > 0.0)
+        .collect()
 }
 
 /// "12.3 µs" or "2.15 ms": a duration in the unit that keeps it readable.
@@ -445,20 +454,6 @@ pub fn duration_text(ms: f64) -> String {
         format!("{:.1} µs", ms * 1e3)
     } else {
         format!("{ms:.2} ms")
-    }
-}
-
-/// The median of `values` (NaN when empty); sorts in place.
-pub fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
     }
 }
 
@@ -475,13 +470,6 @@ mod tests {
             kernel_bytes_each: kernel,
             rounds: 1,
         }
-    }
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&mut []).is_nan());
     }
 
     #[test]

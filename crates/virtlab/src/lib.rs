@@ -137,6 +137,7 @@
 //! - [`error`]: the crate's one error type: what went wrong and how to fix it.
 //! - [`outcome`]: a measurement that ran, or was skipped with the reason (no Python, no GPU).
 //! - [`release`]: runs the release-built `virtlab` program as a child, for work that needs speed.
+//! - [`stats`]: the median of repeated runs.
 //! - [`store`]: where measurements are kept between runs, written whole or not at all.
 //! - [`strict`]: strict mode for headless notebook runs: a panic fails the cell.
 //! - [`units`]: quantities for people, e.g. bytes as `1.5 KiB`.
@@ -158,6 +159,7 @@ pub mod peak;
 pub mod plot;
 pub mod processes;
 pub mod release;
+pub mod stats;
 pub mod store;
 pub mod strict;
 pub mod tasks;

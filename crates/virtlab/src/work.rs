@@ -96,7 +96,7 @@ pub enum Step {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.chars().any(char::is_control) || name.len() > 64 {
+    if name.trim().is_empty() || name.chars().any(char::is_control) || name.chars().count() > 64 {
         return Err(Error::invalid(
             "a worker name",
             format!("{name:?}"),

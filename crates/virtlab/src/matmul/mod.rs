@@ -16,7 +16,7 @@ pub mod report;
 pub use kernel::Scalar;
 
 use crate::error::check_range;
-use crate::{Error, Result, cost, machine, units};
+use crate::{Error, Result, machine, stats, units};
 use serde::{Deserialize, Serialize};
 
 /// The element types a product can use. TF32 and BF16 are GPU tensor-core formats.
@@ -148,13 +148,13 @@ impl GpuTimes {
     /// The median of [`GpuTimes::launch_only_ms`], in ms: how long the host waited for the call to
     /// return, not for the product.
     pub fn launch_only_median_ms(&self) -> f64 {
-        cost::median(&mut self.launch_only_ms.clone())
+        stats::median(&mut self.launch_only_ms.clone())
     }
 
     /// The median of [`GpuTimes::synchronized_ms`], in ms: how long the host waited for the product
     /// to be done.
     pub fn synchronized_median_ms(&self) -> f64 {
-        cost::median(&mut self.synchronized_ms.clone())
+        stats::median(&mut self.synchronized_ms.clone())
     }
 }
 
@@ -184,7 +184,7 @@ pub struct Point {
 impl Point {
     /// The median of [`Point::runs_ms`], in ms: the time tables show and [`Point::gflops`] uses.
     pub fn median_ms(&self) -> f64 {
-        cost::median(&mut self.runs_ms.clone())
+        stats::median(&mut self.runs_ms.clone())
     }
 
     /// 2n³ floating-point operations over the median compute time.

@@ -2,11 +2,11 @@
 //! threads with std threads and with rayon, the speed-up fitted to Amdahl's law, and the same
 //! job in Python threads (held back by the GIL) for comparison.
 
-use crate::cost::median;
 use crate::display::{Figure, Table};
 use crate::error::check_range;
 use crate::outcome::Outcome;
 use crate::plot::LineChart;
+use crate::stats::median;
 use crate::threads::check_thread_count;
 use crate::{Error, Result, machine};
 use serde::{Deserialize, Serialize};
@@ -356,6 +356,25 @@ impl Scaling {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_python_peer_counts_the_same_hits_as_rust() {
+        let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers");
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import sys; sys.path.insert(0, sys.argv[1]); import threads_cpu; print(threads_cpu.hits(7, 20000))")
+            .arg(&peers)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("python3 runs on every machine this project supports");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let python: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert_eq!(python, monte_carlo_hits(7, 20000));
+    }
 
     #[test]
     fn chunks_cover_every_sample_once() {

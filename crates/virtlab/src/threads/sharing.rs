@@ -1,10 +1,10 @@
 //! Chapter 2's price of sharing: threads adding to one total through a `Mutex`, an atomic, or
 //! private sums added once at the end, each checked for lost updates and timed.
 
-use crate::cost::median;
 use crate::display::{Figure, Table};
 use crate::error::check_range;
 use crate::plot::LineChart;
+use crate::stats::median;
 use crate::threads::check_thread_count;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
