@@ -5,6 +5,7 @@
 //! these functions; a cell stays short because the logic lives here.
 //!
 //! Chapter 0 (your machine): [`machine`], [`gpu`], [`peak`]. Chapter 4 (the GPU): [`matmul`].
+//! Chapter 6 (virtual machines): [`vm`].
 //! Shared base: [`display`] (inline output), [`plot`] (charts), [`error`], [`store`] (saved
 //! measurements), [`strict`] (headless test runs), [`units`].
 
@@ -24,6 +25,7 @@ pub mod tasks;
 pub mod threads;
 pub mod timeline;
 pub mod units;
+pub mod vm;
 pub mod work;
 
 pub use error::{Error, Result};
