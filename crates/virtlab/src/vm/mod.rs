@@ -5,6 +5,7 @@
 //! - [`support`]: can this machine make VMs, and are they hardware-assisted or emulated?
 //! - [`guest`]: the guest program, as assembly text and the bytes it assembles to.
 //! - [`layout`]: the guest memory's tables (GDT, identity-mapped page tables).
+//! - [`probe`]: the price of being virtual from inside this machine (cpuid, steal time).
 //! - `Vm` (Linux, x86-64): one VM with one vCPU, run exit by exit; `Interrupter` stops it
 //!   from another thread.
 //!
@@ -13,6 +14,7 @@
 
 pub mod guest;
 pub mod layout;
+pub mod probe;
 pub mod support;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
