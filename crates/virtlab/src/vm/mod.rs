@@ -6,6 +6,9 @@
 //! - [`guest`]: the guest program, as assembly text and the bytes it assembles to.
 //! - [`layout`]: the guest memory's tables (GDT, identity-mapped page tables).
 //! - [`probe`]: the price of being virtual from inside this machine (cpuid, steal time).
+//! - `cost` (Linux, x86-64): making a VM phase by phase, an exit's round trip, guest vs
+//!   native compute.
+//! - `fleet` (Linux, x86-64): N VMs side by side running the essay's loop, live lines.
 //! - `Vm` (Linux, x86-64): one VM with one vCPU, run exit by exit; `Interrupter` stops it
 //!   from another thread.
 //!
@@ -17,6 +20,10 @@ pub mod layout;
 pub mod probe;
 pub mod support;
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod cost;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod fleet;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod machine;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

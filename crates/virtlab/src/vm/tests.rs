@@ -5,7 +5,7 @@ use super::*;
 use std::sync::{Mutex, MutexGuard, mpsc};
 
 /// One VM test at a time, so the count of KVM fds in this process is ours alone.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
+pub(super) fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
