@@ -10,6 +10,10 @@ use virtlab::work::Work;
 use virtlab::{Error, Result};
 use virtlab::{peak, processes, tasks, threads};
 
+// Chapter 6 drives KVM with x86-64 guest code.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod vm_cli;
+
 #[derive(Parser)]
 #[command(
     name = "virtlab",
@@ -147,6 +151,9 @@ enum Command {
         #[arg(long, hide = true)]
         die_with_parent: bool,
     },
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[command(flatten)]
+    Vm(vm_cli::VmCommand),
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker {
         #[arg(long, default_value = "worker")]
@@ -336,6 +343,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        Command::Vm(command) => vm_cli::run(command),
         Command::Scale {
             max_threads,
             single_thread_ms,

@@ -20,6 +20,47 @@ pub const MAX_VMS: usize = 64;
 /// Guest memory of the VMs made to measure costs.
 const MEASURE_MEMORY: u64 = 2 << 20;
 
+/// Everything this module measures, for the `vm-cost` command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Costs {
+    pub start: StartCost,
+    pub exit: ExitCost,
+    pub compute: ComputeCost,
+}
+
+impl Costs {
+    /// Checks every size first, then measures [`start_cost`], [`exit_cost`] and
+    /// [`compute_cost`] in turn.
+    pub fn measure(vms: usize, exits: u32, compute_ms: u64) -> Result<Costs> {
+        check_vms(vms)?;
+        check_exits(exits)?;
+        check_compute_ms(compute_ms)?;
+        support().ready()?;
+        Ok(Costs {
+            start: start_cost(vms)?,
+            exit: exit_cost(exits)?,
+            compute: compute_cost(compute_ms)?,
+        })
+    }
+
+    /// The three tables, one after another, as text.
+    pub fn tables(&self) -> [Table; 3] {
+        [self.start.table(), self.exit.table(), self.compute.table()]
+    }
+}
+
+fn check_vms(vms: usize) -> Result<usize> {
+    crate::error::check_range("VMs", vms, 2, MAX_VMS)
+}
+
+fn check_exits(exits: u32) -> Result<u32> {
+    crate::error::check_range("exits", exits, 100, 10_000_000)
+}
+
+fn check_compute_ms(ms: u64) -> Result<u64> {
+    crate::error::check_range("the compute time (ms)", ms, 10, 60_000)
+}
+
 /// The start of one VM, phase by phase, in ms.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct StartSample {
@@ -62,7 +103,7 @@ pub struct StartCost {
 /// Makes `vms` VMs (2 or more) one after another, each run to its first report, and times
 /// every phase.
 pub fn start_cost(vms: usize) -> Result<StartCost> {
-    crate::error::check_range("VMs", vms, 2, MAX_VMS)?;
+    check_vms(vms)?;
     let found = support();
     found.ready()?;
     let guest = Guest::essay_loop(1, None)?;
@@ -148,15 +189,19 @@ impl StartCost {
             ]);
         }
         t.row([
-            "guest memory given / touched".to_string(),
-            units::bytes(self.guest_memory_bytes),
-            units::bytes(self.guest_touched_bytes),
+            "guest memory: given → touched by the guest".to_string(),
+            "-".into(),
+            format!(
+                "{} → {}",
+                units::bytes(self.guest_memory_bytes),
+                units::bytes(self.guest_touched_bytes)
+            ),
         ]);
         t.row([
-            "our resident memory per VM".to_string(),
+            "our resident memory per VM (KVM's kernel side not counted)".to_string(),
+            "-".into(),
             self.rss_per_vm_bytes
                 .map_or("not observable".into(), |b| units::bytes(b.max(0.0) as u64)),
-            "KVM's kernel structures not included".into(),
         ]);
         t
     }
@@ -238,7 +283,7 @@ pub struct ExitCost {
 
 /// Runs a guest that reports `exits` times in a row (no pause) and times the round trips.
 pub fn exit_cost(exits: u32) -> Result<ExitCost> {
-    crate::error::check_range("exits", exits, 100, 10_000_000)?;
+    check_exits(exits)?;
     let found = support();
     found.ready()?;
     let mut vm = Vm::new("exits", MEASURE_MEMORY, &Guest::essay_loop(exits, None)?)?;
@@ -381,7 +426,7 @@ impl ComputeCost {
 /// Runs the loop in a guest and natively, each sized to take about `target_ms` (after a short
 /// calibration run), and compares the time per round.
 pub fn compute_cost(target_ms: u64) -> Result<ComputeCost> {
-    crate::error::check_range("the compute time (ms)", target_ms, 10, 60_000)?;
+    check_compute_ms(target_ms)?;
     let found = support();
     found.ready()?;
     let target = target_ms as f64 * 1e6;

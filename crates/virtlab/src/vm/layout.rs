@@ -27,6 +27,35 @@ pub const LARGE_PAGE: u64 = 2 << 20;
 pub const MIN_MEMORY: u64 = 64 << 10;
 pub const MAX_MEMORY: u64 = 512 * LARGE_PAGE;
 
+/// Reads a guest memory size: bytes, or a number with KiB, MiB or GiB (`2MiB`, `64 KiB`).
+/// Only the syntax is checked here; `Vm::new` checks the bounds.
+pub fn parse_memory(text: &str) -> crate::Result<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" | "K" => 10,
+        "MiB" | "M" => 20,
+        "GiB" | "G" => 30,
+        _ => 64,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|_| shift < 64)
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| {
+            crate::Error::invalid(
+                "the guest memory",
+                format!("{text:?}"),
+                "write a size such as 2MiB, 512KiB or 1GiB (64 KiB to 1 GiB)",
+            )
+        })
+}
+
 /// Selectors: the GDT's entries 1 (code) and 2 (data), 8 bytes each.
 pub const CODE_SELECTOR: u16 = 0x08;
 pub const DATA_SELECTOR: u16 = 0x10;
@@ -114,6 +143,17 @@ mod tests {
     #[test]
     fn the_smallest_memory_needs_one_large_page() {
         assert_eq!(page_tables(MIN_MEMORY)[2].1.len(), 1);
+    }
+
+    #[test]
+    fn memory_sizes_are_parsed_with_units() {
+        assert_eq!(parse_memory("2MiB").unwrap(), 2 << 20);
+        assert_eq!(parse_memory(" 64 KiB ").unwrap(), 64 << 10);
+        assert_eq!(parse_memory("4096").unwrap(), 4096);
+        assert_eq!(parse_memory("1G").unwrap(), 1 << 30);
+        for bad in ["", "MiB", "2 TiB", "-1MiB", "1.5MiB", "99999999999999GiB"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
