@@ -462,7 +462,13 @@ mod tests {
             snapshot: true,
             ..quiet()
         };
+        let fds = super::super::tests::kvm_fds();
         let run = run(&Work::new("vm", 3, 1).unwrap(), 3, options).unwrap();
+        assert_eq!(super::super::tests::kvm_fds(), fds, "every VM closed");
+        for vm in &run.vms {
+            let task = format!("/proc/self/task/{}", vm.host_tid);
+            assert!(!std::path::Path::new(&task).exists(), "{} joined", vm.name);
+        }
         assert_eq!(run.vms.len(), 3);
         assert!(
             run.vms
@@ -514,7 +520,12 @@ mod tests {
             deadline: Some(Duration::from_millis(300)),
             ..quiet()
         };
+        let fds = super::super::tests::kvm_fds();
         let run = run(&Work::new("vm", 2, 1).unwrap(), 2, options).unwrap();
+        assert_eq!(super::super::tests::kvm_fds(), fds, "every VM closed");
+        assert!(
+            !std::path::Path::new(&format!("/proc/self/task/{}", run.vms[0].host_tid)).exists()
+        );
         assert_eq!(
             run.vms[0].outcome,
             Outcome::Stopped("stopped at its deadline (300 ms)".into())

@@ -21,7 +21,7 @@ fn kvm_usable() -> bool {
 }
 
 /// Open fds of this process that are KVM VMs or vCPUs.
-fn kvm_fds() -> usize {
+pub(super) fn kvm_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|dir| {
             dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -135,6 +135,37 @@ fn a_runaway_guest_is_stopped_from_another_thread_and_its_thread_ends() {
     assert_eq!(kvm_fds(), fds, "no KVM fd left");
     // Interrupting a VM that no longer exists is harmless.
     interrupter.interrupt();
+}
+
+#[test]
+fn an_interrupt_at_any_moment_stops_the_guest() {
+    let _serial = one_at_a_time();
+    if !kvm_usable() {
+        return;
+    }
+    // No pause between handing out the interrupter and using it: the kick lands before,
+    // during or after the thread enters KVM_RUN, and every case must end the run.
+    for delay_us in 0..30 {
+        let (tx, rx) = mpsc::channel();
+        let vcpu_thread = std::thread::spawn(move || {
+            let mut vm = Vm::new("vm-race", 64 << 10, &Guest::runaway().unwrap()).unwrap();
+            tx.send(vm.interrupter()).unwrap();
+            let mut exits = Vec::new();
+            loop {
+                let exit = vm.run().unwrap();
+                exits.push(exit.clone());
+                if exit == GuestExit::Interrupted {
+                    return exits;
+                }
+            }
+        });
+        let interrupter = rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(delay_us * 10));
+        interrupter.interrupt();
+        let exits = vcpu_thread.join().unwrap();
+        assert_eq!(exits.last(), Some(&GuestExit::Interrupted));
+        assert!(exits.len() <= 2, "{exits:?}");
+    }
 }
 
 #[test]
