@@ -10,8 +10,7 @@ use super::{GuestExit, support};
 use crate::{Error, Result};
 use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_segment, kvm_userspace_memory_region};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -65,18 +64,17 @@ impl Vm {
     /// 1 GiB) running `guest`, through `/dev/kvm` or `VIRTLAB_KVM_DEVICE`.
     pub fn new(name: &str, memory_bytes: u64, guest: &Guest) -> Result<Vm> {
         check_memory(memory_bytes)?;
-        let found = support::support();
-        found.ready()?;
         install_kick_handler()?;
-        let path = CString::new(found.device.as_os_str().as_bytes()).map_err(|_| {
-            Error::new(
-                "the KVM device path has a NUL byte",
-                "fix VIRTLAB_KVM_DEVICE",
-            )
-        })?;
+        let device = support::device_path();
 
         let t = Instant::now();
-        let kvm = Kvm::new_with_path(&path).map_err(|e| kvm_error("opening the KVM device", e))?;
+        // std opens with O_CLOEXEC, so VM fds never leak into the worker processes we start.
+        let file = support::open_device(&device)?;
+        // SAFETY: we own this freshly opened fd and hand it to Kvm, which closes it on drop.
+        let kvm = unsafe { Kvm::from_raw_fd(file.into_raw_fd()) };
+        if kvm.get_api_version() != support::KVM_API_VERSION {
+            return Err(support::not_kvm(&device));
+        }
         let open = t.elapsed();
 
         let t = Instant::now();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub const DEVICE_VARIABLE: &str = "VIRTLAB_KVM_DEVICE";
 const DEFAULT_DEVICE: &str = "/dev/kvm";
 /// The only KVM API version there has ever been (`KVM_GET_API_VERSION`).
-const KVM_API_VERSION: i32 = 12;
+pub(crate) const KVM_API_VERSION: i32 = 12;
 
 /// How guest code runs here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +51,14 @@ pub struct Support {
 
 /// Looks at the device named by `VIRTLAB_KVM_DEVICE`, or `/dev/kvm`.
 pub fn support() -> Support {
-    let device = std::env::var_os(DEVICE_VARIABLE)
+    detect(&device_path())
+}
+
+/// The KVM device to use: `VIRTLAB_KVM_DEVICE`, or `/dev/kvm`.
+pub fn device_path() -> PathBuf {
+    std::env::var_os(DEVICE_VARIABLE)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DEVICE));
-    detect(&device)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DEVICE))
 }
 
 /// Looks at `device` as the KVM device.
@@ -163,6 +167,33 @@ impl Support {
 /// Opens the device read-write (what KVM needs) and asks for its API version.
 #[cfg(target_os = "linux")]
 fn open(device: &Path) -> Result<i32> {
+    let file = open_device(device)?;
+    use std::os::fd::AsRawFd;
+    // KVM_GET_API_VERSION is _IO(0xAE, 0x00).
+    const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
+    // SAFETY: an ioctl without an argument on an fd we own; a non-KVM file answers -1.
+    let version = unsafe { libc::ioctl(file.as_raw_fd(), KVM_GET_API_VERSION as _, 0) };
+    if version < 0 {
+        return Err(not_kvm(device));
+    }
+    Ok(version)
+}
+
+/// The error for a device file that does not answer KVM's ioctls.
+#[cfg(target_os = "linux")]
+pub(crate) fn not_kvm(device: &Path) -> Error {
+    Error::new(
+        format!(
+            "{} is not a KVM device (KVM_GET_API_VERSION failed)",
+            device.display()
+        ),
+        format!("unset {DEVICE_VARIABLE} or point it at /dev/kvm"),
+    )
+}
+
+/// Opens the KVM device read-write, close-on-exec; a failure says what to do about it.
+#[cfg(target_os = "linux")]
+pub(crate) fn open_device(device: &Path) -> Result<std::fs::File> {
     use std::io::ErrorKind;
     let shown = device.display();
     let file = std::fs::OpenOptions::new()
@@ -189,18 +220,7 @@ fn open(device: &Path) -> Result<i32> {
         }
         Err(e) => return Err(Error::io(format!("opening {shown}"), e)),
     };
-    use std::os::fd::AsRawFd;
-    // KVM_GET_API_VERSION is _IO(0xAE, 0x00).
-    const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
-    // SAFETY: an ioctl without an argument on an fd we own; a non-KVM file answers -1.
-    let version = unsafe { libc::ioctl(file.as_raw_fd(), KVM_GET_API_VERSION as _, 0) };
-    if version < 0 {
-        return Err(Error::new(
-            format!("{shown} is not a KVM device (KVM_GET_API_VERSION failed)"),
-            format!("unset {DEVICE_VARIABLE} or point it at /dev/kvm"),
-        ));
-    }
-    Ok(version)
+    Ok(file)
 }
 
 #[cfg(not(target_os = "linux"))]
