@@ -12,13 +12,17 @@
 pub mod cost;
 pub mod display;
 pub mod error;
+pub mod executor;
 pub mod gpu;
 pub mod machine;
 pub mod matmul;
+pub mod memory;
 pub mod observer;
+pub mod outcome;
 pub mod peak;
 pub mod plot;
 pub mod processes;
+pub mod release;
 pub mod store;
 pub mod strict;
 pub mod tasks;

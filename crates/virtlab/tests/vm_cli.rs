@@ -50,7 +50,8 @@ fn vms_print_the_essays_lines_from_their_own_threads() {
 
     let out = virtlab(&["vm", "--vms", "2", "--interval-ms", "1", "--json"], None);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["vms"].as_array().unwrap().len(), 2);
+    assert_eq!(json["kind"], "vm");
+    assert_eq!(json["units"].as_array().unwrap().len(), 2);
     assert!(json["timeline"]["events"].as_array().unwrap().len() >= 2 * 5);
 }
 
@@ -66,7 +67,7 @@ fn a_triple_fault_is_reported_like_a_crash() {
             "3",
             "--interval-ms",
             "10",
-            "--fault-vm",
+            "--fault-unit",
             "2",
             "--fault-at",
             "1",
@@ -76,10 +77,38 @@ fn a_triple_fault_is_reported_like_a_crash() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("vm-2 shut down: triple fault at iteration 1"),
+        stderr.contains("vm-2 crashed: triple fault at iteration 1"),
         "{stderr}"
     );
     assert!(text(&out.stdout).contains("1: vm-2 vcpu 0"));
+}
+
+#[test]
+fn a_runaway_guest_is_stopped_at_the_timeout() {
+    if !kvm_usable() {
+        return;
+    }
+    let out = virtlab(
+        &[
+            "vm",
+            "--vms",
+            "2",
+            "--interval-ms",
+            "10",
+            "--runaway-vm",
+            "1",
+            "--timeout-ms",
+            "300",
+        ],
+        None,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("timed out: still running 300 ms"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("completed").count(), 1, "{stdout}");
 }
 
 #[test]
@@ -117,15 +146,11 @@ fn bad_values_get_a_clear_error() {
         ),
         (&["vm", "--guest-memory", "1000"], "between 65536 and"),
         (
-            &["vm", "--fault-vm", "9", "--fault-at", "1"],
-            "--fault-vm cannot be 9",
+            &["vm", "--fault-unit", "9", "--fault-at", "1"],
+            "unit to fault cannot be 9",
         ),
-        (
-            &["vm", "--fault-vm", "1", "--fault-at", "7"],
-            "fault iteration cannot be 7",
-        ),
-        (&["vm", "--runaway-vm", "0"], "--runaway-vm cannot be 0"),
-        (&["vm", "--deadline-ms", "0"], "--deadline-ms cannot be 0"),
+        (&["vm", "--runaway-vm", "0"], "runaway VM cannot be 0"),
+        (&["vm", "--timeout-ms", "0"], "--timeout-ms cannot be 0"),
         (&["vm", "--iterations", "0"], "iterations cannot be 0"),
         (&["vm-cost", "--vms", "1"], "VMs cannot be 1"),
         (&["vm-cost", "--exits", "3"], "exits cannot be 3"),

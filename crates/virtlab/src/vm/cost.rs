@@ -8,7 +8,7 @@
 
 use super::guest::{Guest, native_compute};
 use super::{GuestExit, Vm, support};
-use crate::cost::{CostPoint, Round, median, sweep};
+use crate::cost::median;
 use crate::display::{Figure, Html, Table};
 use crate::plot::BarChart;
 use crate::{Error, Result, units};
@@ -107,7 +107,7 @@ pub fn start_cost(vms: usize) -> Result<StartCost> {
     let found = support();
     found.ready()?;
     let guest = Guest::essay_loop(1, None)?;
-    let before = crate::threads::resident_bytes();
+    let before = crate::memory::resident_bytes();
     let mut alive = Vec::with_capacity(vms);
     let mut samples = Vec::with_capacity(vms);
     for i in 0..vms {
@@ -115,7 +115,7 @@ pub fn start_cost(vms: usize) -> Result<StartCost> {
         samples.push(sample);
         alive.push(vm);
     }
-    let after = crate::threads::resident_bytes();
+    let after = crate::memory::resident_bytes();
     let mut touched: Vec<f64> = alive.iter().map(|vm| vm.resident_bytes() as f64).collect();
     drop(alive);
     let column = |f: fn(&StartSample) -> f64| {
@@ -232,41 +232,6 @@ impl StartCost {
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }
-}
-
-/// For the cost ladder beside processes, threads and tasks: for each count, `repeats` rounds
-/// of making that many VMs (one after another, all kept alive), each one's ms from asking to
-/// its first guest line, and the resident memory each adds.
-pub fn spawn_cost(counts: &[usize], repeats: usize) -> Result<Vec<CostPoint>> {
-    sweep(
-        counts,
-        repeats,
-        |n| {
-            crate::error::check_range("VMs", n, 1, MAX_VMS)?;
-            support().ready()
-        },
-        |n| {
-            let guest = Guest::essay_loop(1, None)?;
-            let before = crate::threads::resident_bytes();
-            let mut alive = Vec::with_capacity(n);
-            let mut latencies = Vec::with_capacity(n);
-            for i in 0..n {
-                let asked = Instant::now();
-                let (vm, _) = start_one(&format!("cost-{}", i + 1), MEASURE_MEMORY, &guest)?;
-                latencies.push(ms(asked.elapsed()));
-                alive.push(vm);
-            }
-            let after = crate::threads::resident_bytes();
-            Ok(Round {
-                latencies_ms: latencies,
-                bytes_each: before
-                    .zip(after)
-                    .map(|(b, a)| (a as f64 - b as f64) / n as f64)
-                    .into_iter()
-                    .collect(),
-            })
-        },
-    )
 }
 
 /// The price of faking hardware: one guest exit and return, next to things that do not leave
@@ -471,10 +436,9 @@ fn native_loop_ns(rounds: u32) -> f64 {
 }
 
 fn unexpected(name: &str, exit: &GuestExit) -> Error {
-    Error::new(
-        format!("{name} did not report as its program says: it {exit}"),
-        "this is a bug in virtlab's guest program or in the hypervisor; run `virtlab vm` to see",
-    )
+    Error::bug(format!(
+        "{name} did not report as its program says: it {exit}"
+    ))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -503,7 +467,6 @@ mod tests {
         assert!(start_cost(MAX_VMS + 1).is_err());
         assert!(exit_cost(5).is_err());
         assert!(compute_cost(1).is_err());
-        assert!(spawn_cost(&[0], 1).is_err());
     }
 
     #[test]
@@ -521,7 +484,5 @@ mod tests {
         assert!(exits.guest_exit_ns > 0.0);
         let compute = compute_cost(10).unwrap();
         assert!(compute.guest_rounds >= 1000 && compute.native_rounds >= 1000);
-        let ladder = spawn_cost(&[2], 1).unwrap();
-        assert_eq!(ladder[0].count, 2);
     }
 }

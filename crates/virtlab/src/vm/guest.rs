@@ -208,10 +208,7 @@ impl Program {
 }
 
 fn assembler_error(e: iced_x86::IcedError) -> Error {
-    Error::new(
-        format!("the guest program did not assemble: {e}"),
-        "this is a bug in virtlab's guest program; please report it",
-    )
+    Error::bug(format!("the guest program did not assemble: {e}"))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use super::guest::{CODE_ADDRESS, Guest, REPORT_PORT};
 use super::layout;
 use super::vcpu::{Interrupter, Shared, install_kick_handler};
 use super::{GuestExit, support};
+use crate::error::ErrorKind;
 use crate::{Error, Result};
 use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_segment, kvm_userspace_memory_region};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
@@ -85,7 +86,7 @@ impl Vm {
         let memory = load(memory_bytes, guest)?;
         let host = memory
             .get_host_address(GuestAddress(0))
-            .map_err(|e| Error::new(format!("guest memory has no host address: {e}"), BUG))?;
+            .map_err(|e| Error::bug(format!("guest memory has no host address: {e}")))?;
         let region = kvm_userspace_memory_region {
             slot: 0,
             guest_phys_addr: 0,
@@ -261,7 +262,8 @@ pub(crate) fn check_memory(bytes: u64) -> Result<u64> {
 fn load(memory_bytes: u64, guest: &Guest) -> Result<GuestMemoryMmap> {
     let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), memory_bytes as usize)])
         .map_err(|e| {
-            Error::new(
+            Error::of(
+                ErrorKind::Refused,
                 format!(
                     "could not map {} of guest memory: {e}",
                     crate::units::bytes(memory_bytes)
@@ -272,7 +274,7 @@ fn load(memory_bytes: u64, guest: &Guest) -> Result<GuestMemoryMmap> {
     let write = |address: u64, bytes: &[u8]| {
         memory
             .write_slice(bytes, GuestAddress(address))
-            .map_err(|e| Error::new(format!("writing guest memory at {address:#x}: {e}"), BUG))
+            .map_err(|e| Error::bug(format!("writing guest memory at {address:#x}: {e}")))
     };
     let gdt: Vec<u8> = layout::gdt().iter().flat_map(|e| e.to_le_bytes()).collect();
     write(layout::GDT_ADDRESS, &gdt)?;
@@ -349,18 +351,23 @@ fn set_long_mode(vcpu: &VcpuFd) -> Result<()> {
         .map_err(|e| kvm_error("KVM_SET_REGS", e))
 }
 
-const BUG: &str = "this is a bug in virtlab's VM set-up; please report it";
-
 fn kvm_error(action: &str, e: kvm_ioctls::Error) -> Error {
-    let fix = match e.errno() {
-        libc::ENOMEM => "free some memory, or make fewer or smaller VMs",
-        libc::EMFILE | libc::ENFILE => "close some files or raise `ulimit -n`",
-        libc::EACCES | libc::EPERM => {
-            "add yourself to the kvm group (`sudo usermod -aG kvm $USER`) and log in again"
+    let (kind, fix) = match e.errno() {
+        libc::ENOMEM => (
+            ErrorKind::Refused,
+            "free some memory, or make fewer or smaller VMs",
+        ),
+        libc::EMFILE | libc::ENFILE => {
+            (ErrorKind::Refused, "close some files or raise `ulimit -n`")
         }
-        _ => {
-            "check `dmesg` for KVM messages; the chapter's support table tells what KVM offers here"
-        }
+        libc::EACCES | libc::EPERM => (
+            ErrorKind::Unavailable,
+            "add yourself to the kvm group (`sudo usermod -aG kvm $USER`) and log in again",
+        ),
+        _ => (
+            ErrorKind::Failed,
+            "check `dmesg` for KVM messages; the chapter's support table tells what KVM offers here",
+        ),
     };
-    Error::new(format!("{action} failed: {e}"), fix)
+    Error::of(kind, format!("{action} failed: {e}"), fix)
 }

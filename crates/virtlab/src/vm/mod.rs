@@ -8,7 +8,7 @@
 //! - [`probe`]: the price of being virtual from inside this machine (cpuid, steal time).
 //! - `cost` (Linux, x86-64): making a VM phase by phase, an exit's round trip, guest vs
 //!   native compute.
-//! - `fleet` (Linux, x86-64): N VMs side by side running the essay's loop, live lines.
+//! - `kind` (Linux, x86-64): VMs as the executor's units, one vCPU thread each; `kind::run`.
 //! - `Vm` (Linux, x86-64): one VM with one vCPU, run exit by exit; `Interrupter` stops it
 //!   from another thread.
 //!
@@ -23,7 +23,7 @@ pub mod support;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod cost;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub mod fleet;
+pub mod kind;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod machine;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -31,12 +31,18 @@ mod vcpu;
 
 pub use guest::{Guest, native_compute};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub use kind::Vms;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use machine::{Startup, Vm};
 pub use support::{Mode, Support, support};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use vcpu::Interrupter;
 
 use std::fmt;
+
+/// Guest memory of each VM on the cost ladder: one 2 MiB page, what the smallest real guests
+/// of this chapter get.
+pub const LADDER_MEMORY: u64 = 2 << 20;
 
 /// Why [`Vm::run`] returned.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -180,7 +180,7 @@ pub fn steal_during_job(ms: u64) -> Result<Steal> {
         for seed in 0..cpus {
             scope.spawn(move || {
                 while started.elapsed() < wall {
-                    std::hint::black_box(threads::monte_carlo_hits(seed as u64, 50_000));
+                    std::hint::black_box(threads::scaling::monte_carlo_hits(seed as u64, 50_000));
                 }
             });
         }

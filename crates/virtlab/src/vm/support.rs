@@ -69,7 +69,7 @@ pub fn detect(device: &Path) -> Support {
         Ok(version) if version == KVM_API_VERSION => (Some(version), None),
         Ok(version) => (
             Some(version),
-            Some(Error::new(
+            Some(Error::unavailable(
                 format!(
                     "{} speaks KVM API version {version}, not {KVM_API_VERSION}",
                     device.display()
@@ -182,7 +182,7 @@ fn open(device: &Path) -> Result<i32> {
 /// The error for a device file that does not answer KVM's ioctls.
 #[cfg(target_os = "linux")]
 pub(crate) fn not_kvm(device: &Path) -> Error {
-    Error::new(
+    Error::unavailable(
         format!(
             "{} is not a KVM device (KVM_GET_API_VERSION failed)",
             device.display()
@@ -203,7 +203,7 @@ pub(crate) fn open_device(device: &Path) -> Result<std::fs::File> {
     let file = match file {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Error::new(
+            return Err(Error::unavailable(
                 format!("{shown} does not exist, so this machine offers no KVM"),
                 "enable virtualization (Intel VT-x or AMD-V, often called SVM) in the firmware \
                  settings and load the module (`sudo modprobe kvm_intel` or `kvm_amd`); inside a \
@@ -212,7 +212,7 @@ pub(crate) fn open_device(device: &Path) -> Result<std::fs::File> {
             ));
         }
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            return Err(Error::new(
+            return Err(Error::unavailable(
                 format!("{shown} exists but this user may not open it"),
                 "add yourself to the kvm group (`sudo usermod -aG kvm $USER`), then log out and \
                  in again",
@@ -225,7 +225,7 @@ pub(crate) fn open_device(device: &Path) -> Result<std::fs::File> {
 
 #[cfg(not(target_os = "linux"))]
 fn open(_device: &Path) -> Result<i32> {
-    Err(Error::new(
+    Err(Error::unavailable(
         "KVM is Linux's hypervisor API, and this is not Linux",
         "run this chapter on Linux (a laptop or a cloud VM with nested virtualization); the \
          inside-view measurements still work here",

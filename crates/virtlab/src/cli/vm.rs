@@ -1,55 +1,28 @@
 //! Chapter 6's subcommands of the `virtlab` command: VMs side by side, what a VM costs, and the
 //! price of being virtual seen from inside this machine.
 
+use super::print_json;
+use super::workers::RunArgs;
 use clap::Subcommand;
-use std::time::Duration;
-use virtlab::vm::{self, fleet, probe};
-use virtlab::work::Work;
-use virtlab::{Error, Result};
+use virtlab::Result;
+use virtlab::vm::{self, probe};
 
 #[derive(Subcommand)]
 pub enum VmCommand {
-    /// Chapter 6: run the essay's loop in N virtual machines (KVM), one vCPU each; prints
-    /// "0: vm-1 vcpu 0 (host tid 4242)" lines as the guests report.
+    /// Chapter 6: run the essay's loop in N virtual machines (KVM), one vCPU each on its own
+    /// host thread; prints "0: vm-1 vcpu 0 (host tid 4242)" lines as the guests report.
+    /// --fault-unit V --fault-at I makes VM V triple-fault.
     Vm {
         #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
         vms: usize,
-        /// Iterations per guest.
-        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
-        iterations: u32,
-        /// Pause between iterations, in milliseconds (the host pauses; the guest waits in its exit).
-        #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
-        interval_ms: u64,
         /// Guest memory per VM (e.g. 2MiB, 512KiB; 64 KiB to 1 GiB).
         #[arg(long, default_value = "2MiB")]
         guest_memory: String,
-        /// Make VM V (1-based) triple-fault at iteration --fault-at, to see it reported.
-        #[arg(
-            long,
-            value_name = "V",
-            requires = "fault_at",
-            allow_negative_numbers = true
-        )]
-        fault_vm: Option<usize>,
-        #[arg(
-            long,
-            value_name = "I",
-            requires = "fault_vm",
-            allow_negative_numbers = true
-        )]
-        fault_at: Option<u32>,
-        /// Make VM V (1-based) loop forever after its first line (pair it with --deadline-ms).
+        /// Make VM V (1-based) loop forever after its first line (pair it with --timeout-ms).
         #[arg(long, value_name = "V", allow_negative_numbers = true)]
         runaway_vm: Option<usize>,
-        /// Stop VMs still running this long after the start.
-        #[arg(long, value_name = "MS", allow_negative_numbers = true)]
-        deadline_ms: Option<u64>,
-        /// Print the VMs, timeline and process snapshot as JSON instead of lines.
-        #[arg(long)]
-        json: bool,
-        /// Skip the process snapshot (for timing runs).
-        #[arg(long)]
-        no_tree: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Chapter 6: what a VM costs: start phase by phase, guest exit vs syscall, guest vs native loop.
     VmCost {
@@ -83,41 +56,15 @@ pub fn run(command: VmCommand) -> Result<()> {
     match command {
         VmCommand::Vm {
             vms,
-            iterations,
-            interval_ms,
             guest_memory,
-            fault_vm,
-            fault_at,
             runaway_vm,
-            deadline_ms,
-            json,
-            no_tree,
+            run,
         } => {
-            let deadline = match deadline_ms {
-                Some(0) => {
-                    return Err(Error::invalid(
-                        "--deadline-ms",
-                        0,
-                        "give a deadline of at least 1 ms, or leave it out",
-                    ));
-                }
-                ms => ms.map(Duration::from_millis),
-            };
-            let options = fleet::Options {
-                memory_bytes: vm::layout::parse_memory(&guest_memory)?,
-                echo: !json,
-                snapshot: !no_tree,
-                fault: fault_vm.zip(fault_at),
-                runaway: runaway_vm,
-                deadline,
-            };
-            let run = fleet::run(&Work::new("vm", iterations, interval_ms)?, vms, options)?;
-            if json {
-                println!("{}", to_json(&run)?);
-            } else {
-                print!("{}", run.table());
+            let mut kind = vm::Vms::new(vm::layout::parse_memory(&guest_memory)?)?;
+            if let Some(unit) = runaway_vm {
+                kind = kind.with_runaway(unit);
             }
-            Ok(())
+            super::workers::run_kind(&mut kind, "vm", vms, &run)
         }
         VmCommand::VmCost {
             vms,
@@ -127,7 +74,7 @@ pub fn run(command: VmCommand) -> Result<()> {
         } => {
             let costs = vm::cost::Costs::measure(vms, exits, compute_ms)?;
             if json {
-                println!("{}", to_json(&costs)?);
+                print_json(&costs)?;
             } else {
                 println!("{}", vm::support().table());
                 for table in costs.tables() {
@@ -151,7 +98,7 @@ pub fn run(command: VmCommand) -> Result<()> {
                     "operations": costs,
                     "steal": steal,
                 });
-                println!("{}", to_json(&all)?);
+                print_json(&all)?;
             } else {
                 for table in [support.table(), probe::cost_table(&costs), steal.table()] {
                     println!("{table}");
@@ -160,9 +107,4 @@ pub fn run(command: VmCommand) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string_pretty(value)
-        .map_err(|e| Error::new(format!("JSON output failed: {e}"), "report this as a bug"))
 }
