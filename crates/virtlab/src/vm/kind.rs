@@ -122,20 +122,18 @@ impl Kind for Vms {
 fn run_guest(mut vm: Vm, work: &Work, reporter: &Reporter, stop: &Stop) -> Status {
     let tid = thread_id();
     let name = work.name.clone();
-    let mut last: Option<u32> = None;
     let status = executor::drive(work, reporter, || !stop.is_set(), &mut |i| match vm.run() {
         Ok(GuestExit::Report(n)) if n == i => {
-            last = Some(n);
             Ok(Some(format!("{n}: {name} vcpu 0 (host tid {tid})")))
         }
-        Ok(exit) => Err(ended(exit, last)),
+        Ok(exit) => Err(ended(exit, &format!("at iteration {i}"))),
         Err(e) => Err(Status::Crashed(e.problem().to_string())),
     });
     let status = match status {
         // After its last report the guest still has to reach its `hlt`.
         Status::Completed => match vm.run() {
             Ok(GuestExit::Halted) => Status::Completed,
-            Ok(exit) => ended(exit, last),
+            Ok(exit) => ended(exit, "after its last iteration"),
             Err(e) => Status::Crashed(e.problem().to_string()),
         },
         other => other,
@@ -144,16 +142,13 @@ fn run_guest(mut vm: Vm, work: &Work, reporter: &Reporter, stop: &Stop) -> Statu
     status
 }
 
-/// The status of a guest that left its loop with `exit`, `last` being its last report.
-fn ended(exit: GuestExit, last: Option<u32>) -> Status {
+/// The status of a guest that left its loop with `exit` (`when`: "at iteration 1").
+fn ended(exit: GuestExit, when: &str) -> Status {
     match exit {
-        GuestExit::TripleFault => Status::Crashed(match last {
-            Some(i) => format!("triple fault at iteration {i}"),
-            None => "triple fault before its first iteration".into(),
-        }),
+        GuestExit::TripleFault => Status::Crashed(format!("triple fault {when}")),
         // The executor replaces this with its own reason (deadline, cancel, another's crash).
         GuestExit::Interrupted => Status::Cancelled("stopped from outside".into()),
-        other => Status::Crashed(format!("the guest {other} out of turn")),
+        other => Status::Crashed(format!("the guest {other} {when}, out of turn")),
     }
 }
 
