@@ -7,6 +7,7 @@
 //! carried with the results and printed beside them.
 
 use super::guest::{Guest, native_compute};
+use super::kind::MAX_VMS;
 use super::{GuestExit, Vm, support};
 use crate::cost::median;
 use crate::display::{Figure, Html, Table};
@@ -15,8 +16,6 @@ use crate::{Error, Result, units};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// Most VMs one measurement makes at once (each holds two fds and its guest memory).
-pub const MAX_VMS: usize = 64;
 /// Guest memory of the VMs made to measure costs.
 const MEASURE_MEMORY: u64 = 2 << 20;
 

@@ -44,6 +44,19 @@ use std::fmt;
 /// of this chapter get.
 pub const LADDER_MEMORY: u64 = 2 << 20;
 
+/// Runs `measure` when this machine can make VMs; otherwise prints why not and what to do (on
+/// stdout: a notebook shows it as a note, not as a failure) and returns `None`. For the
+/// chapter's cells, so that a machine without KVM still shows everything else.
+pub fn if_kvm<T>(measure: impl FnOnce() -> crate::Result<T>) -> crate::Result<Option<T>> {
+    match support().ready() {
+        Ok(()) => measure().map(Some),
+        Err(e) => {
+            println!("Skipped, no VMs here: {}. Fix: {}", e.problem(), e.fix());
+            Ok(None)
+        }
+    }
+}
+
 /// Why [`Vm::run`] returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestExit {
@@ -73,3 +86,17 @@ impl fmt::Display for GuestExit {
 
 #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod tests;
+
+#[cfg(test)]
+mod if_kvm_tests {
+    #[test]
+    fn measures_only_where_kvm_works() {
+        let ready = super::support().ready().is_ok();
+        let got = super::if_kvm(|| Ok(7)).unwrap();
+        assert_eq!(got, ready.then_some(7));
+        if ready {
+            let e = super::if_kvm(|| Err::<(), _>(crate::Error::bug("x"))).unwrap_err();
+            assert_eq!(e.problem(), "x");
+        }
+    }
+}
