@@ -22,8 +22,11 @@ const MEASURE_MEMORY: u64 = 2 << 20;
 /// Everything this module measures, for the `vm-cost` command.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Costs {
+    /// Making VMs, phase by phase.
     pub start: StartCost,
+    /// A guest exit beside a syscall and a call.
     pub exit: ExitCost,
+    /// The same loop in the guest and natively.
     pub compute: ComputeCost,
 }
 
@@ -63,15 +66,20 @@ fn check_compute_ms(ms: u64) -> Result<u64> {
 /// The start of one VM, phase by phase, in ms.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct StartSample {
+    /// Opening the KVM device.
     pub open_ms: f64,
+    /// `KVM_CREATE_VM`.
     pub create_vm_ms: f64,
+    /// Guest memory mapped, written and registered.
     pub memory_ms: f64,
+    /// `KVM_CREATE_VCPU` and its registers.
     pub vcpu_ms: f64,
     /// From the first `KVM_RUN` to the guest's first report.
     pub first_line_ms: f64,
 }
 
 impl StartSample {
+    /// From opening the device to the first guest line.
     pub fn total_ms(&self) -> f64 {
         self.open_ms + self.create_vm_ms + self.memory_ms + self.vcpu_ms + self.first_line_ms
     }
@@ -89,6 +97,7 @@ pub struct StartCost {
     pub first: StartSample,
     /// Medians over the VMs after the first.
     pub typical: StartSample,
+    /// Every VM, in the order made.
     pub samples: Vec<StartSample>,
     /// Guest memory each VM was given.
     pub guest_memory_bytes: u64,
@@ -163,6 +172,7 @@ fn start_one(name: &str, memory: u64, guest: &Guest) -> Result<(Vm, StartSample)
 }
 
 impl StartCost {
+    /// The measurements as a table.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!("Making a VM, phase by phase (ms), {}", self.mode),
@@ -224,10 +234,12 @@ impl StartCost {
             .render()
     }
 
+    /// The table as HTML.
     pub fn to_html(&self) -> Html {
         self.table().to_html()
     }
 
+    /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }
@@ -237,11 +249,15 @@ impl StartCost {
 /// this machine's CPU.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExitCost {
+    /// The virtualization mode these figures were taken in.
     pub mode: String,
+    /// Exits timed.
     pub exits: u32,
     /// Guest `out` → KVM → our code → back into the guest, median per exit over batches.
     pub guest_exit_ns: f64,
+    /// A `getppid` system call, native, median.
     pub syscall_ns: f64,
+    /// A function call, native, median.
     pub function_call_ns: f64,
 }
 
@@ -288,6 +304,7 @@ fn expect_report(vm: &mut Vm, n: u32) -> Result<()> {
 }
 
 impl ExitCost {
+    /// The measurements as a table.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!("The price of faking hardware (median ns), {}", self.mode),
@@ -310,6 +327,7 @@ impl ExitCost {
         t
     }
 
+    /// The measurements as a bar chart.
     pub fn plot(&self) -> Result<Figure> {
         BarChart::new(
             format!("One round trip ({})", short_mode(&self.mode)),
@@ -322,10 +340,12 @@ impl ExitCost {
         .render()
     }
 
+    /// The table as HTML.
     pub fn to_html(&self) -> Html {
         self.table().to_html()
     }
 
+    /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }
@@ -334,10 +354,15 @@ impl ExitCost {
 /// The same compute loop (`dec rcx; jnz`) in the guest and natively.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComputeCost {
+    /// The virtualization mode these figures were taken in.
     pub mode: String,
+    /// Rounds the guest ran.
     pub guest_rounds: u32,
+    /// Rounds the native loop ran.
     pub native_rounds: u32,
+    /// ns per round in the guest.
     pub guest_ns_per_round: f64,
+    /// ns per round natively (median of 3).
     pub native_ns_per_round: f64,
 }
 
@@ -347,6 +372,7 @@ impl ComputeCost {
         self.guest_ns_per_round / self.native_ns_per_round.max(1e-6)
     }
 
+    /// The measurements as a table.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!("The same loop in the guest and natively, {}", self.mode),
@@ -367,6 +393,7 @@ impl ComputeCost {
         t
     }
 
+    /// The measurements as a bar chart.
     pub fn plot(&self) -> Result<Figure> {
         BarChart::new(
             format!("One loop round ({})", short_mode(&self.mode)),
@@ -378,10 +405,12 @@ impl ComputeCost {
         .render()
     }
 
+    /// The table as HTML.
     pub fn to_html(&self) -> Html {
         self.table().to_html()
     }
 
+    /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }

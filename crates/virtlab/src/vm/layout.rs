@@ -16,15 +16,21 @@
 
 use super::guest::CODE_ADDRESS;
 
+/// Where the GDT sits.
 pub const GDT_ADDRESS: u64 = 0x500;
+/// The level-4 page table (what CR3 points at).
 pub const PML4_ADDRESS: u64 = 0x1000;
+/// The level-3 page table.
 pub const PDPT_ADDRESS: u64 = 0x2000;
+/// The page directory, whose entries map 2 MiB pages.
 pub const PD_ADDRESS: u64 = 0x3000;
+/// The stack pointer's start (the stack grows down, below the code).
 pub const STACK_TOP: u64 = CODE_ADDRESS;
 /// The size of one large page (a page-directory entry with the PS bit).
 pub const LARGE_PAGE: u64 = 2 << 20;
-/// Guest memory bounds: room for the tables and code below, one page directory's reach above.
+/// The least guest memory: room for the tables, the stack and 4 KiB of code.
 pub const MIN_MEMORY: u64 = 64 << 10;
+/// The most guest memory: what one page directory maps (512 × 2 MiB).
 pub const MAX_MEMORY: u64 = 512 * LARGE_PAGE;
 
 /// Reads a guest memory size: bytes, or a number with KiB, MiB or GiB (`2MiB`, `64 KiB`).
@@ -56,21 +62,32 @@ pub fn parse_memory(text: &str) -> crate::Result<u64> {
         })
 }
 
-/// Selectors: the GDT's entries 1 (code) and 2 (data), 8 bytes each.
+/// The code segment's selector (GDT entry 1).
 pub const CODE_SELECTOR: u16 = 0x08;
+/// The data segments' selector (GDT entry 2).
 pub const DATA_SELECTOR: u16 = 0x10;
 
-/// Control registers for 64-bit long mode with paging.
-pub const CR0_PE: u64 = 1 << 0; // protected mode
+// Control-register bits for 64-bit long mode with paging.
+/// CR0: protected mode.
+pub const CR0_PE: u64 = 1 << 0;
+/// CR0: monitor the coprocessor (FPU state switching).
 pub const CR0_MP: u64 = 1 << 1;
+/// CR0: extension type (always set on modern CPUs).
 pub const CR0_ET: u64 = 1 << 4;
-pub const CR0_NE: u64 = 1 << 5; // FPU errors as exceptions
+/// CR0: FPU errors as exceptions.
+pub const CR0_NE: u64 = 1 << 5;
+/// CR0: write protection honoured in kernel mode.
 pub const CR0_WP: u64 = 1 << 16;
+/// CR0: alignment-check mask.
 pub const CR0_AM: u64 = 1 << 18;
-pub const CR0_PG: u64 = 1 << 31; // paging
-pub const CR4_PAE: u64 = 1 << 5; // long mode requires PAE paging
-pub const EFER_LME: u64 = 1 << 8; // long mode enabled
-pub const EFER_LMA: u64 = 1 << 10; // long mode active
+/// CR0: paging on.
+pub const CR0_PG: u64 = 1 << 31;
+/// CR4: PAE paging, which long mode requires.
+pub const CR4_PAE: u64 = 1 << 5;
+/// EFER: long mode enabled.
+pub const EFER_LME: u64 = 1 << 8;
+/// EFER: long mode active.
+pub const EFER_LMA: u64 = 1 << 10;
 
 // The pieces do not overlap, and the smallest memory holds them and 4 KiB of code.
 const _: () = {

@@ -30,6 +30,7 @@ pub struct Startup {
 }
 
 impl Startup {
+    /// All phases together.
     pub fn total(&self) -> Duration {
         self.open + self.create_vm + self.memory + self.vcpu
     }
@@ -131,6 +132,7 @@ impl Vm {
         })
     }
 
+    /// The VM's name, e.g. `vm-2`.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -17,9 +17,11 @@ const BATCH: u32 = 200;
 /// One operation's cost, the median over batches.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OpCost {
+    /// The operation, e.g. `cpuid`.
     pub name: &'static str,
     /// What it shows, in a few words.
     pub why: &'static str,
+    /// Median ns per operation.
     pub ns: f64,
 }
 
@@ -112,6 +114,7 @@ pub struct Steal {
     pub cpus: usize,
     /// CPUs `/proc/stat` counts (the whole machine).
     pub machine_cpus: usize,
+    /// How long the job ran.
     pub wall: Duration,
     /// CPU seconds the machine had (`machine_cpus` × wall).
     pub capacity_s: f64,
@@ -131,6 +134,7 @@ impl Steal {
         }
     }
 
+    /// The measurements as a table.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -159,10 +163,12 @@ impl Steal {
         t
     }
 
+    /// The table as HTML.
     pub fn to_html(&self) -> Html {
         self.table().to_html()
     }
 
+    /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }

@@ -37,6 +37,7 @@ pub enum Mode {
 pub struct Support {
     /// The device file used (`/dev/kvm`, or `VIRTLAB_KVM_DEVICE`).
     pub device: PathBuf,
+    /// How guest code runs here.
     pub mode: Mode,
     /// `KVM_GET_API_VERSION` when the device could be opened.
     pub api_version: Option<i32>,
@@ -155,10 +156,12 @@ impl Support {
         t
     }
 
+    /// The table as HTML.
     pub fn to_html(&self) -> Html {
         self.table().to_html()
     }
 
+    /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }
