@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub const METHOD: &str = "Method: a fresh virtlab process starts N units through the chapter's executor and reads, once all N run, its process tree's memory (sum of PSS) and the kernel's for that tree (page tables, VmPTE, plus one kernel stack per thread), minus the same reading before; per unit = difference / N, median of the rounds. Time: from asking for a unit to its first line, median over units and rounds. Points at or below zero (within a page of noise) cannot sit on a log axis and are left out.";
 
 /// The kinds of worker the ladder can measure so far, cheapest first.
-pub const KINDS: [&str; 3] = ["task", "thread", "process"];
+pub const KINDS: [&str; 4] = ["task", "thread", "process", "vm"];
 
 /// The most rounds per count.
 pub const MAX_ROUNDS: usize = 20;
@@ -37,6 +37,13 @@ fn kind_named(name: &str) -> Result<Box<dyn Kind>> {
         "process" => Ok(Box::new(processes::Processes::new()?)),
         "thread" => Ok(Box::new(threads::Threads::new())),
         "task" => Ok(Box::new(tasks::Tasks::new()?)),
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        "vm" => Ok(Box::new(crate::vm::Vms::new(crate::vm::LADDER_MEMORY)?)),
+        #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+        "vm" => Err(Error::unavailable(
+            "virtual machines here need KVM on Linux x86-64",
+            "measure the VM rung on a Linux x86-64 machine with /dev/kvm",
+        )),
         other => Err(Error::invalid(
             "the kind of worker",
             format!("'{other}'"),

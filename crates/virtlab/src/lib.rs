@@ -116,6 +116,22 @@
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
+//! # Chapter 6: virtual machines
+//!
+//! Virtual machines of our own through Linux's KVM ([`vm`]): a guest program in 64-bit long
+//! mode, one vCPU per VM on a host thread of this process, and what being virtual costs. Not run
+//! here: it needs `/dev/kvm` (Linux, x86-64); [`vm::support`] says what this machine offers.
+//!
+//! ```no_run
+//! use virtlab::{executor::Options, vm, work::Work};
+//!
+//! vm::support().ready()?; // the problem and the fix when there is no usable KVM
+//! print!("{}", vm::Guest::essay_loop(3, None)?.listing()); // the guest, as assembly
+//! let run = vm::kind::run(&Work::new("vm", 3, 10)?, 3, 2 << 20, Options::quiet())?;
+//! assert_eq!(run.timeline.os_threads().len(), 3); // one host thread per vCPU
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
 //! # Modules
 //!
 //! - [`machine`]: what the machine offers (CPUs, limits, memory, hypervisor, GPU); chapter 0.
@@ -129,6 +145,7 @@
 //! - [`tasks`]: the tokio task as a kind of worker, how many fit, the blocking trap; chapter 3.
 //! - [`cost`]: the cost ladder, time and memory per unit for every kind of worker.
 //! - [`matmul`]: matrix multiply on the CPU and the GPU, measured right; chapter 4.
+//! - [`vm`]: virtual machines through KVM, and the price of being virtual; chapter 6.
 //! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
 //! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
 //! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
@@ -166,6 +183,7 @@ pub mod tasks;
 pub mod threads;
 pub mod timeline;
 pub mod units;
+pub mod vm;
 pub mod work;
 
 pub use error::{Error, Result};

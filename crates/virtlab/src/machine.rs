@@ -215,7 +215,7 @@ pub fn usable_cpus() -> usize {
 }
 
 /// The hypervisor's name from CPUID (x86), or from /sys/hypervisor on Linux.
-fn hypervisor() -> Option<String> {
+pub fn hypervisor() -> Option<String> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::__cpuid;

@@ -92,7 +92,7 @@ enum Command {
     },
     /// The cost ladder: time from asking to running and memory per unit, for each kind of worker.
     Ladder {
-        /// Kinds to measure, comma-separated: task, thread, process.
+        /// Kinds to measure, comma-separated: task, thread, process, vm.
         #[arg(long, value_delimiter = ',', default_value = "task,thread,process")]
         kinds: Vec<String>,
         /// Units alive together, comma-separated.
@@ -119,6 +119,10 @@ enum Command {
     },
     /// Chapter 4: multiply two n×n matrices on the CPU and/or the GPU, timed right.
     Matmul(cli::matmul::MatmulArgs),
+    // Chapter 6 drives KVM with x86-64 guest code.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[command(flatten)]
+    Vm(cli::vm::VmCommand),
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker {
         #[arg(long, default_value = "worker")]
@@ -191,5 +195,7 @@ fn run(cli: Cli) -> virtlab::Result<()> {
         } => cli::ladder::ladder(&kinds, &counts, rounds, json),
         Command::LadderProbe { kind, count } => cli::ladder::probe(&kind, count),
         Command::Matmul(args) => cli::matmul::matmul(args),
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        Command::Vm(command) => cli::vm::run(command),
     }
 }

@@ -11,6 +11,8 @@
 pub mod ladder;
 pub mod machine;
 pub mod matmul;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod vm;
 pub mod workers;
 
 use serde::Serialize;

@@ -61,6 +61,18 @@ impl RunArgs {
     }
 }
 
+/// Runs the work named `name` as `units` units of `kind` with these flags, and prints the run:
+/// for kinds whose handler lives in another chapter's module (VMs).
+pub fn run_kind(
+    kind: &mut dyn virtlab::executor::Kind,
+    name: &str,
+    units: usize,
+    args: &RunArgs,
+) -> Result<()> {
+    let run = virtlab::executor::run(kind, &args.work.work(name)?, units, args.options()?)?;
+    print_run(&run, args.json)
+}
+
 /// `virtlab processes`.
 pub fn processes(workers: usize, args: &RunArgs) -> Result<()> {
     let run = processes::run(&args.work.work("worker")?, workers, args.options()?)?;

@@ -1,0 +1,516 @@
+//! What a virtual machine costs, measured from outside it: how long each phase of making one
+//! takes (open the device, create the VM, give it memory, create its vCPU, run to the guest's
+//! first line), the memory each adds, a guest I/O exit's round trip beside a native system call
+//! and a function call, and the same compute loop in the guest and natively.
+//!
+//! Every figure here depends on the virtualization mode ([`super::Support::label`]): it is
+//! carried with the results and printed beside them.
+
+use super::guest::{Guest, native_compute};
+use super::kind::MAX_VMS;
+use super::{GuestExit, Vm, support};
+use crate::cost::median;
+use crate::display::{Figure, Html, Table};
+use crate::plot::BarChart;
+use crate::{Error, Result, units};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// Guest memory of the VMs made to measure costs.
+const MEASURE_MEMORY: u64 = 2 << 20;
+
+/// Everything this module measures, for the `vm-cost` command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Costs {
+    /// Making VMs, phase by phase.
+    pub start: StartCost,
+    /// A guest exit beside a syscall and a call.
+    pub exit: ExitCost,
+    /// The same loop in the guest and natively.
+    pub compute: ComputeCost,
+}
+
+impl Costs {
+    /// Checks every size first, then measures [`start_cost`], [`exit_cost`] and
+    /// [`compute_cost`] in turn.
+    pub fn measure(vms: usize, exits: u32, compute_ms: u64) -> Result<Costs> {
+        check_vms(vms)?;
+        check_exits(exits)?;
+        check_compute_ms(compute_ms)?;
+        support().ready()?;
+        Ok(Costs {
+            start: start_cost(vms)?,
+            exit: exit_cost(exits)?,
+            compute: compute_cost(compute_ms)?,
+        })
+    }
+
+    /// The three tables, one after another, as text.
+    pub fn tables(&self) -> [Table; 3] {
+        [self.start.table(), self.exit.table(), self.compute.table()]
+    }
+}
+
+fn check_vms(vms: usize) -> Result<usize> {
+    crate::error::check_range("VMs", vms, 2, MAX_VMS)
+}
+
+fn check_exits(exits: u32) -> Result<u32> {
+    crate::error::check_range("exits", exits, 100, 10_000_000)
+}
+
+fn check_compute_ms(ms: u64) -> Result<u64> {
+    crate::error::check_range("the compute time (ms)", ms, 10, 60_000)
+}
+
+/// The start of one VM, phase by phase, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StartSample {
+    /// Opening the KVM device.
+    pub open_ms: f64,
+    /// `KVM_CREATE_VM`.
+    pub create_vm_ms: f64,
+    /// Guest memory mapped, written and registered.
+    pub memory_ms: f64,
+    /// `KVM_CREATE_VCPU` and its registers.
+    pub vcpu_ms: f64,
+    /// From the first `KVM_RUN` to the guest's first report.
+    pub first_line_ms: f64,
+}
+
+impl StartSample {
+    /// From opening the device to the first guest line.
+    pub fn total_ms(&self) -> f64 {
+        self.open_ms + self.create_vm_ms + self.memory_ms + self.vcpu_ms + self.first_line_ms
+    }
+}
+
+/// One figure of a [`StartSample`].
+type Column = fn(&StartSample) -> f64;
+
+/// Starting `samples.len()` VMs one after another, all kept alive until the end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StartCost {
+    /// The virtualization mode these figures were taken in.
+    pub mode: String,
+    /// The first VM of the process pays for one-time kernel and library set-up: kept apart.
+    pub first: StartSample,
+    /// Medians over the VMs after the first.
+    pub typical: StartSample,
+    /// Every VM, in the order made.
+    pub samples: Vec<StartSample>,
+    /// Guest memory each VM was given.
+    pub guest_memory_bytes: u64,
+    /// Guest memory each VM actually touched (resident pages), median.
+    pub guest_touched_bytes: u64,
+    /// This process's resident memory growth per VM (guest pages touched, the vCPU's shared
+    /// `kvm_run` page, our bookkeeping). KVM's own kernel structures are not in it.
+    pub rss_per_vm_bytes: Option<f64>,
+}
+
+/// Makes `vms` VMs (2 or more) one after another, each run to its first report, and times
+/// every phase.
+pub fn start_cost(vms: usize) -> Result<StartCost> {
+    check_vms(vms)?;
+    let found = support();
+    found.ready()?;
+    let guest = Guest::essay_loop(1, None)?;
+    let before = crate::memory::resident_bytes();
+    let mut alive = Vec::with_capacity(vms);
+    let mut samples = Vec::with_capacity(vms);
+    for i in 0..vms {
+        let (vm, sample) = start_one(&format!("cost-{}", i + 1), MEASURE_MEMORY, &guest)?;
+        samples.push(sample);
+        alive.push(vm);
+    }
+    let after = crate::memory::resident_bytes();
+    let mut touched: Vec<f64> = alive.iter().map(|vm| vm.resident_bytes() as f64).collect();
+    drop(alive);
+    let column = |f: fn(&StartSample) -> f64| {
+        let mut v: Vec<f64> = samples[1..].iter().map(f).collect();
+        median(&mut v)
+    };
+    Ok(StartCost {
+        mode: found.label(),
+        first: samples[0],
+        typical: StartSample {
+            open_ms: column(|s| s.open_ms),
+            create_vm_ms: column(|s| s.create_vm_ms),
+            memory_ms: column(|s| s.memory_ms),
+            vcpu_ms: column(|s| s.vcpu_ms),
+            first_line_ms: column(|s| s.first_line_ms),
+        },
+        samples,
+        guest_memory_bytes: MEASURE_MEMORY,
+        guest_touched_bytes: median(&mut touched) as u64,
+        rss_per_vm_bytes: before
+            .zip(after)
+            .map(|(b, a)| (a as f64 - b as f64) / vms as f64),
+    })
+}
+
+/// Makes one VM and runs it to its first report.
+fn start_one(name: &str, memory: u64, guest: &Guest) -> Result<(Vm, StartSample)> {
+    let mut vm = Vm::new(name, memory, guest)?;
+    let t = Instant::now();
+    let exit = vm.run()?;
+    let first_line = t.elapsed();
+    if exit != GuestExit::Report(0) {
+        return Err(unexpected(name, &exit));
+    }
+    let s = vm.startup();
+    Ok((
+        vm,
+        StartSample {
+            open_ms: ms(s.open),
+            create_vm_ms: ms(s.create_vm),
+            memory_ms: ms(s.memory),
+            vcpu_ms: ms(s.vcpu),
+            first_line_ms: ms(first_line),
+        },
+    ))
+}
+
+impl StartCost {
+    /// The measurements as a table.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(
+            format!("Making a VM, phase by phase (ms), {}", self.mode),
+            [
+                "phase",
+                "first VM of the process",
+                "typical (median of the rest)",
+            ],
+        );
+        let rows: [(&str, Column); 6] = [
+            ("open /dev/kvm", |s| s.open_ms),
+            ("KVM_CREATE_VM", |s| s.create_vm_ms),
+            ("guest memory + tables + program", |s| s.memory_ms),
+            ("KVM_CREATE_VCPU + registers", |s| s.vcpu_ms),
+            ("first KVM_RUN → first guest line", |s| s.first_line_ms),
+            ("total", StartSample::total_ms),
+        ];
+        for (phase, f) in rows {
+            t.row([
+                phase.to_string(),
+                format!("{:.3}", f(&self.first)),
+                format!("{:.3}", f(&self.typical)),
+            ]);
+        }
+        t.row([
+            "guest memory: given → touched by the guest".to_string(),
+            "-".into(),
+            format!(
+                "{} → {}",
+                units::bytes(self.guest_memory_bytes),
+                units::bytes(self.guest_touched_bytes)
+            ),
+        ]);
+        t.row([
+            "our resident memory per VM (KVM's kernel side not counted)".to_string(),
+            "-".into(),
+            self.rss_per_vm_bytes
+                .map_or("not observable".into(), |b| units::bytes(b.max(0.0) as u64)),
+        ]);
+        t
+    }
+
+    /// The first VM's start and a typical one's, each a bar stacked from its phases.
+    pub fn plot(&self) -> Result<Figure> {
+        let phases = ["open", "create VM", "memory", "vCPU", "first line"];
+        let values = |s: &StartSample| {
+            [
+                s.open_ms,
+                s.create_vm_ms,
+                s.memory_ms,
+                s.vcpu_ms,
+                s.first_line_ms,
+            ]
+        };
+        BarChart::new(format!("Making a VM ({})", short_mode(&self.mode)), &phases)
+            .x_label("ms")
+            .bar("first VM", &values(&self.first))
+            .bar("typical VM", &values(&self.typical))
+            .render()
+    }
+
+    /// The table as HTML.
+    pub fn to_html(&self) -> Html {
+        self.table().to_html()
+    }
+
+    /// Shows the table inline in a notebook.
+    pub fn evcxr_display(&self) {
+        self.to_html().evcxr_display();
+    }
+}
+
+/// The price of faking hardware: one guest exit and return, next to things that do not leave
+/// this machine's CPU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExitCost {
+    /// The virtualization mode these figures were taken in.
+    pub mode: String,
+    /// Exits timed.
+    pub exits: u32,
+    /// Guest `out` → KVM → our code → back into the guest, median per exit over batches.
+    pub guest_exit_ns: f64,
+    /// A `getppid` system call, native, median.
+    pub syscall_ns: f64,
+    /// A function call, native, median.
+    pub function_call_ns: f64,
+}
+
+/// Runs a guest that reports `exits` times in a row (no pause) and times the round trips.
+pub fn exit_cost(exits: u32) -> Result<ExitCost> {
+    check_exits(exits)?;
+    let found = support();
+    found.ready()?;
+    let mut vm = Vm::new("exits", MEASURE_MEMORY, &Guest::essay_loop(exits, None)?)?;
+    // Batches of 50 exits, timed as a whole: the clock costs as much as a fast exit.
+    const BATCH: u32 = 50;
+    let mut samples = Vec::new();
+    let mut reported = 0;
+    expect_report(&mut vm, 0)?;
+    while reported + BATCH < exits {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            reported += 1;
+            expect_report(&mut vm, reported)?;
+        }
+        samples.push(t.elapsed().as_nanos() as f64 / f64::from(BATCH));
+    }
+    let costs = super::probe::instruction_costs(201)?;
+    let ns_of = |name: &str| {
+        costs
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(f64::NAN, |c| c.ns)
+    };
+    Ok(ExitCost {
+        mode: found.label(),
+        exits,
+        guest_exit_ns: median(&mut samples),
+        syscall_ns: ns_of("getppid system call"),
+        function_call_ns: ns_of("function call"),
+    })
+}
+
+fn expect_report(vm: &mut Vm, n: u32) -> Result<()> {
+    match vm.run()? {
+        GuestExit::Report(got) if got == n => Ok(()),
+        other => Err(unexpected(vm.name(), &other)),
+    }
+}
+
+impl ExitCost {
+    /// The measurements as a table.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(
+            format!("The price of faking hardware (median ns), {}", self.mode),
+            ["round trip", "ns", "× a function call"],
+        );
+        for (what, ns) in [
+            (
+                "guest I/O exit: out → KVM → our code → guest",
+                self.guest_exit_ns,
+            ),
+            ("system call (getppid), native", self.syscall_ns),
+            ("function call, native", self.function_call_ns),
+        ] {
+            t.row([
+                what.to_string(),
+                format!("{ns:.1}"),
+                format!("{:.0}", ns / self.function_call_ns.max(1e-3)),
+            ]);
+        }
+        t
+    }
+
+    /// The measurements as a bar chart.
+    pub fn plot(&self) -> Result<Figure> {
+        BarChart::new(
+            format!("One round trip ({})", short_mode(&self.mode)),
+            &["ns"],
+        )
+        .x_label("ns (median)")
+        .bar("guest I/O exit", &[self.guest_exit_ns])
+        .bar("system call", &[self.syscall_ns])
+        .bar("function call", &[self.function_call_ns])
+        .render()
+    }
+
+    /// The table as HTML.
+    pub fn to_html(&self) -> Html {
+        self.table().to_html()
+    }
+
+    /// Shows the table inline in a notebook.
+    pub fn evcxr_display(&self) {
+        self.to_html().evcxr_display();
+    }
+}
+
+/// The same compute loop (`dec rcx; jnz`) in the guest and natively.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComputeCost {
+    /// The virtualization mode these figures were taken in.
+    pub mode: String,
+    /// Rounds the guest ran.
+    pub guest_rounds: u32,
+    /// Rounds the native loop ran.
+    pub native_rounds: u32,
+    /// ns per round in the guest.
+    pub guest_ns_per_round: f64,
+    /// ns per round natively (median of 3).
+    pub native_ns_per_round: f64,
+}
+
+impl ComputeCost {
+    /// How many times slower the guest ran the loop.
+    pub fn slowdown(&self) -> f64 {
+        self.guest_ns_per_round / self.native_ns_per_round.max(1e-6)
+    }
+
+    /// The measurements as a table.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(
+            format!("The same loop in the guest and natively, {}", self.mode),
+            ["where", "rounds", "ns per round", "× native"],
+        );
+        t.row([
+            "guest (vCPU)".to_string(),
+            self.guest_rounds.to_string(),
+            format!("{:.3}", self.guest_ns_per_round),
+            format!("{:.1}", self.slowdown()),
+        ]);
+        t.row([
+            "native (this CPU)".to_string(),
+            self.native_rounds.to_string(),
+            format!("{:.3}", self.native_ns_per_round),
+            "1.0".into(),
+        ]);
+        t
+    }
+
+    /// The measurements as a bar chart.
+    pub fn plot(&self) -> Result<Figure> {
+        BarChart::new(
+            format!("One loop round ({})", short_mode(&self.mode)),
+            &["ns"],
+        )
+        .x_label("ns per round (dec rcx; jnz)")
+        .bar("guest", &[self.guest_ns_per_round])
+        .bar("native", &[self.native_ns_per_round])
+        .render()
+    }
+
+    /// The table as HTML.
+    pub fn to_html(&self) -> Html {
+        self.table().to_html()
+    }
+
+    /// Shows the table inline in a notebook.
+    pub fn evcxr_display(&self) {
+        self.to_html().evcxr_display();
+    }
+}
+
+/// Runs the loop in a guest and natively, each sized to take about `target_ms` (after a short
+/// calibration run), and compares the time per round.
+pub fn compute_cost(target_ms: u64) -> Result<ComputeCost> {
+    check_compute_ms(target_ms)?;
+    let found = support();
+    found.ready()?;
+    let target = target_ms as f64 * 1e6;
+    let probe = 10_000;
+    let guest_probe = guest_loop_ns(probe)? / f64::from(probe);
+    let guest_rounds = rounds_for(target, guest_probe);
+    let guest_ns_per_round = guest_loop_ns(guest_rounds)? / f64::from(guest_rounds);
+
+    let native_probe = 1_000_000;
+    let native_probe_ns = native_loop_ns(native_probe) / f64::from(native_probe);
+    let native_rounds = rounds_for(target, native_probe_ns);
+    let mut native: Vec<f64> = (0..3)
+        .map(|_| native_loop_ns(native_rounds) / f64::from(native_rounds))
+        .collect();
+    Ok(ComputeCost {
+        mode: found.label(),
+        guest_rounds,
+        native_rounds,
+        guest_ns_per_round,
+        native_ns_per_round: median(&mut native),
+    })
+}
+
+fn rounds_for(target_ns: f64, ns_per_round: f64) -> u32 {
+    (target_ns / ns_per_round.max(1e-3)).clamp(1000.0, f64::from(super::guest::MAX_ITERATIONS))
+        as u32
+}
+
+/// ns between the guest's two marks around its loop.
+fn guest_loop_ns(rounds: u32) -> Result<f64> {
+    let mut vm = Vm::new("compute", MEASURE_MEMORY, &Guest::compute(rounds)?)?;
+    expect_report(&mut vm, 0)?;
+    let t = Instant::now();
+    expect_report(&mut vm, 1)?;
+    Ok(t.elapsed().as_nanos() as f64)
+}
+
+fn native_loop_ns(rounds: u32) -> f64 {
+    let t = Instant::now();
+    native_compute(rounds);
+    t.elapsed().as_nanos() as f64
+}
+
+fn unexpected(name: &str, exit: &GuestExit) -> Error {
+    Error::bug(format!(
+        "{name} did not report as its program says: it {exit}"
+    ))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The mode's first words, for a chart title.
+fn short_mode(mode: &str) -> &str {
+    mode.split(':').next().unwrap_or(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kvm_usable() -> bool {
+        support()
+            .ready()
+            .map_err(|e| eprintln!("skipped: {e}"))
+            .is_ok()
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        assert!(start_cost(1).is_err());
+        assert!(start_cost(MAX_VMS + 1).is_err());
+        assert!(exit_cost(5).is_err());
+        assert!(compute_cost(1).is_err());
+    }
+
+    #[test]
+    fn costs_are_measured_on_real_vms() {
+        let _serial = super::super::tests::one_at_a_time();
+        if !kvm_usable() {
+            return;
+        }
+        let start = start_cost(3).unwrap();
+        assert_eq!(start.samples.len(), 3);
+        assert!(start.typical.total_ms() > 0.0);
+        assert!(start.guest_touched_bytes >= 4096);
+        assert!(start.table().to_string().contains("KVM_CREATE_VM"));
+        let exits = exit_cost(200).unwrap();
+        assert!(exits.guest_exit_ns > 0.0);
+        let compute = compute_cost(10).unwrap();
+        assert!(compute.guest_rounds >= 1000 && compute.native_rounds >= 1000);
+    }
+}
