@@ -8,6 +8,8 @@
 //! Shared base: [`display`] (inline output), [`plot`] (charts), [`error`], [`store`] (saved
 //! measurements), [`strict`] (headless test runs), [`units`].
 
+#[cfg(target_os = "linux")]
+pub mod container;
 pub mod cost;
 pub mod display;
 pub mod error;

@@ -1,5 +1,8 @@
 //! The `virtlab` command: the notebooks' workloads from a terminal, one subcommand per chapter.
 
+#[cfg(target_os = "linux")]
+mod container_cli;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,6 +150,13 @@ enum Command {
         #[arg(long, hide = true)]
         die_with_parent: bool,
     },
+    /// Chapter 7: run the work in N containers (namespaces + a cgroup each), with limits.
+    #[cfg(target_os = "linux")]
+    Container(container_cli::ContainerArgs),
+    /// One container's shim (started by `container`; not run by hand).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    Contain(container_cli::ContainArgs),
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker {
         #[arg(long, default_value = "worker")]
@@ -159,6 +169,9 @@ enum Command {
         /// Abort at this iteration (a crash, on purpose).
         #[arg(long)]
         crash_at: Option<u32>,
+        #[cfg(target_os = "linux")]
+        #[command(flatten)]
+        container: container_cli::WorkerExtras,
     },
 }
 
@@ -224,12 +237,27 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        #[cfg(target_os = "linux")]
         Command::Worker {
             name,
             work,
             parent_pid,
             crash_at,
-        } => processes::worker_main(&work.work(&name)?, parent_pid, crash_at),
+            container,
+        } => container_cli::worker(&work.work(&name)?, parent_pid, crash_at, container),
+        #[cfg(not(target_os = "linux"))]
+        Command::Worker {
+            name,
+            work,
+            parent_pid,
+            crash_at,
+        } => processes::worker_main(&work.work(&name)?, parent_pid, crash_at, &mut |_| {
+            String::new()
+        }),
+        #[cfg(target_os = "linux")]
+        Command::Container(args) => container_cli::container(args),
+        #[cfg(target_os = "linux")]
+        Command::Contain(args) => container_cli::contain(args),
         Command::Threads {
             threads: count,
             work,

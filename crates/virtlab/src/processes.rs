@@ -370,8 +370,15 @@ pub fn die_with_parent() {
 }
 
 /// The worker side: runs `work` in this process, printing the essay's line and an event line
-/// per step. Stops early if `parent_pid` is given and is no longer our parent.
-pub fn worker_main(work: &Work, parent_pid: Option<u32>, crash_at: Option<u32>) -> Result<()> {
+/// per step. Stops early if `parent_pid` is given and is no longer our parent. `extra` sees each
+/// event before it is printed (a container rewrites its pid to the host's) and returns text
+/// appended to the iteration's line.
+pub fn worker_main(
+    work: &Work,
+    parent_pid: Option<u32>,
+    crash_at: Option<u32>,
+    extra: &mut dyn FnMut(&mut Event) -> String,
+) -> Result<()> {
     die_with_parent();
     // Checked after asking for the signal, so a parent that died in between is still noticed.
     let parent_alive = || parent_pid.is_none_or(|p| current_parent_pid() == Some(p));
@@ -385,13 +392,15 @@ pub fn worker_main(work: &Work, parent_pid: Option<u32>, crash_at: Option<u32>) 
     let mut write_failed = false;
     let finished = work.run(
         |event| {
+            let mut event = event.clone();
+            let suffix = extra(&mut event);
             let mut text = String::new();
             if let EventKind::Iteration(i) = event.kind {
-                text += &format!("{i}: {} pid {}\n", work.name, event.pid);
+                text += &format!("{i}: {} pid {}{suffix}\n", work.name, std::process::id());
             }
             text += &format!(
                 "{EVENT_PREFIX}{}\n",
-                serde_json::to_string(event).unwrap_or_default()
+                serde_json::to_string(&event).unwrap_or_default()
             );
             write_failed |= out
                 .write_all(text.as_bytes())
