@@ -3,12 +3,12 @@
 
 use clap::Args;
 use std::path::PathBuf;
-use virtlab::container::Limits;
 use virtlab::container::init::{self, Shim};
 use virtlab::container::probe::Probe;
 use virtlab::container::run::{self, Options};
 use virtlab::container::support::Support;
 use virtlab::container::worker::{Extras, FORK_BOMB_CAP};
+use virtlab::container::{Limits, cost};
 use virtlab::work::Work;
 use virtlab::{Error, Result, processes};
 
@@ -48,6 +48,19 @@ pub struct ContainerArgs {
     #[arg(long)]
     support: bool,
     /// Print the whole run as JSON instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `virtlab container-cost`'s flags.
+#[derive(Args)]
+pub struct CostArgs {
+    /// Starts measured per kind (process, container, crun, runc).
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+    repeats: usize,
+    /// Leave out crun and runc.
+    #[arg(long)]
+    no_runtimes: bool,
     #[arg(long)]
     json: bool,
 }
@@ -165,4 +178,18 @@ pub fn worker(
     }
     .checked()?;
     processes::worker_main(work, parent_pid, crash_at, &mut extras.hook())
+}
+
+pub fn container_cost(args: CostArgs) -> Result<()> {
+    let costs = cost::measure(args.repeats, !args.no_runtimes)?;
+    if args.json {
+        println!("{}", super::to_json(&costs)?);
+    } else {
+        print!("{}", costs.table());
+        println!();
+        print!("{}", costs.steps_table());
+        println!();
+        print!("{}", costs.namespaces_table());
+    }
+    Ok(())
 }

@@ -153,6 +153,9 @@ enum Command {
     /// Chapter 7: run the work in N containers (namespaces + a cgroup each), with limits.
     #[cfg(target_os = "linux")]
     Container(container_cli::ContainerArgs),
+    /// Chapter 7: start → first line of a container beside a process, crun and runc; its steps.
+    #[cfg(target_os = "linux")]
+    ContainerCost(container_cli::CostArgs),
     /// One container's shim (started by `container`; not run by hand).
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
@@ -256,6 +259,8 @@ fn run(cli: Cli) -> Result<()> {
         }),
         #[cfg(target_os = "linux")]
         Command::Container(args) => container_cli::container(args),
+        #[cfg(target_os = "linux")]
+        Command::ContainerCost(args) => container_cli::container_cost(args),
         #[cfg(target_os = "linux")]
         Command::Contain(args) => container_cli::contain(args),
         Command::Threads {

@@ -230,6 +230,7 @@ fn sigkill_of_the_cli_leaves_no_process_group_or_mount() {
             workers.push(host_pid);
         }
     }
+    // cpu, cpuacct, memory, pids on v1; one folder on v2.
     assert_eq!(groups_of(cli_pid).len(), 2 * distinct_hierarchies());
     let shims = shims_of(cli_pid);
     assert_eq!(shims.len(), 2, "{shims:?}");

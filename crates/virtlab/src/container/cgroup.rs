@@ -43,12 +43,27 @@ pub struct Stats {
 }
 
 impl Cgroup {
-    /// Creates `virtlab-<our pid>-<name>` under every controller this machine offers, then
-    /// writes `limits` (the caller checked them with [`Support::check`]). Stale groups left by
-    /// dead owners are removed first.
+    /// Creates `virtlab-<our pid>-<name>` under the controllers `limits` need (none: no group,
+    /// as joining a v1 hierarchy costs milliseconds), then writes the limits (the caller
+    /// checked them with [`Support::check`]). Stale groups left by dead owners go first.
     pub fn create(support: &Support, name: &str, limits: &Limits) -> Result<Cgroup> {
+        let mut wanted = Vec::new();
+        if limits.cpu.is_some() {
+            // cpuacct: CPU time, which v1's cpu.stat does not count.
+            wanted.extend(["cpu", "cpuacct"]);
+        }
+        if limits.memory.is_some() {
+            wanted.push("memory");
+        }
+        if limits.pids.is_some() {
+            wanted.push("pids");
+        }
         let mut bases: Vec<(Version, PathBuf)> = Vec::new();
-        for c in &support.controllers {
+        for c in support
+            .controllers
+            .iter()
+            .filter(|c| wanted.contains(&c.name))
+        {
             if let Ok(place) = &c.place
                 && !bases.contains(place)
             {
@@ -62,7 +77,7 @@ impl Cgroup {
         let mut group = Cgroup { dirs: Vec::new() };
         for (version, base) in &bases {
             if *version == Version::V2 {
-                enable_controllers(base, support);
+                enable_controllers(base, &wanted);
             }
             let dir = base.join(&leaf);
             std::fs::create_dir(&dir)
@@ -260,11 +275,9 @@ impl Drop for Cgroup {
 
 /// On v2, a child group gets a controller only when its parent lists it in
 /// cgroup.subtree_control. Failures show later, as a missing limit file with its fix.
-fn enable_controllers(base: &Path, support: &Support) {
-    for c in &support.controllers {
-        if c.place.is_ok() && c.name != "cpuacct" {
-            let _ = std::fs::write(base.join("cgroup.subtree_control"), format!("+{}", c.name));
-        }
+fn enable_controllers(base: &Path, wanted: &[&str]) {
+    for name in wanted.iter().filter(|&&n| n != "cpuacct") {
+        let _ = std::fs::write(base.join("cgroup.subtree_control"), format!("+{name}"));
     }
 }
 

@@ -15,6 +15,7 @@
 //! /proc), pivots into it, brings `lo` up and execs the worker. Nothing goes through a shell.
 
 use super::cgroup::{Cgroup, Stats};
+use crate::timeline::now_ns;
 use crate::{Error, Result, units};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
@@ -26,6 +27,8 @@ use std::time::Duration;
 
 /// The shim's last line on stdout starts with this; the rest is a JSON [`End`].
 pub const END_PREFIX: &str = "@virtlab-container ";
+/// Lines with set-up timestamps (a JSON list of [step, CLOCK_MONOTONIC ns]) start with this.
+pub const SETUP_PREFIX: &str = "@virtlab-setup ";
 /// Exit code of a child whose set-up failed (the reason is on stderr), as runtimes use 125.
 pub const SETUP_FAILED: i32 = 125;
 /// Host folders the container sees, read-only (symlinks, as in merged-/usr systems, are copied).
@@ -67,6 +70,7 @@ pub struct End {
 
 /// Runs the shim; returns the exit code to forward (the worker's, or 128 + its signal).
 pub fn shim_main(shim: &Shim) -> Result<i32> {
+    let mut marks = vec![("shim started", now_ns())];
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
     let signals = blocked_signals()?;
@@ -108,10 +112,12 @@ pub fn shim_main(shim: &Shim) -> Result<i32> {
         ));
     }
     let pid = pid as libc::pid_t;
+    marks.push(("namespaces cloned", now_ns()));
     // The child waits for this pipe: it joins the group before running a single instruction of its own.
-    let started = cgroup
-        .join(pid as u32)
-        .and_then(|()| send_pid(write_end, pid as u32));
+    let started = cgroup.join(pid as u32).and_then(|()| {
+        marks.push(("cgroup joined", now_ns()));
+        send_pid(write_end, pid as u32)
+    });
     if let Err(e) = started {
         // SAFETY: kill and waitpid act on the child we just cloned.
         unsafe {
@@ -121,6 +127,7 @@ pub fn shim_main(shim: &Shim) -> Result<i32> {
         let _ = cgroup.remove();
         return Err(e);
     }
+    print_marks(&marks);
     let status = wait(pid, shim.parent_pid, &signals.set);
     let stats = cgroup.stats();
     let removed = cgroup.remove();
@@ -188,6 +195,11 @@ fn wait(pid: libc::pid_t, parent_pid: Option<u32>, set: &libc::sigset_t) -> libc
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
+}
+
+fn print_marks(marks: &[(&str, u64)]) {
+    let json = serde_json::to_string(marks).unwrap_or_default();
+    let _ = writeln!(std::io::stdout(), "{SETUP_PREFIX}{json}");
 }
 
 fn describe(host_pid: u32, status: libc::c_int, stats: Stats) -> End {
@@ -289,6 +301,7 @@ impl Child {
         if host_pid.is_empty() {
             return Err(step("waiting for the shim", "it ended before saying go"));
         }
+        let mut marks = vec![("child running", now_ns())];
         if self.user_namespace {
             write_proc("setgroups", "deny")?;
             write_proc("gid_map", &format!("0 {} 1", self.gid))?;
@@ -305,8 +318,12 @@ impl Child {
             unsafe { libc::sethostname(self.hostname.as_ptr().cast(), self.hostname.len()) },
             "setting the hostname",
         )?;
+        marks.push(("ids mapped, hostname set", now_ns()));
         self.build_root()?;
+        marks.push(("new root built", now_ns()));
         bring_up_loopback()?;
+        marks.push(("lo up", now_ns()));
+        print_marks(&marks);
         self.exec(host_pid.trim())
     }
 

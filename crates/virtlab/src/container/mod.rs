@@ -11,9 +11,12 @@
 //! a process, crun and runc.
 
 pub mod cgroup;
+pub mod cost;
 pub mod init;
+pub mod limits;
 pub mod probe;
 pub mod run;
+pub mod runtimes;
 pub mod support;
 pub mod worker;
 

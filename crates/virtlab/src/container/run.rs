@@ -7,12 +7,12 @@
 //! themselves remove their group when their worker ends or when this process dies.
 
 use super::cgroup::{Cgroup, Stats};
-use super::init::{END_PREFIX, End};
+use super::init::{END_PREFIX, End, SETUP_PREFIX};
 use super::probe::{PROBE_PREFIX, Probe};
 use super::{Limits, Spec};
 use crate::display::Table;
 use crate::observer::{self, Snapshot};
-use crate::timeline::{Event, Timeline};
+use crate::timeline::{Event, EventKind, Timeline, now_ns};
 use crate::work::Work;
 use crate::{Error, Result, processes, units};
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ pub struct ContainerReport {
     pub status: String,
     pub success: bool,
     pub oom_killed: bool,
-    /// From just before the spawn call to the first line reaching us.
+    /// From just before its cgroup was made to its first line reaching us.
     pub first_line_ms: Option<f64>,
     pub probe: Option<Probe>,
     /// The group's counters just before the shim removed it.
@@ -70,6 +70,9 @@ pub struct ContainerReport {
     pub samples: Vec<Sample>,
     /// The container's lines for people (iteration lines, errors).
     pub lines: Vec<String>,
+    /// Start-up steps with their CLOCK_MONOTONIC time (ns), from asking for the container to
+    /// its first line: ours, the shim's, the child's and the worker's.
+    pub setup: Vec<(String, u64)>,
 }
 
 /// Everything one run produced.
@@ -184,8 +187,16 @@ pub fn run(work: &Work, containers: usize, options: &Options) -> Result<Containe
                 if let Some(json) = line.strip_prefix(EVENT_PREFIX) {
                     if let Ok(event) = serde_json::from_str::<Event>(json) {
                         report.host_pid.get_or_insert(event.pid);
+                        if event.kind == EventKind::Start {
+                            report.setup.push(("worker running".into(), event.t_ns));
+                        }
                         events.push(event);
                     }
+                    continue;
+                }
+                if let Some(json) = line.strip_prefix(SETUP_PREFIX) {
+                    let marks: Vec<(String, u64)> = serde_json::from_str(json).unwrap_or_default();
+                    report.setup.extend(marks);
                     continue;
                 }
                 if let Some(json) = line.strip_prefix(PROBE_PREFIX) {
@@ -204,9 +215,12 @@ pub fn run(work: &Work, containers: usize, options: &Options) -> Result<Containe
                 }
                 let spawned = fleet.units[index].spawned_at;
                 let report = &mut fleet.units[index].report;
-                report
-                    .first_line_ms
-                    .get_or_insert(at.duration_since(spawned).as_secs_f64() * 1e3);
+                if report.first_line_ms.is_none() {
+                    report.first_line_ms = Some(at.duration_since(spawned).as_secs_f64() * 1e3);
+                    let asked = report.setup.first().map_or(0, |m| m.1);
+                    let read = asked + at.duration_since(spawned).as_nanos() as u64;
+                    report.setup.push(("first line read".into(), read));
+                }
                 report.lines.push(line.clone());
                 if options.echo {
                     println!("{line}");
@@ -294,14 +308,17 @@ impl Fleet {
         index: usize,
         tx: mpsc::Sender<Message>,
     ) -> Result<()> {
+        // Timed from before the cgroup is made: it is part of what a container costs.
+        let spawned_at = Instant::now();
+        let mut setup = vec![("asked".to_string(), now_ns())];
         let (mut command, cgroup) = spec.command(program, args)?;
+        setup.push(("cgroup created".into(), now_ns()));
         let (reader, writer) =
             std::io::pipe().map_err(|e| Error::io("creating a pipe for a container", e))?;
         let writer_for_stderr = writer
             .try_clone()
             .map_err(|e| Error::io("creating a pipe for a container", e))?;
         command.stdout(writer).stderr(writer_for_stderr);
-        let spawned_at = Instant::now();
         let child = command.spawn().map_err(|e| {
             Error::new(
                 format!("could not start container {} ({e}); the containers already started were stopped", spec.name),
@@ -327,6 +344,7 @@ impl Fleet {
                 end_stats: None,
                 samples: Vec::new(),
                 lines: Vec::new(),
+                setup,
             },
             child,
             cgroup,

@@ -60,7 +60,9 @@ impl Support {
     pub fn detect_at(cgroup_root: &Path) -> Support {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
-        let failed = try_namespaces();
+        // The kernel's answer does not change while we run: ask it once per process.
+        static FAILED: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        let failed = *FAILED.get_or_init(try_namespaces);
         let user_namespaces = if failed & 1 == 0 {
             Ok(())
         } else {
