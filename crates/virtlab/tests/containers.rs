@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use virtlab::container::Limits;
-use virtlab::container::run::{self, ContainerRun, Options};
+use virtlab::container::run::{self, ContainerReport, ContainerRun, Options};
 use virtlab::container::support::Support;
 use virtlab::work::Work;
 
@@ -74,13 +74,17 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
 }
 
 fn assert_nothing_left(run: &ContainerRun) {
+    assert_nothing_left_of(&run.containers.iter().collect::<Vec<_>>());
+}
+
+fn assert_nothing_left_of(containers: &[&ContainerReport]) {
     let me = std::process::id();
     assert!(
         eventually(|| groups_of(me).is_empty()),
         "{:?}",
         groups_of(me)
     );
-    for c in &run.containers {
+    for c in containers {
         assert!(!is_alive(c.shim_pid), "shim of {} alive", c.name);
         if let Some(pid) = c.host_pid {
             assert!(!is_alive(pid), "pid 1 of {} alive", c.name);
@@ -152,6 +156,20 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
     assert!(forks < 16, "{line}");
     assert!(c.end_stats.and_then(|s| s.pids_refused).unwrap_or(0) >= 1);
     assert_nothing_left(&run);
+}
+
+#[test]
+fn a_cpu_quota_throttles_a_cpu_bound_worker() {
+    let Some(_serial) = setup(&limits(Some(0.25), None, None)) else {
+        return;
+    };
+    let sweep = virtlab::container::limits::cpu_quotas(&[0.25], 1).unwrap();
+    let r = &sweep.runs[0];
+    assert!(r.report.success, "{:?}", r.report);
+    assert!(r.periods > 0 && r.throttled_periods > 0, "{r:?}");
+    assert!(r.report.samples.len() >= 2, "sampled while running");
+    assert!(sweep.throttling_plot().is_ok() && sweep.share_plot().is_ok());
+    assert_nothing_left_of(&[&r.report]);
 }
 
 #[test]

@@ -151,8 +151,8 @@ impl QuotaSweep {
 }
 
 /// A worker allocating `step_mib` more each iteration in a container limited to `memory`
-/// bytes, beside `bystanders` containers that only print: the first is OOM-killed (reported as
-/// such), the others end normally.
+/// bytes, running beside `bystanders` containers with the same limit that only print: the
+/// first is OOM-killed (reported as such), the others end normally.
 pub fn oom(memory: u64, step_mib: u32, bystanders: usize) -> Result<Vec<ContainerReport>> {
     crate::error::check_range("MiB per step", step_mib, 1, 4096)?;
     let limits = Limits {
@@ -161,28 +161,14 @@ pub fn oom(memory: u64, step_mib: u32, bystanders: usize) -> Result<Vec<Containe
     }
     .checked()?;
     let steps = (memory >> 20) as u32 / step_mib + 4;
-    let work = Work::new("hog", steps, 100)?;
-    let hog = run::run(
-        &work,
-        1,
-        &Options {
-            echo: true,
-            limits,
-            allocate_mib: step_mib,
-            ..Options::default()
-        },
-    );
-    let mut reports = hog?.containers;
-    if bystanders > 0 {
-        let calm = Work::new("calm", 2, 100)?;
-        let options = Options {
-            echo: true,
-            limits,
-            ..Options::default()
-        };
-        reports.extend(run::run(&calm, bystanders, &options)?.containers);
-    }
-    Ok(reports)
+    let options = Options {
+        echo: true,
+        limits,
+        allocate_mib: step_mib,
+        allocate_only: Some(1),
+        ..Options::default()
+    };
+    Ok(run::run(&Work::new("box", steps, 100)?, 1 + bystanders, &options)?.containers)
 }
 
 /// How each container ended, with its peak memory and OOM kills.

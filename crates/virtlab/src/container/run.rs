@@ -31,8 +31,10 @@ pub struct Options {
     pub limits: Limits,
     /// Each container prints what it sees before its first iteration.
     pub probe: bool,
-    /// Each container allocates this many MiB more in every iteration.
+    /// Each container allocates this many MiB more in every iteration…
     pub allocate_mib: u32,
+    /// …or only container number `allocate_only` (1-based), when given.
+    pub allocate_only: Option<usize>,
     /// Each container forks until its pids limit stops it.
     pub fork_bomb: bool,
     /// Container number `.0` (1-based) aborts at iteration `.1`.
@@ -267,7 +269,7 @@ fn worker_args(work: &Work, index: usize, options: &Options) -> Vec<String> {
     if options.probe {
         args.push("--probe".into());
     }
-    if options.allocate_mib > 0 {
+    if options.allocate_mib > 0 && options.allocate_only.is_none_or(|n| n == index + 1) {
         args.extend([
             "--allocate-mib-per-iteration".into(),
             options.allocate_mib.to_string(),
