@@ -22,6 +22,8 @@ pub struct StartCost {
     pub kind: String,
     /// Median ms from asking to the worker's first line; `None` when it could not run.
     pub first_line_ms: Option<f64>,
+    /// Every start measured, ms (for spreads and benchmarks).
+    pub samples_ms: Vec<f64>,
     /// Median resident memory of what runs it (a container: its shim and its pid 1).
     pub memory_bytes: Option<f64>,
     /// Why it was not measured, when it was not.
@@ -89,13 +91,8 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
         }
     }
     let mut starts = vec![
-        start("process", &mut process_ms, &mut process_rss, ""),
-        start(
-            "container (virtlab)",
-            &mut container_ms,
-            &mut container_rss,
-            "",
-        ),
+        start("process", &mut process_ms, &mut process_rss),
+        start("container (virtlab)", &mut container_ms, &mut container_rss),
     ];
     if with_runtimes {
         starts.extend(runtimes::measure(repeats)?);
@@ -112,12 +109,13 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     })
 }
 
-fn start(kind: &str, ms: &mut [f64], rss: &mut [f64], note: &str) -> StartCost {
+fn start(kind: &str, ms: &mut [f64], rss: &mut [f64]) -> StartCost {
     StartCost {
         kind: kind.into(),
+        samples_ms: ms.to_vec(),
         first_line_ms: (!ms.is_empty()).then(|| median(ms)),
         memory_bytes: (!rss.is_empty()).then(|| median(rss)),
-        note: note.into(),
+        note: String::new(),
     }
 }
 

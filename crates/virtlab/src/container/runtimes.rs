@@ -29,12 +29,14 @@ pub fn measure(repeats: usize) -> Result<Vec<StartCost>> {
         .map(|rt| match measure_one(rt, &program, repeats) {
             Ok((mut ms, mut rss)) => StartCost {
                 kind: (*rt).into(),
+                samples_ms: ms.clone(),
                 first_line_ms: Some(median(&mut ms)),
                 memory_bytes: (!rss.is_empty()).then(|| median(&mut rss)),
                 note: version(rt),
             },
             Err(e) => StartCost {
                 kind: (*rt).into(),
+                samples_ms: Vec::new(),
                 first_line_ms: None,
                 memory_bytes: None,
                 note: e.to_string(),
