@@ -91,9 +91,9 @@ def bench_scaling(repeats):
         cpus = scaling["usable_cpus"]
         ours.append(100 * next(p["efficiency"] for p in scaling["std_threads"] if p["threads"] == cpus))
         python = scaling["python"]
-        if "Ok" in python:
-            version = python["Ok"]["version"]
-            peer.append(100 * next(p["efficiency"] for p in python["Ok"]["points"] if p["threads"] == cpus))
+        if python["outcome"] == "measured":
+            version = python["value"]["version"]
+            peer.append(100 * next(p["efficiency"] for p in python["value"]["points"] if p["threads"] == cpus))
     note = "" if peer else "skipped: python3 threads peer did not run"
     name = f"Python {version} threads" if version else "Python threads"
     return [row(f"CPU-bound scaling efficiency at all {machine_cpus()} CPUs", "%", ours, name, peer or None, target=90.0, better="higher", note=note)]

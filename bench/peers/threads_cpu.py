@@ -24,7 +24,7 @@ def hits(seed, samples):
             state ^= state >> 12
             state ^= (state << 25) & mask
             state ^= state >> 27
-            pair.append(((state * 0x2545F4914F6CDD1D) & mask >> 11) / float(1 << 53))
+            pair.append((((state * 0x2545F4914F6CDD1D) & mask) >> 11) / float(1 << 53))
         inside += pair[0] * pair[0] + pair[1] * pair[1] <= 1.0
     return inside
 

@@ -4,6 +4,7 @@
 //! sysinfo lists the processes; thread names come from /proc (Linux), where sysinfo has none.
 
 use crate::display::{Html, Table};
+use crate::memory::{self, KernelShare};
 use crate::units;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,8 @@ pub struct ProcessInfo {
     /// The process's threads; empty where the platform does not list them.
     pub threads: Vec<ThreadInfo>,
     pub rss_bytes: u64,
+    /// Proportional set size: resident pages, each shared page split between its sharers.
+    pub pss_bytes: Option<u64>,
     pub cpu_time_ms: u64,
 }
 
@@ -34,6 +37,8 @@ pub struct ProcessInfo {
 pub struct Snapshot {
     pub root: u32,
     pub processes: Vec<ProcessInfo>,
+    /// The kernel's own memory for every process (kernel stacks, page tables) when taken.
+    pub kernel: Option<KernelShare>,
 }
 
 /// Snapshots `root` and all its descendants.
@@ -82,6 +87,7 @@ pub fn snapshot(root: u32) -> Result<Snapshot> {
             state: p.status().to_string(),
             threads,
             rss_bytes: p.memory(),
+            pss_bytes: memory::pss_bytes(pid.as_u32()),
             cpu_time_ms: p.accumulated_cpu_time(),
         });
         // Children are real processes whose parent is this one (thread entries are skipped).
@@ -96,6 +102,7 @@ pub fn snapshot(root: u32) -> Result<Snapshot> {
     Ok(Snapshot {
         root,
         processes: out,
+        kernel: KernelShare::read(),
     })
 }
 
@@ -118,6 +125,15 @@ fn thread_name(pid: u32, tid: u32) -> String {
 impl Snapshot {
     pub fn process(&self, pid: u32) -> Option<&ProcessInfo> {
         self.processes.iter().find(|p| p.pid == pid)
+    }
+
+    /// The user-space memory the whole tree holds: the sum of its processes' PSS (RSS where
+    /// PSS cannot be read), so pages shared between them count once.
+    pub fn user_bytes(&self) -> u64 {
+        self.processes
+            .iter()
+            .map(|p| p.pss_bytes.unwrap_or(p.rss_bytes))
+            .sum()
     }
 
     /// The root's direct children.

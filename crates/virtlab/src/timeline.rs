@@ -80,6 +80,13 @@ pub fn thread_id() -> u64 {
     }
 }
 
+/// A lane's sort key: its name without the trailing number, then that number.
+fn worker_order(lane: &str) -> (&str, u64, &str) {
+    let digits = lane.len() - lane.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (stem, number) = lane.split_at(lane.len() - digits);
+    (stem, number.parse().unwrap_or(0), lane)
+}
+
 /// Events from one run, in time order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
@@ -92,14 +99,11 @@ impl Timeline {
         Timeline { events }
     }
 
-    /// Lane names in the order their first event happened.
+    /// Lane names in worker order: `worker-2` before `worker-10`, whoever printed first.
     pub fn lanes(&self) -> Vec<String> {
-        let mut lanes: Vec<String> = Vec::new();
-        for e in &self.events {
-            if !lanes.contains(&e.lane) {
-                lanes.push(e.lane.clone());
-            }
-        }
+        let mut lanes: Vec<String> = self.events.iter().map(|e| e.lane.clone()).collect();
+        lanes.sort_by(|a, b| worker_order(a).cmp(&worker_order(b)));
+        lanes.dedup();
         lanes
     }
 
@@ -183,7 +187,18 @@ mod tests {
     }
 
     #[test]
-    fn events_sort_by_time_and_lanes_keep_first_seen_order() {
+    fn lanes_are_in_worker_order_whoever_printed_first() {
+        let t = Timeline::new(vec![
+            event("worker-10", EventKind::Start, 1, 1, 1),
+            event("worker-3", EventKind::Start, 2, 1, 1),
+            event("worker-1", EventKind::Start, 3, 1, 1),
+            event("worker-3", EventKind::End, 4, 1, 1),
+        ]);
+        assert_eq!(t.lanes(), vec!["worker-1", "worker-3", "worker-10"]);
+    }
+
+    #[test]
+    fn events_sort_by_time() {
         let t = Timeline::new(vec![
             event("b", EventKind::Start, 20, 2, 2),
             event("a", EventKind::Start, 10, 1, 1),

@@ -1,8 +1,8 @@
-//! The one workload every executor runs (processes, threads, tasks): a named loop of iterations,
-//! each optionally burning CPU, separated by a pause. Running it records timeline events.
+//! The one workload every kind of worker runs (process, thread, task, container, VM, …): a named
+//! loop of iterations, each optionally burning CPU, separated by a pause. [`Work::steps`] is that
+//! loop written once; the executors drive it.
 
 use crate::error::check_range;
-use crate::timeline::{Event, EventKind};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -59,21 +59,34 @@ impl Work {
         self.burn * self.iterations + self.interval * (self.iterations - 1)
     }
 
-    /// Runs the loop on the calling thread. `on_event` sees Start, each Iteration and End;
-    /// `keep_going` is asked between slices of every pause, and a `false` ends the loop early.
-    /// Returns whether the loop ran to the end.
-    pub fn run(&self, mut on_event: impl FnMut(&Event), keep_going: impl Fn() -> bool) -> bool {
-        on_event(&Event::now(&self.name, EventKind::Start));
-        for i in 0..self.iterations {
-            on_event(&Event::now(&self.name, EventKind::Iteration(i)));
-            burn(self.burn);
-            if i + 1 < self.iterations && !pause(self.interval, &keep_going) {
-                return false;
-            }
-        }
-        on_event(&Event::now(&self.name, EventKind::End));
-        true
+    /// The loop as steps, in order: Start, then per iteration `Iteration(i)`, `Burn` (when
+    /// the work burns CPU) and `Pause` (between iterations), then End. Every executor drives these
+    /// same steps (see [`crate::executor::drive`]); only how a pause waits differs.
+    pub fn steps(&self) -> impl Iterator<Item = Step> + '_ {
+        let iterations = (0..self.iterations).flat_map(move |i| {
+            let burn = (!self.burn.is_zero()).then_some(Step::Burn(self.burn));
+            let pause = (i + 1 < self.iterations).then_some(Step::Pause(self.interval));
+            std::iter::once(Step::Iteration(i)).chain(burn).chain(pause)
+        });
+        std::iter::once(Step::Start)
+            .chain(iterations)
+            .chain(std::iter::once(Step::End))
     }
+}
+
+/// One step of a [`Work`] loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The unit begins.
+    Start,
+    /// Iteration `i` (0-based): the essay's line.
+    Iteration(u32),
+    /// Keep one CPU busy this long.
+    Burn(Duration),
+    /// Wait this long before the next iteration.
+    Pause(Duration),
+    /// The unit ran to the end.
+    End,
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -100,7 +113,7 @@ pub fn burn(d: Duration) {
 }
 
 /// Sleeps for `d` in short slices, stopping early (returning false) once `keep_going` says no.
-fn pause(d: Duration, keep_going: &impl Fn() -> bool) -> bool {
+pub(crate) fn pause(d: Duration, keep_going: &impl Fn() -> bool) -> bool {
     let until = Instant::now() + d;
     loop {
         if !keep_going() {
@@ -144,37 +157,36 @@ mod tests {
     }
 
     #[test]
-    fn run_emits_start_each_iteration_and_end_in_order() {
-        let work = Work::new("w", 3, 1).unwrap();
-        let mut kinds = Vec::new();
-        assert!(work.run(|e| kinds.push(e.kind), || true));
+    fn steps_are_start_iterations_with_burns_and_pauses_between_then_end() {
+        let work = Work::new("w", 3, 5).unwrap().burning(2).unwrap();
+        let pause = Step::Pause(Duration::from_millis(5));
+        let burn = Step::Burn(Duration::from_millis(2));
         assert_eq!(
-            kinds,
+            work.steps().collect::<Vec<_>>(),
             vec![
-                EventKind::Start,
-                EventKind::Iteration(0),
-                EventKind::Iteration(1),
-                EventKind::Iteration(2),
-                EventKind::End
+                Step::Start,
+                Step::Iteration(0),
+                burn,
+                pause,
+                Step::Iteration(1),
+                burn,
+                pause,
+                Step::Iteration(2),
+                burn,
+                Step::End
             ]
+        );
+        let idle = Work::new("w", 1, 5).unwrap();
+        assert_eq!(
+            idle.steps().collect::<Vec<_>>(),
+            vec![Step::Start, Step::Iteration(0), Step::End]
         );
     }
 
     #[test]
-    fn run_stops_when_told_and_says_so() {
-        let work = Work::new("w", 5, 1000).unwrap();
-        let started = Instant::now();
-        let mut iterations = 0;
-        let finished = work.run(
-            |e| iterations += matches!(e.kind, EventKind::Iteration(_)) as u32,
-            || false,
-        );
-        assert!(!finished);
-        assert_eq!(iterations, 1);
-        assert!(
-            started.elapsed() < Duration::from_millis(900),
-            "stopping should not wait out the pause"
-        );
+    fn a_pause_told_to_stop_ends_at_once() {
+        assert!(!pause(Duration::from_secs(3600), &|| false));
+        assert!(pause(Duration::from_millis(1), &|| true));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use virtlab::processes::{self, Options};
+use virtlab::executor::{Options, Status};
+use virtlab::processes;
 use virtlab::timeline::EventKind;
 use virtlab::work::Work;
 
@@ -59,20 +60,14 @@ fn three_workers_run_as_three_single_threaded_children() {
         },
     )
     .unwrap();
-    assert_eq!(run.workers.len(), 3);
+    assert_eq!(run.units.len(), 3);
+    assert!(run.succeeded(), "{:?}", run.units);
     assert!(
-        run.workers
-            .iter()
-            .all(|w| w.success && w.status == "exit status 0"),
-        "{:?}",
-        run.workers
-    );
-    assert!(
-        run.workers
+        run.units
             .iter()
             .all(|w| w.first_line_ms.is_some_and(|ms| ms > 0.0))
     );
-    let mut pids: Vec<u32> = run.workers.iter().map(|w| w.pid).collect();
+    let mut pids: Vec<u32> = run.units.iter().filter_map(|w| w.pid).collect();
     pids.sort_unstable();
     assert_eq!(
         run.timeline.pids(),
@@ -83,6 +78,7 @@ fn three_workers_run_as_three_single_threaded_children() {
     let mut lanes = run.timeline.lanes();
     lanes.sort();
     assert_eq!(lanes, vec!["worker-1", "worker-2", "worker-3"]);
+    assert_eq!(run.kind, "process");
     for lane in run.timeline.lanes() {
         let kinds: Vec<EventKind> = run
             .timeline
@@ -118,24 +114,30 @@ fn three_workers_run_as_three_single_threaded_children() {
 fn a_crashing_worker_is_reported_and_the_others_are_stopped() {
     let _serial = setup();
     let work = Work::new("worker", 50, 100).unwrap();
-    let started = Instant::now();
-    let err = processes::run(
-        &work,
-        3,
-        Options {
-            echo: false,
-            snapshot: false,
-            crash: Some((2, 1)),
-        },
-    )
-    .unwrap_err();
+    let run = processes::run(&work, 3, Options::quiet().with_fault(2, 1)).unwrap();
+    assert!(
+        matches!(&run.units[1].status, Status::Crashed(how) if how.contains("SIGABRT")),
+        "{:?}",
+        run.units
+    );
+    for other in [&run.units[0], &run.units[2]] {
+        assert_eq!(
+            other.status,
+            Status::Cancelled("stopped because worker-2 crashed".into())
+        );
+    }
+    // Stopped, not waited for: nobody ran its 50 iterations.
+    let iterations = run
+        .timeline
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Iteration(_)))
+        .count();
+    assert!(iterations < 30, "{iterations}");
+    let err = run.check().unwrap_err();
     assert!(
         err.problem().contains("worker-2") && err.problem().contains("SIGABRT"),
         "{err}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "the others should be stopped, not waited for"
     );
     assert_eq!(
         children_of_this_process(),
@@ -235,7 +237,7 @@ fn bad_input_is_refused_before_anything_starts() {
         (&["--interval-ms", "0"], "interval (ms) cannot be 0"),
         (&["--interval-ms", "-5"], "--interval-ms"),
         (&["--iterations", "0"], "iterations cannot be 0"),
-        (&["--crash-worker", "1"], "--crash-at"),
+        (&["--fault-unit", "1"], "--fault-at"),
     ];
     for (args, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))

@@ -9,9 +9,9 @@ use super::support::NAMESPACES;
 use crate::cost::median;
 use crate::display::{Figure, Table};
 use crate::plot::BarChart;
-use crate::processes;
 use crate::work::Work;
 use crate::{Result, units};
+use crate::{executor, processes};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -52,16 +52,12 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     let (mut container_ms, mut container_rss) = (Vec::new(), Vec::new());
     let mut step_times: Vec<(String, Vec<f64>)> = Vec::new();
     for _ in 0..repeats {
-        let run = processes::run(
-            &work,
-            1,
-            processes::Options {
-                echo: false,
-                snapshot: true,
-                crash: None,
-            },
-        )?;
-        process_ms.extend(run.workers.iter().filter_map(|w| w.first_line_ms));
+        let quiet = executor::Options {
+            snapshot: true,
+            ..executor::Options::quiet()
+        };
+        let run = processes::run(&work, 1, quiet)?;
+        process_ms.extend(run.units.iter().filter_map(|u| u.first_line_ms));
         process_rss.extend(
             run.snapshot
                 .iter()

@@ -212,7 +212,7 @@ fn describe(host_pid: u32, status: libc::c_int, stats: Stats) -> End {
             None => "OOM-killed".into(),
         }
     } else {
-        crate::processes::describe_status(std::process::ExitStatus::from_raw(status))
+        crate::release::describe_status(std::process::ExitStatus::from_raw(status))
     };
     End {
         host_pid,

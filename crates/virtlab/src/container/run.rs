@@ -153,7 +153,7 @@ impl ContainerRun {
 /// Refuses before starting anything when this machine cannot give what `options` asks.
 pub fn run(work: &Work, containers: usize, options: &Options) -> Result<ContainerRun> {
     processes::check_worker_count(containers)?;
-    let program = processes::worker_program()?;
+    let program = crate::release::program()?;
     let specs = (1..=containers)
         .map(|i| Spec::new(&format!("{}-{i}", work.name))?.with_limits(options.limits))
         .collect::<Result<Vec<_>>>()?;
@@ -375,7 +375,7 @@ impl Fleet {
             u.report.status = match status {
                 Ok(s) => {
                     u.report.success = s.success();
-                    format!("shim {}", processes::describe_status(s))
+                    format!("shim {}", crate::release::describe_status(s))
                 }
                 Err(e) => format!("unknown (could not wait for the shim: {e})"),
             };

@@ -8,7 +8,7 @@
 
 use super::cost::StartCost;
 use crate::cost::median;
-use crate::{Error, Result, observer, processes};
+use crate::{Error, Result, observer};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Starts the worker `repeats` times with each runtime; one row per runtime.
 pub fn measure(repeats: usize) -> Result<Vec<StartCost>> {
-    let program = processes::worker_program()?;
+    let program = crate::release::program()?;
     Ok(RUNTIMES
         .iter()
         .map(|rt| match measure_one(rt, &program, repeats) {
@@ -225,7 +225,7 @@ impl Bundle {
                 format!(
                     "{} did not start the worker ({}): {}",
                     runtime.display(),
-                    status.map_or("no status".into(), processes::describe_status),
+                    status.map_or("no status".into(), crate::release::describe_status),
                     said.join(" / ")
                 ),
                 if said.iter().any(|l| l.contains("hybrid mode")) {

@@ -1,10 +1,8 @@
 //! What the worker does differently inside a container: its line names the host pid and the
-//! hostname beside the pid it sees, its events carry the host pid (so the timeline's pids are
-//! the host's), and on request it probes its view, grows its memory each iteration, or tries
-//! to fork without end to meet its pids limit.
+//! hostname beside the pid it sees (1), and on request it probes its view, grows its memory
+//! each iteration, or tries to fork without end to meet its pids limit.
 
 use super::probe::{PROBE_PREFIX, Probe};
-use crate::timeline::{Event, EventKind};
 use crate::{Error, Result};
 use std::io::Write;
 
@@ -36,35 +34,26 @@ impl Extras {
         Ok(self)
     }
 
-    /// The hook `processes::worker_main` calls for each event.
-    pub fn hook(mut self) -> impl FnMut(&mut Event) -> String {
+    /// Prints the probe when asked, then returns the hook `processes::worker_main` calls at
+    /// each iteration (its text ends the iteration's line).
+    pub fn hook(mut self, name: &str) -> impl FnMut(u32) -> String + Send + use<> {
+        if self.probe {
+            let probe = Probe::here(name, self.host_pid);
+            let line = serde_json::to_string(&probe).unwrap_or_default();
+            let _ = writeln!(std::io::stdout(), "{PROBE_PREFIX}{line}");
+        }
         let mut held: Vec<Vec<u8>> = Vec::new();
-        move |event| {
-            if let Some(host) = self.host_pid {
-                event.pid = host;
+        move |i| {
+            let mut suffix = self.where_am_i();
+            if self.allocate_mib > 0 {
+                held.push(touched(self.allocate_mib as usize));
+                suffix += &format!(", holding {} MiB", held.len() * self.allocate_mib as usize);
             }
-            match event.kind {
-                EventKind::Start if self.probe => {
-                    let probe = Probe::here(&event.lane, self.host_pid);
-                    let line = serde_json::to_string(&probe).unwrap_or_default();
-                    let _ = writeln!(std::io::stdout(), "{PROBE_PREFIX}{line}");
-                    String::new()
-                }
-                EventKind::Iteration(i) => {
-                    let mut suffix = self.where_am_i();
-                    if self.allocate_mib > 0 {
-                        held.push(touched(self.allocate_mib as usize));
-                        suffix +=
-                            &format!(", holding {} MiB", held.len() * self.allocate_mib as usize);
-                    }
-                    if self.fork_bomb && i == 0 {
-                        suffix += &fork_bomb();
-                        self.fork_bomb = false;
-                    }
-                    suffix
-                }
-                _ => String::new(),
+            if self.fork_bomb && i == 0 {
+                suffix += &fork_bomb();
+                self.fork_bomb = false;
             }
+            suffix
         }
     }
 

@@ -318,31 +318,26 @@ pub fn sweep(plan: &Plan, mut on_point: impl FnMut(&Point)) -> Result<Run> {
 pub fn sweep_in_release_build(plan: &Plan, mut on_line: impl FnMut(&str)) -> Result<Run> {
     use std::io::{BufRead, Read};
     plan.check()?;
-    let program = crate::processes::worker_program()?;
     let sizes: Vec<String> = plan.sizes.iter().map(usize::to_string).collect();
     let devices = match plan.devices {
         Devices::Cpu => "cpu",
         Devices::Gpu => "gpu",
         Devices::Both => "both",
     };
-    let mut command = std::process::Command::new(&program);
+    let mut command = crate::release::command([
+        "matmul",
+        "--json",
+        "--die-with-parent",
+        "--dtype",
+        plan.dtype.name(),
+        "--device",
+        devices,
+        "--repeats",
+        &plan.repeats.to_string(),
+        "--sweep",
+        &sizes.join(","),
+    ])?;
     command
-        .args([
-            "matmul",
-            "--json",
-            "--die-with-parent",
-            "--dtype",
-            plan.dtype.name(),
-            "--device",
-            devices,
-        ])
-        .args([
-            "--repeats",
-            &plan.repeats.to_string(),
-            "--sweep",
-            &sizes.join(","),
-        ])
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     if let Some(threads) = plan.threads {
@@ -350,49 +345,38 @@ pub fn sweep_in_release_build(plan: &Plan, mut on_line: impl FnMut(&str)) -> Res
     }
     let mut child = command
         .spawn()
-        .map_err(|e| Error::io(format!("starting {}", program.display()), e))?;
+        .map_err(|e| Error::os("starting the measuring program", e))?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
     // Read the JSON on its own thread so a full pipe never stalls the child.
     let json = std::thread::spawn(move || {
         let mut text = String::new();
         stdout.read_to_string(&mut text).map(|_| text)
     });
-    let mut last_line = String::new();
+    let mut errors = Vec::new();
     for line in std::io::BufReader::new(child.stderr.take().expect("stderr is piped")).lines() {
-        let line = line.map_err(|e| Error::io("reading the measuring program's progress", e))?;
-        on_line(&line);
-        last_line = line;
+        let line = line.map_err(|e| Error::os("reading the measuring program's progress", e))?;
+        match Error::from_json_line(&line) {
+            Some(_) => errors.push(line),
+            None => on_line(&line),
+        }
     }
     let status = child
         .wait()
-        .map_err(|e| Error::io("waiting for the measuring program", e))?;
+        .map_err(|e| Error::os("waiting for the measuring program", e))?;
     let json = json
         .join()
-        .map_err(|_| {
-            Error::new(
-                "the thread reading the results panicked",
-                "report this as a bug in virtlab",
-            )
-        })?
-        .map_err(|e| Error::io("reading the measuring program's results", e))?;
+        .map_err(|_| Error::bug("the thread reading the results panicked"))?
+        .map_err(|e| Error::os("reading the measuring program's results", e))?;
     if !status.success() {
-        // The program's own error reads "virtlab error: <problem>. Fix: <fix>": pass it on as is.
-        let text = last_line.trim_start_matches("virtlab error: ");
-        let (problem, fix) = text.split_once(". Fix: ").unwrap_or((
-            text,
-            "run `virtlab matmul` in a terminal to see the whole output",
-        ));
-        return Err(Error::new(
-            format!("{problem} (the measuring program: {status})"),
-            fix,
+        return Err(crate::release::failure(
+            "the measuring program",
+            status,
+            &errors,
         ));
     }
     serde_json::from_str(&json).map_err(|e| {
         Error::new(
-            format!(
-                "{} printed results that are not a matmul run: {e}",
-                program.display()
-            ),
+            format!("the measuring program printed results that are not a matmul run: {e}"),
             "rebuild it: cargo build --release",
         )
     })

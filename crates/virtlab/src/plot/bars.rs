@@ -2,7 +2,8 @@
 //! GPU product split into copy in, compute and copy out), each bar labelled with its total.
 
 use super::{
-    Chart, FONT, PALETTE, draw_legend, drawing_failed, render, row_y, rows_chart, tick_label,
+    Chart, FONT, Key, Mark, PALETTE, below_height, draw_below, drawing_failed, render, row_y,
+    rows_chart, tick_label,
 };
 use crate::display::Figure;
 use crate::{Error, Result};
@@ -43,15 +44,34 @@ impl BarChart {
         render(self)
     }
 
+    fn plot_height(&self) -> u32 {
+        (130 + 34 * self.bars.len() as u32).max(220)
+    }
+
+    /// One legend entry per segment, when there is more than one.
+    fn keys(&self) -> Vec<Key> {
+        if self.segments.len() < 2 {
+            return Vec::new();
+        }
+        self.segments
+            .iter()
+            .enumerate()
+            .map(|(s, name)| Key {
+                name: name.clone(),
+                color: PALETTE[s % PALETTE.len()],
+                mark: Mark::Block,
+            })
+            .collect()
+    }
+
     fn x_end(&self) -> f64 {
         let widest = self
             .bars
             .iter()
             .map(|(_, v)| v.iter().sum::<f64>())
             .fold(0.0, f64::max);
-        // Room on the right for the total's label, and for the legend when there is one.
-        let room = if self.segments.len() > 1 { 1.6 } else { 1.25 };
-        if widest > 0.0 { widest * room } else { 1.0 }
+        // Room on the right for the total's label.
+        if widest > 0.0 { widest * 1.25 } else { 1.0 }
     }
 }
 
@@ -61,7 +81,7 @@ impl Chart for BarChart {
     }
 
     fn height(&self) -> u32 {
-        (130 + 34 * self.bars.len() as u32).max(220)
+        self.plot_height() + below_height(self.keys().len(), None)
     }
 
     fn check(&self) -> Result<()> {
@@ -96,8 +116,16 @@ impl Chart for BarChart {
         let fail = |e: &dyn std::fmt::Display| drawing_failed(&self.title, e);
         let n = self.bars.len();
         let labels: Vec<&str> = self.bars.iter().map(|(l, _)| l.as_str()).collect();
-        let mut chart = rows_chart(&root, &self.title, &self.x_label, &labels, self.x_end())?;
-        for (s, name) in self.segments.iter().enumerate() {
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let (plot_area, below) = root.split_vertically(self.plot_height());
+        let mut chart = rows_chart(
+            &plot_area,
+            &self.title,
+            &self.x_label,
+            &labels,
+            self.x_end(),
+        )?;
+        for s in 0..self.segments.len() {
             let color = PALETTE[s % PALETTE.len()];
             let rectangles = self.bars.iter().enumerate().map(|(i, (_, values))| {
                 let y = row_y(n, i);
@@ -107,12 +135,7 @@ impl Chart for BarChart {
                     color.filled(),
                 )
             });
-            let series = chart.draw_series(rectangles).map_err(|e| fail(&e))?;
-            if self.segments.len() > 1 {
-                series.label(name.as_str()).legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
-                });
-            }
+            chart.draw_series(rectangles).map_err(|e| fail(&e))?;
         }
         chart
             .draw_series(self.bars.iter().enumerate().map(|(i, (_, values))| {
@@ -125,9 +148,7 @@ impl Chart for BarChart {
                 )
             }))
             .map_err(|e| fail(&e))?;
-        if self.segments.len() > 1 {
-            draw_legend(&mut chart, &self.title)?;
-        }
+        draw_below(&below, &self.keys(), None, &self.title)?;
         root.present().map_err(|e| fail(&e))?;
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! Line charts: measured series with markers, dashed model series, reference lines, log axes.
 
-use super::{Chart, FONT, PALETTE, draw_legend, drawing_failed, render, tick_label};
+use super::{
+    Chart, FONT, Key, Mark, PALETTE, below_height, draw_below, drawing_failed, render, tick_label,
+};
 use crate::display::Figure;
 use crate::{Error, Result};
 use plotters::coord::Shift;
@@ -36,6 +38,8 @@ pub struct LineChart {
     log_x: bool,
     log_y: bool,
     y_from_zero: bool,
+    /// Said under the chart, e.g. how it was measured.
+    note: Option<String>,
 }
 
 impl LineChart {
@@ -49,6 +53,7 @@ impl LineChart {
             log_x: false,
             log_y: false,
             y_from_zero: true,
+            note: None,
         }
     }
 
@@ -107,6 +112,28 @@ impl LineChart {
         self
     }
 
+    /// A note printed under the chart (wrapped), e.g. the method behind the numbers.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// The legend entries: references first, then the series, in the order they are drawn.
+    fn keys(&self) -> Vec<Key> {
+        let references = self.references.iter().enumerate().map(|(i, r)| Key {
+            name: r.name.clone(),
+            color: PALETTE[(self.series.len() + i) % PALETTE.len()],
+            mark: Mark::Dashed,
+        });
+        let series = self.series.iter().enumerate().map(|(i, s)| Key {
+            name: s.name.clone(),
+            color: PALETTE[i % PALETTE.len()],
+            mark: if s.dashed { Mark::Dashed } else { Mark::Line },
+        });
+        references.chain(series).collect()
+    }
+
+    /// Draws this chart.
     pub fn render(&self) -> Result<Figure> {
         render(self)
     }
@@ -145,7 +172,8 @@ impl LineChart {
     {
         let fail = |e: &dyn std::fmt::Display| drawing_failed(&self.title, e);
         root.fill(&WHITE).map_err(|e| fail(&e))?;
-        let mut chart = ChartBuilder::on(&root)
+        let (plot_area, below) = root.split_vertically(HEIGHT);
+        let mut chart = ChartBuilder::on(&plot_area)
             .caption(&self.title, (FONT, 20))
             .margin(12)
             .x_label_area_size(44)
@@ -191,9 +219,7 @@ impl LineChart {
                     5,
                     style,
                 ))
-                .map_err(|e| fail(&e))?
-                .label(&reference.name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+                .map_err(|e| fail(&e))?;
         }
         for (i, series) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
@@ -212,12 +238,9 @@ impl LineChart {
                     .map_err(|e| fail(&e))?;
                 chart.draw_series(LineSeries::new(points.iter().copied(), style))
             };
-            drawn
-                .map_err(|e| fail(&e))?
-                .label(&series.name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+            drawn.map_err(|e| fail(&e))?;
         }
-        draw_legend(&mut chart, &self.title)?;
+        draw_below(&below, &self.keys(), self.note.as_deref(), &self.title)?;
         root.present().map_err(|e| fail(&e))?;
         Ok(())
     }
@@ -229,7 +252,7 @@ impl Chart for LineChart {
     }
 
     fn height(&self) -> u32 {
-        HEIGHT
+        HEIGHT + below_height(self.keys().len(), self.note.as_deref())
     }
 
     fn check(&self) -> Result<()> {
@@ -322,7 +345,7 @@ mod tests {
         let info = decoder.read_info().unwrap();
         assert_eq!(
             (info.info().width, info.info().height),
-            (crate::plot::WIDTH, HEIGHT)
+            (crate::plot::WIDTH, Chart::height(&chart()))
         );
     }
 

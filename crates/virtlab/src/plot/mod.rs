@@ -14,8 +14,8 @@ pub use line::LineChart;
 
 use crate::display::Figure;
 use crate::{Error, Result};
+use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
-use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use std::sync::Once;
 
@@ -120,19 +120,100 @@ fn row_y(n: usize, i: usize) -> f64 {
     (n - 1 - i) as f64
 }
 
-/// The series' legend, in the lower right, the same on every chart.
-fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
+/// How a legend entry shows its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// A measured series: a solid line.
+    Line,
+    /// A model or reference: a dashed line.
+    Dashed,
+    /// A bar segment: a filled block.
+    Block,
+}
+
+/// One entry of the legend under a chart.
+struct Key {
+    name: String,
+    color: RGBColor,
+    mark: Mark,
+}
+
+const KEY_ROW: u32 = 20;
+const KEY_COLUMNS: usize = 2;
+const NOTE_LINE: u32 = 16;
+/// Characters per line of a note at its font size across the chart's width.
+const NOTE_CHARS: usize = 108;
+
+/// A note wrapped into lines that fit under the chart.
+fn wrap(note: &str) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in note.split_whitespace() {
+        let line = lines.last_mut().expect("lines starts with one");
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > NOTE_CHARS {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines.retain(|l| !l.is_empty());
+    lines
+}
+
+/// The height the legend and note need under a chart.
+fn below_height(keys: usize, note: Option<&str>) -> u32 {
+    let rows = keys.div_ceil(KEY_COLUMNS) as u32;
+    let notes = note.map_or(0, |n| wrap(n).len()) as u32;
+    if rows + notes == 0 {
+        0
+    } else {
+        8 + rows * KEY_ROW + notes * NOTE_LINE + 8
+    }
+}
+
+/// The legend (in columns) and the note, drawn under the chart so they never cover its data.
+fn draw_below<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    keys: &[Key],
+    note: Option<&str>,
     title: &str,
 ) -> Result<()> {
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(200, 200, 200))
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(|e| drawing_failed(title, &e))
+    let fail = |e: &dyn std::fmt::Display| drawing_failed(title, e);
+    let column_width = (WIDTH as i32 - 80) / KEY_COLUMNS as i32;
+    for (i, key) in keys.iter().enumerate() {
+        let x = 70 + (i % KEY_COLUMNS) as i32 * column_width;
+        let y = 8 + (i / KEY_COLUMNS) as i32 * KEY_ROW as i32 + KEY_ROW as i32 / 2;
+        let style = key.color.stroke_width(2);
+        match key.mark {
+            Mark::Line => area.draw(&PathElement::new([(x, y), (x + 24, y)], style)),
+            Mark::Dashed => area
+                .draw(&PathElement::new([(x, y), (x + 8, y)], style))
+                .and_then(|_| area.draw(&PathElement::new([(x + 14, y), (x + 24, y)], style))),
+            Mark::Block => area.draw(&Rectangle::new(
+                [(x + 4, y - 6), (x + 20, y + 6)],
+                key.color.filled(),
+            )),
+        }
+        .map_err(|e| fail(&e))?;
+        area.draw(&Text::new(
+            key.name.clone(),
+            (x + 32, y - 7),
+            (FONT, 13).into_font(),
+        ))
+        .map_err(|e| fail(&e))?;
+    }
+    let top = 8 + keys.len().div_ceil(KEY_COLUMNS) as i32 * KEY_ROW as i32;
+    for (i, line) in note.map(wrap).unwrap_or_default().iter().enumerate() {
+        area.draw(&Text::new(
+            line.clone(),
+            (12, top + 2 + i as i32 * NOTE_LINE as i32),
+            (FONT, 12).into_font().color(&RGBColor(90, 90, 90)),
+        ))
+        .map_err(|e| fail(&e))?;
+    }
+    Ok(())
 }
 
 /// A tick label with as many digits as its size needs: 450, 12.5, 0.034, 1.2e-5.
@@ -171,6 +252,16 @@ fn encode_png(rgb: &[u8], height: u32) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_wrap_at_word_boundaries_and_make_room() {
+        let note = "word ".repeat(60);
+        let lines = wrap(&note);
+        assert!(lines.len() >= 2 && lines.iter().all(|l| l.chars().count() <= NOTE_CHARS));
+        assert_eq!(lines.join(" ").split(' ').count(), 60);
+        assert_eq!(below_height(0, None), 0);
+        assert!(below_height(3, Some("a note")) > below_height(3, None));
+    }
 
     #[test]
     fn tick_labels_fit_their_size() {

@@ -1,5 +1,7 @@
-//! Chapter 7's subcommands: `container` (N containers, live lines, limits), `container-cost`,
-//! the hidden `contain` (the shim a container starts as) and the worker's container flags.
+//! Chapter 7's subcommands: `container` (N containers, live lines, limits; prints
+//! [`virtlab::container::run::ContainerRun`] with `--json`), `container-cost`
+//! ([`virtlab::container::cost::Costs`]), the hidden `contain` (the shim a container starts as)
+//! and the worker's container flags.
 
 use clap::Args;
 use std::path::PathBuf;
@@ -10,7 +12,7 @@ use virtlab::container::support::Support;
 use virtlab::container::worker::{Extras, FORK_BOMB_CAP};
 use virtlab::container::{Limits, cost};
 use virtlab::work::Work;
-use virtlab::{Error, Result, processes};
+use virtlab::{Error, Result};
 
 /// `virtlab container`'s flags.
 #[derive(Args)]
@@ -135,7 +137,7 @@ pub fn container(args: ContainerArgs) -> Result<()> {
     };
     let run = run::run(&work, args.containers, &options)?;
     if args.json {
-        println!("{}", super::to_json(&run)?);
+        super::print_json(&run)?;
     } else {
         print!("{}", run.table());
         if args.probe {
@@ -164,26 +166,25 @@ pub fn contain(args: ContainArgs) -> Result<()> {
     std::process::exit(code)
 }
 
-pub fn worker(
-    work: &Work,
-    parent_pid: Option<u32>,
-    crash_at: Option<u32>,
+/// The worker's container flags as the hook `processes::worker_main` calls per iteration.
+pub fn worker_extras(
     extras: WorkerExtras,
-) -> Result<()> {
-    let extras = Extras {
+    name: &str,
+) -> Result<impl FnMut(u32) -> String + Send + use<>> {
+    Ok(Extras {
         host_pid: extras.host_pid,
         allocate_mib: extras.allocate_mib_per_iteration,
         fork_bomb: extras.fork_bomb,
         probe: extras.probe,
     }
-    .checked()?;
-    processes::worker_main(work, parent_pid, crash_at, &mut extras.hook())
+    .checked()?
+    .hook(name))
 }
 
 pub fn container_cost(args: CostArgs) -> Result<()> {
     let costs = cost::measure(args.repeats, !args.no_runtimes)?;
     if args.json {
-        println!("{}", super::to_json(&costs)?);
+        super::print_json(&costs)?;
     } else {
         print!("{}", costs.table());
         println!();

@@ -1,0 +1,68 @@
+//! The `virtlab` command's parts: one module per chapter's subcommands, and the one way every
+//! subcommand prints its result — a table for people, or `--json` for programs.
+//!
+//! `--json` prints the result's serde form, pretty-printed, on stdout (live lines and progress go
+//! to stderr then, or are off). What each subcommand prints is the `Serialize` type its handler
+//! names: [`virtlab::executor::Run`] for `processes`, `threads` and `tasks`;
+//! [`virtlab::cost::Ladder`] for `ladder`; [`virtlab::threads::Scaling`] for `scale`;
+//! [`virtlab::tasks::TaskScaling`] for `tasks-scale`; [`virtlab::matmul::Run`] for `matmul`;
+//! `{"machine": Machine, "peak": Peak | null}` for `machine`. `scripts/bench` reads these.
+
+#[cfg(target_os = "linux")]
+pub mod container;
+pub mod ladder;
+pub mod machine;
+pub mod matmul;
+pub mod workers;
+
+use serde::Serialize;
+use virtlab::display::Table;
+use virtlab::executor::Run;
+use virtlab::work::Work;
+use virtlab::{Error, Result};
+
+/// Prints `value` as JSON, or its table.
+pub fn print<T: Serialize>(value: &T, json: bool, table: impl FnOnce(&T) -> Table) -> Result<()> {
+    if json {
+        print_json(value)
+    } else {
+        print!("{}", table(value));
+        Ok(())
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::bug(format!("JSON output failed: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints a run (its lines were echoed live when not JSON), then fails if a unit failed, so
+/// the exit status says so.
+pub fn print_run(run: &Run, json: bool) -> Result<()> {
+    print(run, json, Run::table)?;
+    run.check().map(drop)
+}
+
+/// The shared workload's flags.
+#[derive(clap::Args)]
+pub struct WorkArgs {
+    /// Iterations per worker.
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    iterations: u32,
+    /// Pause between iterations, in milliseconds.
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
+    interval_ms: u64,
+    /// CPU to burn in each iteration, in milliseconds.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    burn_ms: u64,
+}
+
+impl WorkArgs {
+    /// The work these flags describe, under `name`.
+    pub fn work(&self, name: &str) -> Result<Work> {
+        Work::new(name, self.iterations, self.interval_ms)?.burning(self.burn_ms)
+    }
+}

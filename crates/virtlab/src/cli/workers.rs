@@ -1,0 +1,110 @@
+//! Chapters 1-3 from a terminal: the same work on processes, threads and tasks, through the one
+//! executor; the worker program itself; chapter 2's scaling and chapter 3's sleeping tasks.
+
+use super::{WorkArgs, print, print_json, print_run};
+use std::time::Duration;
+use virtlab::executor::{Cancel, Fault, Options};
+use virtlab::{Error, Result, processes, tasks, threads};
+
+/// The options every run subcommand shares.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    work: WorkArgs,
+    /// Print the run (timeline, unit reports, process tree) as JSON instead of lines and a table.
+    #[arg(long)]
+    json: bool,
+    /// Skip the process-tree snapshot (for timing runs).
+    #[arg(long)]
+    no_tree: bool,
+    /// Stop units still running this long after the start (reported as timed out).
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
+    timeout_ms: Option<u64>,
+    /// Cancel unit U (1-based) after --cancel-after-ms.
+    #[arg(long, value_name = "U", requires = "cancel_after_ms")]
+    cancel: Option<usize>,
+    #[arg(long, value_name = "MS", requires = "cancel")]
+    cancel_after_ms: Option<u64>,
+    /// Make unit U (1-based) fail on purpose at iteration --fault-at (a process aborts, a
+    /// thread or task panics).
+    #[arg(long, value_name = "U", requires = "fault_at")]
+    fault_unit: Option<usize>,
+    #[arg(long, value_name = "I", requires = "fault_unit")]
+    fault_at: Option<u32>,
+}
+
+impl RunArgs {
+    fn options(&self) -> Result<Options> {
+        if self.timeout_ms == Some(0) {
+            return Err(Error::invalid(
+                "--timeout-ms",
+                0,
+                "give a timeout of at least 1 ms, or leave it out",
+            ));
+        }
+        Ok(Options {
+            echo: !self.json,
+            snapshot: !self.no_tree,
+            deadline: self.timeout_ms.map(Duration::from_millis),
+            cancel: self
+                .cancel
+                .zip(self.cancel_after_ms)
+                .map(|(unit, ms)| Cancel {
+                    unit,
+                    after: Duration::from_millis(ms),
+                }),
+            fault: self
+                .fault_unit
+                .zip(self.fault_at)
+                .map(|(unit, at)| Fault { unit, at }),
+        })
+    }
+}
+
+/// `virtlab processes`.
+pub fn processes(workers: usize, args: &RunArgs) -> Result<()> {
+    let run = processes::run(&args.work.work("worker")?, workers, args.options()?)?;
+    print_run(&run, args.json)
+}
+
+/// `virtlab threads`.
+pub fn threads(count: usize, args: &RunArgs) -> Result<()> {
+    let run = threads::run(&args.work.work("thread")?, count, args.options()?)?;
+    print_run(&run, args.json)
+}
+
+/// `virtlab tasks`.
+pub fn tasks(count: usize, args: &RunArgs) -> Result<()> {
+    let run = tasks::run(&args.work.work("task")?, count, args.options()?)?;
+    print_run(&run, args.json)
+}
+
+/// `virtlab worker`: one worker process, as `processes` starts it.
+pub fn worker(
+    name: &str,
+    work: &WorkArgs,
+    parent_pid: Option<u32>,
+    crash_at: Option<u32>,
+    extra: &mut (dyn FnMut(u32) -> String + Send),
+) -> Result<()> {
+    processes::worker_main(&work.work(name)?, parent_pid, crash_at, extra)
+}
+
+/// `virtlab scale`.
+pub fn scale(max_threads: Option<usize>, single_thread_ms: u64, json: bool) -> Result<()> {
+    let cpus = virtlab::machine::usable_cpus();
+    let scaling = threads::scale(max_threads.unwrap_or(4 * cpus), single_thread_ms)?;
+    print(&scaling, json, threads::Scaling::table)
+}
+
+/// `virtlab thread-cost`: spawn+join µs per thread, one value per round, as JSON.
+pub fn thread_cost(count: usize, repeats: usize) -> Result<()> {
+    let rounds = threads::spawn_join_cost(count, repeats)?;
+    print_json(&serde_json::json!({ "threads": count, "per_thread_us": rounds }))
+}
+
+/// `virtlab tasks-scale`.
+pub fn tasks_scale(max: usize, sleep_ms: u64, tasks_only: bool, json: bool) -> Result<()> {
+    let scaling = tasks::scale(max, sleep_ms, !tasks_only)?;
+    print(&scaling, json, tasks::TaskScaling::table)
+}

@@ -1,0 +1,97 @@
+//! How much memory a process tree holds, read from Linux's /proc: resident pages (RSS),
+//! proportional pages (PSS: a page shared by k processes counts 1/k to each, so a tree's PSS adds
+//! up to what it really holds), heap bytes in use (glibc's allocator statistics), and the
+//! kernel's own share for the whole system — kernel stacks and page tables from /proc/meminfo,
+//! which is where a thread's 16 KiB kernel stack and a process's page tables show up.
+//!
+//! Elsewhere every reading is `None` (or NaN), and callers say "not observable".
+
+/// This process's resident memory (Linux /proc), `None` elsewhere.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+/// The size of a memory page.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    page.max(1) as u64
+}
+
+/// Heap bytes in use in this process: what tasks (which live on the heap) add, unaffected by
+/// the allocator keeping freed memory. glibc's mallinfo2; resident memory elsewhere.
+pub fn heap_in_use() -> f64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        (info.uordblks + info.hblkhd) as f64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        resident_bytes().map_or(f64::NAN, |b| b as f64)
+    }
+}
+
+/// The proportional set size of process `pid` (`Pss` in /proc/PID/smaps_rollup).
+pub fn pss_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    kib_field(&text, "Pss:")
+}
+
+/// What the kernel holds for every process on the machine: kernel stacks and page tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KernelShare {
+    /// `KernelStack` in /proc/meminfo: one stack per thread (16 KiB each on x86-64).
+    pub kernel_stack_bytes: u64,
+    /// `PageTables` in /proc/meminfo: the page tables of every address space.
+    pub page_table_bytes: u64,
+}
+
+impl KernelShare {
+    /// Reads /proc/meminfo, `None` where there is none.
+    pub fn read() -> Option<KernelShare> {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        Some(KernelShare {
+            kernel_stack_bytes: kib_field(&text, "KernelStack:")?,
+            page_table_bytes: kib_field(&text, "PageTables:")?,
+        })
+    }
+
+    /// Kernel stacks and page tables together.
+    pub fn total(&self) -> u64 {
+        self.kernel_stack_bytes + self.page_table_bytes
+    }
+}
+
+/// The value of a `Name:   123 kB` line, in bytes.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let kib: u64 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_read_in_bytes_and_bad_text_is_none() {
+        let text = "Rss:  100 kB\nPss:   42 kB\n";
+        assert_eq!(kib_field(text, "Pss:"), Some(42 * 1024));
+        assert_eq!(kib_field(text, "Swap:"), None);
+        assert_eq!(kib_field("Pss: lots", "Pss:"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_and_the_kernel_share_are_readable() {
+        assert!(resident_bytes().unwrap() > 0);
+        assert!(pss_bytes(std::process::id()).unwrap() > 0);
+        let kernel = KernelShare::read().unwrap();
+        assert!(kernel.kernel_stack_bytes > 0 && kernel.total() >= kernel.page_table_bytes);
+        assert!(heap_in_use() > 0.0);
+    }
+}

@@ -1,0 +1,280 @@
+//! Chapter 3's "how many fit": 1, 10, 100, … sleeping tasks beside as many sleeping OS threads
+//! as the machine allows, timed, with the memory each unit holds.
+
+use super::{MAX_TASKS, TASK_BYTES_ESTIMATE, THREAD_BYTES_ESTIMATE, check_memory};
+use super::{current_thread_runtime, on_own_runtime};
+use crate::display::{Figure, Table};
+use crate::error::check_range;
+use crate::memory::heap_in_use;
+use crate::plot::LineChart;
+use crate::{Error, Result, units};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// `count` units that each slept `sleep_ms`: the wall time for all of them and the memory each held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalePoint {
+    pub count: usize,
+    pub wall_ms: f64,
+    /// Memory each unit added: heap bytes for tasks, resident bytes for threads.
+    pub bytes_each: f64,
+    /// This process's resident memory with all units alive: the run's peak.
+    pub peak_rss_bytes: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskScaling {
+    pub sleep_ms: u64,
+    pub tasks: Vec<ScalePoint>,
+    pub threads: Vec<ScalePoint>,
+    /// Why the thread series stops where it does.
+    pub thread_limit: String,
+}
+
+/// Counts 1, 10, 100, … up to `max`.
+pub fn decades(max: usize) -> Vec<usize> {
+    std::iter::successors(Some(1usize), |n| n.checked_mul(10))
+        .take_while(|n| *n <= max)
+        .collect()
+}
+
+/// The most threads worth starting here: the OS limits and a memory estimate, capped at 10 000.
+fn thread_limit() -> (usize, String) {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+    };
+    let mut limit = (10_000, "virtlab's cap of 10 000 threads".to_string());
+    if let Some(max) = read("/proc/sys/kernel/threads-max").map(|m| m / 2)
+        && max < limit.0
+    {
+        limit = (max, "half the kernel's threads-max".into());
+    }
+    let by_memory = (crate::machine::available_memory() / 2 / THREAD_BYTES_ESTIMATE) as usize;
+    if by_memory < limit.0 {
+        limit = (by_memory, "half the available memory".into());
+    }
+    limit
+}
+
+/// Starts 1, 10, … `max_tasks` tasks that each sleep `sleep_ms`, and (if `with_threads`) the same
+/// with OS threads up to what this machine allows; reports wall time and memory per unit.
+pub fn scale(max_tasks: usize, sleep_ms: u64, with_threads: bool) -> Result<TaskScaling> {
+    check_range("the number of tasks", max_tasks, 1, MAX_TASKS)?;
+    check_range("the sleep (ms)", sleep_ms, 1, 60_000)?;
+    check_memory("tasks", max_tasks, TASK_BYTES_ESTIMATE)?;
+    let sleep = Duration::from_millis(sleep_ms);
+    let mut tasks = Vec::new();
+    for n in decades(max_tasks) {
+        tasks.push(sleeping_tasks(n, sleep)?);
+    }
+    let (limit, why) = if with_threads {
+        thread_limit()
+    } else {
+        (0, "threads not measured".to_string())
+    };
+    let mut threads = Vec::new();
+    for n in decades(limit.min(max_tasks)) {
+        threads.push(sleeping_threads(n, sleep)?);
+    }
+    let last = decades(limit.min(max_tasks)).last().copied().unwrap_or(0);
+    Ok(TaskScaling {
+        sleep_ms,
+        tasks,
+        threads,
+        thread_limit: format!("threads stop at {last} ({why})"),
+    })
+}
+
+/// Resident memory, for threads (their stacks are mapped outside the heap).
+fn resident_bytes() -> f64 {
+    crate::memory::resident_bytes().map_or(f64::NAN, |b| b as f64)
+}
+
+fn sleeping_tasks(n: usize, sleep: Duration) -> Result<ScalePoint> {
+    on_own_runtime(current_thread_runtime, async move || {
+        let before = heap_in_use();
+        let started = Instant::now();
+        let handles: Vec<_> = (0..n)
+            .map(|_| tokio::spawn(tokio::time::sleep(sleep)))
+            .collect();
+        // All are spawned and parked on their timers once the spawner yields.
+        tokio::task::yield_now().await;
+        let during = heap_in_use();
+        let peak_rss_bytes = resident_bytes();
+        for h in handles {
+            let _ = h.await;
+        }
+        ScalePoint {
+            count: n,
+            wall_ms: started.elapsed().as_secs_f64() * 1e3,
+            bytes_each: (during - before) / n as f64,
+            peak_rss_bytes,
+        }
+    })
+}
+
+fn sleeping_threads(n: usize, sleep: Duration) -> Result<ScalePoint> {
+    let before = resident_bytes();
+    let started = Instant::now();
+    // Each thread waits at the gate until all exist, so the memory is read with all of them alive.
+    let gate = std::sync::RwLock::new(());
+    let hold = gate.write().unwrap_or_else(|e| e.into_inner());
+    let mut during = f64::NAN;
+    std::thread::scope(|scope| -> Result<()> {
+        let mut refused = None;
+        for i in 0..n {
+            let gate = &gate;
+            let spawned = std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn_scoped(scope, move || {
+                    drop(gate.read());
+                    std::thread::sleep(sleep);
+                });
+            if let Err(e) = spawned {
+                refused = Some(Error::new(
+                    format!("the OS refused thread {} of {n} ({e})", i + 1),
+                    "ask for fewer threads",
+                ));
+                break;
+            }
+        }
+        during = resident_bytes();
+        drop(hold);
+        refused.map_or(Ok(()), Err)
+    })?;
+    Ok(ScalePoint {
+        count: n,
+        wall_ms: started.elapsed().as_secs_f64() * 1e3,
+        bytes_each: (during - before) / n as f64,
+        peak_rss_bytes: during,
+    })
+}
+
+impl TaskScaling {
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(
+            format!(
+                "Units that each sleep {} ms ({})",
+                self.sleep_ms, self.thread_limit
+            ),
+            [
+                "unit",
+                "count",
+                "wall time",
+                "memory each",
+                "peak RSS of the process",
+            ],
+        );
+        for (name, points) in [("task", &self.tasks), ("thread", &self.threads)] {
+            for p in points {
+                t.row([
+                    name.to_string(),
+                    p.count.to_string(),
+                    format!("{:.1} ms", p.wall_ms),
+                    units::bytes(p.bytes_each.max(0.0) as u64),
+                    units::bytes(p.peak_rss_bytes.max(0.0) as u64),
+                ]);
+            }
+        }
+        t
+    }
+
+    pub fn plot(&self) -> Result<Figure> {
+        let line = |points: &[ScalePoint]| {
+            points
+                .iter()
+                .map(|p| (p.count as f64, p.wall_ms))
+                .collect::<Vec<_>>()
+        };
+        LineChart::new(format!(
+            "Starting units that each sleep {} ms",
+            self.sleep_ms
+        ))
+        .x_label("units started together")
+        .y_label("wall time until all are done (ms)")
+        .log_x()
+        .log_y()
+        .series("tokio tasks", line(&self.tasks))
+        .series("OS threads", line(&self.threads))
+        .dashed_series(
+            "the sleep itself",
+            self.tasks
+                .iter()
+                .map(|p| (p.count as f64, self.sleep_ms as f64)),
+        )
+        .render()
+    }
+
+    /// Memory each unit held, on log axes (heap bytes per task, resident bytes per thread).
+    pub fn memory_plot(&self) -> Result<Figure> {
+        // A log axis cannot show zero: counts where a unit added nothing measurable are left out.
+        let line = |points: &[ScalePoint]| {
+            points
+                .iter()
+                .filter(|p| p.bytes_each > 0.0)
+                .map(|p| (p.count as f64, p.bytes_each))
+                .collect::<Vec<_>>()
+        };
+        LineChart::new("Memory each sleeping unit holds")
+            .x_label("units alive together")
+            .y_label("bytes per unit")
+            .log_x()
+            .log_y()
+            .series("tokio task (heap)", line(&self.tasks))
+            .series("OS thread (resident)", line(&self.threads))
+            .render()
+    }
+
+    pub fn evcxr_display(&self) {
+        self.table().evcxr_display();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_measures_tasks_and_threads_at_each_decade() {
+        let scaling = scale(100, 20, true).unwrap();
+        assert!(scale(10, 5, false).unwrap().threads.is_empty());
+        assert_eq!(
+            scaling.tasks.iter().map(|p| p.count).collect::<Vec<_>>(),
+            vec![1, 10, 100]
+        );
+        assert_eq!(
+            scaling.threads.iter().map(|p| p.count).collect::<Vec<_>>(),
+            vec![1, 10, 100]
+        );
+        assert!(
+            scaling
+                .tasks
+                .iter()
+                .chain(&scaling.threads)
+                .all(|p| p.wall_ms >= 20.0)
+        );
+        assert!(scaling.plot().unwrap().svg().contains("tokio tasks"));
+        assert!(
+            scaling
+                .memory_plot()
+                .unwrap()
+                .svg()
+                .contains("OS thread (resident)")
+        );
+        assert!(scaling.tasks.iter().all(|p| p.peak_rss_bytes > 0.0));
+        assert_eq!(decades(5), vec![1]);
+    }
+
+    #[test]
+    fn bad_scale_parameters_are_refused() {
+        assert!(scale(0, 10, true).is_err());
+        assert!(
+            scale(10, 0, true)
+                .unwrap_err()
+                .problem()
+                .contains("sleep (ms) cannot be 0")
+        );
+    }
+}

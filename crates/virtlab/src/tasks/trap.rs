@@ -1,0 +1,219 @@
+//! Chapter 3's blocking trap: a ticker task wants to wake every few milliseconds while CPU work
+//! runs beside it, placed four ways; how late each wake-up comes shows why one task computing
+//! without awaiting stalls every other task on its thread.
+
+use super::{current_thread_runtime, multi_thread_runtime, on_own_runtime};
+use crate::Result;
+use crate::display::{Figure, Table};
+use crate::error::check_range;
+use crate::plot::LineChart;
+use crate::work::burn;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// Where the CPU-bound work runs while a ticker task measures how late it wakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Setup {
+    /// The ticker alone on a current-thread runtime.
+    Alone,
+    /// A task on the same current-thread runtime computes without ever awaiting.
+    BlockingTask,
+    /// The computation is handed to `spawn_blocking` (tokio's pool of blocking threads).
+    SpawnBlocking,
+    /// A multi-thread runtime: the computing task holds one worker, the ticker uses another.
+    MultiThread,
+}
+
+impl Setup {
+    pub const ALL: [Setup; 4] = [
+        Setup::Alone,
+        Setup::BlockingTask,
+        Setup::SpawnBlocking,
+        Setup::MultiThread,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Setup::Alone => "ticker alone",
+            Setup::BlockingTask => "CPU work in a task (blocks the thread)",
+            Setup::SpawnBlocking => "CPU work in spawn_blocking",
+            Setup::MultiThread => "multi-thread runtime",
+        }
+    }
+}
+
+/// One setup's ticker: how late each wake-up was (ms), sorted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrapResult {
+    pub setup: Setup,
+    pub lateness_ms: Vec<f64>,
+}
+
+impl TrapResult {
+    pub fn percentile(&self, q: f64) -> f64 {
+        if self.lateness_ms.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.lateness_ms.len() - 1) as f64 * q / 100.0).round() as usize;
+        self.lateness_ms[i]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockingTrap {
+    pub tick_ms: u64,
+    pub duration_ms: u64,
+    /// How long the CPU-bound work runs between its (non-)yields.
+    pub burn_ms: u64,
+    pub results: Vec<TrapResult>,
+}
+
+/// A ticker wants to wake every `tick_ms` for `duration_ms`; meanwhile CPU work burns in
+/// `burn_ms` slices, placed as each [`Setup`] says. Returns each setup's lateness distribution.
+pub fn blocking_trap(tick_ms: u64, duration_ms: u64, burn_ms: u64) -> Result<BlockingTrap> {
+    check_range("the tick (ms)", tick_ms, 1, 1000)?;
+    check_range("the duration (ms)", duration_ms, tick_ms * 5, 60_000)?;
+    check_range("the CPU slice (ms)", burn_ms, 1, 1000)?;
+    let mut results = Vec::new();
+    for setup in Setup::ALL {
+        let build = if setup == Setup::MultiThread {
+            multi_thread_runtime
+        } else {
+            current_thread_runtime
+        };
+        let mut lateness = on_own_runtime(build, async move || {
+            let total = Duration::from_millis(duration_ms);
+            let slice = Duration::from_millis(burn_ms);
+            // One schedule for both: the ticker's first tick is due one tick after `start`,
+            // and the computation runs from `start` until `until`.
+            let start = Instant::now();
+            let until = start + total;
+            let ticker = tokio::spawn(ticker(start, Duration::from_millis(tick_ms), total));
+            let cpu = match setup {
+                Setup::Alone => None,
+                // Computes a slice, then yields: other tasks get the thread only between slices.
+                Setup::BlockingTask | Setup::MultiThread => Some(tokio::spawn(async move {
+                    while Instant::now() < until {
+                        burn(slice);
+                        tokio::task::yield_now().await;
+                    }
+                })),
+                Setup::SpawnBlocking => Some(tokio::task::spawn_blocking(move || {
+                    while Instant::now() < until {
+                        burn(slice);
+                    }
+                })),
+            };
+            let lateness = ticker.await.unwrap_or_default();
+            if let Some(cpu) = cpu {
+                let _ = cpu.await;
+            }
+            lateness
+        })?;
+        lateness.sort_by(f64::total_cmp);
+        results.push(TrapResult {
+            setup,
+            lateness_ms: lateness,
+        });
+    }
+    Ok(BlockingTrap {
+        tick_ms,
+        duration_ms,
+        burn_ms,
+        results,
+    })
+}
+
+/// Sleeps until each planned tick after `start` and records how late it woke (ms).
+async fn ticker(start: Instant, tick: Duration, total: Duration) -> Vec<f64> {
+    let mut lateness = Vec::new();
+    let mut planned = start + tick;
+    while planned < start + total {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(planned)).await;
+        lateness.push(
+            Instant::now()
+                .saturating_duration_since(planned)
+                .as_secs_f64()
+                * 1e3,
+        );
+        // A late tick does not shift the schedule: the next one is still due at its time.
+        planned += tick;
+        while planned < Instant::now() {
+            planned += tick;
+        }
+    }
+    lateness
+}
+
+impl BlockingTrap {
+    /// The median lateness of one setup's ticks (ms).
+    pub fn median(&self, setup: Setup) -> f64 {
+        self.results
+            .iter()
+            .find(|r| r.setup == setup)
+            .map_or(f64::NAN, |r| r.percentile(50.0))
+    }
+
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(
+            format!(
+                "How late a {} ms ticker wakes (CPU work in {} ms slices, {} ms in all)",
+                self.tick_ms, self.burn_ms, self.duration_ms
+            ),
+            ["setup", "ticks", "median", "p90", "max"],
+        );
+        for r in &self.results {
+            t.row([
+                r.setup.name().to_string(),
+                r.lateness_ms.len().to_string(),
+                format!("{:.2} ms", r.percentile(50.0)),
+                format!("{:.2} ms", r.percentile(90.0)),
+                format!("{:.2} ms", r.percentile(100.0)),
+            ]);
+        }
+        t
+    }
+
+    /// Each setup's lateness distribution: percentile on x, lateness on a log y axis.
+    pub fn plot(&self) -> Result<Figure> {
+        let mut chart = LineChart::new("The blocking trap: how late a ticker task wakes")
+            .x_label("percentile of ticks")
+            .y_label("ms late (log)")
+            .log_y();
+        for r in &self.results {
+            // A log axis cannot show 0; a wake-up on time is drawn at 1 µs.
+            let points = (0..=20).map(|i| (i as f64 * 5.0, r.percentile(i as f64 * 5.0).max(1e-3)));
+            chart = chart.series(r.setup.name(), points);
+        }
+        chart.render()
+    }
+
+    pub fn evcxr_display(&self) {
+        self.table().evcxr_display();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_trap_measures_every_setup() {
+        let trap = blocking_trap(5, 100, 20).unwrap();
+        assert_eq!(trap.results.len(), 4);
+        assert!(trap.results.iter().all(|r| !r.lateness_ms.is_empty()));
+        assert!(trap.plot().unwrap().svg().contains("spawn_blocking"));
+        assert!(trap.median(Setup::Alone).is_finite());
+    }
+
+    #[test]
+    fn a_trap_shorter_than_five_ticks_is_refused() {
+        assert!(
+            blocking_trap(10, 10, 5)
+                .unwrap_err()
+                .problem()
+                .contains("duration")
+        );
+    }
+}

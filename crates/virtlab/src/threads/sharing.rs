@@ -1,0 +1,198 @@
+//! Chapter 2's price of sharing: threads adding to one total through a `Mutex`, an atomic, or
+//! private sums added once at the end, each checked for lost updates and timed.
+
+use crate::cost::median;
+use crate::display::{Figure, Table};
+use crate::error::check_range;
+use crate::plot::LineChart;
+use crate::threads::check_thread_count;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Ways for threads to add to one total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sharing {
+    /// Every increment takes a lock.
+    Mutex,
+    /// Every increment is one atomic read-modify-write on a shared cache line.
+    Atomic,
+    /// Each thread counts privately; the totals are added once at the end.
+    PerThreadSums,
+}
+
+impl Sharing {
+    pub const ALL: [Sharing; 3] = [Sharing::Mutex, Sharing::Atomic, Sharing::PerThreadSums];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sharing::Mutex => "Mutex<u64>",
+            Sharing::Atomic => "AtomicU64",
+            Sharing::PerThreadSums => "per-thread sums",
+        }
+    }
+
+    /// `threads` threads each add 1 `increments` times; returns the final total.
+    fn count(self, threads: usize, increments: u64) -> u64 {
+        match self {
+            Sharing::Mutex => {
+                let total = Mutex::new(0u64);
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| {
+                            for _ in 0..increments {
+                                *total.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                            }
+                        });
+                    }
+                });
+                total.into_inner().unwrap_or_else(|e| e.into_inner())
+            }
+            Sharing::Atomic => {
+                let total = AtomicU64::new(0);
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| {
+                            for _ in 0..increments {
+                                total.fetch_add(1, Ordering::Relaxed);
+                            }
+                        });
+                    }
+                });
+                total.into_inner()
+            }
+            Sharing::PerThreadSums => std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(move || {
+                            let mut mine = 0u64;
+                            for _ in 0..increments {
+                                mine = std::hint::black_box(mine + 1);
+                            }
+                            mine
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharingPoint {
+    pub method: Sharing,
+    pub threads: usize,
+    pub total: u64,
+    pub ns_per_increment: f64,
+}
+
+/// Each method at each thread count (median of 3): the total is checked, the cost reported.
+pub fn sharing_costs(
+    thread_counts: &[usize],
+    increments_per_thread: u64,
+) -> Result<Vec<SharingPoint>> {
+    check_range(
+        "increments per thread",
+        increments_per_thread,
+        1,
+        1_000_000_000,
+    )?;
+    let mut points = Vec::new();
+    for &threads in thread_counts {
+        check_thread_count(threads)?;
+        for method in Sharing::ALL {
+            let mut runs = Vec::new();
+            let expected = threads as u64 * increments_per_thread;
+            for _ in 0..3 {
+                let started = Instant::now();
+                let total = method.count(threads, increments_per_thread);
+                runs.push(started.elapsed().as_secs_f64());
+                if total != expected {
+                    return Err(Error::new(
+                        format!(
+                            "{} lost updates: {total} instead of {expected}",
+                            method.name()
+                        ),
+                        "report this as a bug in virtlab",
+                    ));
+                }
+            }
+            points.push(SharingPoint {
+                method,
+                threads,
+                total: expected,
+                ns_per_increment: median(&mut runs) * 1e9 / expected as f64,
+            });
+        }
+    }
+    Ok(points)
+}
+
+/// Tables and plots a set of sharing measurements.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharingCosts(pub Vec<SharingPoint>);
+
+impl SharingCosts {
+    pub fn measure(thread_counts: &[usize], increments_per_thread: u64) -> Result<SharingCosts> {
+        sharing_costs(thread_counts, increments_per_thread).map(SharingCosts)
+    }
+
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(
+            "One counter, many threads (median of 3)",
+            ["method", "threads", "final total", "ns per increment"],
+        );
+        for p in &self.0 {
+            t.row([
+                p.method.name().to_string(),
+                p.threads.to_string(),
+                p.total.to_string(),
+                format!("{:.2}", p.ns_per_increment),
+            ]);
+        }
+        t
+    }
+
+    pub fn plot(&self) -> Result<Figure> {
+        let mut chart = LineChart::new("The price of sharing one counter")
+            .x_label("threads")
+            .y_label("ns per increment (wall time / increments)")
+            .log_y();
+        for method in Sharing::ALL {
+            chart = chart.series(
+                method.name(),
+                self.0
+                    .iter()
+                    .filter(|p| p.method == method)
+                    .map(|p| (p.threads as f64, p.ns_per_increment)),
+            );
+        }
+        chart.render()
+    }
+
+    pub fn evcxr_display(&self) {
+        self.table().evcxr_display();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sharing_method_reaches_the_same_total() {
+        let costs = SharingCosts::measure(&[1, 4], 10_000).unwrap();
+        assert_eq!(costs.0.len(), 6);
+        assert!(
+            costs
+                .0
+                .iter()
+                .all(|p| p.total == p.threads as u64 * 10_000 && p.ns_per_increment > 0.0)
+        );
+        assert!(costs.plot().unwrap().svg().contains("AtomicU64"));
+    }
+}
