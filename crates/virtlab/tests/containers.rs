@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use virtlab::container::Limits;
 use virtlab::container::run::{self, ContainerReport, ContainerRun, Options};
 use virtlab::container::support::Support;
+use virtlab::executor;
 use virtlab::work::Work;
 
 /// Tests here look for groups and processes by owner, so they must not overlap.
@@ -268,6 +269,39 @@ fn sigkill_of_the_cli_leaves_no_process_group_or_mount() {
     eprintln!(
         "cleaned up {:?} after the CLI was killed",
         started.elapsed()
+    );
+}
+
+#[test]
+fn containers_are_one_more_kind_of_the_shared_executor() {
+    let l = limits(Some(0.5), Some(64 << 20), Some(64));
+    let Some(_serial) = setup(&l) else {
+        return;
+    };
+    let work = Work::new("container", 2, 10).unwrap();
+    let run = virtlab::container::kind::run(&work, 2, l, executor::Options::quiet()).unwrap();
+    assert!(run.succeeded(), "{:?}", run.units);
+    assert_eq!(run.kind, "container");
+    assert!(run.units.iter().all(|u| u.first_line_ms.is_some()));
+    assert!(
+        run.summary.contains("as containers (0.5 CPU"),
+        "{}",
+        run.summary
+    );
+    let options = executor::Options {
+        fault: Some(executor::Fault { unit: 2, at: 0 }),
+        ..executor::Options::quiet()
+    };
+    let run = virtlab::container::kind::run(&work, 2, l, options).unwrap();
+    match &run.units[1].status {
+        executor::Status::Crashed(why) => assert!(why.contains("pid 1 killed by signal"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let me = std::process::id();
+    assert!(
+        eventually(|| groups_of(me).is_empty()),
+        "{:?}",
+        groups_of(me)
     );
 }
 

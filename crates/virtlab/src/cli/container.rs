@@ -11,6 +11,7 @@ use virtlab::container::run::{self, Options};
 use virtlab::container::support::Support;
 use virtlab::container::worker::{Extras, FORK_BOMB_CAP};
 use virtlab::container::{Limits, cost};
+use virtlab::release::ERRORS_ENV;
 use virtlab::work::Work;
 use virtlab::{Error, Result};
 
@@ -80,6 +81,9 @@ pub struct ContainArgs {
     parent_pid: Option<u32>,
     #[arg(long)]
     no_user_namespace: bool,
+    /// Print the set-up steps' times and how the container ended as data lines.
+    #[arg(long)]
+    report: bool,
     /// The worker's command line after the program: `worker --name …`.
     #[arg(last = true, required = true)]
     worker: Vec<String>,
@@ -154,14 +158,24 @@ pub fn container(args: ContainerArgs) -> Result<()> {
 
 /// Runs the shim, then exits with the worker's code (or 128 + its signal), as runtimes do.
 pub fn contain(args: ContainArgs) -> Result<()> {
-    let code = init::shim_main(&Shim {
+    let name = args.name.clone();
+    let (end, code) = init::shim_main(&Shim {
         name: args.name,
         hostname: args.hostname,
         cgroup_dirs: args.cgroups,
         parent_pid: args.parent_pid,
         user_namespace: !args.no_user_namespace,
         worker_args: args.worker,
+        report: args.report,
     })?;
+    if let Some(e) = end.failure(&name) {
+        // Read as data by a parent that asked for JSON errors, as text by a person.
+        if std::env::var_os(ERRORS_ENV).is_some_and(|v| v == "json") {
+            eprintln!("{}", e.to_json_line());
+        } else {
+            eprintln!("{e}");
+        }
+    }
     // The shim has removed everything it holds; nothing is left for destructors to do.
     std::process::exit(code)
 }

@@ -53,6 +53,8 @@ pub struct Shim {
     pub user_namespace: bool,
     /// The worker's command line after the program: `worker --name … `.
     pub worker_args: Vec<String>,
+    /// Print the set-up steps' times and the [`End`] as data lines on stdout.
+    pub report: bool,
 }
 
 /// How the container ended, as the shim saw it.
@@ -68,8 +70,9 @@ pub struct End {
     pub stats: Stats,
 }
 
-/// Runs the shim; returns the exit code to forward (the worker's, or 128 + its signal).
-pub fn shim_main(shim: &Shim) -> Result<i32> {
+/// Runs the shim; returns how the container ended and the exit code to forward (the worker's,
+/// or 128 + its signal).
+pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
     let mut marks = vec![("shim started", now_ns())];
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
@@ -127,20 +130,39 @@ pub fn shim_main(shim: &Shim) -> Result<i32> {
         let _ = cgroup.remove();
         return Err(e);
     }
-    print_marks(&marks);
+    if shim.report {
+        print_marks(&marks);
+    }
     let status = wait(pid, shim.parent_pid, &signals.set);
     let stats = cgroup.stats();
     let removed = cgroup.remove();
     let end = describe(pid as u32, status, stats);
-    let code = exit_code(status);
-    let line = format!(
-        "{END_PREFIX}{}\n",
-        serde_json::to_string(&end).unwrap_or_default()
-    );
-    // The reader may be gone (its program was killed): nothing left to tell then.
-    let _ = std::io::stdout().write_all(line.as_bytes());
+    if shim.report {
+        let line = format!(
+            "{END_PREFIX}{}\n",
+            serde_json::to_string(&end).unwrap_or_default()
+        );
+        // The reader may be gone (its program was killed): nothing left to tell then.
+        let _ = std::io::stdout().write_all(line.as_bytes());
+    }
     removed?;
-    Ok(code)
+    Ok((end, exit_code(status)))
+}
+
+impl End {
+    /// How the worker failed, as an error for whoever started the shim (`None` on success).
+    pub fn failure(&self, name: &str) -> Option<Error> {
+        (!self.success).then(|| {
+            Error::new(
+                format!("container {name}: pid 1 {}", self.status),
+                if self.oom_killed {
+                    "give it a higher memory limit, or let it allocate less"
+                } else {
+                    "look at its last lines; `virtlab container --support` shows what this machine allows"
+                },
+            )
+        })
+    }
 }
 
 /// SIGCHLD and the stop signals, blocked so the shim takes them one at a time in `wait`.
@@ -261,6 +283,7 @@ struct Child {
     program: PathBuf,
     worker_args: Vec<String>,
     signal_mask: libc::sigset_t,
+    report: bool,
 }
 
 impl Child {
@@ -277,6 +300,7 @@ impl Child {
             program,
             worker_args: shim.worker_args.clone(),
             signal_mask: *signal_mask,
+            report: shim.report,
         })
     }
 
@@ -323,7 +347,9 @@ impl Child {
         marks.push(("new root built", now_ns()));
         bring_up_loopback()?;
         marks.push(("lo up", now_ns()));
-        print_marks(&marks);
+        if self.report {
+            print_marks(&marks);
+        }
         self.exec(host_pid.trim())
     }
 

@@ -5,7 +5,8 @@
 //! shim, [`init`]) sets up the namespaces in its child after exec, waits, forwards the exit
 //! status and removes the cgroup on every exit path.
 //!
-//! [`support`] says what this machine allows, [`cgroup`] holds one group per container, [`run`]
+//! [`kind`] makes containers one more kind of worker of the shared executor. [`support`] says
+//! what this machine allows, [`cgroup`] holds one group per container, [`run`]
 //! starts N containers and collects their lines, [`probe`] compares what a container sees with
 //! the host, [`limits`] watches quotas act, [`cost`] and [`runtimes`] measure what it costs beside
 //! a process, crun and runc.
@@ -13,6 +14,7 @@
 pub mod cgroup;
 pub mod cost;
 pub mod init;
+pub mod kind;
 pub mod limits;
 pub mod probe;
 pub mod run;
@@ -136,6 +138,9 @@ pub struct Spec {
     pub name: String,
     pub hostname: String,
     pub limits: Limits,
+    /// The shim prints its set-up steps' times and how the container ended as data lines
+    /// (what [`run`] reads); without it the shim says only what failed, on stderr.
+    pub report: bool,
 }
 
 impl Spec {
@@ -159,6 +164,7 @@ impl Spec {
             name: name.into(),
             hostname: name.into(),
             limits: Limits::default(),
+            report: false,
         })
     }
 
@@ -172,6 +178,8 @@ impl Spec {
 
     /// Turns a worker command (`program worker_args…`) into the containerized one: a cgroup
     /// is created with the limits, and the command starts `program contain … -- worker_args…`.
+    /// A `--parent-pid` in the worker's arguments goes to the shim instead: pid 1 of a
+    /// container has no parent it can see, and the shim is what watches ours.
     /// The returned [`Cgroup`] removes the group when dropped (the shim removes it too, when
     /// the worker ends); keep it until the process has been waited for. Stdin is null, as for
     /// every worker (a notebook kernel's stdin is its command pipe).
@@ -185,6 +193,18 @@ impl Spec {
             .args(["--name", &self.name])
             .args(["--hostname", &self.hostname])
             .args(["--parent-pid", &std::process::id().to_string()]);
+        if self.report {
+            command.arg("--report");
+        }
+        let mut worker = Vec::new();
+        let mut args = worker_args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "--parent-pid" {
+                args.next();
+            } else {
+                worker.push(arg.clone());
+            }
+        }
         for dir in cgroup.dirs() {
             command.arg("--cgroup").arg(dir);
         }
@@ -192,7 +212,7 @@ impl Spec {
             // Only reached as root (check() refuses otherwise): namespaces without a user one.
             command.arg("--no-user-namespace");
         }
-        command.arg("--").args(worker_args).stdin(Stdio::null());
+        command.arg("--").args(worker).stdin(Stdio::null());
         Ok((command, cgroup))
     }
 }

@@ -12,6 +12,7 @@ use super::probe::{PROBE_PREFIX, Probe};
 use super::{Limits, Spec};
 use crate::display::Table;
 use crate::observer::{self, Snapshot};
+use crate::release::ERRORS_ENV;
 use crate::timeline::{Event, EventKind, Timeline, now_ns};
 use crate::work::Work;
 use crate::{Error, Result, processes, units};
@@ -155,7 +156,13 @@ pub fn run(work: &Work, containers: usize, options: &Options) -> Result<Containe
     processes::check_worker_count(containers)?;
     let program = crate::release::program()?;
     let specs = (1..=containers)
-        .map(|i| Spec::new(&format!("{}-{i}", work.name))?.with_limits(options.limits))
+        .map(|i| {
+            let spec = Spec::new(&format!("{}-{i}", work.name))?.with_limits(options.limits)?;
+            Ok(Spec {
+                report: true,
+                ..spec
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
     let parent_pid = std::process::id();
@@ -194,6 +201,9 @@ pub fn run(work: &Work, containers: usize, options: &Options) -> Result<Containe
                         }
                         events.push(event);
                     }
+                    continue;
+                }
+                if Error::from_json_line(&line).is_some() {
                     continue;
                 }
                 if let Some(json) = line.strip_prefix(SETUP_PREFIX) {
@@ -320,7 +330,11 @@ impl Fleet {
         let writer_for_stderr = writer
             .try_clone()
             .map_err(|e| Error::io("creating a pipe for a container", e))?;
-        command.stdout(writer).stderr(writer_for_stderr);
+        // The shim's own error repeats its end line; as JSON it is told apart and skipped.
+        command
+            .env(ERRORS_ENV, "json")
+            .stdout(writer)
+            .stderr(writer_for_stderr);
         let child = command.spawn().map_err(|e| {
             Error::new(
                 format!("could not start container {} ({e}); the containers already started were stopped", spec.name),
