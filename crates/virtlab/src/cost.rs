@@ -25,6 +25,10 @@ use serde::{Deserialize, Serialize};
 pub const METHOD: &str = "Method: a fresh virtlab process starts N units through the chapter's executor and reads, once all N run, its process tree's memory (sum of PSS) and the kernel's (kernel stacks + page tables, /proc/meminfo), minus the same reading before; per unit = difference / N. Time: from asking for a unit to its first line, median over units and rounds.";
 
 /// The kinds of worker the ladder can measure so far, cheapest first.
+#[cfg(target_os = "linux")]
+pub const KINDS: [&str; 4] = ["task", "thread", "process", "container"];
+/// The kinds of worker the ladder can measure so far, cheapest first.
+#[cfg(not(target_os = "linux"))]
 pub const KINDS: [&str; 3] = ["task", "thread", "process"];
 
 /// The most rounds per count.
@@ -36,6 +40,8 @@ fn kind_named(name: &str) -> Result<Box<dyn Kind>> {
         "process" => Ok(Box::new(processes::Processes::new()?)),
         "thread" => Ok(Box::new(threads::Threads::new())),
         "task" => Ok(Box::new(tasks::Tasks::new()?)),
+        #[cfg(target_os = "linux")]
+        "container" => Ok(Box::new(crate::container::kind::Containers::for_ladder()?)),
         other => Err(Error::invalid(
             "the kind of worker",
             format!("'{other}'"),

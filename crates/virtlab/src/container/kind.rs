@@ -46,6 +46,24 @@ impl Containers {
     }
 }
 
+impl Containers {
+    /// The cost ladder's container: memory and pids limits (what keeps a container from
+    /// hurting its neighbours), each left out, with its cgroup, where this machine has none.
+    pub fn for_ladder() -> Result<Containers> {
+        let wanted = Limits {
+            cpu: None,
+            memory: Some(LADDER_MEMORY),
+            pids: Some(LADDER_PIDS),
+        };
+        let (allowed, _) = super::support::Support::detect().allowed(&wanted);
+        Containers::new(allowed)
+    }
+}
+
+/// The ladder's container limits: room for the worker, and a pids limit as a fork-bomb fence.
+const LADDER_MEMORY: u64 = 256 << 20;
+const LADDER_PIDS: u64 = 64;
+
 fn lock(groups: &Mutex<Vec<Cgroup>>) -> std::sync::MutexGuard<'_, Vec<Cgroup>> {
     groups.lock().unwrap_or_else(|e| e.into_inner())
 }
