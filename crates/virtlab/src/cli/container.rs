@@ -64,6 +64,9 @@ pub struct CostArgs {
     /// Leave out crun and runc.
     #[arg(long)]
     no_runtimes: bool,
+    /// Stop when the program that started this one dies (set by the notebooks).
+    #[arg(long, hide = true)]
+    die_with_parent: bool,
     #[arg(long)]
     json: bool,
 }
@@ -196,6 +199,9 @@ pub fn worker_extras(
 }
 
 pub fn container_cost(args: CostArgs) -> Result<()> {
+    if args.die_with_parent {
+        virtlab::release::die_with_parent();
+    }
     let costs = cost::measure(args.repeats, !args.no_runtimes)?;
     if args.json {
         super::print_json(&costs)?;

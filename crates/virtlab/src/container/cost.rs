@@ -1,16 +1,17 @@
-//! What a container costs: start → first line and memory beside a plain process (and, through
-//! [`super::runtimes`], beside crun and runc), where the time goes from asking to the first
-//! line (our cgroup, the shim's exec, the clone, joining the group, the child's set-up, the
-//! worker's own start), and what each namespace kind costs alone.
+//! What a container costs: start → first line and memory beside a plain process, without and
+//! with a cgroup (and, through [`super::runtimes`], beside crun and runc), where the time goes
+//! from asking to the first line (our cgroup, the shim's exec, the clone, joining the group, the
+//! child's set-up, the worker's own start), and what each namespace kind costs alone.
 
+use super::Limits;
 use super::run::{self, Options};
 use super::runtimes;
-use super::support::NAMESPACES;
+use super::support::{NAMESPACES, Support};
 use crate::cost::median;
 use crate::display::{Figure, Table};
 use crate::plot::BarChart;
 use crate::work::Work;
-use crate::{Result, units};
+use crate::{Error, Result, units};
 use crate::{executor, processes};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -42,14 +43,25 @@ pub struct Costs {
     pub namespaces: Vec<(String, f64)>,
 }
 
-/// Measures a plain process, our container (with `runtimes` too when `with_runtimes`), the
-/// container's steps and each namespace kind, `repeats` times each.
+/// The limits of the "with a cgroup" container: memory and pids, what keeps a container from
+/// hurting its neighbours (each left out where this machine cannot set it).
+const CGROUP_LIMITS: Limits = Limits {
+    cpu: None,
+    memory: Some(256 << 20),
+    pids: Some(64),
+};
+
+/// Measures a plain process, our container without and with a cgroup (and crun and runc when
+/// `with_runtimes`), the steps of the one with a cgroup, and each namespace kind alone,
+/// `repeats` times each.
 pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     crate::error::check_range("repeats", repeats, 1, 100)?;
     // Two iterations 300 ms apart: alive when the process tree is taken after the first line.
     let work = Work::new("cost", 2, 300)?;
+    let (limits, _) = Support::detect().allowed(&CGROUP_LIMITS);
     let (mut process_ms, mut process_rss) = (Vec::new(), Vec::new());
-    let (mut container_ms, mut container_rss) = (Vec::new(), Vec::new());
+    let mut plain = (Vec::new(), Vec::new());
+    let mut grouped = (Vec::new(), Vec::new());
     let mut step_times: Vec<(String, Vec<f64>)> = Vec::new();
     for _ in 0..repeats {
         let quiet = executor::Options {
@@ -64,31 +76,17 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
                 .flat_map(|s| s.children())
                 .map(|c| c.rss_bytes as f64),
         );
-        let options = Options {
-            snapshot: true,
-            ..Options::default()
-        };
-        let run = run::run(&work, 1, &options)?;
-        if let Some(e) = run.failure() {
-            return Err(e);
-        }
-        for c in &run.containers {
-            container_ms.extend(c.first_line_ms);
-            add_steps(&mut step_times, &c.setup);
-        }
-        if let Some(s) = &run.snapshot {
-            let under: u64 = s
-                .processes
-                .iter()
-                .filter(|p| p.depth > 0)
-                .map(|p| p.rss_bytes)
-                .sum();
-            container_rss.push(under as f64);
-        }
+        container_round(&work, Limits::default(), &mut plain, None)?;
+        container_round(&work, limits, &mut grouped, Some(&mut step_times))?;
     }
     let mut starts = vec![
         start("process", &mut process_ms, &mut process_rss),
-        start("container (virtlab)", &mut container_ms, &mut container_rss),
+        start("container, no cgroup", &mut plain.0, &mut plain.1),
+        start(
+            &format!("container, {}", limits.describe()),
+            &mut grouped.0,
+            &mut grouped.1,
+        ),
     ];
     if with_runtimes {
         starts.extend(runtimes::measure(repeats)?);
@@ -102,6 +100,80 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
             .map(|(name, mut ms)| (name, median(&mut ms)))
             .collect(),
         namespaces: namespaces_alone(repeats.max(5)),
+    })
+}
+
+/// One container started with `limits`: its start → first line and the memory of its shim and
+/// pid 1 go into `samples`, its steps into `steps` when given.
+fn container_round(
+    work: &Work,
+    limits: Limits,
+    samples: &mut (Vec<f64>, Vec<f64>),
+    steps: Option<&mut Vec<(String, Vec<f64>)>>,
+) -> Result<()> {
+    let options = Options {
+        snapshot: true,
+        limits,
+        ..Options::default()
+    };
+    let run = run::run(work, 1, &options)?;
+    if let Some(e) = run.failure() {
+        return Err(e);
+    }
+    for c in &run.containers {
+        samples.0.extend(c.first_line_ms);
+    }
+    if let Some(steps) = steps {
+        run.containers
+            .iter()
+            .for_each(|c| add_steps(steps, &c.setup));
+    }
+    if let Some(s) = &run.snapshot {
+        let under: u64 = s
+            .processes
+            .iter()
+            .filter(|p| p.depth > 0)
+            .map(|p| p.rss_bytes)
+            .sum();
+        samples.1.push(under as f64);
+    }
+    Ok(())
+}
+
+/// [`measure`], run by the release `virtlab` program (`container-cost --json`): a notebook's
+/// own process is large and many-threaded, which slows every fork it makes (the namespaces'
+/// row), and its build is unoptimised.
+pub fn measure_in_release_build(repeats: usize, with_runtimes: bool) -> Result<Costs> {
+    crate::error::check_range("repeats", repeats, 1, 100)?;
+    let repeats = repeats.to_string();
+    let mut args = vec![
+        "container-cost",
+        "--json",
+        "--die-with-parent",
+        "--repeats",
+        &repeats,
+    ];
+    if !with_runtimes {
+        args.push("--no-runtimes");
+    }
+    let output = crate::release::command(args)?
+        .output()
+        .map_err(|e| Error::os("starting the measuring program", e))?;
+    if !output.status.success() {
+        let lines: Vec<String> = String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .map(String::from)
+            .collect();
+        return Err(crate::release::failure(
+            "the container cost measurement",
+            output.status,
+            &lines,
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| {
+        Error::bug(format!(
+            "container-cost printed something that is not its JSON ({e})"
+        ))
     })
 }
 
