@@ -108,17 +108,18 @@ impl QuotaSweep {
         t
     }
 
-    /// Throttled periods counted up over time, a line per quota: flat at 100 %, steep below.
+    /// Time spent throttled, counted up over time, a line per quota: flat at 100 %, steeper the
+    /// smaller the quota (each period the worker waits out what is left of it).
     pub fn throttling_plot(&self) -> Result<Figure> {
-        let mut chart = LineChart::new("Periods throttled so far (100 ms each), by quota")
+        let mut chart = LineChart::new("Time spent throttled so far, by quota")
             .x_label("seconds since the run started")
-            .y_label("throttled periods");
+            .y_label("ms throttled");
         for r in &self.runs {
             let first = r.report.samples.first().map_or(0.0, |s| s.t_ms);
             chart = chart.series(
                 format!("{:.0} %", r.cpu * 100.0),
                 r.report.samples.iter().filter_map(|s| {
-                    Some(((s.t_ms - first) / 1e3, s.stats.throttled_periods? as f64))
+                    Some(((s.t_ms - first) / 1e3, s.stats.throttled_ns? as f64 / 1e6))
                 }),
             );
         }
