@@ -106,6 +106,7 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
     }
     drop(read_end);
     if pid < 0 {
+        let _ = cgroup.remove();
         return Err(Error::new(
             format!(
                 "the kernel refused to create the container's namespaces ({})",
@@ -205,8 +206,9 @@ fn wait(pid: libc::pid_t, parent_pid: Option<u32>, set: &libc::sigset_t) -> libc
         if done == pid {
             return status;
         }
-        if done < 0 {
-            return 0;
+        if done < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // Not expected (it is our only child): report a failure, never a success.
+            return 255 << 8;
         }
         // SAFETY: sigtimedwait reads a valid set and timeout; the info pointer may be null.
         let signal = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &slice) };
