@@ -340,7 +340,7 @@ fn bad_values_are_refused_before_anything_starts() {
             "memory limit cannot be \"64 parsecs\"",
         ),
         ("--pids", "0", "pids limit cannot be 0"),
-        ("--containers", "0", "number of workers cannot be 0"),
+        ("--containers", "0", "number of containers cannot be 0"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
             .args(["container", flag, value])

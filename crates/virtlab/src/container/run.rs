@@ -153,7 +153,8 @@ impl ContainerRun {
 /// Runs `work` in `containers` containers named `<work.name>-1` … and waits for all of them.
 /// Refuses before starting anything when this machine cannot give what `options` asks.
 pub fn run(work: &Work, containers: usize, options: &Options) -> Result<ContainerRun> {
-    processes::check_worker_count(containers)?;
+    processes::check_worker_count(containers)
+        .map_err(|e| Error::invalid("the number of containers", containers, e.fix()))?;
     let program = crate::release::program()?;
     let specs = (1..=containers)
         .map(|i| {

@@ -355,6 +355,20 @@ mod tests {
     }
 
     #[test]
+    fn without_user_namespaces_a_normal_user_is_told_how_to_allow_them() {
+        let refused = Error::new("this kernel refuses to create a user namespace", "sysctl …");
+        let mut support = Support::detect_at(Path::new("/nonexistent"));
+        support.root = false;
+        support.user_namespaces = Err(refused.clone());
+        assert_eq!(support.check(&Limits::default()), Err(refused));
+        // Root needs no user namespace: the container runs without one.
+        support.root = true;
+        if support.namespaces.iter().all(|(_, r)| r.is_ok()) {
+            assert!(support.check(&Limits::default()).is_ok());
+        }
+    }
+
+    #[test]
     fn a_v2_root_without_delegated_controllers_says_how_to_delegate() {
         let root = std::env::temp_dir().join(format!("virtlab-v2-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap();
