@@ -125,6 +125,10 @@ enum Command {
     /// Chapter 7: start → first line of a container beside a process, crun and runc; its steps.
     #[cfg(target_os = "linux")]
     ContainerCost(cli::container::CostArgs),
+    /// A container runtime run with a hybrid layout's cgroup2 hidden (for `container-cost`).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    HideCgroup2(cli::container::HideArgs),
     /// One container's shim (started by `container`; not run by hand).
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
@@ -198,6 +202,8 @@ fn run(cli: Cli) -> virtlab::Result<()> {
         Command::ContainerCost(args) => cli::container::container_cost(args),
         #[cfg(target_os = "linux")]
         Command::Contain(args) => cli::container::contain(args),
+        #[cfg(target_os = "linux")]
+        Command::HideCgroup2(args) => cli::container::hide_cgroup2(args),
         Command::Scale {
             max_threads,
             single_thread_ms,

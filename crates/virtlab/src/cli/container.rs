@@ -10,7 +10,7 @@ use virtlab::container::probe::Probe;
 use virtlab::container::run::{self, Options};
 use virtlab::container::support::Support;
 use virtlab::container::worker::{Extras, FORK_BOMB_CAP};
-use virtlab::container::{Limits, cost};
+use virtlab::container::{Limits, cost, runtimes};
 use virtlab::release::ERRORS_ENV;
 use virtlab::work::Work;
 use virtlab::{Error, Result};
@@ -90,6 +90,13 @@ pub struct ContainArgs {
     /// The worker's command line after the program: `worker --name …`.
     #[arg(last = true, required = true)]
     worker: Vec<String>,
+}
+
+/// The hidden `hide-cgroup2` subcommand: a runtime run where a hybrid layout's cgroup2 is hidden.
+#[derive(Args)]
+pub struct HideArgs {
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
 }
 
 /// The worker's container flags (set by the shim and by `virtlab container`).
@@ -213,4 +220,9 @@ pub fn container_cost(args: CostArgs) -> Result<()> {
         print!("{}", costs.namespaces_table());
     }
     Ok(())
+}
+
+/// Execs the command in a mount namespace where cgroup2 is hidden (see `runtimes`).
+pub fn hide_cgroup2(args: HideArgs) -> Result<()> {
+    runtimes::hide_cgroup2_and_exec(&args.command).map(|never| match never {})
 }

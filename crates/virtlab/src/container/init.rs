@@ -501,7 +501,7 @@ fn c_path(path: &Path) -> Result<CString> {
         .map_err(|_| step("preparing a path", "it holds a NUL byte"))
 }
 
-fn mount(
+pub(super) fn mount(
     source: Option<&str>,
     target: &Path,
     fstype: Option<&str>,
