@@ -306,6 +306,57 @@ fn containers_are_one_more_kind_of_the_shared_executor() {
 }
 
 #[test]
+fn a_normal_user_gets_root_inside_mapped_to_itself_and_no_cgroup_limits() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run the CLI as another user");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let nobody = 65534;
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_virtlab"))
+            .args(["container", "--containers", "1", "--iterations", "1"])
+            .args(args)
+            .env("VIRTLAB_WORKER", env!("CARGO_BIN_EXE_virtlab"))
+            .current_dir("/")
+            .uid(nobody)
+            .gid(nobody)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--probe"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && err.contains("user namespace") {
+        eprintln!("skipped: {err}");
+        return;
+    }
+    assert!(out.status.success(), "{text}{err}");
+    let ids = text
+        .lines()
+        .find(|l| l.starts_with("user id"))
+        .unwrap_or_else(|| panic!("no user id row in {text}"));
+    assert!(ids.contains(&format!("0 → {nobody}")), "{ids}");
+    // A v1 hierarchy is root's alone: a limit is refused with the fix, nothing starts.
+    let out = cli(&["--memory", "64MiB"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if Support::detect()
+        .controllers
+        .iter()
+        .any(|c| matches!(&c.place, Ok((virtlab::container::support::Version::V1, _))))
+    {
+        assert!(!out.status.success());
+        assert!(
+            err.contains("memory limit cannot be set") && err.contains("Fix:"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn without_a_cgroup_filesystem_a_limit_is_refused_with_its_fix() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
