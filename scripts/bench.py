@@ -59,7 +59,7 @@ def bench_processes(counts, repeats):
         cmd = [str(VIRTLAB), "processes", "--workers", str(n), "--iterations", "1", "--interval-ms", "1", "--json", "--no-tree"]
         run_json(cmd)  # warm-up
         runs = [run_json(cmd) for _ in range(repeats)]
-        first = [w["first_line_ms"] for r in runs for w in r["workers"]]
+        first = [w["first_line_ms"] for r in runs for w in r["units"]]
         per_worker = [r["wall_ms"] / n for r in runs]
         for method in ("fork", "spawn"):
             peer = run_json([sys.executable, str(PEERS / "processes.py"), "--method", method, "--workers", str(n), "--repeats", str(repeats)])

@@ -78,3 +78,18 @@ def test_strict_cell_goes_after_the_dep_cell_and_comes_out_again():
     notebooks.remove_injected(nb)
     assert [c.source for c in nb.cells] == [":dep virtlab = { path = \"x\" }", "1"]
     assert [c.execution_count for c in nb.cells] == [1, 2]
+
+
+def test_a_notebook_run_and_saved_by_a_user_runs_again(gallery):
+    """A notebook saved from Jupyter carries outputs and execution counts; it must still run."""
+    executed = TEST_GALLERY / "02-threads.ipynb"
+    assert gallery["02-threads"].ok
+    assert any(c.get("outputs") for c in nbformat.read(executed, as_version=4).cells)
+    # Beside the chapters, where a user's saved copy lives (its `:dep` path is relative to it).
+    saved = REPO / "notebooks" / ".saved-02-threads.ipynb"
+    saved.write_bytes(executed.read_bytes())
+    try:
+        result = notebooks.execute(saved)
+    finally:
+        saved.unlink()
+    assert result.ok, "\n".join(result.problems)

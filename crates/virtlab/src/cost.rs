@@ -6,7 +6,8 @@
 //! process, so no memory is recycled from an earlier round. It starts N units of the kind
 //! through the chapter's own executor; each prints its first line and holds until all N run.
 //! Then it reads the memory of its process tree (the sum of PSS: shared pages split between
-//! sharers) and the kernel's share (kernel stacks and page tables, /proc/meminfo), and subtracts
+//! sharers) and the kernel's share for that tree (page tables, and a kernel stack per thread —
+//! see [`crate::memory`]), and subtracts
 //! the same reading taken just before the start. Per unit = that difference / N. The time is
 //! from asking the executor for a unit to its first line, median over units and rounds.
 //!
@@ -15,14 +16,14 @@
 
 use crate::display::{Figure, Table};
 use crate::executor::{self, Kind, Options};
-use crate::observer::Snapshot;
 use crate::plot::LineChart;
+use crate::stats::median;
 use crate::work::Work;
 use crate::{Error, Result, processes, release, store, tasks, threads, units};
 use serde::{Deserialize, Serialize};
 
 /// The method, in one sentence, as charts and tables state it under themselves.
-pub const METHOD: &str = "Method: a fresh virtlab process starts N units through the chapter's executor and reads, once all N run, its process tree's memory (sum of PSS) and the kernel's (kernel stacks + page tables, /proc/meminfo), minus the same reading before; per unit = difference / N. Time: from asking for a unit to its first line, median over units and rounds.";
+pub const METHOD: &str = "Method: a fresh virtlab process starts N units through the chapter's executor and reads, once all N run, its process tree's memory (sum of PSS) and the kernel's for that tree (page tables, VmPTE, plus one kernel stack per thread), minus the same reading before; per unit = difference / N, median of the rounds. Time: from asking for a unit to its first line, median over units and rounds. Points at or below zero (within a page of noise) cannot sit on a log axis and are left out.";
 
 /// The kinds of worker the ladder can measure so far, cheapest first.
 #[cfg(target_os = "linux")]
@@ -78,11 +79,10 @@ pub fn probe(kind: &str, count: usize) -> Result<ProbeRound> {
     run.check()?;
     let during = run.tree()?;
     let per_unit = |b: u64, d: u64| (d as f64 - b as f64) / count as f64;
-    let kernel = |s: &Snapshot| s.kernel.map_or(0, |k| k.total());
     Ok(ProbeRound {
         first_line_ms: run.units.iter().filter_map(|u| u.first_line_ms).collect(),
         user_bytes_each: per_unit(before.user_bytes(), during.user_bytes()),
-        kernel_bytes_each: per_unit(kernel(&before), kernel(&during)),
+        kernel_bytes_each: per_unit(before.kernel_bytes(), during.kernel_bytes()),
     })
 }
 
@@ -186,13 +186,24 @@ impl Ladder {
             .unwrap_or(fresh))
     }
 
-    /// This machine's ladder with `kind` at `counts`: the saved rungs when they are exactly
-    /// these counts, else measured now (`rounds` fresh probe processes per count) and saved.
-    pub fn with(kind: &str, counts: &[usize], rounds: usize) -> Result<Ladder> {
+    /// This machine's ladder with each of `kinds` at `counts`: a kind's saved rungs when they
+    /// are these counts (in any order) measured with at least `rounds` rounds, else measured now
+    /// (`rounds` fresh probe processes per count).
+    /// Every kind and count is checked before anything is measured.
+    pub fn measured(kinds: &[&str], counts: &[usize], rounds: usize) -> Result<Ladder> {
+        for kind in kinds {
+            check(kind, counts, rounds)?;
+        }
         let mut ladder = Ladder::saved()?;
-        let saved: Vec<usize> = ladder.rungs_of(kind).iter().map(|r| r.count).collect();
-        if saved != counts {
-            ladder.measure(kind, counts, rounds)?;
+        let mut asked = counts.to_vec();
+        asked.sort_unstable();
+        asked.dedup();
+        for kind in kinds {
+            let saved = ladder.rungs_of(kind);
+            let same_counts = saved.iter().map(|r| r.count).eq(asked.iter().copied());
+            if !same_counts || saved.iter().any(|r| r.rounds < rounds) {
+                ladder.measure(kind, &asked, rounds)?;
+            }
         }
         Ok(ladder)
     }
@@ -243,18 +254,99 @@ impl Ladder {
         kinds
     }
 
-    /// Each kind's rung at its largest count: where page granularity matters least.
-    pub fn top_rungs(&self) -> Vec<&Rung> {
-        self.kinds()
-            .into_iter()
-            .filter_map(|k| self.rungs_of(k).into_iter().max_by_key(|r| r.count))
-            .collect()
+    /// The rungs to compare kinds by: each kind at the largest count all were measured at (so
+    /// a task queued behind 9 999 others is not set against one process alone), else each at
+    /// its own largest count.
+    pub fn compared(&self) -> Vec<&Rung> {
+        match self.common_count() {
+            Some(n) => self
+                .kinds()
+                .into_iter()
+                .filter_map(|k| self.rung(k, n))
+                .collect(),
+            None => self
+                .kinds()
+                .into_iter()
+                .filter_map(|k| self.rungs_of(k).into_iter().max_by_key(|r| r.count))
+                .collect(),
+        }
+    }
+
+    /// The largest count at which every kind on the ladder was measured: where their start
+    /// times compare like with like.
+    pub fn common_count(&self) -> Option<usize> {
+        let kinds = self.kinds();
+        self.rungs
+            .iter()
+            .map(|r| r.count)
+            .filter(|&n| kinds.iter().all(|k| self.rung(k, n).is_some()))
+            .max()
+    }
+
+    /// The rung of `kind` at `count`, if it was measured.
+    pub fn rung(&self, kind: &str, count: usize) -> Option<&Rung> {
+        self.rungs
+            .iter()
+            .find(|r| r.kind == kind && r.count == count)
+    }
+
+    /// Processes, threads and tasks side by side, written from this ladder's [`Ladder::compared`]
+    /// rungs and the blocking trap (`lateness_alone_ms`, `lateness_blocked_ms`: the ticker's
+    /// median lateness).
+    pub fn which_one_when(&self, lateness_alone_ms: f64, lateness_blocked_ms: f64) -> Table {
+        let common = self.common_count();
+        let mut t = Table::new(
+            match common {
+                Some(n) => format!("Which one when (measured on this machine, {n} alive at once)"),
+                None => "Which one when (measured on this machine)".to_string(),
+            },
+            [
+                "unit",
+                "starts in",
+                "memory each",
+                "use it for",
+                "watch out for",
+            ],
+        );
+        let rows = [
+            (
+                "process",
+                "isolation: a crash or a leak stays inside; running other programs",
+                "start-up and memory cost; sharing data means copying it between processes"
+                    .to_string(),
+            ),
+            (
+                "thread",
+                "CPU-bound work across cores; blocking calls",
+                "shared data needs locks or atomics; contention costs (chapter 2)".to_string(),
+            ),
+            (
+                "task",
+                "many jobs that mostly wait (network, timers, I/O)",
+                format!(
+                    "one task computing without awaiting stalls every other task: median lateness {lateness_blocked_ms:.2} ms instead of {lateness_alone_ms:.2} ms"
+                ),
+            ),
+        ];
+        for (kind, good, careful) in rows {
+            let (start, memory) = self.compared().into_iter().find(|r| r.kind == kind).map_or(
+                ("not measured".into(), "not measured".into()),
+                |r| {
+                    (
+                        duration_text(r.asked_to_running_ms),
+                        units::bytes(r.bytes_each() as u64),
+                    )
+                },
+            );
+            t.row([kind.to_string(), start, memory, good.to_string(), careful]);
+        }
+        t
     }
 
     /// Every rung: time to running, user-space and kernel memory per unit.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
-            format!("The cost ladder on this machine ({})", self.cpu),
+            format!("The cost ladder on this machine ({}). {METHOD}", self.cpu),
             [
                 "unit",
                 "alive at once",
@@ -272,13 +364,6 @@ impl Ladder {
                 units::bytes(r.kernel_bytes_each.max(0.0) as u64),
             ]);
         }
-        t.row([
-            "".to_string(),
-            "".to_string(),
-            METHOD.to_string(),
-            "".to_string(),
-            "".to_string(),
-        ]);
         t
     }
 
@@ -292,9 +377,11 @@ impl Ladder {
         for kind in self.kinds() {
             chart = chart.series(
                 kind,
-                self.rungs_of(kind)
-                    .iter()
-                    .map(|r| (r.count as f64, r.asked_to_running_ms * 1e3)),
+                positive(
+                    self.rungs_of(kind)
+                        .iter()
+                        .map(|r| (r.count as f64, r.asked_to_running_ms * 1e3)),
+                ),
             );
         }
         chart.note(METHOD).render()
@@ -311,35 +398,40 @@ impl Ladder {
             let rungs = self.rungs_of(kind);
             chart = chart.series(
                 format!("{kind}: user space"),
-                rungs
-                    .iter()
-                    .map(|r| (r.count as f64, r.user_bytes_each / 1024.0)),
+                positive(
+                    rungs
+                        .iter()
+                        .map(|r| (r.count as f64, r.user_bytes_each / 1024.0)),
+                ),
             );
             // A kind whose kernel share is below what this machine can resolve draws no line.
             if rungs.iter().any(|r| r.kernel_bytes_each > 0.0) {
                 chart = chart.dashed_series(
                     format!("{kind}: kernel"),
-                    rungs
-                        .iter()
-                        .map(|r| (r.count as f64, r.kernel_bytes_each / 1024.0)),
+                    positive(
+                        rungs
+                            .iter()
+                            .map(|r| (r.count as f64, r.kernel_bytes_each / 1024.0)),
+                    ),
                 );
             }
         }
         chart.note(METHOD).render()
     }
 
-    /// The ladder itself: each kind at its largest count, time to running against memory per
-    /// unit, on log axes — the cheapest kind bottom left, the dearest top right.
+    /// The ladder itself: each kind's [`Ladder::compared`] rung, time to running against memory
+    /// per unit, on log axes — the cheapest kind bottom left, the dearest top right.
     pub fn plot(&self) -> Result<Figure> {
         let mut chart = LineChart::new("The cost ladder: one point per kind of worker")
             .x_label("µs from asking to running (median)")
             .y_label("KiB per unit, user space + kernel")
             .log_x()
-            .log_y();
-        for r in self.top_rungs() {
+            .log_y()
+            .label_points();
+        for r in self.compared() {
             chart = chart.series(
                 format!("{} ({} alive)", r.kind, r.count),
-                [(r.asked_to_running_ms * 1e3, r.bytes_each() / 1024.0)],
+                positive([(r.asked_to_running_ms * 1e3, r.bytes_each() / 1024.0)]),
             );
         }
         chart.note(METHOD).render()
@@ -351,6 +443,15 @@ impl Ladder {
     }
 }
 
+/// The points a log axis can show: a difference within a page of noise can come out at or
+/// below zero, and is left out (the chart's note says so).
+fn positive(points: impl IntoIterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    points
+        .into_iter()
+        .filter(|&(x, y)| x > 0.0 && y > 0.0)
+        .collect()
+}
+
 /// "12.3 µs" or "2.15 ms": a duration in the unit that keeps it readable.
 pub fn duration_text(ms: f64) -> String {
     if !ms.is_finite() {
@@ -359,20 +460,6 @@ pub fn duration_text(ms: f64) -> String {
         format!("{:.1} µs", ms * 1e3)
     } else {
         format!("{ms:.2} ms")
-    }
-}
-
-/// The median of `values` (NaN when empty); sorts in place.
-pub fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
     }
 }
 
@@ -389,13 +476,6 @@ mod tests {
             kernel_bytes_each: kernel,
             rounds: 1,
         }
-    }
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&mut []).is_nan());
     }
 
     #[test]
@@ -421,11 +501,12 @@ mod tests {
         assert_eq!(ladder.kinds(), vec!["task", "thread", "process"]);
         assert_eq!(
             ladder
-                .top_rungs()
+                .compared()
                 .iter()
                 .map(|r| r.count)
                 .collect::<Vec<_>>(),
-            vec![1000, 64, 4]
+            vec![1000, 64, 4],
+            "no count in common: each kind at its largest"
         );
         let table = ladder.table().to_string();
         assert!(
@@ -443,6 +524,33 @@ mod tests {
         );
         assert!(!ladder.memory_plot().unwrap().svg().contains("task: kernel"));
         assert!(ladder.time_plot().unwrap().svg().contains("process"));
+        assert_eq!(ladder.common_count(), None);
+    }
+
+    #[test]
+    fn which_one_when_compares_start_times_at_a_common_count() {
+        let ladder = Ladder {
+            machine: "m".into(),
+            cpu: "cpu".into(),
+            rungs: vec![
+                rung("task", 64, 0.004, 600.0, 0.0),
+                rung("task", 10_000, 0.009, 500.0, 0.0),
+                rung("thread", 64, 0.04, 9_000.0, 16_500.0),
+                rung("process", 64, 1.8, 2e6, 1.5e5),
+            ],
+        };
+        assert_eq!(ladder.common_count(), Some(64));
+        let advice = ladder.which_one_when(0.05, 12.5).to_string();
+        assert!(advice.contains("64 alive at once"), "{advice}");
+        assert!(
+            advice.contains("4.0 µs") && advice.contains("1.80 ms"),
+            "{advice}"
+        );
+        assert!(advice.contains("600 B"), "{advice}");
+        assert!(
+            advice.contains("median lateness 12.50 ms instead of 0.05 ms"),
+            "{advice}"
+        );
     }
 
     #[test]

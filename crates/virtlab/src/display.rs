@@ -43,6 +43,7 @@ pub fn escape_html(text: &str) -> String {
 pub struct Html(pub String);
 
 impl Html {
+    /// Shows this HTML as the cell's output in a notebook (evcxr calls it for a cell's last value).
     pub fn evcxr_display(&self) {
         emit(&[("text/html", &self.0)]);
     }
@@ -67,26 +68,34 @@ impl Figure {
         Figure { title, svg, png }
     }
 
+    /// The chart's title, e.g. `Matrix multiply throughput`; also the text a viewer without
+    /// images shows, as `[plot: <title>]`.
     pub fn title(&self) -> &str {
         &self.title
     }
 
+    /// The drawing as SVG text: crisp at any zoom in Jupyter.
     pub fn svg(&self) -> &str {
         &self.svg
     }
 
+    /// The same drawing as PNG bytes, for viewers that drop SVG styles (GitHub's, for one).
     pub fn png(&self) -> &[u8] {
         &self.png
     }
 
+    /// Writes the PNG to `path`, replacing any file there only once the new one is complete.
     pub fn save_png(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
         crate::store::write_atomically(path.as_ref(), &self.png)
     }
 
+    /// Writes the SVG to `path`, replacing any file there only once the new one is complete.
     pub fn save_svg(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
         crate::store::write_atomically(path.as_ref(), self.svg.as_bytes())
     }
 
+    /// Shows the chart as the cell's output in a notebook: SVG and PNG in one bundle, so each
+    /// viewer picks the one it draws best.
     pub fn evcxr_display(&self) {
         let png = base64::engine::general_purpose::STANDARD.encode(&self.png);
         let text = format!("[plot: {}]", self.title);
@@ -121,6 +130,8 @@ pub struct Table {
 }
 
 impl Table {
+    /// An empty table with a caption shown above it (`""` for none) and the column headings,
+    /// e.g. `Table::new("Your machine", ["what", "value"])`.
     pub fn new<S: Into<String>>(
         caption: impl Into<String>,
         header: impl IntoIterator<Item = S>,
@@ -145,10 +156,12 @@ impl Table {
         self
     }
 
+    /// The rows added so far, each a list of cells as text (the header row is not among them).
     pub fn rows(&self) -> &[Vec<String>] {
         &self.rows
     }
 
+    /// The table as HTML: the caption in bold above it, every cell escaped.
     pub fn to_html(&self) -> Html {
         // The caption goes above the table, not in a <caption>: a long one would be wrapped to
         // the table's width.
@@ -182,6 +195,7 @@ impl Table {
         Html(html)
     }
 
+    /// Shows the table as HTML as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }

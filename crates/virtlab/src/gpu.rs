@@ -6,21 +6,32 @@
 use cudarc::driver::{result, sys};
 use serde::{Deserialize, Serialize};
 
+/// One CUDA GPU the driver can see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuDevice {
+    /// The driver's number for it, counting from 0: the `#0` in a summary. Chapter 4 uses
+    /// device 0 ([`crate::matmul::gpu::Gpu::open`]).
     pub index: usize,
+    /// The model's name as the driver gives it, e.g. `NVIDIA H100 80GB HBM3`.
     pub name: String,
+    /// Its own memory (device memory, not the machine's RAM), in bytes.
     pub memory_bytes: u64,
 }
 
+/// Whether this machine has a CUDA GPU the crate can use, and if not, why not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum GpuStatus {
+    /// The CUDA driver started and sees at least one device.
     Present {
+        /// The driver's CUDA version, e.g. `13.0`.
         driver: String,
+        /// Every device it sees, in the driver's order.
         devices: Vec<GpuDevice>,
     },
+    /// No GPU to use: the GPU chapter runs on the CPU only.
     Absent {
+        /// Why, in words, e.g. `no CUDA driver library (libcuda.so) on this machine`.
         reason: String,
     },
 }

@@ -1,12 +1,148 @@
-//! virtlab: see how a computer shares its work — processes, threads, tasks and the GPU —
-//! measured live, in Rust notebooks run by the evcxr Jupyter kernel.
+//! virtlab shows how a computer shares its work — processes, threads, tasks and the GPU —
+//! by measuring it live, on your machine.
 //!
-//! One module per idea. The notebooks under `notebooks/` and the `virtlab` command both call
-//! these functions; a cell stays short because the logic lives here.
+//! This crate is the helper behind two front ends. The notebooks under `notebooks/` (Rust, run by
+//! the evcxr Jupyter kernel) load it with
+//! `:dep virtlab = { path = "../crates/virtlab", default-features = false }` and stay short,
+//! because the logic lives here; the `virtlab` command (`cargo run --release -- --help`) runs the
+//! same workloads from a terminal and prints a table, or JSON with `--json`. There is one module
+//! per idea; each chapter's notebook calls the modules below it.
 //!
-//! Chapter 0 (your machine): [`machine`], [`gpu`], [`peak`]. Chapter 4 (the GPU): [`matmul`].
-//! Shared base: [`display`] (inline output), [`plot`] (charts), [`error`], [`store`] (saved
-//! measurements), [`strict`] (headless test runs), [`units`].
+//! Every fallible function returns [`Result`], and every [`Error`] says what went wrong and what
+//! to do about it. Values that a notebook shows (tables, charts, runs) have an `evcxr_display`
+//! method, so a cell can end with the value itself; in a terminal, `println!("{}", x.table())`
+//! prints the same table as text.
+//!
+//! # Chapter 0: your machine
+//!
+//! What the machine offers and what this process may use of it ([`machine`]), and its
+//! floating-point peak ([`peak`]). Detecting never fails: what cannot be seen says why.
+//!
+//! ```
+//! use virtlab::machine::Machine;
+//!
+//! let machine = Machine::detect();
+//! println!("{}", machine.table()); // CPUs, cgroup limits, memory, hypervisor, SIMD, GPU
+//! assert!(machine.usable_cpus >= 1); // the CPUs our executors use, limits included
+//! ```
+//!
+//! # Chapter 1: processes
+//!
+//! N real worker processes, each a child of this one ([`processes`]). Not run here: the workers
+//! are the release-built `virtlab` program, which the first run builds with cargo.
+//!
+//! ```no_run
+//! use virtlab::{executor::Options, processes, work::Work};
+//!
+//! let run = processes::run(&Work::new("worker", 3, 500)?, 3, Options::default())?;
+//! assert_eq!(run.timeline.pids().len(), 3); // three processes, one pid each
+//! println!("{}", run.tree()?.table()); // this process and its three children
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
+//! # Chapter 2: threads
+//!
+//! The same work on N OS threads of this one process ([`threads`]), then CPU-bound scaling and
+//! the price of sharing a counter.
+//!
+//! ```
+//! use virtlab::{executor::Options, threads, work::Work};
+//!
+//! let run = threads::run(&Work::new("thread", 3, 10)?, 4, Options::quiet())?;
+//! assert!(run.succeeded());
+//! assert_eq!(run.timeline.pids(), vec![std::process::id()]); // one process …
+//! assert_eq!(run.timeline.os_threads().len(), 4); // … four OS threads
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
+//! # Chapter 3: tasks
+//!
+//! The same work as tokio tasks that all share one OS thread ([`tasks`]), then how many fit and
+//! the blocking trap.
+//!
+//! ```
+//! use virtlab::{executor::Options, tasks, work::Work};
+//!
+//! let run = tasks::run(&Work::new("task", 3, 10)?, 100, Options::quiet())?;
+//! assert!(run.succeeded());
+//! assert_eq!(run.timeline.os_threads().len(), 1); // a hundred tasks, one OS thread
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
+//! # The executor
+//!
+//! Chapters 1 to 3 run through one [`executor`]: a kind of worker ([`executor::Kind`]) says how
+//! to start, wake and release a unit; the executor does the rest — names, timeline, deadline,
+//! cancelling, a fault on purpose, and stopping the others when one unit fails.
+//!
+//! ```
+//! use virtlab::executor::{self, Options, Status};
+//! use virtlab::{threads::Threads, work::Work};
+//!
+//! let work = Work::new("thread", 5, 10)?;
+//! let run = executor::run(&mut Threads::new(), &work, 3, Options::quiet().with_fault(2, 1))?;
+//! assert!(matches!(run.units[1].status, Status::Panicked(_))); // thread-2, on purpose
+//! assert!(run.check().is_err()); // `run.check()?` would stop here, naming thread-2
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
+//! # The cost ladder
+//!
+//! What one task, thread or process costs, by one method for all ([`cost`]): time from asking
+//! for a unit to its first line, and the memory it holds, user space and kernel. Not run here:
+//! each measurement runs in a fresh probe process (the release-built `virtlab`).
+//!
+//! ```no_run
+//! use virtlab::cost::{KINDS, Ladder};
+//!
+//! let ladder = Ladder::measured(&KINDS, &[10, 100], 3)?; // reused when saved on this boot
+//! println!("{}", ladder.table());
+//! ladder.plot()?.save_svg("ladder.svg")?; // cheapest bottom left, dearest top right
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
+//! # Chapter 4: the GPU
+//!
+//! Matrix products on the CPU and the GPU, timed right and checked against an f64 product
+//! ([`matmul`]). On the CPU, with one thread and a small size:
+//!
+//! ```
+//! use virtlab::matmul::{self, Devices, Dtype, Plan};
+//!
+//! let plan = Plan::new(&[64], Dtype::F64, Devices::Cpu).threads(1).repeats(1);
+//! let run = matmul::sweep(&plan, |point| println!("{}", point.line()))?;
+//! let point = &run.points[0];
+//! assert!(point.gflops() > 0.0 && point.max_error <= point.tolerance);
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
+//! # Modules
+//!
+//! - [`machine`]: what the machine offers (CPUs, limits, memory, hypervisor, GPU); chapter 0.
+//! - [`peak`]: the CPU's floating-point peak in GFLOP/s, measured with an FMA loop; chapter 0.
+//! - [`gpu`]: whether there is a CUDA GPU and which, asked without risking a panic.
+//! - [`isa`]: which SIMD instruction sets this CPU has (AVX-512, AVX2+FMA, portable).
+//! - [`work`]: the one workload every kind of worker runs: a named loop of iterations and pauses.
+//! - [`executor`]: runs a [`work::Work`] as N units of any kind of worker, and reports each one.
+//! - [`processes`]: the process as a kind of worker, and the worker program; chapter 1.
+//! - [`threads`]: the thread as a kind of worker, CPU-bound scaling, sharing a counter; chapter 2.
+//! - [`tasks`]: the tokio task as a kind of worker, how many fit, the blocking trap; chapter 3.
+//! - [`cost`]: the cost ladder, time and memory per unit for every kind of worker.
+//! - [`matmul`]: matrix multiply on the CPU and the GPU, measured right; chapter 4.
+//! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
+//! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
+//! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
+//! - [`display`]: tables, HTML and charts shown inline in a notebook cell.
+//! - [`plot`]: line, bar and lane charts, drawn as SVG and PNG.
+//! - [`error`]: the crate's one error type: what went wrong and how to fix it.
+//! - [`outcome`]: a measurement that ran, or was skipped with the reason (no Python, no GPU).
+//! - [`release`]: runs the release-built `virtlab` program as a child, for work that needs speed.
+//! - [`stats`]: the median of repeated runs.
+//! - [`store`]: where measurements are kept between runs, written whole or not at all.
+//! - [`strict`]: strict mode for headless notebook runs: a panic fails the cell.
+//! - [`units`]: quantities for people, e.g. bytes as `1.5 KiB`.
+
+#![warn(missing_docs)]
 
 #[cfg(target_os = "linux")]
 pub mod container;
@@ -15,6 +151,7 @@ pub mod display;
 pub mod error;
 pub mod executor;
 pub mod gpu;
+pub mod isa;
 pub mod machine;
 pub mod matmul;
 pub mod memory;
@@ -24,6 +161,7 @@ pub mod peak;
 pub mod plot;
 pub mod processes;
 pub mod release;
+pub mod stats;
 pub mod store;
 pub mod strict;
 pub mod tasks;

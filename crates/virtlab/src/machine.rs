@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub enum Limit<T> {
     /// No limit is set.
     Unlimited,
+    /// A limit is set, to this value.
     Set(T),
     /// This platform does not say (the reason is given).
     Unknown(String),
@@ -31,11 +32,19 @@ impl<T> Limit<T> {
     }
 }
 
+/// What this machine offers and what this process may use of it: chapter 0's table
+/// ([`Machine::table`]), taken by [`Machine::detect`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
+    /// The operating system and its version, e.g. `Linux (Debian GNU/Linux 12)`.
     pub os: String,
+    /// The CPU's model name as the OS gives it, e.g. `AMD EPYC 9654 96-Core Processor`.
     pub cpu_model: String,
+    /// Hardware threads the OS sees: with two threads per core (SMT, Hyper-Threading) twice the
+    /// physical cores.
     pub logical_cpus: usize,
+    /// Physical cores, when the OS says; two hardware threads on one core share its arithmetic
+    /// units.
     pub physical_cores: Option<usize>,
     /// CPUs the scheduler may run this process on.
     pub affinity_cpus: Limit<usize>,
@@ -43,12 +52,22 @@ pub struct Machine {
     pub cgroup_cpu_quota: Limit<f64>,
     /// What the standard library reports as usable parallelism: the number our executors use.
     pub usable_cpus: usize,
+    /// The machine's RAM, in bytes (not the cgroup's limit: see `cgroup_memory_limit`).
     pub memory_total_bytes: u64,
+    /// RAM new allocations can get now without swapping, in bytes.
     pub memory_available_bytes: u64,
+    /// The most memory this process's cgroup may use (a container's memory limit), in bytes.
     pub cgroup_memory_limit: Limit<u64>,
+    /// The hypervisor this runs under, e.g. `KVM` or `Hyper-V`; `None` when none is seen (bare
+    /// metal, or a hypervisor that hides itself).
     pub hypervisor: Option<String>,
+    /// The container this runs in and the file that gave it away, e.g. `Docker (/.dockerenv)`;
+    /// `None` when none is seen.
     pub container: Option<String>,
+    /// The SIMD extensions the CPU has, e.g. `["sse4.2", "avx", "avx2", "fma", "avx512f"]`: the
+    /// vector width sets the floating-point peak.
     pub simd: Vec<String>,
+    /// Whether there is a CUDA GPU, and which.
     pub gpu: GpuStatus,
 }
 
@@ -76,11 +95,12 @@ impl Machine {
             cgroup_memory_limit: os::cgroup_memory_limit(),
             hypervisor: hypervisor(),
             container: os::container(),
-            simd: simd_features(),
+            simd: crate::isa::simd_features(),
             gpu: gpu::probe(),
         }
     }
 
+    /// One row per fact, with why it matters: chapter 0's first table.
     pub fn table(&self) -> Table {
         let mut t = Table::new("Your machine", ["what", "value", "why it matters"]);
         t.row(["OS", &self.os, ""]);
@@ -153,10 +173,12 @@ impl Machine {
         t
     }
 
+    /// [`Machine::table`] as HTML.
     pub fn to_html(&self) -> Html {
         self.table().to_html()
     }
 
+    /// Shows [`Machine::table`] as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }
@@ -190,28 +212,6 @@ fn brand_of(sys: &sysinfo::System) -> String {
 /// Parallelism the standard library grants (affinity and cgroup quota included), at least 1.
 pub fn usable_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The instruction-set extensions that decide the floating-point peak.
-pub fn simd_features() -> Vec<String> {
-    let mut found = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        for (name, present) in [
-            ("sse4.2", std::arch::is_x86_feature_detected!("sse4.2")),
-            ("avx", std::arch::is_x86_feature_detected!("avx")),
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-        ] {
-            if present {
-                found.push(name.to_string());
-            }
-        }
-    }
-    #[cfg(target_arch = "aarch64")]
-    found.push("neon".to_string());
-    found
 }
 
 /// The hypervisor's name from CPUID (x86), or from /sys/hypervisor on Linux.

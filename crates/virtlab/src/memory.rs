@@ -1,8 +1,10 @@
 //! How much memory a process tree holds, read from Linux's /proc: resident pages (RSS),
 //! proportional pages (PSS: a page shared by k processes counts 1/k to each, so a tree's PSS adds
-//! up to what it really holds), heap bytes in use (glibc's allocator statistics), and the
-//! kernel's own share for the whole system — kernel stacks and page tables from /proc/meminfo,
-//! which is where a thread's 16 KiB kernel stack and a process's page tables show up.
+//! up to what it really holds), heap bytes in use (glibc's allocator statistics), and what the
+//! kernel holds for a process: its page tables (`VmPTE`) and one kernel stack per thread (the
+//! machine's `KernelStack` divided by its threads). That kernel share is where a thread's
+//! 16 KiB kernel stack and a process's page tables show up; it is read per process, so other
+//! programs starting and stopping on the machine do not blur it.
 //!
 //! Elsewhere every reading is `None` (or NaN), and callers say "not observable".
 
@@ -41,29 +43,32 @@ pub fn pss_bytes(pid: u32) -> Option<u64> {
     kib_field(&text, "Pss:")
 }
 
-/// What the kernel holds for every process on the machine: kernel stacks and page tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KernelShare {
-    /// `KernelStack` in /proc/meminfo: one stack per thread (16 KiB each on x86-64).
-    pub kernel_stack_bytes: u64,
-    /// `PageTables` in /proc/meminfo: the page tables of every address space.
-    pub page_table_bytes: u64,
+/// The page tables of process `pid` (`VmPTE` in /proc/PID/status): kernel memory that maps its
+/// address space.
+pub fn page_table_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    kib_field(&text, "VmPTE:")
 }
 
-impl KernelShare {
-    /// Reads /proc/meminfo, `None` where there is none.
-    pub fn read() -> Option<KernelShare> {
-        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-        Some(KernelShare {
-            kernel_stack_bytes: kib_field(&text, "KernelStack:")?,
-            page_table_bytes: kib_field(&text, "PageTables:")?,
+/// The kernel stack each thread has (16 KiB on x86-64 and arm64): the machine's `KernelStack`
+/// in /proc/meminfo divided by the threads alive on it, rounded to whole pages.
+pub fn kernel_stack_per_thread() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let total = kib_field(&text, "KernelStack:")?;
+    let threads: u64 = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
         })
-    }
-
-    /// Kernel stacks and page tables together.
-    pub fn total(&self) -> u64 {
-        self.kernel_stack_bytes + self.page_table_bytes
-    }
+        .filter_map(|e| std::fs::read_dir(e.path().join("task")).ok())
+        .map(|tasks| tasks.count() as u64)
+        .sum();
+    let page = page_size();
+    (threads > 0).then(|| (total / threads + page / 2) / page * page)
 }
 
 /// The value of a `Name:   123 kB` line, in bytes.
@@ -90,8 +95,12 @@ mod tests {
     fn this_process_and_the_kernel_share_are_readable() {
         assert!(resident_bytes().unwrap() > 0);
         assert!(pss_bytes(std::process::id()).unwrap() > 0);
-        let kernel = KernelShare::read().unwrap();
-        assert!(kernel.kernel_stack_bytes > 0 && kernel.total() >= kernel.page_table_bytes);
+        assert!(page_table_bytes(std::process::id()).unwrap() > 0);
+        let stack = kernel_stack_per_thread().unwrap();
+        assert!(
+            stack >= page_size() && stack.is_multiple_of(page_size()),
+            "{stack}"
+        );
         assert!(heap_in_use() > 0.0);
     }
 }

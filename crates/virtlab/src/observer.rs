@@ -4,41 +4,57 @@
 //! sysinfo lists the processes; thread names come from /proc (Linux), where sysinfo has none.
 
 use crate::display::{Html, Table};
-use crate::memory::{self, KernelShare};
+use crate::memory;
 use crate::units;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+/// One OS thread of a process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadInfo {
+    /// The kernel's thread id (the TID); a process's main thread has the process's pid.
     pub tid: u64,
+    /// The thread's name (Linux `comm`, at most 15 bytes), e.g. `thread-2` or `tokio-runtime-w`;
+    /// empty where it cannot be read.
     pub name: String,
 }
 
+/// One process in a [`Snapshot`]: who it is, where it sits in the tree, and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
+    /// Its process id.
     pub pid: u32,
+    /// The pid of the process that started it, if the OS says.
     pub parent: Option<u32>,
     /// Distance from the snapshot's root (0 for the root).
     pub depth: usize,
+    /// The program's name, e.g. `virtlab` or `sleep`.
     pub name: String,
+    /// Its scheduler state as the OS reports it, e.g. `Runnable` or `Sleeping`.
     pub state: String,
     /// The process's threads; empty where the platform does not list them.
     pub threads: Vec<ThreadInfo>,
+    /// Resident set size, in bytes: the process's pages now in RAM, shared ones counted in full.
     pub rss_bytes: u64,
-    /// Proportional set size: resident pages, each shared page split between its sharers.
+    /// Proportional set size, in bytes: resident pages, each shared page split between its
+    /// sharers; `None` where it cannot be read.
     pub pss_bytes: Option<u64>,
+    /// The kernel's page tables for this process, in bytes; `None` where they cannot be read.
+    pub page_table_bytes: Option<u64>,
+    /// CPU time it has used so far, all its threads together, in ms.
     pub cpu_time_ms: u64,
 }
 
 /// Processes of one subtree in tree order (each parent before its children).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The pid the tree hangs from.
     pub root: u32,
+    /// The root first, then each process before its children (depth-first).
     pub processes: Vec<ProcessInfo>,
-    /// The kernel's own memory for every process (kernel stacks, page tables) when taken.
-    pub kernel: Option<KernelShare>,
+    /// The kernel stack each thread has on this machine, in bytes (16 KiB on x86-64 Linux).
+    pub kernel_stack_each: Option<u64>,
 }
 
 /// Snapshots `root` and all its descendants.
@@ -88,6 +104,7 @@ pub fn snapshot(root: u32) -> Result<Snapshot> {
             threads,
             rss_bytes: p.memory(),
             pss_bytes: memory::pss_bytes(pid.as_u32()),
+            page_table_bytes: memory::page_table_bytes(pid.as_u32()),
             cpu_time_ms: p.accumulated_cpu_time(),
         });
         // Children are real processes whose parent is this one (thread entries are skipped).
@@ -102,7 +119,7 @@ pub fn snapshot(root: u32) -> Result<Snapshot> {
     Ok(Snapshot {
         root,
         processes: out,
-        kernel: KernelShare::read(),
+        kernel_stack_each: memory::kernel_stack_per_thread(),
     })
 }
 
@@ -123,6 +140,7 @@ fn thread_name(pid: u32, tid: u32) -> String {
 }
 
 impl Snapshot {
+    /// The process with this pid, if it is in the tree.
     pub fn process(&self, pid: u32) -> Option<&ProcessInfo> {
         self.processes.iter().find(|p| p.pid == pid)
     }
@@ -136,11 +154,29 @@ impl Snapshot {
             .sum()
     }
 
+    /// What the kernel holds for the whole tree: its page tables, and a kernel stack per thread.
+    pub fn kernel_bytes(&self) -> u64 {
+        let stacks = self.kernel_stack_each.unwrap_or(0)
+            * self
+                .processes
+                .iter()
+                .map(|p| p.threads.len().max(1) as u64)
+                .sum::<u64>();
+        let tables: u64 = self
+            .processes
+            .iter()
+            .filter_map(|p| p.page_table_bytes)
+            .sum();
+        stacks + tables
+    }
+
     /// The root's direct children.
     pub fn children(&self) -> Vec<&ProcessInfo> {
         self.processes.iter().filter(|p| p.depth == 1).collect()
     }
 
+    /// One row per process, indented under its parent: pid, state, threads (the first six by id and
+    /// name), RSS and CPU time.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!("Process tree under pid {}", self.root),
@@ -185,6 +221,7 @@ impl Snapshot {
         self.table().monospace_first_column().to_html()
     }
 
+    /// Shows the tree as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
     }

@@ -7,6 +7,7 @@
 
 use crate::display::{Figure, Table};
 use crate::error::check_range;
+use crate::isa::Isa;
 use crate::plot::LineChart;
 use crate::{Result, machine, store};
 use serde::{Deserialize, Serialize};
@@ -23,14 +24,18 @@ const REPEATS: usize = 3;
 /// Where [`Peak::save`] keeps the result.
 const STORE_NAME: &str = "cpu-peak";
 
+/// The floating-point width a peak was measured in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
+    /// 32-bit floats: a SIMD register holds twice as many, so the peak is about twice f64's.
     F32,
+    /// 64-bit floats (`double`).
     F64,
 }
 
 impl Precision {
+    /// The lowercase name tables and charts show: `f32` or `f64`.
     pub fn name(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
@@ -39,42 +44,8 @@ impl Precision {
     }
 }
 
-/// The widest SIMD instruction set this CPU has (the peak loop and the matmul kernels use it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-    #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
-    Portable,
-}
-
+/// What the peak loop needs to know of an instruction set.
 impl Isa {
-    pub(crate) fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx2Fma;
-            }
-        }
-        Isa::Portable
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => "AVX-512 FMA",
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => "AVX2 FMA",
-            Isa::Portable => "portable (compiler-vectorised multiply + add)",
-        }
-    }
-
     /// Floating-point operations one loop iteration performs (an FMA counts as two).
     fn flops_per_iteration(self, precision: Precision) -> u64 {
         let bytes_per_element = match precision {
@@ -201,19 +172,29 @@ portable_kernel!(portable_f32, f32);
 /// One measured point: `threads` threads running the loop together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeakPoint {
+    /// The float width the loop used.
     pub precision: Precision,
+    /// How many threads ran the loop at once, one per CPU at most.
     pub threads: usize,
+    /// All those threads together, in GFLOP/s (10⁹ floating-point operations per second; an FMA
+    /// counts as two); the best of three runs.
     pub gflops: f64,
 }
 
 /// The measured floating-point peak of this machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Peak {
+    /// The CPU's model name as the OS gives it, e.g. `AMD EPYC 9654 96-Core Processor`.
     pub cpu_model: String,
+    /// CPUs this process was allowed to use: the most threads measured.
     pub usable_cpus: usize,
+    /// The instruction set the loop used, e.g. `AVX-512 FMA` or `AVX2 FMA`.
     pub instruction_set: String,
+    /// About how long each run of each point lasted, in ms (what [`measure`] was given).
     pub ms_per_point: u64,
+    /// When it was measured, in seconds since 1970-01-01 UTC (Unix time).
     pub measured_unix_s: u64,
+    /// One point per precision and thread count: f64 first, then f32, threads rising.
     pub points: Vec<PeakPoint>,
 }
 
@@ -313,6 +294,7 @@ impl Peak {
         self.gflops(precision, self.usable_cpus)
     }
 
+    /// One row per point: GFLOP/s, per thread, and how close to perfect scaling from one thread.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -341,6 +323,7 @@ impl Peak {
         t
     }
 
+    /// GFLOP/s against threads for f32 and f64, each beside its ideal (one thread's peak × n).
     pub fn plot(&self) -> Result<Figure> {
         let mut chart = LineChart::new(format!("Floating-point peak of {}", self.cpu_model))
             .x_label("threads running the FMA loop")
@@ -379,6 +362,7 @@ impl Peak {
         self.usable_cpus == machine::usable_cpus() && self.cpu_model == machine::cpu_model()
     }
 
+    /// Shows [`Peak::table`] as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }
@@ -397,25 +381,9 @@ mod tests {
         isa.flops_per_iteration(precision) / (2 * ACCUMULATORS as u64)
     }
 
-    fn available_isas() -> Vec<Isa> {
-        let mut isas = vec![Isa::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                isas.push(Isa::Avx2Fma);
-            }
-        }
-        isas
-    }
-
     #[test]
     fn every_kernel_computes_what_it_counts() {
-        for isa in available_isas() {
+        for isa in Isa::available() {
             for (precision, tolerance) in [(Precision::F64, 1e-9), (Precision::F32, 1e-3)] {
                 let iterations = 1000;
                 let elements = (lanes(isa, precision) * ACCUMULATORS as u64) as f64;

@@ -1,6 +1,6 @@
 //! Chapter 1: the shared [`Work`] run by N real OS processes of our own worker program
 //! (`virtlab worker`), as the essay's `multiprocessing` demo does with Python. The process is
-//! one kind of worker ([`Processes`]) of the shared [`executor`](crate::executor).
+//! one kind of worker ([`Processes`]) of the shared [`executor`].
 //!
 //! The parent spawns workers directly (never through a shell) with stdin null — a notebook
 //! kernel's stdin is its command pipe — and reads each worker's stdout and stderr from one pipe:

@@ -9,11 +9,16 @@ use crate::display::{Figure, Table};
 use crate::plot::LaneChart;
 use serde::{Deserialize, Serialize};
 
+/// What happened at an [`Event`]: a worker started, finished one iteration, or ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "iteration", rename_all = "snake_case")]
 pub enum EventKind {
+    /// The worker began its work (the left end of its lane).
     Start,
+    /// The worker reached iteration number `i`, counting from 0, and printed its line (a tick on
+    /// its lane); the iteration's CPU burn, if any, comes after.
     Iteration(u32),
+    /// The worker finished all its work (the right end of its lane).
     End,
 }
 
@@ -22,10 +27,12 @@ pub enum EventKind {
 pub struct Event {
     /// The worker's name, one lane in the plot (e.g. `worker-1`).
     pub lane: String,
+    /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
     /// Nanoseconds on the system-wide monotonic clock.
     pub t_ns: u64,
+    /// The process the worker ran in.
     pub pid: u32,
     /// The OS thread id (Linux `gettid`), 0 where the platform has none.
     pub tid: u64,
@@ -90,10 +97,12 @@ fn worker_order(lane: &str) -> (&str, u64, &str) {
 /// Events from one run, in time order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
+    /// Every event of the run, earliest first (when built with [`Timeline::new`]).
     pub events: Vec<Event>,
 }
 
 impl Timeline {
+    /// A timeline of these events, sorted by time (they arrive from several workers out of order).
     pub fn new(mut events: Vec<Event>) -> Timeline {
         events.sort_by_key(|e| e.t_ns);
         Timeline { events }
@@ -107,6 +116,7 @@ impl Timeline {
         lanes
     }
 
+    /// When the first event happened, in ns on the monotonic clock: time 0 in tables and charts.
     pub fn start_ns(&self) -> Option<u64> {
         self.events.first().map(|e| e.t_ns)
     }
@@ -127,6 +137,7 @@ impl Timeline {
         pids
     }
 
+    /// One row per event: ms since the first event, lane, what happened, pid and OS thread id.
     pub fn table(&self) -> Table {
         let start = self.start_ns().unwrap_or(0);
         let mut t = Table::new("Timeline", ["t (ms)", "lane", "event", "pid", "tid"]);
@@ -167,6 +178,7 @@ impl Timeline {
         chart.render()
     }
 
+    /// Shows [`Timeline::table`] as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }

@@ -7,6 +7,7 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
+/// The most iterations one [`Work`] may ask for (a million): more is almost certainly a typo.
 pub const MAX_ITERATIONS: u32 = 1_000_000;
 /// One hour: longer pauses are almost certainly a unit mistake.
 pub const MAX_MS: u64 = 3_600_000;
@@ -16,9 +17,14 @@ const PAUSE_SLICE: Duration = Duration::from_millis(50);
 /// What each worker does: `iterations` times, burn `burn` of CPU, then pause `interval`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Work {
+    /// The worker's name, e.g. `worker`; a run gives each unit its own, `worker-1`, `worker-2`, …
+    /// (1 to 64 printable characters).
     pub name: String,
+    /// How many times the loop runs (1 to [`MAX_ITERATIONS`]).
     pub iterations: u32,
+    /// The pause between two iterations (none after the last); 1 ms to [`MAX_MS`].
     pub interval: Duration,
+    /// CPU time burnt in each iteration before its pause; zero for work that only waits.
     pub burn: Duration,
 }
 
@@ -90,7 +96,7 @@ pub enum Step {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.chars().any(char::is_control) || name.len() > 64 {
+    if name.trim().is_empty() || name.chars().any(char::is_control) || name.chars().count() > 64 {
         return Err(Error::invalid(
             "a worker name",
             format!("{name:?}"),

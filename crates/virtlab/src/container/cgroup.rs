@@ -29,14 +29,19 @@ pub struct Stats {
     pub cpu_ns: Option<u64>,
     /// CFS periods with runnable work, and how many of those ran out of quota.
     pub periods: Option<u64>,
+    /// Periods in which the group ran out of quota.
     pub throttled_periods: Option<u64>,
+    /// Time the group spent waiting for its next period.
     pub throttled_ns: Option<u64>,
+    /// Memory charged to the group now.
     pub memory_bytes: Option<u64>,
+    /// The most memory charged to the group so far.
     pub memory_peak_bytes: Option<u64>,
     /// The group's memory limit (`None` when unlimited).
     pub memory_limit: Option<u64>,
     /// Processes the OOM killer killed in this group.
     pub oom_kills: Option<u64>,
+    /// Processes and threads in the group now.
     pub pids: Option<u64>,
     /// Forks refused because the group was at its pids limit.
     pub pids_refused: Option<u64>,

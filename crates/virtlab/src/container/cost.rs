@@ -7,9 +7,9 @@ use super::Limits;
 use super::run::{self, Options};
 use super::runtimes;
 use super::support::{NAMESPACES, Support};
-use crate::cost::median;
 use crate::display::{Figure, Table};
 use crate::plot::BarChart;
+use crate::stats::median;
 use crate::work::Work;
 use crate::{Error, Result, units};
 use crate::{executor, processes};
@@ -34,8 +34,11 @@ pub struct StartCost {
 /// The measurements of chapter 7's cost section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Costs {
+    /// The CPU model, named with every figure.
     pub cpu: String,
+    /// Starts measured per kind.
     pub repeats: usize,
+    /// One row per way of starting the worker.
     pub starts: Vec<StartCost>,
     /// Median ms of each start-up step of our container, in order.
     pub steps: Vec<(String, f64)>,
@@ -322,6 +325,7 @@ impl Costs {
         t
     }
 
+    /// Shows the start-cost table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }

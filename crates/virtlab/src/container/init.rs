@@ -44,8 +44,11 @@ const PRIVATE_TMP: &str = "size=16m,mode=1777";
 /// What the shim needs, from `virtlab contain`'s flags.
 #[derive(Debug, Clone)]
 pub struct Shim {
+    /// The container's name (its cgroup's too).
     pub name: String,
+    /// The hostname it gets in its own uts namespace.
     pub hostname: String,
+    /// Its cgroup's folders, one per hierarchy (none without limits).
     pub cgroup_dirs: Vec<PathBuf>,
     /// Stop if this is no longer our parent (it died before we could arm the death signal).
     pub parent_pid: Option<u32>,
@@ -64,7 +67,9 @@ pub struct End {
     pub host_pid: u32,
     /// "exit status 0", "OOM-killed at 64.0 MiB", "killed by signal 6 (SIGABRT)", …
     pub status: String,
+    /// Whether pid 1 exited with status 0.
     pub success: bool,
+    /// Whether the OOM killer ended it (its group counted a kill).
     pub oom_killed: bool,
     /// The cgroup's counters just before it was removed.
     pub stats: Stats,
@@ -117,7 +122,8 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
     }
     let pid = pid as libc::pid_t;
     marks.push(("namespaces cloned", now_ns()));
-    // The child waits for this pipe: it joins the group before running a single instruction of its own.
+    // The child waits for this pipe: it joins the group before running a single instruction
+    // of its own.
     let started = cgroup.join(pid as u32).and_then(|()| {
         marks.push(("cgroup joined", now_ns()));
         send_pid(write_end, pid as u32)

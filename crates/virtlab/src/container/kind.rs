@@ -1,4 +1,4 @@
-//! Containers as one more kind of worker of the shared [`executor`](crate::executor): a
+//! Containers as one more kind of worker of the shared [`crate::executor`]: a
 //! container is a process with extra options, so the kind is the process kind whose worker
 //! command [`Spec::command`] wraps, plus the cgroups it must remove at the end.
 

@@ -22,9 +22,13 @@ pub struct QuotaRun {
     pub cpu: f64,
     /// CPU time it received per second of wall time, over the whole run.
     pub cpu_share: f64,
+    /// CFS periods in which it had work to run.
     pub periods: u64,
+    /// Periods that ended with its quota used up.
     pub throttled_periods: u64,
+    /// Time it waited for the next period.
     pub throttled_ms: f64,
+    /// The container's own report (with the counters sampled every 100 ms).
     pub report: ContainerReport,
 }
 
@@ -32,6 +36,7 @@ pub struct QuotaRun {
 /// they do not compete with each other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuotaSweep {
+    /// One run per quota, in the order given.
     pub runs: Vec<QuotaRun>,
 }
 
@@ -85,6 +90,7 @@ pub fn cpu_quotas(quotas: &[f64], seconds: u64) -> Result<QuotaSweep> {
 }
 
 impl QuotaSweep {
+    /// Quota, CPU received, periods and time throttled, a row per quota.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             "A CPU-bound worker under a CPU quota (counters from its cgroup)",
@@ -146,6 +152,7 @@ impl QuotaSweep {
         chart.render()
     }
 
+    /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }

@@ -135,8 +135,11 @@ impl Limits {
 /// One container: its name (also the cgroup's and, by default, the hostname) and its limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
+    /// Its name: the cgroup's name and the default hostname.
     pub name: String,
+    /// The hostname it sees.
     pub hostname: String,
+    /// What it may use.
     pub limits: Limits,
     /// The shim prints its set-up steps' times and how the container ended as data lines
     /// (what [`run`] reads); without it the shim says only what failed, on stderr.

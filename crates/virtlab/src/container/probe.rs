@@ -18,20 +18,27 @@ type Fact = (&'static str, fn(&Probe) -> String);
 pub struct Probe {
     /// "host" or the container's name.
     pub seen_from: String,
+    /// Its pid as it sees it (1 inside a container).
     pub pid: u32,
     /// The same process's pid on the host, when it lives in a pid namespace.
     pub host_pid: Option<u32>,
+    /// The hostname it sees.
     pub hostname: String,
     /// Names in the root folder, sorted.
     pub root: Vec<String>,
+    /// Mounts it sees (/proc/self/mountinfo).
     pub mounts: usize,
     /// Processes listed in /proc.
     pub processes: usize,
+    /// Network interfaces it sees (/proc/net/dev).
     pub interfaces: Vec<String>,
+    /// Its user id as it sees it.
     pub uid: u32,
     /// The uid this uid is on the host (from /proc/self/uid_map).
     pub uid_outside: Option<u32>,
+    /// The kernel release (shared by every container).
     pub kernel: String,
+    /// The kernel's boot id (shared by every container).
     pub boot_id: String,
     /// CPUs this process may run on.
     pub cpus: usize,

@@ -29,6 +29,7 @@ const EVENT_PREFIX: &str = "@virtlab-event ";
 pub struct Options {
     /// Print the containers' lines on our stdout as they arrive.
     pub echo: bool,
+    /// What each container may use.
     pub limits: Limits,
     /// Each container prints what it sees before its first iteration.
     pub probe: bool,
@@ -49,13 +50,16 @@ pub struct Options {
 /// One reading of a container's counters, `t_ms` after the run started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
+    /// Milliseconds since the run started.
     pub t_ms: f64,
+    /// The counters then.
     pub stats: Stats,
 }
 
 /// How one container went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerReport {
+    /// Its name, e.g. `container-2`.
     pub name: String,
     /// The shim's pid (the container's outside part).
     pub shim_pid: u32,
@@ -63,13 +67,17 @@ pub struct ContainerReport {
     pub host_pid: Option<u32>,
     /// "exit status 0", "OOM-killed at 64.0 MiB", "killed by signal 6 (SIGABRT)", …
     pub status: String,
+    /// Whether pid 1 exited with status 0.
     pub success: bool,
+    /// Whether the OOM killer ended it.
     pub oom_killed: bool,
     /// From just before its cgroup was made to its first line reaching us.
     pub first_line_ms: Option<f64>,
+    /// What it saw, when the run asked for a probe.
     pub probe: Option<Probe>,
     /// The group's counters just before the shim removed it.
     pub end_stats: Option<Stats>,
+    /// Its group's counters while it ran.
     pub samples: Vec<Sample>,
     /// The container's lines for people (iteration lines, errors).
     pub lines: Vec<String>,
@@ -81,11 +89,17 @@ pub struct ContainerReport {
 /// Everything one run produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRun {
+    /// The process that started the containers.
     pub parent_pid: u32,
+    /// What each container was allowed.
     pub limits: Limits,
+    /// One report per container, in order.
     pub containers: Vec<ContainerReport>,
+    /// Who ran when, from the workers' own events.
     pub timeline: Timeline,
+    /// The process tree, taken once every container had printed its first line.
     pub snapshot: Option<Snapshot>,
+    /// Milliseconds from the first start to the last end.
     pub wall_ms: f64,
 }
 
@@ -112,6 +126,7 @@ impl ContainerRun {
         observer::taken(&self.snapshot)
     }
 
+    /// One row per container: shim and host pids, how it ended, start → first line, memory peak.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -145,6 +160,7 @@ impl ContainerRun {
         t
     }
 
+    /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }

@@ -9,7 +9,7 @@
 //! (`virtlab-<pid>-…`), so nothing outlives it and a stale group is swept by the next run.
 
 use super::cost::StartCost;
-use crate::cost::median;
+use crate::stats::median;
 use crate::{Error, Result, observer};
 use serde_json::json;
 use std::io::{BufRead, BufReader};

@@ -24,20 +24,25 @@ pub const NAMESPACES: [(&str, libc::c_int); 7] = [
 /// Which cgroup interface holds a controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// Per-controller hierarchies under `/sys/fs/cgroup/<controller>`.
     V1,
+    /// One unified hierarchy.
     V2,
 }
 
 /// Where one controller can be used: the folder our groups go under, or why not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Controller {
+    /// The controller: cpu, memory, pids or cpuacct.
     pub name: &'static str,
+    /// Its interface and the folder our groups go under, or why there is none.
     pub place: std::result::Result<(Version, PathBuf), Error>,
 }
 
 /// What this machine allows, found once per container run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Support {
+    /// Whether this process runs as root (euid 0).
     pub root: bool,
     /// Whether this process may create a user namespace (tried in a child).
     pub user_namespaces: std::result::Result<(), Error>,
@@ -194,6 +199,7 @@ impl Support {
         t
     }
 
+    /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }

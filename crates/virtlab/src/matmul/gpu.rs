@@ -25,9 +25,13 @@ use std::time::Instant;
 /// The GPU a run used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuInfo {
+    /// The model's name as the driver gives it, e.g. `NVIDIA H100 80GB HBM3`.
     pub name: String,
+    /// Its own memory (device memory, not the machine's RAM), in bytes.
     pub memory_bytes: u64,
+    /// The CUDA driver's version, e.g. `13.0`.
     pub driver: String,
+    /// The cuBLAS library's version, e.g. `13.1.0`.
     pub cublas_version: String,
 }
 
@@ -91,6 +95,7 @@ impl Gpu {
         Ok(Gpu { stream, blas, info })
     }
 
+    /// Which GPU this is, with its driver and cuBLAS versions: what a [`super::Run`] records.
     pub fn info(&self) -> &GpuInfo {
         &self.info
     }

@@ -12,7 +12,7 @@
 //! k, then adds it to C once; walking along the strip keeps C's rows streaming in order.
 
 use super::memory::PackBuffer;
-use crate::peak::Isa;
+use crate::isa::Isa;
 use std::ops::{Add, Mul};
 
 /// Bytes of one packed row of an A sliver (kc elements): 1 KiB, so a 14-row AVX-512 sliver
@@ -36,7 +36,9 @@ pub trait Scalar:
     + sealed::Kernels
     + 'static
 {
+    /// This value as an f64, exactly (to check results against an f64 product).
     fn to_f64(self) -> f64;
+    /// The nearest value of this type to `x` (f32 rounds; f64 keeps it).
     fn from_f64(x: f64) -> Self;
 }
 
@@ -63,7 +65,7 @@ type MicroFn<T> = unsafe fn(usize, *const T, *const T, *mut T, usize, bool);
 
 mod sealed {
     use super::MicroFn;
-    use crate::peak::Isa;
+    use crate::isa::Isa;
 
     #[derive(Clone, Copy)]
     pub struct Micro<T> {
@@ -659,19 +661,7 @@ mod tests {
 
     /// Every kernel this CPU can run, not just the widest: the portable one runs everywhere.
     fn kernels<T: Scalar>() -> Vec<Micro<T>> {
-        let mut isas = vec![Isa::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                isas.push(Isa::Avx2Fma);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
-            }
-        }
-        isas.into_iter().map(T::micro).collect()
+        Isa::available().into_iter().map(T::micro).collect()
     }
 
     fn check<T: Scalar>(m: usize, k: usize, n: usize, threads: usize, tolerance: f64) {

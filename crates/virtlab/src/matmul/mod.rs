@@ -16,14 +16,16 @@ pub mod report;
 pub use kernel::Scalar;
 
 use crate::error::check_range;
-use crate::{Error, Result, cost, machine, units};
+use crate::{Error, Result, machine, stats, units};
 use serde::{Deserialize, Serialize};
 
 /// The element types a product can use. TF32 and BF16 are GPU tensor-core formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
+    /// 64-bit floats (`double`, numpy's default): 8 bytes, about 16 significant digits.
     F64,
+    /// 32-bit floats: 4 bytes, about 7 significant digits, twice as many per SIMD register.
     F32,
     /// f32 data multiplied on tensor cores with 10-bit mantissas (cuBLAS TF32 math mode).
     Tf32,
@@ -32,8 +34,11 @@ pub enum Dtype {
 }
 
 impl Dtype {
+    /// Every element type, from widest to narrowest; the order a sweep over types uses.
     pub const ALL: [Dtype; 4] = [Dtype::F64, Dtype::F32, Dtype::Tf32, Dtype::Bf16];
 
+    /// The lowercase name that tables show and the CLI's `--dtype` takes: `f64`, `f32`, `tf32`
+    /// or `bf16`.
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F64 => "f64",
@@ -86,10 +91,13 @@ impl std::str::FromStr for Dtype {
     }
 }
 
+/// Which processor computed a [`Point`]; [`Devices`] is what a [`Plan`] asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
+    /// The CPU, with our packed kernel on every usable core (or the plan's thread count).
     Cpu,
+    /// The first CUDA GPU (device 0), through cuBLAS.
     Gpu,
 }
 
@@ -98,8 +106,12 @@ pub enum Device {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Devices {
+    /// The CPU only.
     Cpu,
+    /// The GPU only: an error when there is none.
     Gpu,
+    /// The CPU, then the GPU when there is one; without one, the GPU part is skipped and
+    /// [`Run::gpu_skipped`] says why.
     Both,
 }
 
@@ -133,34 +145,46 @@ pub struct GpuTimes {
 }
 
 impl GpuTimes {
+    /// The median of [`GpuTimes::launch_only_ms`], in ms: how long the host waited for the call to
+    /// return, not for the product.
     pub fn launch_only_median_ms(&self) -> f64 {
-        cost::median(&mut self.launch_only_ms.clone())
+        stats::median(&mut self.launch_only_ms.clone())
     }
 
+    /// The median of [`GpuTimes::synchronized_ms`], in ms: how long the host waited for the product
+    /// to be done.
     pub fn synchronized_median_ms(&self) -> f64 {
-        cost::median(&mut self.synchronized_ms.clone())
+        stats::median(&mut self.synchronized_ms.clone())
     }
 }
 
 /// One measured product of two n×n matrices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
+    /// The processor that computed it.
     pub device: Device,
+    /// The element type of A, B and C.
     pub dtype: Dtype,
+    /// The matrices' side: A, B and C are n×n, so the product costs 2n³ floating-point
+    /// operations ([`flops`]).
     pub n: usize,
     /// Compute time of each timed run after the warm-up (GPU: CUDA events around the call).
     pub runs_ms: Vec<f64>,
     /// CPU threads used; absent on the GPU.
     pub threads: Option<usize>,
+    /// The GPU's copy and launch times around the product; absent on the CPU.
     pub gpu: Option<GpuTimes>,
-    /// Largest error on the checked rows, relative to Σ|a||b|, and the limit it had to meet.
+    /// Largest error on the checked rows, relative to Σ|a||b| of each element (0 is exact;
+    /// `1e-5` is about five correct significant digits).
     pub max_error: f64,
+    /// The largest relative error [`Point::max_error`] was allowed: [`Dtype::tolerance`].
     pub tolerance: f64,
 }
 
 impl Point {
+    /// The median of [`Point::runs_ms`], in ms: the time tables show and [`Point::gflops`] uses.
     pub fn median_ms(&self) -> f64 {
-        cost::median(&mut self.runs_ms.clone())
+        stats::median(&mut self.runs_ms.clone())
     }
 
     /// 2n³ floating-point operations over the median compute time.
@@ -196,6 +220,8 @@ impl Point {
     }
 }
 
+/// Floating-point operations in one n×n by n×n product: 2n³ (n multiplies and n adds for
+/// each of the n² elements of C). `flops(1000)` is 2·10⁹, i.e. 2 GFLOP.
 pub fn flops(n: usize) -> f64 {
     2.0 * (n as f64).powi(3)
 }
@@ -203,8 +229,11 @@ pub fn flops(n: usize) -> f64 {
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The matrix sides to measure, e.g. `[256, 512, 1024]`; each becomes one [`Point`] per device.
     pub sizes: Vec<usize>,
+    /// The element type every product uses; TF32 and BF16 run on the GPU only.
     pub dtype: Dtype,
+    /// Where to run: the CPU, the GPU or both.
     pub devices: Devices,
     /// CPU threads; every usable CPU when absent.
     pub threads: Option<usize>,
@@ -213,6 +242,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan for these sizes, type and devices, on every usable CPU, with 3 timed runs per point.
     pub fn new(sizes: &[usize], dtype: Dtype, devices: Devices) -> Plan {
         Plan {
             sizes: sizes.to_vec(),
@@ -223,11 +253,13 @@ impl Plan {
         }
     }
 
+    /// This plan on `threads` CPU threads instead of every usable CPU (1 to 1024).
     pub fn threads(mut self, threads: usize) -> Plan {
         self.threads = Some(threads);
         self
     }
 
+    /// This plan with `repeats` timed runs per point (1 to 100) after the warm-up.
     pub fn repeats(mut self, repeats: usize) -> Plan {
         self.repeats = repeats;
         self
@@ -257,16 +289,23 @@ impl Plan {
 /// Everything a sweep measured, with where and when: the file `virtlab matmul --json` writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
+    /// The version of this crate that measured it, e.g. `0.1.0`.
     pub virtlab_version: String,
+    /// When the sweep ended, e.g. `2026-11-30 21:40 UTC`.
     pub date_utc: String,
+    /// The CPU's model name as the OS gives it, e.g. `AMD EPYC 9654 96-Core Processor`.
     pub cpu_model: String,
+    /// CPUs this process was allowed to use when it ran.
     pub usable_cpus: usize,
+    /// The SIMD instruction set the CPU kernel used, e.g. `AVX-512 FMA` or `AVX2 FMA`.
     pub cpu_instruction_set: String,
     /// The GPU, its driver and cuBLAS versions, when the GPU part ran.
     pub gpu: Option<gpu::GpuInfo>,
     /// Why the GPU part did not run, when it did not.
     pub gpu_skipped: Option<String>,
+    /// What was asked for.
     pub plan: Plan,
+    /// Every measured product: the CPU's sizes first, then the GPU's, each in the plan's order.
     pub points: Vec<Point>,
 }
 

@@ -10,6 +10,8 @@ use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+/// A horizontal bar chart, built step by step and drawn with [`BarChart::render`]: one bar per
+/// category, each a stack of named segments, labelled with its total.
 #[derive(Debug, Clone)]
 pub struct BarChart {
     title: String,
@@ -29,6 +31,7 @@ impl BarChart {
         }
     }
 
+    /// The label under the value axis, with its unit, e.g. `milliseconds`.
     pub fn x_label(mut self, label: impl Into<String>) -> Self {
         self.x_label = label.into();
         self
@@ -40,6 +43,8 @@ impl BarChart {
         self
     }
 
+    /// Draws the chart as a [`Figure`] (SVG and PNG); an error when there are no bars or a bar's
+    /// values do not match the segments or are negative.
     pub fn render(&self) -> Result<Figure> {
         render(self)
     }

@@ -15,6 +15,8 @@ struct Lane {
     ticks: Vec<f64>,
 }
 
+/// A "who ran when" chart: one row (lane) per worker, a bar from its start to its end and a
+/// tick at each iteration, all on one time axis. Drawn with [`LaneChart::render`].
 #[derive(Debug, Clone)]
 pub struct LaneChart {
     title: String,
@@ -23,6 +25,7 @@ pub struct LaneChart {
 }
 
 impl LaneChart {
+    /// An empty chart with this title; add lanes with [`LaneChart::lane`].
     pub fn new(title: impl Into<String>) -> Self {
         LaneChart {
             title: title.into(),
@@ -31,6 +34,7 @@ impl LaneChart {
         }
     }
 
+    /// The label under the time axis, with its unit, e.g. `seconds since the first event`.
     pub fn x_label(mut self, label: impl Into<String>) -> Self {
         self.x_label = label.into();
         self
@@ -47,6 +51,7 @@ impl LaneChart {
         self
     }
 
+    /// Draws the chart as a [`Figure`] (SVG and PNG); an error when it has no lanes.
     pub fn render(&self) -> Result<Figure> {
         render(self)
     }

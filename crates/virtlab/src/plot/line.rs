@@ -8,6 +8,7 @@ use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::ops::Range;
 
 const HEIGHT: u32 = 440;
@@ -40,9 +41,12 @@ pub struct LineChart {
     y_from_zero: bool,
     /// Said under the chart, e.g. how it was measured.
     note: Option<String>,
+    /// Write each series' name beside its last point (for charts of one point per series).
+    label_points: bool,
 }
 
 impl LineChart {
+    /// An empty chart with this title; add lines with [`LineChart::series`].
     pub fn new(title: impl Into<String>) -> Self {
         LineChart {
             title: title.into(),
@@ -54,14 +58,17 @@ impl LineChart {
             log_y: false,
             y_from_zero: true,
             note: None,
+            label_points: false,
         }
     }
 
+    /// The label under the x axis, with its unit, e.g. `threads`.
     pub fn x_label(mut self, label: impl Into<String>) -> Self {
         self.x_label = label.into();
         self
     }
 
+    /// The label beside the y axis, with its unit, e.g. `GFLOP/s`.
     pub fn y_label(mut self, label: impl Into<String>) -> Self {
         self.y_label = label.into();
         self
@@ -94,6 +101,7 @@ impl LineChart {
         self
     }
 
+    /// A labelled horizontal line at height `y`, e.g. a machine's measured peak in GFLOP/s.
     pub fn reference(mut self, name: impl Into<String>, y: f64) -> Self {
         self.references.push(Reference {
             name: name.into(),
@@ -102,11 +110,15 @@ impl LineChart {
         self
     }
 
+    /// Draws the x axis on a log scale (each step ×10), for sizes that span decades; every
+    /// x value must then be above 0.
     pub fn log_x(mut self) -> Self {
         self.log_x = true;
         self
     }
 
+    /// Draws the y axis on a log scale, for values that span decades (a 2-core CPU beside a GPU);
+    /// every y value must then be above 0.
     pub fn log_y(mut self) -> Self {
         self.log_y = true;
         self
@@ -115,6 +127,13 @@ impl LineChart {
     /// A note printed under the chart (wrapped), e.g. the method behind the numbers.
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
+        self
+    }
+
+    /// Writes each series' name beside its last point, so a chart of single points reads
+    /// without the legend.
+    pub fn label_points(mut self) -> Self {
+        self.label_points = true;
         self
     }
 
@@ -239,6 +258,24 @@ impl LineChart {
                 chart.draw_series(LineSeries::new(points.iter().copied(), style))
             };
             drawn.map_err(|e| fail(&e))?;
+            if let Some(&last) = points.last().filter(|_| self.label_points) {
+                // Beside the point, on the side with room: left of it in the right half.
+                let (px, _) = chart.backend_coord(&last);
+                let (left, _) = chart.plotting_area().get_base_pixel();
+                let width = chart.plotting_area().dim_in_pixel().0 as i32;
+                let (text, side) = if px - left > width / 2 {
+                    (format!("{}  ", series.name), HPos::Right)
+                } else {
+                    (format!("  {}", series.name), HPos::Left)
+                };
+                let style = (FONT, 13)
+                    .into_font()
+                    .color(&color)
+                    .pos(Pos::new(side, VPos::Center));
+                chart
+                    .draw_series([Text::new(text, last, style)])
+                    .map_err(|e| fail(&e))?;
+            }
         }
         draw_below(&below, &self.keys(), self.note.as_deref(), &self.title)?;
         root.present().map_err(|e| fail(&e))?;

@@ -1,8 +1,9 @@
 //! Charts drawn with plotters, rendered once as SVG and once as PNG into a [`Figure`].
 //!
 //! Text is drawn with the DejaVu Sans font compiled into the crate (plotters' `ab_glyph`
-//! feature), so neither build nor run needs system font libraries. Each chart kind implements
-//! [`Chart`]; [`render`] draws it on both backends.
+//! feature), so neither build nor run needs system font libraries. Three kinds of chart:
+//! [`LineChart`] (measured lines and models), [`BarChart`] (stacked bars) and [`LaneChart`] (who
+//! ran when); each is built step by step and drawn by its `render`.
 
 mod bars;
 mod lanes;
@@ -142,7 +143,7 @@ const KEY_ROW: u32 = 20;
 const KEY_COLUMNS: usize = 2;
 const NOTE_LINE: u32 = 16;
 /// Characters per line of a note at its font size across the chart's width.
-const NOTE_CHARS: usize = 108;
+const NOTE_CHARS: usize = 132;
 
 /// A note wrapped into lines that fit under the chart.
 fn wrap(note: &str) -> Vec<String> {

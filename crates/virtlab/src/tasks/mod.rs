@@ -1,5 +1,5 @@
 //! Chapter 3: coroutines. The tokio task as a kind of worker ([`Tasks`]: every unit a task on
-//! one current-thread runtime, run by the shared [`executor`](crate::executor)); how many
+//! one current-thread runtime, run by the shared [`executor`]); how many
 //! sleeping tasks and OS threads a machine holds ([`scaling`]); the blocking trap that stalls
 //! every task when one computes ([`trap`]).
 //!

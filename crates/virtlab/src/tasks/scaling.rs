@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 /// `count` units that each slept `sleep_ms`: the wall time for all of them and the memory each held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScalePoint {
+    /// How many units ran at once: 1, 10, 100, …
     pub count: usize,
+    /// From the first start until every unit had finished its sleep, in ms; the sleep itself is
+    /// the floor, anything above it is the cost of starting and ending that many units.
     pub wall_ms: f64,
     /// Memory each unit added: heap bytes for tasks, resident bytes for threads.
     pub bytes_each: f64,
@@ -22,10 +25,15 @@ pub struct ScalePoint {
     pub peak_rss_bytes: f64,
 }
 
+/// Chapter 3's comparison of sleeping tokio tasks with sleeping OS threads, made by [`scale`]:
+/// how long starting 1, 10, 100, … of them takes and what each one holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskScaling {
+    /// How long each unit slept, in ms.
     pub sleep_ms: u64,
+    /// One point per count (1, 10, 100, …) for tokio tasks on one runtime thread.
     pub tasks: Vec<ScalePoint>,
+    /// One point per count for OS threads (64 KiB stacks); empty when threads were not measured.
     pub threads: Vec<ScalePoint>,
     /// Why the thread series stops where it does.
     pub thread_limit: String,
@@ -133,10 +141,7 @@ fn sleeping_threads(n: usize, sleep: Duration) -> Result<ScalePoint> {
                     std::thread::sleep(sleep);
                 });
             if let Err(e) = spawned {
-                refused = Some(Error::new(
-                    format!("the OS refused thread {} of {n} ({e})", i + 1),
-                    "ask for fewer threads",
-                ));
+                refused = Some(Error::os(format!("starting thread {} of {n}", i + 1), e));
                 break;
             }
         }
@@ -153,6 +158,7 @@ fn sleeping_threads(n: usize, sleep: Duration) -> Result<ScalePoint> {
 }
 
 impl TaskScaling {
+    /// One row per unit kind and count: wall time, memory each, and the process's peak RSS.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -163,7 +169,7 @@ impl TaskScaling {
                 "unit",
                 "count",
                 "wall time",
-                "memory each",
+                "memory each (task: heap in use; thread: resident)",
                 "peak RSS of the process",
             ],
         );
@@ -181,6 +187,7 @@ impl TaskScaling {
         t
     }
 
+    /// Wall time against units started, for tasks and threads on log axes, beside the sleep itself.
     pub fn plot(&self) -> Result<Figure> {
         let line = |points: &[ScalePoint]| {
             points
@@ -207,26 +214,7 @@ impl TaskScaling {
         .render()
     }
 
-    /// Memory each unit held, on log axes (heap bytes per task, resident bytes per thread).
-    pub fn memory_plot(&self) -> Result<Figure> {
-        // A log axis cannot show zero: counts where a unit added nothing measurable are left out.
-        let line = |points: &[ScalePoint]| {
-            points
-                .iter()
-                .filter(|p| p.bytes_each > 0.0)
-                .map(|p| (p.count as f64, p.bytes_each))
-                .collect::<Vec<_>>()
-        };
-        LineChart::new("Memory each sleeping unit holds")
-            .x_label("units alive together")
-            .y_label("bytes per unit")
-            .log_x()
-            .log_y()
-            .series("tokio task (heap)", line(&self.tasks))
-            .series("OS thread (resident)", line(&self.threads))
-            .render()
-    }
-
+    /// Shows [`TaskScaling::table`] as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }
@@ -256,13 +244,6 @@ mod tests {
                 .all(|p| p.wall_ms >= 20.0)
         );
         assert!(scaling.plot().unwrap().svg().contains("tokio tasks"));
-        assert!(
-            scaling
-                .memory_plot()
-                .unwrap()
-                .svg()
-                .contains("OS thread (resident)")
-        );
         assert!(scaling.tasks.iter().all(|p| p.peak_rss_bytes > 0.0));
         assert_eq!(decades(5), vec![1]);
     }

@@ -26,6 +26,8 @@ pub enum Setup {
 }
 
 impl Setup {
+    /// Every setup, in the order tables and charts show them: the ticker alone first, as the
+    /// baseline.
     pub const ALL: [Setup; 4] = [
         Setup::Alone,
         Setup::BlockingTask,
@@ -33,6 +35,7 @@ impl Setup {
         Setup::MultiThread,
     ];
 
+    /// The name tables and legends show, e.g. `CPU work in spawn_blocking`.
     pub fn name(self) -> &'static str {
         match self {
             Setup::Alone => "ticker alone",
@@ -46,11 +49,15 @@ impl Setup {
 /// One setup's ticker: how late each wake-up was (ms), sorted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrapResult {
+    /// Where the CPU work ran.
     pub setup: Setup,
+    /// How late each wake-up came after the moment it was due, in ms, smallest first.
     pub lateness_ms: Vec<f64>,
 }
 
 impl TrapResult {
+    /// The `q`-th percentile of the lateness, in ms, for `q` from 0 to 100 (50 is the median, 100
+    /// the latest wake-up); NaN when there were no ticks.
     pub fn percentile(&self, q: f64) -> f64 {
         if self.lateness_ms.is_empty() {
             return f64::NAN;
@@ -60,12 +67,17 @@ impl TrapResult {
     }
 }
 
+/// Chapter 3's blocking trap, measured by [`blocking_trap`]: how late a ticker task wakes in each
+/// [`Setup`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockingTrap {
+    /// How often the ticker wants to wake, in ms.
     pub tick_ms: u64,
+    /// How long each setup runs, in ms.
     pub duration_ms: u64,
     /// How long the CPU-bound work runs between its (non-)yields.
     pub burn_ms: u64,
+    /// One result per setup, in the order of [`Setup::ALL`].
     pub results: Vec<TrapResult>,
 }
 
@@ -155,6 +167,7 @@ impl BlockingTrap {
             .map_or(f64::NAN, |r| r.percentile(50.0))
     }
 
+    /// One row per setup: ticks counted, median, 90th percentile and worst lateness, in ms.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -189,6 +202,7 @@ impl BlockingTrap {
         chart.render()
     }
 
+    /// Shows [`BlockingTrap::table`] as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }

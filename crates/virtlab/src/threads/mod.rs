@@ -1,5 +1,5 @@
 //! Chapter 2: one process, many threads. The thread as a kind of worker ([`Threads`], run by
-//! the shared [`executor`](crate::executor)); what a thread costs to start and join;
+//! the shared [`executor`]); what a thread costs to start and join;
 //! CPU-bound scaling with std threads and rayon against Amdahl's law ([`scaling`]); and the
 //! price of sharing one counter between threads ([`sharing`]).
 //!

@@ -2,11 +2,11 @@
 //! threads with std threads and with rayon, the speed-up fitted to Amdahl's law, and the same
 //! job in Python threads (held back by the GIL) for comparison.
 
-use crate::cost::median;
 use crate::display::{Figure, Table};
 use crate::error::check_range;
 use crate::outcome::Outcome;
 use crate::plot::LineChart;
+use crate::stats::median;
 use crate::threads::check_thread_count;
 use crate::{Error, Result, machine};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,7 @@ pub enum Runner {
 }
 
 impl Runner {
+    /// The name tables and legends show: `std threads` or `rayon`.
     pub fn name(self) -> &'static str {
         match self {
             Runner::StdThreads => "std threads",
@@ -92,9 +93,15 @@ fn chunks(samples: u64, parts: usize) -> impl Iterator<Item = (u64, u64)> {
 /// One thread count of a scaling run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScalePoint {
+    /// How many threads shared the job (more than the CPUs means oversubscribed).
     pub threads: usize,
+    /// Wall time of the whole job on that many threads, in seconds (median of 3 runs).
     pub seconds: f64,
+    /// How many times faster than on one thread: 1-thread seconds ÷ these seconds (2.0 = twice
+    /// as fast).
     pub speedup: f64,
+    /// Speed-up per thread: 1.0 (100%) is perfect scaling; lower means threads waited or shared
+    /// a core.
     pub efficiency: f64,
 }
 
@@ -120,9 +127,14 @@ fn points_from(times: &[(usize, f64)]) -> Vec<ScalePoint> {
 /// Speed-up and efficiency of a fixed CPU-bound job on 1 … `max_threads` threads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scaling {
+    /// Monte Carlo samples in the whole job (the same for every thread count), sized so one thread
+    /// takes about the asked time.
     pub samples: u64,
+    /// CPUs this process was allowed to use: where the ideal line levels off.
     pub usable_cpus: usize,
+    /// One point per thread count with the job split into one equal chunk per std thread.
     pub std_threads: Vec<ScalePoint>,
+    /// One point per thread count with the job run on a rayon pool of that many threads.
     pub rayon: Vec<ScalePoint>,
     /// Amdahl's parallel fraction p fitted to the std-thread speed-ups up to the CPU count.
     pub amdahl_p: f64,
@@ -220,7 +232,9 @@ pub fn fit_amdahl(points: &[(usize, f64)]) -> f64 {
 /// The Python peer's speed-ups and the Python version that produced them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PythonScaling {
+    /// The Python version that ran it, e.g. `3.12.3`.
     pub version: String,
+    /// One point per thread count; the speed-ups are relative to Python's own one-thread time.
     pub points: Vec<ScalePoint>,
 }
 
@@ -262,6 +276,8 @@ fn python_scaling(counts: &[usize]) -> std::result::Result<PythonScaling, String
 }
 
 impl Scaling {
+    /// One row per runner and thread count: seconds, speed-up and efficiency; the caption gives
+    /// the samples, the usable CPUs and the fitted Amdahl p.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
@@ -295,6 +311,8 @@ impl Scaling {
         t
     }
 
+    /// Speed-up against threads for std threads, rayon and Python, beside the ideal (capped at the
+    /// CPU count) and the fitted Amdahl curve.
     pub fn plot(&self) -> Result<Figure> {
         let speedups = |points: &[ScalePoint]| {
             points
@@ -329,6 +347,7 @@ impl Scaling {
             .render()
     }
 
+    /// Shows [`Scaling::table`] as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }
@@ -337,6 +356,25 @@ impl Scaling {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_python_peer_counts_the_same_hits_as_rust() {
+        let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers");
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import sys; sys.path.insert(0, sys.argv[1]); import threads_cpu; print(threads_cpu.hits(7, 20000))")
+            .arg(&peers)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("python3 runs on every machine this project supports");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let python: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert_eq!(python, monte_carlo_hits(7, 20000));
+    }
 
     #[test]
     fn chunks_cover_every_sample_once() {

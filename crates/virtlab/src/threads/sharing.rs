@@ -1,10 +1,10 @@
 //! Chapter 2's price of sharing: threads adding to one total through a `Mutex`, an atomic, or
 //! private sums added once at the end, each checked for lost updates and timed.
 
-use crate::cost::median;
 use crate::display::{Figure, Table};
 use crate::error::check_range;
 use crate::plot::LineChart;
+use crate::stats::median;
 use crate::threads::check_thread_count;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,10 @@ pub enum Sharing {
 }
 
 impl Sharing {
+    /// Every method, in the order tables and charts show them: the slowest (usually) first.
     pub const ALL: [Sharing; 3] = [Sharing::Mutex, Sharing::Atomic, Sharing::PerThreadSums];
 
+    /// The name tables and legends show: `Mutex<u64>`, `AtomicU64` or `per-thread sums`.
     pub fn name(self) -> &'static str {
         match self {
             Sharing::Mutex => "Mutex<u64>",
@@ -82,11 +84,18 @@ impl Sharing {
     }
 }
 
+/// One method at one thread count, as [`sharing_costs`] measured it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharingPoint {
+    /// How the threads shared the total.
     pub method: Sharing,
+    /// How many threads added at once.
     pub threads: usize,
+    /// The final total, checked to be threads × increments per thread: no update was lost.
     pub total: u64,
+    /// Wall time of the whole count divided by every increment of every thread, in ns (median of
+    /// 3 runs); lower is cheaper. Threads that run in parallel lower it, threads that queue for one
+    /// cache line raise it.
     pub ns_per_increment: f64,
 }
 
@@ -137,10 +146,13 @@ pub fn sharing_costs(
 pub struct SharingCosts(pub Vec<SharingPoint>);
 
 impl SharingCosts {
+    /// Measures every method at each of `thread_counts` (each count 1 to 10 000), each
+    /// thread adding 1 `increments_per_thread` times (1 to 10⁹); see [`sharing_costs`].
     pub fn measure(thread_counts: &[usize], increments_per_thread: u64) -> Result<SharingCosts> {
         sharing_costs(thread_counts, increments_per_thread).map(SharingCosts)
     }
 
+    /// One row per method and thread count: the checked total and ns per increment.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             "One counter, many threads (median of 3)",
@@ -157,6 +169,7 @@ impl SharingCosts {
         t
     }
 
+    /// ns per increment against threads, one line per method, on a log y axis.
     pub fn plot(&self) -> Result<Figure> {
         let mut chart = LineChart::new("The price of sharing one counter")
             .x_label("threads")
@@ -174,6 +187,7 @@ impl SharingCosts {
         chart.render()
     }
 
+    /// Shows [`SharingCosts::table`] as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
     }
