@@ -5,6 +5,11 @@
 //!
 //! A guard kills every shim still running and removes every group on every exit path; the shims
 //! themselves remove their group when their worker ends or when this process dies.
+//!
+//! Why not the shared executor (the [`super::kind::Containers`] kind is that path): here one
+//! container failing must not stop its neighbours (the OOM demo shows they carry on), and each
+//! container brings data the executor does not carry (its probe, the shim's steps and end, its
+//! cgroup's counters sampled while it runs).
 
 use super::cgroup::{Cgroup, Stats};
 use super::init::{END_PREFIX, End, SETUP_PREFIX};
