@@ -114,6 +114,34 @@ def bench_tasks(repeats, n=100_000):
     ]
 
 
+def bench_containers(repeats):
+    """Chapter 7: our container's start → first line vs a plain process and vs crun and runc
+    starting the same worker from an OCI bundle; memory per container."""
+    costs = run_json([str(VIRTLAB), "container-cost", "--repeats", str(repeats), "--json"])
+    starts = {s["kind"]: s for s in costs["starts"]}
+    process, plain = starts["process"], starts["container, no cgroup"]
+    ours = next(s for s in costs["starts"] if s["kind"].startswith("container, ") and s is not plain)
+    rows = [row(f"{kind} start → first line", "ms", c["samples_ms"], "a plain virtlab process",
+                process["samples_ms"], target=3 * process["first_line_ms"],
+                note="target: at most 3× the process, on this machine")
+            for kind, c in (("container (no cgroup)", plain), (ours["kind"], ours))]
+    for runtime in ("crun", "runc"):
+        theirs = starts.get(runtime)
+        if not theirs or not theirs["samples_ms"]:
+            rows.append(skipped_row(f"{ours['kind']} start → first line vs {runtime}",
+                                    theirs["note"] if theirs else f"{runtime} was not measured"))
+            continue
+        rows.append(row(f"{ours['kind']} start → first line vs {runtime}", "ms", ours["samples_ms"],
+                        f"{runtime} ({theirs['note']})", theirs["samples_ms"],
+                        target=theirs["first_line_ms"] / 5, note="target: 5× faster than the runtime"))
+    memory_peer = next((starts[r] for r in ("crun", "runc") if starts.get(r, {}).get("memory_bytes")), None)
+    rows.append(row("memory per container (shim + pid 1)", "B", [ours["memory_bytes"]],
+                    f"{memory_peer['kind']} (runtime + pid 1)" if memory_peer else "—",
+                    [memory_peer["memory_bytes"]] if memory_peer else None,
+                    note="" if memory_peer else "no runtime ran here"))
+    return rows
+
+
 def matmul_gflops(n, runs_ms):
     return [2 * n**3 / (ms * 1e-3) / 1e9 for ms in runs_ms]
 
@@ -302,6 +330,7 @@ def main(argv):
         + bench_threads([1, 8] if args.quick else [1, 8, 64], repeats)
         + bench_scaling(3 if args.quick else 5)
         + bench_tasks(repeats)
+        + bench_containers(repeats)
         + bench_matmul_cpu([2048] if args.quick else [512, 1024, 2048, 4096], repeats, essay_case=not args.quick)
         + bench_matmul_gpu(repeats)
         + bench_vm(3 if args.quick else 5)

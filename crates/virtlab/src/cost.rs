@@ -26,7 +26,14 @@ use serde::{Deserialize, Serialize};
 pub const METHOD: &str = "Method: a fresh virtlab process starts N units through the chapter's executor and reads, once all N run, its process tree's memory (sum of PSS) and the kernel's for that tree (page tables, VmPTE, plus one kernel stack per thread), minus the same reading before; per unit = difference / N, median of the rounds. Time: from asking for a unit to its first line, median over units and rounds. Points at or below zero (within a page of noise) cannot sit on a log axis and are left out.";
 
 /// The kinds of worker the ladder can measure so far, cheapest first.
-pub const KINDS: [&str; 4] = ["task", "thread", "process", "vm"];
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub const KINDS: &[&str] = &["task", "thread", "process", "container", "vm"];
+/// The kinds of worker the ladder can measure so far, cheapest first.
+#[cfg(all(target_os = "linux", not(target_arch = "x86_64")))]
+pub const KINDS: &[&str] = &["task", "thread", "process", "container"];
+/// The kinds of worker the ladder can measure so far, cheapest first.
+#[cfg(not(target_os = "linux"))]
+pub const KINDS: &[&str] = &["task", "thread", "process"];
 
 /// The most rounds per count.
 pub const MAX_ROUNDS: usize = 20;
@@ -37,6 +44,8 @@ fn kind_named(name: &str) -> Result<Box<dyn Kind>> {
         "process" => Ok(Box::new(processes::Processes::new()?)),
         "thread" => Ok(Box::new(threads::Threads::new())),
         "task" => Ok(Box::new(tasks::Tasks::new()?)),
+        #[cfg(target_os = "linux")]
+        "container" => Ok(Box::new(crate::container::kind::Containers::for_ladder()?)),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         "vm" => Ok(Box::new(crate::vm::Vms::new(crate::vm::LADDER_MEMORY)?)),
         #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]

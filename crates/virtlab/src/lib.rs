@@ -132,6 +132,24 @@
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
+//! # Chapter 7: containers
+//!
+//! The same worker in containers built from namespaces and a cgroup ([`container`], Linux
+//! only): each sees itself as pid 1 under its own hostname, held to its limits. Not run as a
+//! doc test: it needs root or user namespaces.
+//!
+//! ```no_run
+//! # #[cfg(target_os = "linux")] {
+//! use virtlab::container::{Limits, run::{self, Options}};
+//!
+//! let limits = Limits::parse(Some("0.5"), Some("64MiB"), Some("64"))?;
+//! let work = virtlab::work::Work::new("container", 3, 500)?;
+//! let run = run::run(&work, 3, &Options { echo: true, limits, ..Options::default() })?;
+//! println!("{}", run.table()); // "0: container-1 pid 1 (host pid 4242), hostname container-1" first
+//! # }
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
 //! # Modules
 //!
 //! - [`machine`]: what the machine offers (CPUs, limits, memory, hypervisor, GPU); chapter 0.
@@ -146,6 +164,8 @@
 //! - [`cost`]: the cost ladder, time and memory per unit for every kind of worker.
 //! - [`matmul`]: matrix multiply on the CPU and the GPU, measured right; chapter 4.
 //! - [`vm`]: virtual machines through KVM, and the price of being virtual; chapter 6.
+//! - [`container`]: containers from namespaces and a cgroup, as a kind of worker (Linux);
+//!   chapter 7.
 //! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
 //! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
 //! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
@@ -161,6 +181,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub mod container;
 pub mod cost;
 pub mod display;
 pub mod error;

@@ -119,6 +119,20 @@ enum Command {
     },
     /// Chapter 4: multiply two n×n matrices on the CPU and/or the GPU, timed right.
     Matmul(cli::matmul::MatmulArgs),
+    /// Chapter 7: run the work in N containers (namespaces + a cgroup each), with limits.
+    #[cfg(target_os = "linux")]
+    Container(cli::container::ContainerArgs),
+    /// Chapter 7: start → first line of a container beside a process, crun and runc; its steps.
+    #[cfg(target_os = "linux")]
+    ContainerCost(cli::container::CostArgs),
+    /// A container runtime run with a hybrid layout's cgroup2 hidden (for `container-cost`).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    HideCgroup2(cli::container::HideArgs),
+    /// One container's shim (started by `container`; not run by hand).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    Contain(cli::container::ContainArgs),
     // Chapter 6 drives KVM with x86-64 guest code.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[command(flatten)]
@@ -135,6 +149,9 @@ enum Command {
         /// Abort at this iteration (a crash, on purpose).
         #[arg(long)]
         crash_at: Option<u32>,
+        #[cfg(target_os = "linux")]
+        #[command(flatten)]
+        container: cli::container::WorkerExtras,
     },
 }
 
@@ -174,7 +191,23 @@ fn run(cli: Cli) -> virtlab::Result<()> {
             work,
             parent_pid,
             crash_at,
-        } => cli::workers::worker(&name, &work, parent_pid, crash_at),
+            #[cfg(target_os = "linux")]
+            container,
+        } => {
+            #[cfg(target_os = "linux")]
+            let mut extra = cli::container::worker_extras(container, &name)?;
+            #[cfg(not(target_os = "linux"))]
+            let mut extra = |_| String::new();
+            cli::workers::worker(&name, &work, parent_pid, crash_at, &mut extra)
+        }
+        #[cfg(target_os = "linux")]
+        Command::Container(args) => cli::container::container(args),
+        #[cfg(target_os = "linux")]
+        Command::ContainerCost(args) => cli::container::container_cost(args),
+        #[cfg(target_os = "linux")]
+        Command::Contain(args) => cli::container::contain(args),
+        #[cfg(target_os = "linux")]
+        Command::HideCgroup2(args) => cli::container::hide_cgroup2(args),
         Command::Scale {
             max_threads,
             single_thread_ms,

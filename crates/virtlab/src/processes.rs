@@ -137,9 +137,11 @@ impl Kind for Processes {
         let writer_for_stderr = writer
             .try_clone()
             .map_err(|e| Error::os("creating a pipe for a worker", e))?;
-        let mut command = self.worker_command(&unit);
-        command.stdout(writer).stderr(writer_for_stderr);
+        // Wrapped before its output is set: a wrapper builds a new command from this one's
+        // program and arguments (a Command's stdio cannot be read back).
+        let command = self.worker_command(&unit);
         let mut command = (self.wrap)(&unit, command)?;
+        command.stdout(writer).stderr(writer_for_stderr);
         let child = command
             .spawn()
             .map_err(|e| Error::os(format!("starting worker process {number}"), e))?;
@@ -222,8 +224,15 @@ pub fn run(work: &Work, workers: usize, options: Options) -> Result<Run> {
 }
 
 /// The worker side: runs `work` in this process, printing the essay's line and an event line
-/// per step. Stops early if `parent_pid` is given and is no longer our parent.
-pub fn worker_main(work: &Work, parent_pid: Option<u32>, crash_at: Option<u32>) -> Result<()> {
+/// per step. Stops early if `parent_pid` is given and is no longer our parent. `extra(i)` runs
+/// at iteration `i` and returns text for the end of its line (a container's host pid and
+/// hostname, the memory it holds).
+pub fn worker_main(
+    work: &Work,
+    parent_pid: Option<u32>,
+    crash_at: Option<u32>,
+    extra: &mut (dyn FnMut(u32) -> String + Send),
+) -> Result<()> {
     release::die_with_parent();
     // Checked after asking for the signal, so a parent that died in between is still noticed.
     let parent_alive = || parent_pid.is_none_or(|p| current_parent_pid() == Some(p));
@@ -242,7 +251,7 @@ pub fn worker_main(work: &Work, parent_pid: Option<u32>, crash_at: Option<u32>) 
             if crash_at == Some(i) {
                 std::process::abort();
             }
-            Ok(Some(format!("{i}: {} pid {pid}", work.name)))
+            Ok(Some(format!("{i}: {} pid {pid}{}", work.name, extra(i))))
         },
     );
     match status {

@@ -1,4 +1,6 @@
-//! Human-readable quantities for tables and messages.
+//! Human-readable quantities for tables and messages, and sizes typed by people.
+
+use crate::{Error, Result};
 
 /// Bytes in binary units: `1536` → `"1.5 KiB"`.
 pub fn bytes(n: u64) -> String {
@@ -16,8 +18,67 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// Parses a size typed by a person: `64MiB`, `1.5 GiB`, `512k`, `1G`, `4096` (bytes).
+/// Binary units (KiB, MiB, GiB, TiB; K, M, G, T with or without a B) count in 1024s, decimal ones
+/// (kB, MB, GB, TB) in 1000s. `what` names the value in the error.
+pub fn parse_bytes(what: &str, text: &str) -> Result<u64> {
+    let bad = || {
+        Error::invalid(
+            what,
+            format!("{text:?}"),
+            "write a positive size such as 64MiB, 512KiB, 1.5GiB or 4096 (bytes)",
+        )
+    };
+    let text_trimmed = text.trim();
+    let split = text_trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text_trimmed.len());
+    let (number, unit) = text_trimmed.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let scale: f64 = match unit.trim() {
+        "" | "B" | "b" => 1.0,
+        "k" | "K" | "KiB" | "KB" | "Ki" => 1024.0,
+        "M" | "m" | "MiB" | "Mi" => 1024.0 * 1024.0,
+        "G" | "g" | "GiB" | "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "t" | "TiB" | "Ti" => 1024f64.powi(4),
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return Err(bad()),
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes.round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parse_bytes_reads_units_and_refuses_nonsense() {
+        use super::parse_bytes;
+        assert_eq!(parse_bytes("m", "64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("m", "64M"), Ok(64 << 20));
+        assert_eq!(parse_bytes("m", "1.5 GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("m", "4096"), Ok(4096));
+        assert_eq!(parse_bytes("m", "2MB"), Ok(2_000_000));
+        for bad in [
+            "",
+            "-1MiB",
+            "0",
+            "0MiB",
+            "12 parsecs",
+            "MiB",
+            "1..2M",
+            "1e9",
+        ] {
+            let e = parse_bytes("the memory limit", bad).unwrap_err();
+            assert!(e.problem().starts_with("the memory limit cannot be"), "{e}");
+        }
+    }
+
     #[test]
     fn bytes_picks_binary_units() {
         assert_eq!(super::bytes(0), "0 B");

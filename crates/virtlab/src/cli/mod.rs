@@ -8,6 +8,8 @@
 //! [`virtlab::tasks::TaskScaling`] for `tasks-scale`; [`virtlab::matmul::Run`] for `matmul`;
 //! `{"machine": Machine, "peak": Peak | null}` for `machine`. `scripts/bench` reads these.
 
+#[cfg(target_os = "linux")]
+pub mod container;
 pub mod ladder;
 pub mod machine;
 pub mod matmul;

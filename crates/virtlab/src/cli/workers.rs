@@ -97,8 +97,9 @@ pub fn worker(
     work: &WorkArgs,
     parent_pid: Option<u32>,
     crash_at: Option<u32>,
+    extra: &mut (dyn FnMut(u32) -> String + Send),
 ) -> Result<()> {
-    processes::worker_main(&work.work(name)?, parent_pid, crash_at)
+    processes::worker_main(&work.work(name)?, parent_pid, crash_at, extra)
 }
 
 /// `virtlab scale`.

@@ -9,9 +9,9 @@
 use super::guest::{Guest, native_compute};
 use super::kind::MAX_VMS;
 use super::{GuestExit, Vm, support};
-use crate::cost::median;
 use crate::display::{Figure, Html, Table};
 use crate::plot::BarChart;
+use crate::stats::median;
 use crate::{Error, Result, units};
 use serde::Serialize;
 use std::time::{Duration, Instant};

@@ -4,9 +4,9 @@
 //! usually answered by the CPU itself. And *steal time*: how long the host gave our vCPUs to
 //! someone else while we wanted them, read from `/proc/stat` while a CPU-bound job runs.
 
-use crate::cost::median;
 use crate::display::{Figure, Html, Table};
 use crate::plot::BarChart;
+use crate::stats::median;
 use crate::{Error, Result, machine, threads};
 use serde::Serialize;
 use std::time::{Duration, Instant};

@@ -1,0 +1,226 @@
+//! Limits acting: a CPU-bound worker under 100 %, 50 %, 25 % of one CPU (the CPU time it
+//! receives and the periods the kernel throttled it, from the group's own counters), a worker
+//! that allocates past its memory limit until the OOM killer ends it, and a fork bomb stopped
+//! at its pids limit.
+
+use super::Limits;
+use super::run::{self, ContainerReport, Options};
+use crate::display::{Figure, Table};
+use crate::plot::LineChart;
+use crate::work::Work;
+use crate::{Error, Result, units};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How often the CPU demo reads the group's counters.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// One CPU-bound container under one quota.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaRun {
+    /// CPUs' worth of quota (1.0, 0.5, 0.25).
+    pub cpu: f64,
+    /// CPU time it received per second of wall time, over the whole run.
+    pub cpu_share: f64,
+    /// CFS periods in which it had work to run.
+    pub periods: u64,
+    /// Periods that ended with its quota used up.
+    pub throttled_periods: u64,
+    /// Time it waited for the next period.
+    pub throttled_ms: f64,
+    /// The container's own report (with the counters sampled every 100 ms).
+    pub report: ContainerReport,
+}
+
+/// The CPU demo: one worker per quota, each burning CPU for `seconds`, one after the other so
+/// they do not compete with each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaSweep {
+    /// One run per quota, in the order given.
+    pub runs: Vec<QuotaRun>,
+}
+
+/// Runs a CPU-bound container under each quota in `quotas` for about `seconds` each.
+pub fn cpu_quotas(quotas: &[f64], seconds: u64) -> Result<QuotaSweep> {
+    crate::error::check_range("seconds per quota", seconds, 1, 600)?;
+    if quotas.is_empty() {
+        return Err(Error::new(
+            "no CPU quotas to compare",
+            "give one or more, e.g. &[1.0, 0.5, 0.25]",
+        ));
+    }
+    let limits: Vec<Limits> = quotas
+        .iter()
+        .map(|&cpu| {
+            Limits {
+                cpu: Some(cpu),
+                ..Limits::default()
+            }
+            .checked()
+        })
+        .collect::<Result<_>>()?;
+    // Iterations of 100 ms burns with a 1 ms pause: CPU-bound, yet it reports as it goes.
+    let work = Work::new("cpu", (seconds * 10) as u32, 1)?.burning(100)?;
+    let mut runs = Vec::new();
+    for (limits, &cpu) in limits.into_iter().zip(quotas) {
+        let options = Options {
+            limits,
+            sample_every: Some(SAMPLE_EVERY),
+            ..Options::default()
+        };
+        let run = run::run(&work, 1, &options)?;
+        if let Some(e) = run.failure() {
+            return Err(e);
+        }
+        let report =
+            run.containers.into_iter().next().ok_or_else(|| {
+                Error::new("the container left no report", "report this as a bug")
+            })?;
+        let end = report.end_stats.unwrap_or_default();
+        runs.push(QuotaRun {
+            cpu,
+            cpu_share: end.cpu_ns.unwrap_or(0) as f64 / 1e6 / run.wall_ms,
+            periods: end.periods.unwrap_or(0),
+            throttled_periods: end.throttled_periods.unwrap_or(0),
+            throttled_ms: end.throttled_ns.unwrap_or(0) as f64 / 1e6,
+            report,
+        });
+    }
+    Ok(QuotaSweep { runs })
+}
+
+impl QuotaSweep {
+    /// Quota, CPU received, periods and time throttled, a row per quota.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(
+            "A CPU-bound worker under a CPU quota (counters from its cgroup)",
+            [
+                "quota",
+                "CPU received per second",
+                "periods",
+                "throttled periods",
+                "time throttled",
+            ],
+        );
+        for r in &self.runs {
+            t.row([
+                format!("{:.0} % of one CPU", r.cpu * 100.0),
+                format!("{:.0} %", r.cpu_share * 100.0),
+                r.periods.to_string(),
+                r.throttled_periods.to_string(),
+                format!("{:.0} ms", r.throttled_ms),
+            ]);
+        }
+        t
+    }
+
+    /// Time spent throttled, counted up over time, a line per quota: flat at 100 %, steeper the
+    /// smaller the quota (each period the worker waits out what is left of it).
+    pub fn throttling_plot(&self) -> Result<Figure> {
+        let mut chart = LineChart::new("Time spent throttled so far, by quota")
+            .x_label("seconds since the run started")
+            .y_label("ms throttled");
+        for r in &self.runs {
+            let first = r.report.samples.first().map_or(0.0, |s| s.t_ms);
+            chart = chart.series(
+                format!("{:.0} %", r.cpu * 100.0),
+                r.report.samples.iter().filter_map(|s| {
+                    Some(((s.t_ms - first) / 1e3, s.stats.throttled_ns? as f64 / 1e6))
+                }),
+            );
+        }
+        chart.render()
+    }
+
+    /// CPU received per 100 ms sample, a line per quota: it sits at the quota.
+    pub fn share_plot(&self) -> Result<Figure> {
+        let mut chart = LineChart::new("CPU received by the worker, by quota")
+            .x_label("seconds since the run started")
+            .y_label("% of one CPU");
+        for r in &self.runs {
+            let s = &r.report.samples;
+            let first = s.first().map_or(0.0, |s| s.t_ms);
+            let points = s.windows(2).filter_map(|w| {
+                let cpu = w[1].stats.cpu_ns?.checked_sub(w[0].stats.cpu_ns?)? as f64 / 1e6;
+                Some((
+                    (w[1].t_ms - first) / 1e3,
+                    100.0 * cpu / (w[1].t_ms - w[0].t_ms),
+                ))
+            });
+            chart = chart.series(format!("{:.0} %", r.cpu * 100.0), points);
+        }
+        chart.render()
+    }
+
+    /// Shows the table inline in a notebook.
+    pub fn evcxr_display(&self) {
+        self.table().evcxr_display();
+    }
+}
+
+/// A worker allocating `step_mib` more each iteration in a container limited to `memory`
+/// bytes, running beside `bystanders` containers with the same limit that only print: the
+/// first is OOM-killed (reported as such), the others end normally.
+pub fn oom(memory: u64, step_mib: u32, bystanders: usize) -> Result<Vec<ContainerReport>> {
+    crate::error::check_range("MiB per step", step_mib, 1, 4096)?;
+    let limits = Limits {
+        memory: Some(memory),
+        ..Limits::default()
+    }
+    .checked()?;
+    let steps = (memory >> 20) as u32 / step_mib + 4;
+    let options = Options {
+        echo: true,
+        limits,
+        allocate_mib: step_mib,
+        allocate_only: Some(1),
+        ..Options::default()
+    };
+    Ok(run::run(&Work::new("box", steps, 100)?, 1 + bystanders, &options)?.containers)
+}
+
+/// How each container ended, with its peak memory and OOM kills.
+pub fn endings(reports: &[ContainerReport]) -> Table {
+    let mut t = Table::new(
+        "How each container ended",
+        [
+            "container",
+            "ended with",
+            "memory peak",
+            "OOM kills",
+            "last line",
+        ],
+    );
+    for r in reports {
+        let end = r.end_stats.unwrap_or_default();
+        t.row([
+            r.name.clone(),
+            r.status.clone(),
+            end.memory_peak_bytes.map_or("?".into(), units::bytes),
+            end.oom_kills.map_or("?".into(), |n| n.to_string()),
+            r.lines.last().cloned().unwrap_or_default(),
+        ]);
+    }
+    t
+}
+
+/// A container with at most `pids` processes that forks until the kernel refuses.
+pub fn fork_bomb(pids: u64) -> Result<ContainerReport> {
+    crate::error::check_range("the pids limit", pids, 1, super::worker::FORK_BOMB_CAP)?;
+    let limits = Limits {
+        pids: Some(pids),
+        ..Limits::default()
+    }
+    .checked()?;
+    let options = Options {
+        echo: true,
+        limits,
+        fork_bomb: true,
+        ..Options::default()
+    };
+    let run = run::run(&Work::new("bomb", 1, 1)?, 1, &options)?;
+    run.containers
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::new("the container left no report", "report this as a bug"))
+}

@@ -1,0 +1,437 @@
+//! Chapter 7's containers, for real: what they cannot see or do, their limits acting, and
+//! nothing left behind (process, cgroup folder, mount) however they end — normal end, crash,
+//! OOM kill, SIGKILL of the CLI that started them.
+#![cfg(target_os = "linux")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use virtlab::container::Limits;
+use virtlab::container::run::{self, ContainerReport, ContainerRun, Options};
+use virtlab::container::support::Support;
+use virtlab::executor;
+use virtlab::work::Work;
+
+/// Tests here look for groups and processes by owner, so they must not overlap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds the lock, or None (with the reason printed) where this machine cannot run containers.
+fn setup(limits: &Limits) -> Option<std::sync::MutexGuard<'static, ()>> {
+    // SAFETY: set before any test thread reads it; every test sets the same value.
+    unsafe { std::env::set_var("VIRTLAB_WORKER", env!("CARGO_BIN_EXE_virtlab")) };
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    match Support::detect().check(limits) {
+        Ok(()) => Some(guard),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
+
+fn limits(cpu: Option<f64>, memory: Option<u64>, pids: Option<u64>) -> Limits {
+    Limits { cpu, memory, pids }
+}
+
+/// Cgroup folders named for `owner`, in every hierarchy this machine offers.
+fn groups_of(owner: u32) -> Vec<String> {
+    let prefix = format!("virtlab-{owner}-");
+    Support::detect()
+        .controllers
+        .iter()
+        .filter_map(|c| c.place.as_ref().ok().map(|(_, dir)| dir.clone()))
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn mount_count() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// Waits (a bounded number of looks, not a timing assertion) until `done` holds.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..300 {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn assert_nothing_left(run: &ContainerRun) {
+    assert_nothing_left_of(&run.containers.iter().collect::<Vec<_>>());
+}
+
+fn assert_nothing_left_of(containers: &[&ContainerReport]) {
+    let me = std::process::id();
+    assert!(
+        eventually(|| groups_of(me).is_empty()),
+        "{:?}",
+        groups_of(me)
+    );
+    for c in containers {
+        assert!(!is_alive(c.shim_pid), "shim of {} alive", c.name);
+        if let Some(pid) = c.host_pid {
+            assert!(!is_alive(pid), "pid 1 of {} alive", c.name);
+        }
+    }
+}
+
+fn quiet(limits: Limits) -> Options {
+    Options {
+        echo: false,
+        limits,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn a_container_sees_only_itself_only_lo_and_cannot_write_host_files() {
+    let Some(_serial) = setup(&Limits::default()) else {
+        return;
+    };
+    let mounts_before = mount_count();
+    let work = Work::new("iso", 1, 10).unwrap();
+    let options = Options {
+        probe: true,
+        ..quiet(Limits::default())
+    };
+    let run = run::run(&work, 2, &options).unwrap();
+    for c in &run.containers {
+        assert!(c.success, "{c:?}");
+        let p = c.probe.as_ref().expect("the worker printed its probe");
+        assert_eq!(p.pid, 1);
+        assert_eq!(p.host_pid, c.host_pid);
+        assert_eq!(p.processes, 1, "only itself in /proc");
+        assert_eq!(p.interfaces, vec!["lo".to_string()]);
+        assert_eq!(p.hostname, c.name);
+        let write = p.write_usr.as_deref().unwrap_or("");
+        assert!(write.starts_with("refused"), "{write}");
+        assert!(
+            !p.root
+                .iter()
+                .any(|n| n == "work" || n == "root" || n == "home")
+        );
+        assert!(c.lines[0].starts_with(&format!("0: {} pid 1 (host pid", c.name)));
+    }
+    assert_nothing_left(&run);
+    assert_eq!(mount_count(), mounts_before, "no mount reached the host");
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_pids_limit() {
+    let l = limits(None, None, Some(16));
+    let Some(_serial) = setup(&l) else {
+        return;
+    };
+    let options = Options {
+        fork_bomb: true,
+        ..quiet(l)
+    };
+    let run = run::run(&Work::new("bomb", 1, 10).unwrap(), 1, &options).unwrap();
+    let c = &run.containers[0];
+    assert!(c.success, "{c:?}");
+    let line = &c.lines[0];
+    let forks: u64 = line
+        .split("stopped after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no fork count in {line}"));
+    assert!(forks < 16, "{line}");
+    assert!(c.end_stats.and_then(|s| s.pids_refused).unwrap_or(0) >= 1);
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn a_cpu_quota_throttles_a_cpu_bound_worker() {
+    let Some(_serial) = setup(&limits(Some(0.25), None, None)) else {
+        return;
+    };
+    let sweep = virtlab::container::limits::cpu_quotas(&[0.25], 1).unwrap();
+    let r = &sweep.runs[0];
+    assert!(r.report.success, "{:?}", r.report);
+    assert!(r.periods > 0 && r.throttled_periods > 0, "{r:?}");
+    assert!(r.report.samples.len() >= 2, "sampled while running");
+    assert!(sweep.throttling_plot().is_ok() && sweep.share_plot().is_ok());
+    assert_nothing_left_of(&[&r.report]);
+}
+
+#[test]
+fn an_allocating_worker_is_reported_oom_killed_and_removed() {
+    let l = limits(None, Some(32 << 20), None);
+    let Some(_serial) = setup(&l) else {
+        return;
+    };
+    let options = Options {
+        allocate_mib: 8,
+        ..quiet(l)
+    };
+    let run = run::run(&Work::new("hog", 20, 10).unwrap(), 2, &options).unwrap();
+    for c in &run.containers {
+        assert!(c.oom_killed, "{c:?}");
+        assert!(
+            c.status.starts_with("OOM-killed at 32.0 MiB"),
+            "{}",
+            c.status
+        );
+        assert!(
+            run.failure()
+                .is_some_and(|e| e.problem().contains("OOM-killed"))
+        );
+    }
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn a_crash_is_reported_with_its_signal_and_removed() {
+    let l = limits(Some(0.5), Some(64 << 20), Some(64));
+    let Some(_serial) = setup(&l) else {
+        return;
+    };
+    let options = Options {
+        crash: Some((2, 0)),
+        ..quiet(l)
+    };
+    let run = run::run(&Work::new("crash", 2, 10).unwrap(), 2, &options).unwrap();
+    assert!(run.containers[0].success);
+    // abort() raises SIGABRT, which the kernel does not deliver to pid 1 from inside its own
+    // namespace (no handler installed); glibc then ends it with a fault instead (SIGSEGV).
+    let status = &run.containers[1].status;
+    assert!(status.starts_with("killed by signal"), "{status}");
+    assert!(!run.containers[1].oom_killed);
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn sigkill_of_the_cli_leaves_no_process_group_or_mount() {
+    let l = limits(Some(0.5), Some(64 << 20), Some(64));
+    let Some(_serial) = setup(&l) else {
+        return;
+    };
+    let mounts_before = mount_count();
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["container", "--containers", "2", "--iterations", "1000"])
+        .args(["--interval-ms", "100", "--cpu", "0.5", "--memory", "64MiB"])
+        .args(["--pids", "64"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    let mut lines = BufReader::new(cli.stdout.take().unwrap()).lines();
+    let mut workers = Vec::new();
+    while workers.len() < 2 {
+        let line = lines.next().expect("a line").unwrap();
+        let host_pid: u32 = line
+            .split("host pid ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no host pid in {line}"));
+        if !workers.contains(&host_pid) {
+            workers.push(host_pid);
+        }
+    }
+    // cpu, cpuacct, memory, pids on v1; one folder on v2.
+    assert_eq!(groups_of(cli_pid).len(), 2 * distinct_hierarchies());
+    let shims = shims_of(cli_pid);
+    assert_eq!(shims.len(), 2, "{shims:?}");
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    let started = Instant::now();
+    assert!(
+        eventually(|| groups_of(cli_pid).is_empty()),
+        "groups left: {:?}",
+        groups_of(cli_pid)
+    );
+    assert!(eventually(|| !shims
+        .iter()
+        .chain(&workers)
+        .any(|p| is_alive(*p))));
+    assert_eq!(mount_count(), mounts_before);
+    eprintln!(
+        "cleaned up {:?} after the CLI was killed",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn containers_are_one_more_kind_of_the_shared_executor() {
+    let l = limits(Some(0.5), Some(64 << 20), Some(64));
+    let Some(_serial) = setup(&l) else {
+        return;
+    };
+    let work = Work::new("container", 2, 10).unwrap();
+    let run = virtlab::container::kind::run(&work, 2, l, executor::Options::quiet()).unwrap();
+    assert!(run.succeeded(), "{:?}", run.units);
+    assert_eq!(run.kind, "container");
+    assert!(run.units.iter().all(|u| u.first_line_ms.is_some()));
+    assert!(
+        run.summary.contains("as containers (0.5 CPU"),
+        "{}",
+        run.summary
+    );
+    let options = executor::Options {
+        fault: Some(executor::Fault { unit: 2, at: 0 }),
+        ..executor::Options::quiet()
+    };
+    let run = virtlab::container::kind::run(&work, 2, l, options).unwrap();
+    match &run.units[1].status {
+        executor::Status::Crashed(why) => assert!(why.contains("pid 1 killed by signal"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let me = std::process::id();
+    assert!(
+        eventually(|| groups_of(me).is_empty()),
+        "{:?}",
+        groups_of(me)
+    );
+}
+
+#[test]
+fn a_normal_user_gets_root_inside_mapped_to_itself_and_no_cgroup_limits() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run the CLI as another user");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let nobody = 65534;
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_virtlab"))
+            .args(["container", "--containers", "1", "--iterations", "1"])
+            .args(args)
+            .env("VIRTLAB_WORKER", env!("CARGO_BIN_EXE_virtlab"))
+            .current_dir("/")
+            .uid(nobody)
+            .gid(nobody)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--probe"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && err.contains("user namespace") {
+        eprintln!("skipped: {err}");
+        return;
+    }
+    assert!(out.status.success(), "{text}{err}");
+    let ids = text
+        .lines()
+        .find(|l| l.starts_with("user id"))
+        .unwrap_or_else(|| panic!("no user id row in {text}"));
+    assert!(ids.contains(&format!("0 → {nobody}")), "{ids}");
+    // A v1 hierarchy is root's alone: a limit is refused with the fix, nothing starts.
+    let out = cli(&["--memory", "64MiB"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if Support::detect()
+        .controllers
+        .iter()
+        .any(|c| matches!(&c.place, Ok((virtlab::container::support::Version::V1, _))))
+    {
+        assert!(!out.status.success());
+        assert!(
+            err.contains("memory limit cannot be set") && err.contains("Fix:"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn without_a_cgroup_filesystem_a_limit_is_refused_with_its_fix() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["container", "--containers", "1", "--memory", "64MiB"])
+        .env("VIRTLAB_CGROUP_ROOT", "/nonexistent-cgroup-root")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("virtlab error: the memory limit cannot be set: no cgroup filesystem"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Fix:") && err.contains("leave out --memory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_are_refused_before_anything_starts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for (flag, value, says) in [
+        ("--cpu", "0", "CPU limit cannot be 0"),
+        ("--cpu", "-0.5", "CPU limit cannot be -0.5"),
+        ("--cpu", "4096", "CPU limit cannot be 4096"),
+        ("--memory", "1KiB", "memory limit cannot be 1.0 KiB"),
+        (
+            "--memory",
+            "64 parsecs",
+            "memory limit cannot be \"64 parsecs\"",
+        ),
+        ("--pids", "0", "pids limit cannot be 0"),
+        ("--containers", "0", "number of containers cannot be 0"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+            .args(["container", flag, value])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(says) && err.contains("Fix:"),
+            "{flag} {value}: {err}"
+        );
+    }
+}
+
+/// Hierarchies a group spans here (one on v2; cpu, memory, pids, cpuacct on v1).
+fn distinct_hierarchies() -> usize {
+    let mut dirs: Vec<_> = Support::detect()
+        .controllers
+        .into_iter()
+        .filter_map(|c| c.place.ok())
+        .collect();
+    dirs.dedup();
+    dirs.len()
+}
+
+/// Pids of `virtlab contain` shims started by `parent`.
+fn shims_of(parent: u32) -> Vec<u32> {
+    let marker = format!("--parent-pid\0{parent}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("contain\0") && c.contains(&marker)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
