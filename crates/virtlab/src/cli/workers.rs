@@ -31,6 +31,9 @@ pub struct RunArgs {
     fault_unit: Option<usize>,
     #[arg(long, value_name = "I", requires = "fault_unit")]
     fault_at: Option<u32>,
+    /// Keep the other units running when one fails (by default they are stopped).
+    #[arg(long)]
+    keep_going: bool,
 }
 
 impl RunArgs {
@@ -57,6 +60,7 @@ impl RunArgs {
                 .fault_unit
                 .zip(self.fault_at)
                 .map(|(unit, at)| Fault { unit, at }),
+            fail_fast: !self.keep_going,
         })
     }
 }

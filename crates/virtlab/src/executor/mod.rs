@@ -9,7 +9,8 @@
 //!
 //! **The rule when a unit fails.** A run that could start returns `Ok(Run)`, whatever its units
 //! did; each unit's [`Status`] says how it ended. When a unit crashes, panics or is refused, the
-//! others are stopped (their status says why) — as a supervisor would. [`Run::check`] turns a run
+//! others are stopped (their status says why) — as a supervisor would — unless the caller asks
+//! for isolation instead ([`Options::fail_fast`] false: the neighbours run on). [`Run::check`] turns a run
 //! with a failed unit into the `Err` that names it, for callers that want `?` to stop there (the
 //! CLI exits non-zero that way). `Err` from [`run`] itself means nothing could run: bad input.
 //!
@@ -52,6 +53,9 @@ pub struct Options {
     pub cancel: Option<Cancel>,
     /// Make one unit fail on purpose.
     pub fault: Option<Fault>,
+    /// When one unit fails by itself, stop the others (true, the default: a supervisor's rule).
+    /// False keeps the neighbours running: what isolation (a container's, say) promises.
+    pub fail_fast: bool,
 }
 
 /// Cancel unit number `unit` (1-based) `after` the start.
@@ -82,6 +86,7 @@ impl Default for Options {
             deadline: None,
             cancel: None,
             fault: None,
+            fail_fast: true,
         }
     }
 }
@@ -353,14 +358,18 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
             status: None,
         });
         if let Err(refusal) = outcome {
+            // A refused unit means the machine is out of something: nothing more is started,
+            // whatever the failure rule, and the rule decides about those already running.
             tracked[index].status = Some(Status::Refused(refusal.problem().to_string()));
-            let name = tracked[index].name.clone();
-            stop_others(
-                &mut tracked,
-                &mut kind,
-                index,
-                &format!("{name} was refused"),
-            );
+            if options.fail_fast {
+                let name = tracked[index].name.clone();
+                stop_others(
+                    &mut tracked,
+                    &mut kind,
+                    index,
+                    &format!("{name} was refused"),
+                );
+            }
             break;
         }
     }
@@ -435,7 +444,7 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
                     Some(reason) if status != Status::Completed => reason,
                     _ => status,
                 };
-                let failure = status.is_failure() && !failed;
+                let failure = status.is_failure() && !failed && options.fail_fast;
                 unit.status = Some(status);
                 if failure {
                     failed = true;

@@ -121,3 +121,17 @@ fn units_are_named_after_the_work_in_order_with_their_first_line_timed() {
     assert_eq!(run.table().rows().len(), 3);
     assert!(run.summary.starts_with("3 threads in one process"));
 }
+
+#[test]
+fn without_fail_fast_the_neighbours_of_a_failed_unit_run_to_the_end() {
+    let work = Work::new("t", 3, 5).unwrap();
+    let options = Options {
+        fail_fast: false,
+        ..Options::quiet().with_fault(2, 0)
+    };
+    let run = run(&mut Threads::new(), &work, 3, options).unwrap();
+    assert!(matches!(run.units[1].status, Status::Panicked(_)));
+    assert_eq!(run.units[0].status, Status::Completed);
+    assert_eq!(run.units[2].status, Status::Completed);
+    assert!(run.check().is_err(), "the failure is still reported");
+}

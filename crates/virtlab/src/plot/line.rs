@@ -259,22 +259,22 @@ impl LineChart {
             };
             drawn.map_err(|e| fail(&e))?;
             if let Some(&last) = points.last().filter(|_| self.label_points) {
-                // Beside the point, on the side with room: left of it in the right half.
+                // Beside the point, clear of its marker, on the side with room: left of it in
+                // the right half of the chart.
                 let (px, _) = chart.backend_coord(&last);
                 let (left, _) = chart.plotting_area().get_base_pixel();
                 let width = chart.plotting_area().dim_in_pixel().0 as i32;
-                let (text, side) = if px - left > width / 2 {
-                    (format!("{}  ", series.name), HPos::Right)
+                let (dx, side) = if px - left > width / 2 {
+                    (-9, HPos::Right)
                 } else {
-                    (format!("  {}", series.name), HPos::Left)
+                    (9, HPos::Left)
                 };
                 let style = (FONT, 13)
                     .into_font()
                     .color(&color)
                     .pos(Pos::new(side, VPos::Center));
-                chart
-                    .draw_series([Text::new(text, last, style)])
-                    .map_err(|e| fail(&e))?;
+                let label = EmptyElement::at(last) + Text::new(series.name.clone(), (dx, 0), style);
+                chart.draw_series([label]).map_err(|e| fail(&e))?;
             }
         }
         draw_below(&below, &self.keys(), self.note.as_deref(), &self.title)?;
