@@ -13,6 +13,9 @@
 //!
 //! A saved ladder is reused only when it was measured on this machine (this boot) with the
 //! counts asked for; anything else is measured anew.
+//!
+//! Why one long file: the probe, the ladder and its charts share the one method and its types;
+//! about a third of the file is tests.
 
 use crate::display::{Figure, Table};
 use crate::executor::{self, Kind, Options};

@@ -61,6 +61,9 @@ pub struct Machine {
     /// The hypervisor this runs under, e.g. `KVM` or `Hyper-V`; `None` when none is seen (bare
     /// metal, or a hypervisor that hides itself).
     pub hypervisor: Option<String>,
+    /// Whether this machine can make virtual machines, and how guest code would run: e.g.
+    /// "hardware-assisted KVM (AMD-V)", "software virtualization (KVM-PVM): …", or why not.
+    pub virtualization: String,
     /// The container this runs in and the file that gave it away, e.g. `Docker (/.dockerenv)`;
     /// `None` when none is seen.
     pub container: Option<String>,
@@ -94,6 +97,7 @@ impl Machine {
             memory_available_bytes: sys.available_memory(),
             cgroup_memory_limit: os::cgroup_memory_limit(),
             hypervisor: hypervisor(),
+            virtualization: virtualization(),
             container: os::container(),
             simd: crate::isa::simd_features(),
             gpu: gpu::probe(),
@@ -155,6 +159,11 @@ impl Machine {
             "a VM's vCPUs are threads of the host",
         ]);
         t.row([
+            "virtual machines (KVM)",
+            &self.virtualization,
+            "chapter 6 makes its own VMs here",
+        ]);
+        t.row([
             "container",
             self.container.as_deref().unwrap_or("none seen"),
             "",
@@ -212,6 +221,22 @@ fn brand_of(sys: &sysinfo::System) -> String {
 /// Parallelism the standard library grants (affinity and cgroup quota included), at least 1.
 pub fn usable_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What chapter 6 would find: the KVM mode, or what is missing and how to get it.
+fn virtualization() -> String {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        let support = crate::vm::support();
+        match support.ready() {
+            Ok(()) => support.label(),
+            Err(e) => format!("none: {}. Fix: {}", e.problem(), e.fix()),
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    {
+        "none: virtlab makes VMs with Linux's KVM on x86-64 only".to_string()
+    }
 }
 
 /// The hypervisor's name from CPUID (x86), or from /sys/hypervisor on Linux.

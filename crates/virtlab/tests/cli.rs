@@ -76,6 +76,7 @@ fn machine_prints_the_inventory() {
         "usable CPUs",
         "memory",
         "hypervisor",
+        "virtual machines (KVM)",
         "GPU",
     ] {
         assert!(stdout.contains(row), "missing {row}:\n{stdout}");

@@ -13,6 +13,9 @@
 //! a cgroup namespace, sets its hostname, builds a new root on a tmpfs (read-only binds of the
 //! host's /usr, /bin, /lib, /lib64, /etc and of the virtlab program; a private /tmp; a fresh
 //! /proc), pivots into it, brings `lo` up and execs the worker. Nothing goes through a shell.
+//!
+//! Why one long file: the shim and the child are two halves of one start-up sequence, with the
+//! same step log and the same raw system calls; reading them together is how to check them.
 
 use super::cgroup::{Cgroup, Stats};
 use crate::timeline::now_ns;

@@ -10,6 +10,9 @@
 //! before use so it is in L1 while the micro-kernel walks it along the panel, left to right
 //! across a strip of C. The micro-kernel holds an MR×NR tile of C in registers for kc steps of
 //! k, then adds it to C once; walking along the strip keeps C's rows streaming in order.
+//!
+//! Why one long file: the blocking, the packing and the micro-kernels are one algorithm whose
+//! unsafe code is best reviewed in one place.
 
 use super::memory::PackBuffer;
 use crate::isa::Isa;

@@ -6,6 +6,10 @@
 //! its runs, its GFLOP/s, and for the GPU the copy times and the launch-only time beside the
 //! synchronized one. A [`Run`] is saved as JSON so results measured on a GPU machine can be drawn
 //! beside live ones on a machine without one ([`report`]).
+//!
+//! Why one long file: the plan, the sweep and the saved run are one pipeline that the CPU and GPU
+//! paths (`cpu.rs`, `gpu.rs`) and the reports (`report.rs`) plug into; splitting it would split
+//! the types from the code that checks them.
 
 pub mod cpu;
 pub mod gpu;

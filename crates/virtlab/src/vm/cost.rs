@@ -5,6 +5,9 @@
 //!
 //! Every figure here depends on the virtualization mode ([`super::Support::label`]): it is
 //! carried with the results and printed beside them.
+//!
+//! Why one long file: three measurements (start phases, exit round trip, guest vs native loop)
+//! that share the timing helpers and their tables; about a quarter is tests.
 
 use super::guest::{Guest, native_compute};
 use super::kind::MAX_VMS;
