@@ -199,29 +199,31 @@ impl Ladder {
             .unwrap_or(fresh))
     }
 
-    /// This machine's ladder with each of `kinds` at `counts`: a kind's saved rungs when they
-    /// are these counts (in any order) measured with at least `rounds` rounds, else measured now
-    /// (`rounds` fresh probe processes per count).
+    /// This machine's ladder with each of `kinds` at (at least) `counts`: saved rungs measured
+    /// with at least `rounds` rounds are reused, the missing ones measured now (`rounds` fresh
+    /// probe processes per count) and added. Rungs at other counts stay on the ladder.
     /// Every kind and count is checked before anything is measured.
     pub fn measured(kinds: &[&str], counts: &[usize], rounds: usize) -> Result<Ladder> {
         for kind in kinds {
             check(kind, counts, rounds)?;
         }
         let mut ladder = Ladder::saved()?;
-        let mut asked = counts.to_vec();
-        asked.sort_unstable();
-        asked.dedup();
         for kind in kinds {
-            let saved = ladder.rungs_of(kind);
-            let same_counts = saved.iter().map(|r| r.count).eq(asked.iter().copied());
-            if !same_counts || saved.iter().any(|r| r.rounds < rounds) {
-                ladder.measure(kind, &asked, rounds)?;
+            let mut missing: Vec<usize> = counts
+                .iter()
+                .copied()
+                .filter(|&n| ladder.rung(kind, n).is_none_or(|r| r.rounds < rounds))
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            if !missing.is_empty() {
+                ladder.measure(kind, &missing, rounds)?;
             }
         }
         Ok(ladder)
     }
 
-    /// Measures `kind` at `counts` now, replacing its rungs, and saves the ladder.
+    /// Measures `kind` at `counts` now, replacing its rungs at those counts, and saves the ladder.
     pub fn measure(&mut self, kind: &str, counts: &[usize], rounds: usize) -> Result<&mut Ladder> {
         check(kind, counts, rounds)?;
         let mut rungs = Vec::new();
@@ -242,7 +244,8 @@ impl Ladder {
                 rounds,
             });
         }
-        self.rungs.retain(|r| r.kind != kind);
+        self.rungs
+            .retain(|r| r.kind != kind || !counts.contains(&r.count));
         self.rungs.extend(rungs);
         let order = |kind: &str| KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len());
         self.rungs

@@ -434,6 +434,23 @@ fn the_ladder_measures_each_kind_in_fresh_processes_and_saves_it() {
             .all(|r| r["asked_to_running_ms"].as_f64().unwrap() > 0.0)
     );
     assert!(dir.join("cost-ladder.json").is_file());
+    // Another count is added to the saved ladder; the rungs measured before stay.
+    let out = virtlab(
+        &[
+            "ladder", "--kinds", "thread", "--counts", "4", "--rounds", "1", "--json",
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ladder: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let threads: Vec<u64> = ladder["rungs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "thread")
+        .map(|r| r["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(threads, [2, 4, 8]);
     assert_refused(
         &dir,
         &[
