@@ -317,10 +317,19 @@ impl Chart for LineChart {
 fn log_ticks(range: &Range<f64>) -> Vec<f64> {
     let first = range.start.log10().floor() as i32;
     let last = range.end.log10().ceil() as i32;
-    (first..=last)
-        .flat_map(|power| [1.0, 2.0, 5.0].map(|step| step * 10f64.powi(power)))
-        .filter(|tick| range.contains(tick))
-        .collect()
+    let ticks_in = |steps: &[f64]| -> Vec<f64> {
+        (first..=last)
+            .flat_map(|power| steps.iter().map(move |step| step * 10f64.powi(power)))
+            .filter(|tick| range.contains(tick))
+            .collect()
+    };
+    let coarse = ticks_in(&[1.0, 2.0, 5.0]);
+    // A range narrower than a factor of ten can hold a single 1-2-5 tick: use every digit then.
+    if coarse.len() >= 3 {
+        coarse
+    } else {
+        ticks_in(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
 }
 
 /// The range of `values` with 5% room on each side (multiplicative on log axes).
@@ -419,7 +428,8 @@ mod tests {
             log_ticks(&(35.0..2500.0)),
             [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
         );
-        assert_eq!(log_ticks(&(0.3..0.9)), [0.5]);
+        let narrow = log_ticks(&(25.0..75.0));
+        assert_eq!(narrow, [30.0, 40.0, 50.0, 60.0, 70.0], "every digit in a narrow range");
         let svg = LineChart::new("throughput")
             .series("f64", [(256.0, 45.0), (2048.0, 113.0)])
             .log_x()
