@@ -30,8 +30,8 @@ def quartiles(values):
     return q[0], q[2]
 
 
-def run_json(cmd):
-    out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True)
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout)
 
 
@@ -146,23 +146,40 @@ def matmul_gflops(n, runs_ms):
     return [2 * n**3 / (ms * 1e-3) / 1e9 for ms in runs_ms]
 
 
+# VIRTLAB_ISA=avx2 on an AVX-512 machine measures our AVX2 path; numpy's OpenBLAS (built with
+# DYNAMIC_ARCH) is then held to its Haswell (AVX2) kernels too, so both sides use the same vectors.
+NUMPY_CORETYPE = {"avx2": "Haswell"}
+
+
+def numpy_env():
+    """The numpy peer's environment: OpenBLAS held to the instruction set VIRTLAB_ISA names."""
+    env = dict(os.environ)
+    coretype = NUMPY_CORETYPE.get(os.environ.get("VIRTLAB_ISA", "").strip().lower())
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    return env, coretype
+
+
 def bench_matmul_cpu(sizes, repeats, essay_case):
     """GFLOP/s of virtlab's CPU kernel vs numpy (same sizes, types, warm-up), and vs chapter 0's peak."""
     peak = run_json([str(VIRTLAB), "machine", "--peak", "--json"])["peak"]
+    env, coretype = numpy_env()
     cpus = peak["usable_cpus"]
     cases = [(dtype, n) for dtype in ("f64", "f32") for n in sizes] + ([("f64", 10_000)] if essay_case else [])
     rows = []
     for dtype, n in cases:
         runs = 1 if n >= 10_000 else repeats
         ours = run_json([str(VIRTLAB), "matmul", "--device", "cpu", "--dtype", dtype, "--sweep", str(n), "--repeats", str(runs), "--json"])
+        isa = ours["points"][0].get("isa") or "?"
         ours = matmul_gflops(n, ours["points"][0]["runs_ms"])
-        peer = run_json([sys.executable, str(PEERS / "matmul.py"), "--n", str(n), "--dtype", dtype, "--device", "cpu", "--repeats", str(runs)])
+        peer = run_json([sys.executable, str(PEERS / "matmul.py"), "--n", str(n), "--dtype", dtype, "--device", "cpu", "--repeats", str(runs)], env=env)
         if "skipped" in peer:
             rows.append(row(f"CPU matmul {dtype} n = {n}", "GFLOP/s", ours, "numpy", None, better="higher", note=f"skipped: {peer['skipped']}"))
             continue
         numpy_gflops = matmul_gflops(n, peer["ms"])
         target = 0.95 * statistics.median(numpy_gflops)
-        rows.append(row(f"CPU matmul {dtype} n = {n} (target 0.95× numpy)", "GFLOP/s", ours, peer["peer"], numpy_gflops, target=target, better="higher"))
+        peer_name = peer["peer"] + (f" (OPENBLAS_CORETYPE={coretype})" if coretype else "")
+        rows.append(row(f"CPU matmul {dtype} n = {n}, {isa} kernels (target 0.95× numpy)", "GFLOP/s", ours, peer_name, numpy_gflops, target=target, better="higher"))
         peak_gflops = next(p["gflops"] for p in peak["points"] if p["precision"] == dtype and p["threads"] == cpus)
         if n >= 2048:
             fraction = [100 * g / peak_gflops for g in ours]

@@ -492,3 +492,37 @@ fn a_run_as_json_reports_every_unit_and_a_deadline_times_them_out() {
         assert_eq!(unit["status"]["status"], "timed_out", "{unit}");
     }
 }
+
+#[test]
+fn virtlab_isa_forces_the_matmul_kernels_and_names_them() {
+    let run = |isa: &str| {
+        Command::new(env!("CARGO_BIN_EXE_virtlab"))
+            .args([
+                "matmul",
+                "--device",
+                "cpu",
+                "--sweep",
+                "96",
+                "--repeats",
+                "1",
+            ])
+            .env("VIRTLAB_ISA", isa)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the virtlab binary should start")
+    };
+    let out = run("portable");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("CPU portable ("),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run("sse9");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("instruction set cannot be 'sse9'") && stderr.contains("Fix:"),
+        "{stderr}"
+    );
+}

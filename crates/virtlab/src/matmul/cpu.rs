@@ -4,13 +4,14 @@ use super::kernel::{self, MatMut, MatRef, Scalar};
 use super::memory;
 use super::{Device, Dtype, Point, check_fits, random_values, relative_error};
 use crate::error::check_range;
+use crate::isa::Isa;
 use crate::{Error, Result, machine};
 use ndarray::{Array2, ArrayView2};
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
-/// A·B on `threads` threads with virtlab's packed kernel. Any strides are accepted
-/// (transposed or sliced views); the result is a new row-major array.
+/// A·B on `threads` threads with virtlab's packed kernel ([`Isa::chosen`]'s instruction set).
+/// Any strides are accepted (transposed or sliced views); the result is a new row-major array.
 pub fn multiply<T: Scalar>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
@@ -38,11 +39,11 @@ pub fn multiply<T: Scalar>(
             "multiply smaller blocks",
         ));
     }
-    Ok(product(a, b, threads))
+    Ok(product(Isa::chosen()?, a, b, threads))
 }
 
-/// A·B once the shapes, thread count and memory are known to be fine.
-fn product<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) -> Array2<T> {
+/// A·B once the instruction set, shapes, thread count and memory are known to be fine.
+fn product<T: Scalar>(isa: Isa, a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) -> Array2<T> {
     let (m, n) = (a.nrows(), b.ncols());
     // Not zeroed first: the kernel writes every element of C.
     let mut storage: Vec<MaybeUninit<T>> = memory::vec_on_huge_pages(m * n);
@@ -59,7 +60,7 @@ fn product<T: Scalar>(a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) -> Arr
     // SAFETY: the views and the fresh array are valid for their shapes, C is a new allocation,
     // the caller checked the shapes, and the kernel initialises all m·n elements.
     unsafe {
-        kernel::multiply(a_ref, b_ref, c_mut, threads);
+        kernel::multiply(isa, a_ref, b_ref, c_mut, threads);
         c.assume_init()
     }
 }
@@ -101,6 +102,7 @@ fn measure_typed<T: Scalar>(
 ) -> Result<Point> {
     check_range("the matrix size n", n, 1, 100_000)?;
     check_range("the number of timed runs", repeats, 1, 100)?;
+    let isa = Isa::chosen()?;
     let size = size_of::<T>() as u64;
     // The f64 copies of A and B kept for the check count too.
     check_fits(
@@ -126,7 +128,7 @@ fn measure_typed<T: Scalar>(
         // 9.4-10 ms instead of 8.2 ms at n = 1024 f32 on two threads).
         drop(c);
         let started = Instant::now();
-        c = product(a.view(), b.view(), threads);
+        c = product(isa, a.view(), b.view(), threads);
         runs_ms.push(started.elapsed().as_secs_f64() * 1e3);
     }
     let c64: Vec<f64> = c.iter().map(|x| x.to_f64()).collect();
@@ -138,6 +140,7 @@ fn measure_typed<T: Scalar>(
         n,
         runs_ms,
         threads: Some(threads),
+        isa: Some(isa.short_name().to_string()),
         gpu: None,
         max_error,
         tolerance: dtype.tolerance(),

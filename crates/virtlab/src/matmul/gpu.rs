@@ -246,6 +246,7 @@ impl Gpu {
             n,
             runs_ms,
             threads: None,
+            isa: None,
             gpu: Some(GpuTimes {
                 copy_in_ms,
                 copy_out_ms,

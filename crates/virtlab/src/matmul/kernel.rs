@@ -454,22 +454,24 @@ impl<T> MatMut<T> {
     }
 }
 
-/// The instruction set the kernels use on this CPU.
-pub(crate) fn instruction_set() -> &'static str {
-    Isa::detect().name()
-}
-
-/// C = A·B (C is overwritten), split over `threads` threads.
+/// C = A·B (C is overwritten), split over `threads` threads, with the `isa` kernels.
 ///
 /// # Safety
 /// `a`, `b` and `c` must describe valid memory for their shapes, C must not overlap A or B,
-/// and `a.cols == b.rows`, `c.rows == a.rows`, `c.cols == b.cols`.
-pub(crate) unsafe fn multiply<T: Scalar>(a: MatRef<T>, b: MatRef<T>, c: MatMut<T>, threads: usize) {
+/// and `a.cols == b.rows`, `c.rows == a.rows`, `c.cols == b.cols`; `isa` must be one this CPU
+/// runs (as [`Isa::chosen`] returns).
+pub(crate) unsafe fn multiply<T: Scalar>(
+    isa: Isa,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: MatMut<T>,
+    threads: usize,
+) {
     debug_assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "shapes checked by the caller"
     );
-    let micro = T::micro(Isa::detect());
+    let micro = T::micro(isa);
     let blocks = Blocks::for_cache::<T>(micro.nr, l2_bytes());
     unsafe { multiply_with(micro, blocks, a, b, c, threads) }
 }
@@ -777,6 +779,7 @@ mod tests {
         let b_ref = row_major(&b, k, n);
         unsafe {
             multiply(
+                Isa::detect(),
                 a_ref,
                 b_ref,
                 MatMut {

@@ -176,6 +176,9 @@ pub struct Point {
     pub runs_ms: Vec<f64>,
     /// CPU threads used; absent on the GPU.
     pub threads: Option<usize>,
+    /// The CPU kernels' instruction set (`avx512`, `avx2`, `portable`); absent on the GPU.
+    #[serde(default)]
+    pub isa: Option<String>,
     /// The GPU's copy and launch times around the product; absent on the CPU.
     pub gpu: Option<GpuTimes>,
     /// Largest error on the checked rows, relative to Σ|a||b| of each element (0 is exact;
@@ -199,7 +202,11 @@ impl Point {
     /// One line for a terminal or a live notebook cell.
     pub fn line(&self) -> String {
         let device = match (self.device, self.threads) {
-            (Device::Cpu, Some(t)) => format!("CPU ({t} thread{})", if t == 1 { "" } else { "s" }),
+            (Device::Cpu, Some(t)) => format!(
+                "CPU {} ({t} thread{})",
+                self.isa.as_deref().unwrap_or("?"),
+                if t == 1 { "" } else { "s" }
+            ),
             _ => "GPU".to_string(),
         };
         let mut line = format!(
@@ -286,6 +293,9 @@ impl Plan {
         if self.devices != Devices::Gpu && matches!(self.dtype, Dtype::Tf32 | Dtype::Bf16) {
             return Err(not_on_cpu(self.dtype));
         }
+        if self.devices != Devices::Gpu {
+            crate::isa::Isa::chosen()?;
+        }
         Ok(())
     }
 }
@@ -346,7 +356,7 @@ pub fn sweep(plan: &Plan, mut on_point: impl FnMut(&Point)) -> Result<Run> {
         date_utc: utc_now(),
         cpu_model: machine::cpu_model(),
         usable_cpus: machine::usable_cpus(),
-        cpu_instruction_set: kernel::instruction_set().to_string(),
+        cpu_instruction_set: crate::isa::Isa::chosen()?.name().to_string(),
         gpu: gpu_info,
         gpu_skipped,
         plan: plan.clone(),

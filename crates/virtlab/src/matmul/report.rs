@@ -290,6 +290,7 @@ mod tests {
             n,
             runs_ms: vec![ms],
             threads: (device == Device::Cpu).then_some(2),
+            isa: (device == Device::Cpu).then(|| "avx2".to_string()),
             gpu: (device == Device::Gpu).then(|| GpuTimes {
                 copy_in_ms: 3.0,
                 copy_out_ms: 1.5,

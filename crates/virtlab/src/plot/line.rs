@@ -429,7 +429,11 @@ mod tests {
             [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
         );
         let narrow = log_ticks(&(25.0..75.0));
-        assert_eq!(narrow, [30.0, 40.0, 50.0, 60.0, 70.0], "every digit in a narrow range");
+        assert_eq!(
+            narrow,
+            [30.0, 40.0, 50.0, 60.0, 70.0],
+            "every digit in a narrow range"
+        );
         let svg = LineChart::new("throughput")
             .series("f64", [(256.0, 45.0), (2048.0, 113.0)])
             .log_x()
