@@ -68,7 +68,7 @@ pub fn cpu_quotas(quotas: &[f64], seconds: u64) -> Result<QuotaSweep> {
         let run =
             Containers::new(limits)?
                 .sampling(SAMPLE_EVERY)
-                .run(&work, 1, Options::default())?;
+                .run(&work, 1, Options::quiet())?;
         run.check()?;
         let wall_ms = run.run.wall_ms;
         let report = only(run.containers)?;
