@@ -492,6 +492,7 @@ fn the_cli_takes_the_shared_run_flags_and_prints_the_run() {
         "{text}"
     );
     assert!(err.contains("container container-2 crashed"), "{err}");
+    assert!(!err.contains("the other units were stopped"), "{err}");
     // A deadline stops both; --json prints the executor's run.
     let out = cli(&["--timeout-ms", "1", "--json"]);
     let run: executor::Run = serde_json::from_slice(&out.stdout).unwrap();
