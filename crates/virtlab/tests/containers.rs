@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use virtlab::container::Limits;
 use virtlab::container::kind::{Containers, WorkerFlags};
-use virtlab::container::report::{ContainerReport, ContainerRun};
+use virtlab::container::run::{ContainerReport, ContainerRun};
 use virtlab::container::support::Support;
 use virtlab::executor;
 use virtlab::work::Work;

@@ -10,7 +10,7 @@
 
 use super::init::{END_PREFIX, End, SETUP_PREFIX};
 use super::probe::{PROBE_PREFIX, Probe};
-use super::report::{ContainerReport, ContainerRun, Sample};
+use super::run::{ContainerReport, ContainerRun, Sample};
 use super::{Cgroup, Limits, Spec};
 use crate::executor::{EVENT_PREFIX, Kind, Reporter, Status, Stop, Unit};
 use crate::processes::{Line, Processes};

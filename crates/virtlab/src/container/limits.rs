@@ -5,7 +5,7 @@
 
 use super::Limits;
 use super::kind::{Containers, WorkerFlags};
-use super::report::ContainerReport;
+use super::run::ContainerReport;
 use crate::display::{Figure, Table};
 use crate::executor::Options;
 use crate::plot::LineChart;

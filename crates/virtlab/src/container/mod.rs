@@ -6,7 +6,7 @@
 //! status and removes the cgroup on every exit path.
 //!
 //! [`kind`] makes containers one more kind of worker of the shared executor, keeping what each
-//! container brings beyond a process ([`report`]). [`support`] says what this machine allows,
+//! container brings beyond a process ([`run`]). [`support`] says what this machine allows,
 //! [`cgroup`] holds one group per container, [`probe`] compares what a container sees with
 //! the host, [`limits`] watches quotas act, [`cost`] and [`runtimes`] measure what it costs beside
 //! a process, crun and runc.
@@ -17,7 +17,7 @@ pub mod init;
 pub mod kind;
 pub mod limits;
 pub mod probe;
-pub mod report;
+pub mod run;
 pub mod runtimes;
 pub mod support;
 pub mod worker;
