@@ -140,12 +140,12 @@
 //!
 //! ```no_run
 //! # #[cfg(target_os = "linux")] {
-//! use virtlab::container::{Limits, run::{self, Options}};
+//! use virtlab::container::{Limits, kind::Containers};
 //!
 //! let limits = Limits::parse(Some("0.5"), Some("64MiB"), Some("64"))?;
 //! let work = virtlab::work::Work::new("container", 3, 500)?;
-//! let run = run::run(&work, 3, &Options { echo: true, limits, ..Options::default() })?;
-//! println!("{}", run.table()); // "0: container-1 pid 1 (host pid 4242), hostname container-1" first
+//! let fleet = Containers::new(limits)?.run(&work, 3, Default::default())?;
+//! println!("{}", fleet.table()); // "0: container-1 pid 1 (host pid 4242), hostname container-1" first
 //! # }
 //! # Ok::<(), virtlab::Error>(())
 //! ```

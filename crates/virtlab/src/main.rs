@@ -120,6 +120,8 @@ enum Command {
     /// Chapter 4: multiply two n×n matrices on the CPU and/or the GPU, timed right.
     Matmul(cli::matmul::MatmulArgs),
     /// Chapter 7: run the work in N containers (namespaces + a cgroup each), with limits.
+    /// --fault-unit C --fault-at I makes container C's pid 1 abort; --keep-going keeps the
+    /// others running when one fails (an OOM kill, say).
     #[cfg(target_os = "linux")]
     Container(cli::container::ContainerArgs),
     /// Chapter 7: start → first line of a container beside a process, crun and runc; its steps.

@@ -75,6 +75,21 @@ struct Worker {
 /// Turns a unit's worker command into the one to spawn (a container's, say).
 pub type Wrap = dyn FnMut(&Unit, Command) -> Result<Command>;
 
+/// What a wrapped kind does with one line its unit's program printed (see [`Processes::taking`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// Pass it on as usual: an event line becomes the event, any other line is for people.
+    Relay,
+    /// The kind kept it (a data line of its own); nothing is passed on.
+    Taken,
+    /// The kind kept it, and it says how the unit ended: this becomes the unit's status
+    /// instead of the one read from the program's exit status.
+    Ends(Status),
+}
+
+/// Looks at each line unit `index` (0-based) printed, on that unit's reader thread.
+pub type Take = dyn Fn(usize, &str) -> Line + Send + Sync;
+
 /// Processes as a kind of worker: each unit is a `virtlab worker` process, a child of this one.
 /// A fault on purpose is an abort (SIGABRT); stopping a unit kills it.
 ///
@@ -83,6 +98,7 @@ pub type Wrap = dyn FnMut(&Unit, Command) -> Result<Command>;
 pub struct Processes {
     program: PathBuf,
     wrap: Box<Wrap>,
+    take: Arc<Take>,
     workers: Vec<Worker>,
 }
 
@@ -97,8 +113,24 @@ impl Processes {
         Ok(Processes {
             program: release::program()?,
             wrap,
+            take: Arc::new(|_, _| Line::Relay),
             workers: Vec::new(),
         })
+    }
+
+    /// These workers with `take` looking at every line before it is relayed: a wrapped kind
+    /// keeps its own data lines (a container's probe, its shim's steps and end) and may name
+    /// how a unit ended ([`Line::Ends`]).
+    pub fn taking(self, take: Box<Take>) -> Processes {
+        Processes {
+            take: take.into(),
+            ..self
+        }
+    }
+
+    /// The pid of unit `index`'s process (a container's shim), once started.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.workers.get(index).map(|w| lock(&w.child).id())
     }
 
     /// The worker command for `unit`: `virtlab worker --name … --parent-pid <us>`.
@@ -149,9 +181,11 @@ impl Kind for Processes {
         drop(command);
         let child = Arc::new(Mutex::new(child));
         let reaped = child.clone();
+        let take = self.take.clone();
+        let index = unit.index;
         let reader = std::thread::Builder::new()
             .name(format!("read-{}", unit.work.name))
-            .spawn(move || relay_until_exit(reader, &reaped, &reporter));
+            .spawn(move || relay_until_exit(reader, &reaped, &reporter, |line| take(index, line)));
         let reader = match reader {
             Ok(handle) => Some(handle),
             Err(e) => {
@@ -197,23 +231,37 @@ fn kill_and_reap(child: &Mutex<Child>) {
     let _ = child.wait();
 }
 
-/// Relays a worker's output until it ends, then reaps it and reports how it ended.
-fn relay_until_exit(reader: std::io::PipeReader, child: &Mutex<Child>, reporter: &Reporter) {
+/// Relays a worker's output (what `take` leaves) until it ends, then reaps it and reports how
+/// it ended.
+fn relay_until_exit(
+    reader: std::io::PipeReader,
+    child: &Mutex<Child>,
+    reporter: &Reporter,
+    take: impl Fn(&str) -> Line,
+) {
     let mut reported_error = None;
+    let mut ended = None;
     for line in BufReader::new(reader).lines() {
         let Ok(line) = line else { break };
-        match Error::from_json_line(&line) {
-            Some(error) => reported_error = Some(error),
-            None => reporter.relay(line),
+        if let Some(error) = Error::from_json_line(&line) {
+            reported_error = Some(error);
+            continue;
+        }
+        match take(&line) {
+            Line::Relay => reporter.relay(line),
+            Line::Taken => {}
+            Line::Ends(status) => ended = Some(status),
         }
     }
-    let status = match lock(child).wait() {
-        Ok(status) if status.success() => Status::Completed,
-        Ok(status) => Status::Crashed(match reported_error {
+    let waited = lock(child).wait();
+    let status = match (ended, waited) {
+        (Some(status), _) => status,
+        (None, Ok(status)) if status.success() => Status::Completed,
+        (None, Ok(status)) => Status::Crashed(match reported_error {
             Some(error) => format!("{}: {}", describe_status(status), error.problem()),
             None => describe_status(status),
         }),
-        Err(e) => Status::Crashed(format!("could not be waited for ({e})")),
+        (None, Err(e)) => Status::Crashed(format!("could not be waited for ({e})")),
     };
     reporter.ended(status);
 }

@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use virtlab::container::Limits;
-use virtlab::container::run::{self, ContainerReport, ContainerRun, Options};
+use virtlab::container::kind::{Containers, WorkerFlags};
+use virtlab::container::run::{ContainerReport, ContainerRun};
 use virtlab::container::support::Support;
 use virtlab::executor;
 use virtlab::work::Work;
@@ -86,19 +87,25 @@ fn assert_nothing_left_of(containers: &[&ContainerReport]) {
         groups_of(me)
     );
     for c in containers {
-        assert!(!is_alive(c.shim_pid), "shim of {} alive", c.name);
+        let shim = c.shim_pid.expect("the shim started");
+        assert!(!is_alive(shim), "shim of {} alive", c.name);
         if let Some(pid) = c.host_pid {
             assert!(!is_alive(pid), "pid 1 of {} alive", c.name);
         }
     }
 }
 
-fn quiet(limits: Limits) -> Options {
-    Options {
-        echo: false,
-        limits,
-        ..Options::default()
-    }
+/// `work` in `count` containers with `limits` whose workers do `flags`, quietly; a failed
+/// container does not stop the others.
+fn run(work: &Work, count: usize, limits: Limits, flags: WorkerFlags) -> ContainerRun {
+    let options = executor::Options {
+        fail_fast: false,
+        ..executor::Options::quiet()
+    };
+    Containers::with_extras(limits, flags)
+        .unwrap()
+        .run(work, count, options)
+        .unwrap()
 }
 
 #[test]
@@ -108,13 +115,13 @@ fn a_container_sees_only_itself_only_lo_and_cannot_write_host_files() {
     };
     let mounts_before = mount_count();
     let work = Work::new("iso", 1, 10).unwrap();
-    let options = Options {
+    let probe = WorkerFlags {
         probe: true,
-        ..quiet(Limits::default())
+        ..WorkerFlags::default()
     };
-    let run = run::run(&work, 2, &options).unwrap();
+    let run = run(&work, 2, Limits::default(), probe);
     for c in &run.containers {
-        assert!(c.success, "{c:?}");
+        assert!(c.success(), "{c:?}");
         let p = c.probe.as_ref().expect("the worker printed its probe");
         assert_eq!(p.pid, 1);
         assert_eq!(p.host_pid, c.host_pid);
@@ -140,13 +147,13 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
     let Some(_serial) = setup(&l) else {
         return;
     };
-    let options = Options {
+    let bomb = WorkerFlags {
         fork_bomb: true,
-        ..quiet(l)
+        ..WorkerFlags::default()
     };
-    let run = run::run(&Work::new("bomb", 1, 10).unwrap(), 1, &options).unwrap();
+    let run = run(&Work::new("bomb", 1, 10).unwrap(), 1, l, bomb);
     let c = &run.containers[0];
-    assert!(c.success, "{c:?}");
+    assert!(c.success(), "{c:?}");
     let line = &c.lines[0];
     let forks: u64 = line
         .split("stopped after ")
@@ -166,7 +173,7 @@ fn a_cpu_quota_throttles_a_cpu_bound_worker() {
     };
     let sweep = virtlab::container::limits::cpu_quotas(&[0.25], 1).unwrap();
     let r = &sweep.runs[0];
-    assert!(r.report.success, "{:?}", r.report);
+    assert!(r.report.success(), "{:?}", r.report);
     assert!(r.periods > 0 && r.throttled_periods > 0, "{r:?}");
     assert!(r.report.samples.len() >= 2, "sampled while running");
     assert!(sweep.throttling_plot().is_ok() && sweep.share_plot().is_ok());
@@ -179,21 +186,21 @@ fn an_allocating_worker_is_reported_oom_killed_and_removed() {
     let Some(_serial) = setup(&l) else {
         return;
     };
-    let options = Options {
+    let hog = WorkerFlags {
         allocate_mib: 8,
-        ..quiet(l)
+        ..WorkerFlags::default()
     };
-    let run = run::run(&Work::new("hog", 20, 10).unwrap(), 2, &options).unwrap();
+    let run = run(&Work::new("hog", 20, 10).unwrap(), 2, l, hog);
     for c in &run.containers {
         assert!(c.oom_killed, "{c:?}");
-        assert!(
-            c.status.starts_with("OOM-killed at 32.0 MiB"),
-            "{}",
-            c.status
+        // Both were OOM-killed: one failing did not stop the other.
+        assert_eq!(
+            c.status,
+            executor::Status::Crashed("OOM-killed at 32.0 MiB".into())
         );
         assert!(
-            run.failure()
-                .is_some_and(|e| e.problem().contains("OOM-killed"))
+            run.check()
+                .is_err_and(|e| e.problem().contains("OOM-killed"))
         );
     }
     assert_nothing_left(&run);
@@ -205,16 +212,22 @@ fn a_crash_is_reported_with_its_signal_and_removed() {
     let Some(_serial) = setup(&l) else {
         return;
     };
-    let options = Options {
-        crash: Some((2, 0)),
-        ..quiet(l)
+    let options = executor::Options {
+        fail_fast: false,
+        ..executor::Options::quiet().with_fault(2, 0)
     };
-    let run = run::run(&Work::new("crash", 2, 10).unwrap(), 2, &options).unwrap();
-    assert!(run.containers[0].success);
+    let run = Containers::new(l)
+        .unwrap()
+        .run(&Work::new("crash", 2, 10).unwrap(), 2, options)
+        .unwrap();
+    assert!(run.containers[0].success());
     // abort() raises SIGABRT, which the kernel does not deliver to pid 1 from inside its own
     // namespace (no handler installed); glibc then ends it with a fault instead (SIGSEGV).
-    let status = &run.containers[1].status;
-    assert!(status.starts_with("killed by signal"), "{status}");
+    let status = run.containers[1].status.describe();
+    assert!(
+        status.starts_with("crashed: pid 1 killed by signal"),
+        "{status}"
+    );
     assert!(!run.containers[1].oom_killed);
     assert_nothing_left(&run);
 }
@@ -279,7 +292,9 @@ fn containers_are_one_more_kind_of_the_shared_executor() {
         return;
     };
     let work = Work::new("container", 2, 10).unwrap();
-    let run = virtlab::container::kind::run(&work, 2, l, executor::Options::quiet()).unwrap();
+    let run = virtlab::container::kind::run(&work, 2, l, executor::Options::quiet())
+        .unwrap()
+        .run;
     assert!(run.succeeded(), "{:?}", run.units);
     assert_eq!(run.kind, "container");
     assert!(run.units.iter().all(|u| u.first_line_ms.is_some()));
@@ -292,7 +307,9 @@ fn containers_are_one_more_kind_of_the_shared_executor() {
         fault: Some(executor::Fault { unit: 2, at: 0 }),
         ..executor::Options::quiet()
     };
-    let run = virtlab::container::kind::run(&work, 2, l, options).unwrap();
+    let run = virtlab::container::kind::run(&work, 2, l, options)
+        .unwrap()
+        .run;
     match &run.units[1].status {
         executor::Status::Crashed(why) => assert!(why.contains("pid 1 killed by signal"), "{why}"),
         other => panic!("{other:?}"),
@@ -434,4 +451,55 @@ fn shims_of(parent: u32) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+#[test]
+fn the_cli_takes_the_shared_run_flags_and_prints_the_run() {
+    let l = limits(None, Some(64 << 20), Some(64));
+    let Some(_serial) = setup(&l) else {
+        return;
+    };
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_virtlab"))
+            .args(["container", "--containers", "2", "--iterations", "2"])
+            .args(["--interval-ms", "10", "--memory", "64MiB", "--pids", "64"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Container 2 aborts; --keep-going lets container 1 finish; the exit status says it failed.
+    let out = cli(&[
+        "--fault-unit",
+        "2",
+        "--fault-at",
+        "0",
+        "--keep-going",
+        "--no-tree",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}{err}");
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name} in {text}"))
+            .to_string()
+    };
+    assert!(row("container-1").contains("completed"), "{text}");
+    assert!(
+        row("container-2").contains("crashed: pid 1 killed by signal"),
+        "{text}"
+    );
+    assert!(err.contains("container container-2 crashed"), "{err}");
+    assert!(!err.contains("the other units were stopped"), "{err}");
+    // A deadline stops both; --json prints the executor's run.
+    let out = cli(&["--timeout-ms", "1", "--json"]);
+    let run: executor::Run = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run.kind, "container");
+    assert!(run.units.iter().all(|u| matches!(
+        u.status,
+        executor::Status::TimedOut(_) | executor::Status::Completed
+    )));
+    assert!(eventually(|| groups_of(run.host_pid).is_empty()));
 }

@@ -1,18 +1,17 @@
-//! Chapter 7's subcommands: `container` (N containers, live lines, limits; prints
-//! [`virtlab::container::run::ContainerRun`] with `--json`), `container-cost`
+//! Chapter 7's subcommands: `container` (N containers through the shared executor, live lines,
+//! limits; prints its [`virtlab::executor::Run`] like every run command), `container-cost`
 //! ([`virtlab::container::cost::Costs`]), the hidden `contain` (the shim a container starts as)
 //! and the worker's container flags.
 
 use clap::Args;
 use std::path::PathBuf;
 use virtlab::container::init::{self, Shim};
+use virtlab::container::kind::{Containers, WorkerFlags};
 use virtlab::container::probe::Probe;
-use virtlab::container::run::{self, Options};
 use virtlab::container::support::Support;
 use virtlab::container::worker::{Extras, FORK_BOMB_CAP};
 use virtlab::container::{Limits, cost, runtimes};
 use virtlab::release::ERRORS_ENV;
-use virtlab::work::Work;
 use virtlab::{Error, Result};
 
 /// `virtlab container`'s flags.
@@ -20,15 +19,6 @@ use virtlab::{Error, Result};
 pub struct ContainerArgs {
     #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     containers: usize,
-    /// Iterations per container.
-    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
-    iterations: u32,
-    /// Pause between iterations, in milliseconds.
-    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
-    interval_ms: u64,
-    /// CPU to burn in each iteration, in milliseconds.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    burn_ms: u64,
     /// CPU quota per container, in CPUs (0.5 = half of one CPU).
     #[arg(long, allow_hyphen_values = true)]
     cpu: Option<String>,
@@ -50,9 +40,8 @@ pub struct ContainerArgs {
     /// Print what this machine allows a container, and stop.
     #[arg(long)]
     support: bool,
-    /// Print the whole run as JSON instead of lines.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: super::workers::RunArgs,
 }
 
 /// `virtlab container-cost`'s flags.
@@ -139,31 +128,24 @@ pub fn container(args: ContainerArgs) -> Result<()> {
             "give at least 1 MiB, or leave it out",
         ));
     }
-    let work = Work::new("container", args.iterations, args.interval_ms)?.burning(args.burn_ms)?;
-    let options = Options {
-        echo: !args.json,
-        limits,
+    let extras = WorkerFlags {
         probe: args.probe,
         allocate_mib: args.allocate_mib_per_iteration.unwrap_or(0),
         fork_bomb: args.fork_bomb,
-        snapshot: !args.json,
-        ..Options::default()
+        ..WorkerFlags::default()
     };
-    let run = run::run(&work, args.containers, &options)?;
-    if args.json {
-        super::print_json(&run)?;
-    } else {
-        print!("{}", run.table());
-        if args.probe {
-            let mut probes = vec![Probe::here("host", None)];
-            probes.extend(run.containers.iter().filter_map(|c| c.probe.clone()));
-            print!("{}", Probe::table(&probes));
-        }
+    let work = args.run.work("container")?;
+    let fleet = Containers::with_extras(limits, extras)?.run(
+        &work,
+        args.containers,
+        args.run.options()?,
+    )?;
+    if args.probe && !args.run.json {
+        let mut probes = vec![Probe::here("host", None)];
+        probes.extend(fleet.containers.iter().filter_map(|c| c.probe.clone()));
+        print!("{}", Probe::table(&probes));
     }
-    match run.failure() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    super::print_run(&fleet.run, args.run.json)
 }
 
 /// Runs the shim, then exits with the worker's code (or 128 + its signal), as runtimes do.

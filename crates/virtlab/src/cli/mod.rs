@@ -3,7 +3,7 @@
 //!
 //! `--json` prints the result's serde form, pretty-printed, on stdout (live lines and progress go
 //! to stderr then, or are off). What each subcommand prints is the `Serialize` type its handler
-//! names: [`virtlab::executor::Run`] for `processes`, `threads` and `tasks`;
+//! names: [`virtlab::executor::Run`] for `processes`, `threads`, `tasks`, `container` and `vm`;
 //! [`virtlab::cost::Ladder`] for `ladder`; [`virtlab::threads::Scaling`] for `scale`;
 //! [`virtlab::tasks::TaskScaling`] for `tasks-scale`; [`virtlab::matmul::Run`] for `matmul`;
 //! `{"machine": Machine, "peak": Peak | null}` for `machine`. `scripts/bench` reads these.

@@ -13,7 +13,7 @@ pub struct RunArgs {
     work: WorkArgs,
     /// Print the run (timeline, unit reports, process tree) as JSON instead of lines and a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Skip the process-tree snapshot (for timing runs).
     #[arg(long)]
     no_tree: bool,
@@ -37,7 +37,13 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(&self) -> Result<Options> {
+    /// The work these flags describe, under `name`.
+    pub fn work(&self, name: &str) -> Result<virtlab::work::Work> {
+        self.work.work(name)
+    }
+
+    /// The executor's options these flags describe.
+    pub fn options(&self) -> Result<Options> {
         if self.timeout_ms == Some(0) {
             return Err(Error::invalid(
                 "--timeout-ms",

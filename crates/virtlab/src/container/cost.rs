@@ -4,7 +4,7 @@
 //! child's set-up, the worker's own start), and what each namespace kind costs alone.
 
 use super::Limits;
-use super::run::{self, Options};
+use super::kind::Containers;
 use super::runtimes;
 use super::support::{NAMESPACES, Support};
 use crate::display::{Figure, Table};
@@ -115,15 +115,12 @@ fn container_round(
     samples: &mut (Vec<f64>, Vec<f64>),
     steps: Option<&mut Vec<(String, Vec<f64>)>>,
 ) -> Result<()> {
-    let options = Options {
+    let options = executor::Options {
         snapshot: true,
-        limits,
-        ..Options::default()
+        ..executor::Options::quiet()
     };
-    let run = run::run(work, 1, &options)?;
-    if let Some(e) = run.failure() {
-        return Err(e);
-    }
+    let run = Containers::new(limits)?.run(work, 1, options)?;
+    run.check()?;
     for c in &run.containers {
         samples.0.extend(c.first_line_ms);
     }
@@ -132,7 +129,7 @@ fn container_round(
             .iter()
             .for_each(|c| add_steps(steps, &c.setup));
     }
-    if let Some(s) = &run.snapshot {
+    if let Some(s) = &run.run.snapshot {
         let under: u64 = s
             .processes
             .iter()

@@ -1,52 +1,152 @@
-//! Containers as one more kind of worker of the shared [`crate::executor`]: a
-//! container is a process with extra options, so the kind is the process kind whose worker
-//! command [`Spec::command`] wraps, plus the cgroups it must remove at the end.
+//! Containers as one more kind of worker of the shared [`crate::executor`]: a container is a
+//! process with extra options, so the kind is the process kind whose worker command
+//! [`Spec::command`] wraps, plus what a container brings beyond a process, kept per unit for
+//! [`Containers::run`]'s [`ContainerRun`]: the shim's data lines (its set-up steps and how pid 1
+//! ended: "OOM-killed at 64.0 MiB" becomes the unit's status), the worker's probe, its lines,
+//! and its cgroup's counters read by a sampler while the units run.
+//!
+//! One container failing need not stop its neighbours: run with
+//! [`executor::Options::fail_fast`] false (the OOM demo does).
 
+use super::init::{END_PREFIX, End, SETUP_PREFIX};
+use super::probe::{PROBE_PREFIX, Probe};
+use super::run::{ContainerReport, ContainerRun, Sample};
 use super::{Cgroup, Limits, Spec};
-use crate::executor::{Kind, Reporter, Stop, Unit};
-use crate::processes::Processes;
-use crate::{Result, executor, work::Work};
+use crate::executor::{EVENT_PREFIX, Kind, Reporter, Status, Stop, Unit};
+use crate::processes::{Line, Processes};
+use crate::timeline::{EventKind, now_ns};
+use crate::{Error, Result, executor, work::Work};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the worker in each container does beyond the work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerFlags {
+    /// Each container prints what it sees before its first iteration.
+    pub probe: bool,
+    /// Each container allocates this many MiB more in every iteration…
+    pub allocate_mib: u32,
+    /// …or only container number `allocate_only` (1-based), when given.
+    pub allocate_only: Option<usize>,
+    /// Each container forks until its pids limit stops it.
+    pub fork_bomb: bool,
+}
+
+impl WorkerFlags {
+    /// The worker flags for unit `index` (0-based).
+    fn args(&self, index: usize) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.probe {
+            args.push("--probe".into());
+        }
+        if self.allocate_mib > 0 && self.allocate_only.is_none_or(|n| n == index + 1) {
+            args.push("--allocate-mib-per-iteration".into());
+            args.push(self.allocate_mib.to_string());
+        }
+        if self.fork_bomb {
+            args.push("--fork-bomb".into());
+        }
+        args
+    }
+}
+
+/// What one container brought beyond a process, gathered while it ran.
+#[derive(Default)]
+struct Kept {
+    name: String,
+    shim_pid: Option<u32>,
+    /// Held until `finish`: read by the sampler, removed (killing what is left) when dropped.
+    cgroup: Option<Cgroup>,
+    probe: Option<Probe>,
+    end: Option<End>,
+    setup: Vec<(String, u64)>,
+    samples: Vec<Sample>,
+    lines: Vec<String>,
+}
+
+type Units = Arc<Mutex<Vec<Kept>>>;
+
+fn lock(units: &Mutex<Vec<Kept>>) -> MutexGuard<'_, Vec<Kept>> {
+    units.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Unit `index`'s record, made when first needed.
+fn kept(units: &mut Vec<Kept>, index: usize) -> &mut Kept {
+    if units.len() <= index {
+        units.resize_with(index + 1, Kept::default);
+    }
+    &mut units[index]
+}
 
 /// Containers with the same limits, one per unit, named after the unit (`container-1`, …).
 pub struct Containers {
     processes: Processes,
     limits: Limits,
-    groups: Arc<Mutex<Vec<Cgroup>>>,
+    units: Units,
+    sample_every: Option<Duration>,
+    /// The sampler's thread and the sender whose drop stops it.
+    sampler: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Containers {
     /// Refuses at once what this machine cannot give (namespaces, a limit's controller).
     pub fn new(limits: Limits) -> Result<Containers> {
+        Containers::with_extras(limits, WorkerFlags::default())
+    }
+
+    /// Containers whose workers also do `extras` (probe, allocate, fork).
+    pub fn with_extras(limits: Limits, extras: WorkerFlags) -> Result<Containers> {
         let limits = limits.checked()?;
         super::support::Support::detect().check(&limits)?;
-        let groups = Arc::new(Mutex::new(Vec::new()));
-        let held = groups.clone();
-        let processes = Processes::wrapped(Box::new(move |unit: &Unit, worker| {
-            let spec = Spec::new(&unit.work.name)?.with_limits(limits)?;
-            let args: Vec<String> = worker
+        let units: Units = Arc::default();
+        let held = units.clone();
+        let wrap = move |unit: &Unit, worker: std::process::Command| {
+            // Timed from before the cgroup is made: it is part of what a container costs.
+            let asked = now_ns();
+            let spec = Spec {
+                report: true,
+                ..Spec::new(&unit.work.name)?.with_limits(limits)?
+            };
+            let mut args: Vec<String> = worker
                 .get_args()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
+            args.extend(extras.args(unit.index));
             let (mut command, group) = spec.command(Path::new(worker.get_program()), &args)?;
             for (key, value) in worker.get_envs() {
                 if let Some(value) = value {
                     command.env(key, value);
                 }
             }
-            lock(&held).push(group);
+            let mut units = lock(&held);
+            let kept = kept(&mut units, unit.index);
+            kept.name = spec.name;
+            kept.setup = vec![("asked".into(), asked), ("cgroup created".into(), now_ns())];
+            kept.cgroup = Some(group);
             Ok(command)
-        }))?;
+        };
+        let taken = units.clone();
+        let processes = Processes::wrapped(Box::new(wrap))?
+            .taking(Box::new(move |index, line| take(&taken, index, line)));
         Ok(Containers {
             processes,
             limits,
-            groups,
+            units,
+            sample_every: None,
+            sampler: None,
         })
     }
-}
 
-impl Containers {
+    /// These containers with their cgroups' counters read every `every` while they run.
+    pub fn sampling(self, every: Duration) -> Containers {
+        Containers {
+            sample_every: Some(every),
+            ..self
+        }
+    }
+
     /// The cost ladder's container: memory and pids limits (what keeps a container from
     /// hurting its neighbours), each left out, with its cgroup, where this machine has none.
     pub fn for_ladder() -> Result<Containers> {
@@ -58,14 +158,122 @@ impl Containers {
         let (allowed, _) = super::support::Support::detect().allowed(&wanted);
         Containers::new(allowed)
     }
+
+    /// Runs `work` in `containers` of these containers through the shared executor, and adds
+    /// to its [`executor::Run`] what each container brought.
+    pub fn run(
+        mut self,
+        work: &Work,
+        containers: usize,
+        options: executor::Options,
+    ) -> Result<ContainerRun> {
+        let run = executor::run(&mut self, work, containers, options)?;
+        let kept = std::mem::take(&mut *lock(&self.units));
+        let mut kept = kept.into_iter();
+        let containers = run
+            .units
+            .iter()
+            .map(|unit| {
+                let k = kept.next().unwrap_or_default();
+                let mut setup = k.setup;
+                // The worker's own first event: when it started running, by its clock.
+                setup.extend(
+                    run.timeline
+                        .events
+                        .iter()
+                        .find(|e| e.lane == unit.name && e.kind == EventKind::Start)
+                        .map(|e| ("worker running".to_string(), e.t_ns)),
+                );
+                setup.sort_by_key(|m| m.1);
+                ContainerReport {
+                    name: unit.name.clone(),
+                    shim_pid: k.shim_pid,
+                    host_pid: k.end.as_ref().map(|e| e.host_pid),
+                    status: unit.status.clone(),
+                    oom_killed: k.end.as_ref().is_some_and(|e| e.oom_killed),
+                    first_line_ms: unit.first_line_ms,
+                    probe: k.probe,
+                    end_stats: k.end.map(|e| e.stats),
+                    samples: k.samples,
+                    lines: k.lines,
+                    setup,
+                }
+            })
+            .collect();
+        Ok(ContainerRun {
+            run,
+            limits: self.limits,
+            containers,
+        })
+    }
+
+    fn start_sampler(&mut self, every: Duration) -> Result<()> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let units = self.units.clone();
+        let started = Instant::now();
+        let handle = std::thread::Builder::new()
+            .name("cgroup-sampler".into())
+            .spawn(move || {
+                loop {
+                    let t_ms = started.elapsed().as_secs_f64() * 1e3;
+                    for k in lock(&units).iter_mut().filter(|k| k.end.is_none()) {
+                        let stats = k.cgroup.as_ref().map(Cgroup::stats).unwrap_or_default();
+                        if stats.cpu_ns.is_some() || stats.memory_bytes.is_some() {
+                            k.samples.push(Sample { t_ms, stats });
+                        }
+                    }
+                    // Stopped when the sender is dropped (in `finish`).
+                    if rx.recv_timeout(every) != Err(mpsc::RecvTimeoutError::Timeout) {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::os("starting the cgroup sampler", e))?;
+        self.sampler = Some((tx, handle));
+        Ok(())
+    }
 }
 
 /// The ladder's container limits: room for the worker, and a pids limit as a fork-bomb fence.
 const LADDER_MEMORY: u64 = 256 << 20;
 const LADDER_PIDS: u64 = 64;
 
-fn lock(groups: &Mutex<Vec<Cgroup>>) -> std::sync::MutexGuard<'_, Vec<Cgroup>> {
-    groups.lock().unwrap_or_else(|e| e.into_inner())
+/// Keeps a container's data lines (the shim's steps and end, the worker's probe) and a copy of
+/// its lines for people; the shim's end decides how the unit ended.
+fn take(units: &Mutex<Vec<Kept>>, index: usize, line: &str) -> Line {
+    if line.starts_with(EVENT_PREFIX) {
+        return Line::Relay;
+    }
+    let mut units = lock(units);
+    let kept = kept(&mut units, index);
+    if let Some(json) = line.strip_prefix(SETUP_PREFIX) {
+        let marks: Vec<(String, u64)> = serde_json::from_str(json).unwrap_or_default();
+        kept.setup.extend(marks);
+        return Line::Taken;
+    }
+    if let Some(json) = line.strip_prefix(PROBE_PREFIX) {
+        kept.probe = serde_json::from_str(json).ok();
+        return Line::Taken;
+    }
+    if let Some(json) = line.strip_prefix(END_PREFIX) {
+        let Ok(end) = serde_json::from_str::<End>(json) else {
+            return Line::Taken;
+        };
+        let status = if end.success {
+            Status::Completed
+        } else if end.oom_killed {
+            Status::Crashed(end.status.clone())
+        } else {
+            Status::Crashed(format!("pid 1 {}", end.status))
+        };
+        kept.end = Some(end);
+        return Line::Ends(status);
+    }
+    if kept.lines.is_empty() {
+        kept.setup.push(("first line read".into(), now_ns()));
+    }
+    kept.lines.push(line.to_string());
+    Line::Relay
 }
 
 impl Kind for Containers {
@@ -74,11 +282,21 @@ impl Kind for Containers {
     }
 
     fn check(&self, units: usize) -> Result<()> {
-        self.processes.check(units)
+        self.processes
+            .check(units)
+            .map_err(|e| Error::invalid("the number of containers", units, e.fix()))
     }
 
     fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()> {
-        self.processes.start(unit, reporter, stop)
+        if let Some(every) = self.sample_every
+            && self.sampler.is_none()
+        {
+            self.start_sampler(every)?;
+        }
+        let index = unit.index;
+        self.processes.start(unit, reporter, stop)?;
+        kept(&mut lock(&self.units), index).shim_pid = self.processes.pid(index);
+        Ok(())
     }
 
     /// Kills the unit's shim; its pid 1 dies with it (it asked to), and `finish` removes the group.
@@ -87,9 +305,15 @@ impl Kind for Containers {
     }
 
     fn finish(&mut self) -> String {
+        if let Some((stop, sampler)) = self.sampler.take() {
+            drop(stop);
+            let _ = sampler.join();
+        }
         let processes = self.processes.finish();
         // Each shim removed its group already, unless it was killed; dropping removes the rest.
-        lock(&self.groups).clear();
+        for kept in lock(&self.units).iter_mut() {
+            kept.cgroup = None;
+        }
         format!(
             "{} as containers ({})",
             processes.replace("worker processes", "workers"),
@@ -104,6 +328,40 @@ pub fn run(
     containers: usize,
     limits: Limits,
     options: executor::Options,
-) -> Result<executor::Run> {
-    executor::run(&mut Containers::new(limits)?, work, containers, options)
+) -> Result<ContainerRun> {
+    Containers::new(limits)?.run(work, containers, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cgroup::Stats;
+    use super::*;
+
+    #[test]
+    fn data_lines_are_taken_and_the_end_decides_the_status() {
+        let units = Mutex::new(Vec::new());
+        let line = |l: &str| take(&units, 1, l);
+        assert_eq!(line("@virtlab-event {}"), Line::Relay);
+        assert_eq!(line(r#"@virtlab-setup [["shim started", 5]]"#), Line::Taken);
+        assert_eq!(line("0: box-2 pid 1"), Line::Relay);
+        let end = End {
+            host_pid: 42,
+            status: "OOM-killed at 64.0 MiB".into(),
+            success: false,
+            oom_killed: true,
+            stats: Stats::default(),
+        };
+        let end = format!("{END_PREFIX}{}", serde_json::to_string(&end).unwrap());
+        assert_eq!(
+            line(&end),
+            Line::Ends(Status::Crashed("OOM-killed at 64.0 MiB".into()))
+        );
+        let units = lock(&units);
+        assert_eq!(units.len(), 2);
+        let k = &units[1];
+        assert_eq!(k.lines, ["0: box-2 pid 1"]);
+        assert_eq!(k.setup[0], ("shim started".to_string(), 5));
+        assert_eq!(k.setup[1].0, "first line read");
+        assert_eq!(k.end.as_ref().map(|e| e.host_pid), Some(42));
+    }
 }

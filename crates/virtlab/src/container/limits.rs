@@ -4,8 +4,10 @@
 //! at its pids limit.
 
 use super::Limits;
-use super::run::{self, ContainerReport, Options};
+use super::kind::{Containers, WorkerFlags};
+use super::run::ContainerReport;
 use crate::display::{Figure, Table};
+use crate::executor::Options;
 use crate::plot::LineChart;
 use crate::work::Work;
 use crate::{Error, Result, units};
@@ -63,23 +65,17 @@ pub fn cpu_quotas(quotas: &[f64], seconds: u64) -> Result<QuotaSweep> {
     let work = Work::new("cpu", (seconds * 10) as u32, 1)?.burning(100)?;
     let mut runs = Vec::new();
     for (limits, &cpu) in limits.into_iter().zip(quotas) {
-        let options = Options {
-            limits,
-            sample_every: Some(SAMPLE_EVERY),
-            ..Options::default()
-        };
-        let run = run::run(&work, 1, &options)?;
-        if let Some(e) = run.failure() {
-            return Err(e);
-        }
-        let report =
-            run.containers.into_iter().next().ok_or_else(|| {
-                Error::new("the container left no report", "report this as a bug")
-            })?;
+        let run =
+            Containers::new(limits)?
+                .sampling(SAMPLE_EVERY)
+                .run(&work, 1, Options::quiet())?;
+        run.check()?;
+        let wall_ms = run.run.wall_ms;
+        let report = only(run.containers)?;
         let end = report.end_stats.unwrap_or_default();
         runs.push(QuotaRun {
             cpu,
-            cpu_share: end.cpu_ns.unwrap_or(0) as f64 / 1e6 / run.wall_ms,
+            cpu_share: end.cpu_ns.unwrap_or(0) as f64 / 1e6 / wall_ms,
             periods: end.periods.unwrap_or(0),
             throttled_periods: end.throttled_periods.unwrap_or(0),
             throttled_ms: end.throttled_ns.unwrap_or(0) as f64 / 1e6,
@@ -160,7 +156,8 @@ impl QuotaSweep {
 
 /// A worker allocating `step_mib` more each iteration in a container limited to `memory`
 /// bytes, running beside `bystanders` containers with the same limit that only print: the
-/// first is OOM-killed (reported as such), the others end normally.
+/// first is OOM-killed (reported as such), the others end normally: one failing does not stop
+/// its neighbours.
 pub fn oom(memory: u64, step_mib: u32, bystanders: usize) -> Result<Vec<ContainerReport>> {
     crate::error::check_range("MiB per step", step_mib, 1, 4096)?;
     let limits = Limits {
@@ -169,14 +166,19 @@ pub fn oom(memory: u64, step_mib: u32, bystanders: usize) -> Result<Vec<Containe
     }
     .checked()?;
     let steps = (memory >> 20) as u32 / step_mib + 4;
-    let options = Options {
-        echo: true,
-        limits,
+    let extras = WorkerFlags {
         allocate_mib: step_mib,
         allocate_only: Some(1),
+        ..WorkerFlags::default()
+    };
+    let options = Options {
+        fail_fast: false,
         ..Options::default()
     };
-    Ok(run::run(&Work::new("box", steps, 100)?, 1 + bystanders, &options)?.containers)
+    let work = Work::new("box", steps, 100)?;
+    Ok(Containers::with_extras(limits, extras)?
+        .run(&work, 1 + bystanders, options)?
+        .containers)
 }
 
 /// How each container ended, with its peak memory and OOM kills.
@@ -195,7 +197,7 @@ pub fn endings(reports: &[ContainerReport]) -> Table {
         let end = r.end_stats.unwrap_or_default();
         t.row([
             r.name.clone(),
-            r.status.clone(),
+            r.status.describe(),
             end.memory_peak_bytes.map_or("?".into(), units::bytes),
             end.oom_kills.map_or("?".into(), |n| n.to_string()),
             r.lines.last().cloned().unwrap_or_default(),
@@ -212,15 +214,22 @@ pub fn fork_bomb(pids: u64) -> Result<ContainerReport> {
         ..Limits::default()
     }
     .checked()?;
-    let options = Options {
-        echo: true,
-        limits,
+    let extras = WorkerFlags {
         fork_bomb: true,
-        ..Options::default()
+        ..WorkerFlags::default()
     };
-    let run = run::run(&Work::new("bomb", 1, 1)?, 1, &options)?;
-    run.containers
+    let run = Containers::with_extras(limits, extras)?.run(
+        &Work::new("bomb", 1, 1)?,
+        1,
+        Options::default(),
+    )?;
+    only(run.containers)
+}
+
+/// The one container of a run of one.
+fn only(containers: Vec<ContainerReport>) -> Result<ContainerReport> {
+    containers
         .into_iter()
         .next()
-        .ok_or_else(|| Error::new("the container left no report", "report this as a bug"))
+        .ok_or_else(|| Error::bug("the container left no report"))
 }

@@ -5,9 +5,9 @@
 //! shim, [`init`]) sets up the namespaces in its child after exec, waits, forwards the exit
 //! status and removes the cgroup on every exit path.
 //!
-//! [`kind`] makes containers one more kind of worker of the shared executor. [`support`] says
-//! what this machine allows, [`cgroup`] holds one group per container, [`run`]
-//! starts N containers and collects their lines, [`probe`] compares what a container sees with
+//! [`kind`] makes containers one more kind of worker of the shared executor, keeping what each
+//! container brings beyond a process ([`run`]). [`support`] says what this machine allows,
+//! [`cgroup`] holds one group per container, [`probe`] compares what a container sees with
 //! the host, [`limits`] watches quotas act, [`cost`] and [`runtimes`] measure what it costs beside
 //! a process, crun and runc.
 
@@ -142,7 +142,7 @@ pub struct Spec {
     /// What it may use.
     pub limits: Limits,
     /// The shim prints its set-up steps' times and how the container ended as data lines
-    /// (what [`run`] reads); without it the shim says only what failed, on stderr.
+    /// (what [`kind::Containers`] reads); without it the shim says only what failed, on stderr.
     pub report: bool,
 }
 

@@ -161,7 +161,7 @@ struct Message {
 }
 
 /// Event lines on a worker program's stdout start with this; everything else is a line for people.
-const EVENT_PREFIX: &str = "@virtlab-event ";
+pub const EVENT_PREFIX: &str = "@virtlab-event ";
 
 /// How a unit tells the executor what it does. Cheap to clone and `Send`.
 #[derive(Clone)]

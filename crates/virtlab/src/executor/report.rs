@@ -99,14 +99,23 @@ impl Run {
     /// This run, or the error that names its first failed unit: for `?` in code that should
     /// stop when a unit failed.
     pub fn check(&self) -> Result<&Run> {
+        // Said only when it happened: a run without fail-fast lets the others run on.
+        let stopped = self.units.iter().any(
+            |u| matches!(&u.status, Status::Cancelled(why) if why.starts_with("stopped because")),
+        );
         match self.failures().first() {
             None => Ok(self),
             Some(unit) => Err(Error::new(
                 format!(
-                    "{} {} {}; the other units were stopped",
+                    "{} {} {}{}",
                     self.kind,
                     unit.name,
-                    unit.status.describe()
+                    unit.status.describe(),
+                    if stopped {
+                        "; the other units were stopped"
+                    } else {
+                        ""
+                    }
                 ),
                 match unit.status {
                     Status::Refused(_) => "run fewer units at once",
