@@ -120,7 +120,7 @@
 //!
 //! Virtual machines of our own through Linux's KVM ([`vm`]): a guest program in 64-bit long
 //! mode, one vCPU per VM on a host thread of this process, and what being virtual costs. Not run
-//! here: it needs `/dev/kvm` (Linux, x86-64); [`vm::support`] says what this machine offers.
+//! here: it needs `/dev/kvm` (Linux, x86-64); [`vm::support()`] says what this machine offers.
 //!
 //! ```no_run
 //! use virtlab::{executor::Options, vm, work::Work};

@@ -2,7 +2,7 @@
 //! driven from Rust through the rust-vmm crates, runs a small guest program of our own in
 //! 64-bit mode, and we measure what being virtual costs.
 //!
-//! - [`support`]: can this machine make VMs, and are they hardware-assisted or emulated?
+//! - [`support()`]: can this machine make VMs, and are they hardware-assisted or emulated?
 //! - [`guest`]: the guest program, as assembly text and the bytes it assembles to.
 //! - [`layout`]: the guest memory's tables (GDT, identity-mapped page tables).
 //! - [`probe`]: the price of being virtual from inside this machine (cpuid, steal time).
