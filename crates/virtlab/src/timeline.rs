@@ -129,6 +129,15 @@ impl Timeline {
         seen
     }
 
+    /// How many iterations the run's units reported: what a stopped run is judged by, rather
+    /// than by how long it took.
+    pub fn iterations(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Iteration(_)))
+            .count()
+    }
+
     /// Distinct process ids that ran work.
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.events.iter().map(|e| e.pid).collect();

@@ -127,12 +127,7 @@ fn a_crashing_worker_is_reported_and_the_others_are_stopped() {
         );
     }
     // Stopped, not waited for: nobody ran its 50 iterations.
-    let iterations = run
-        .timeline
-        .events
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::Iteration(_)))
-        .count();
+    let iterations = run.timeline.iterations();
     assert!(iterations < 30, "{iterations}");
     let err = run.check().unwrap_err();
     assert!(

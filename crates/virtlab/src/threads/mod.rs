@@ -213,12 +213,7 @@ mod tests {
             );
         }
         // The others stopped at their next pause instead of running 50 iterations.
-        let iterations = run
-            .timeline
-            .events
-            .iter()
-            .filter(|e| matches!(e.kind, crate::timeline::EventKind::Iteration(_)))
-            .count();
+        let iterations = run.timeline.iterations();
         assert!(iterations < 3 * 10, "{iterations} iterations ran");
         let err = run.check().unwrap_err();
         assert!(

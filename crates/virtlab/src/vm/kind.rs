@@ -160,7 +160,6 @@ pub fn run(work: &Work, vms: usize, memory_bytes: u64, options: Options) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::EventKind;
     use std::time::Duration;
 
     fn kvm_usable() -> bool {
@@ -199,12 +198,7 @@ mod tests {
         let run = run(&Work::new("vm", 3, 1).unwrap(), 3, 2 << 20, options).unwrap();
         assert!(run.succeeded(), "{}", run.table());
         assert_eq!(super::super::tests::kvm_fds(), fds, "every VM closed");
-        let iterations = run
-            .timeline
-            .events
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::Iteration(_)))
-            .count();
+        let iterations = run.timeline.iterations();
         assert_eq!(iterations, 9);
         assert_eq!(
             run.timeline.os_threads().len(),
