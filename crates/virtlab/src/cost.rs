@@ -19,14 +19,14 @@ use crate::executor::{self, Kind, Options};
 use crate::plot::LineChart;
 use crate::stats::median;
 use crate::work::Work;
-use crate::{Error, Result, processes, release, store, tasks, threads, units};
+use crate::{Error, Result, langvm, processes, release, store, tasks, threads, units};
 use serde::{Deserialize, Serialize};
 
 /// The method, in one sentence, as charts and tables state it under themselves.
 pub const METHOD: &str = "Method: a fresh virtlab process starts N units through the chapter's executor and reads, once all N run, its process tree's memory (sum of PSS) and the kernel's for that tree (page tables, VmPTE, plus one kernel stack per thread), minus the same reading before; per unit = difference / N, median of the rounds. Time: from asking for a unit to its first line, median over units and rounds. Points at or below zero (within a page of noise) cannot sit on a log axis and are left out.";
 
 /// The kinds of worker the ladder can measure so far, cheapest first.
-pub const KINDS: [&str; 3] = ["task", "thread", "process"];
+pub const KINDS: [&str; 4] = ["task", "wasm", "thread", "process"];
 
 /// The most rounds per count.
 pub const MAX_ROUNDS: usize = 20;
@@ -37,6 +37,7 @@ fn kind_named(name: &str) -> Result<Box<dyn Kind>> {
         "process" => Ok(Box::new(processes::Processes::new()?)),
         "thread" => Ok(Box::new(threads::Threads::new())),
         "task" => Ok(Box::new(tasks::Tasks::new()?)),
+        "wasm" => Ok(Box::new(langvm::instance::WasmInstances::new()?)),
         other => Err(Error::invalid(
             "the kind of worker",
             format!("'{other}'"),
@@ -82,31 +83,16 @@ pub fn probe(kind: &str, count: usize) -> Result<ProbeRound> {
 
 /// Runs one probe round in a fresh `virtlab ladder-probe` process.
 fn probe_in_fresh_process(kind: &str, count: usize) -> Result<ProbeRound> {
-    let output = release::command([
-        "ladder-probe",
-        "--kind",
-        kind,
-        "--count",
-        &count.to_string(),
-    ])?
-    .output()
-    .map_err(|e| Error::os("starting the ladder's probe process", e))?;
-    let stderr: Vec<String> = String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    if !output.status.success() {
-        return Err(release::failure(
-            "the ladder's probe",
-            output.status,
-            &stderr,
-        ));
-    }
-    serde_json::from_slice(&output.stdout).map_err(|e| {
-        Error::bug(format!(
-            "the ladder's probe printed something that is not a probe round ({e})"
-        ))
-    })
+    release::json(
+        "the ladder's probe",
+        &[
+            "ladder-probe",
+            "--kind",
+            kind,
+            "--count",
+            &count.to_string(),
+        ],
+    )
 }
 
 /// Refuses a kind, count or number of rounds the ladder cannot measure, before measuring.

@@ -129,6 +129,8 @@
 //! - [`tasks`]: the tokio task as a kind of worker, how many fit, the blocking trap; chapter 3.
 //! - [`cost`]: the cost ladder, time and memory per unit for every kind of worker.
 //! - [`matmul`]: matrix multiply on the CPU and the GPU, measured right; chapter 4.
+//! - [`langvm`]: the same job natively, on WebAssembly, CPython, the JVM and V8; a wasm instance
+//!   as a kind of worker; chapter 5.
 //! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
 //! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
 //! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
@@ -150,6 +152,7 @@ pub mod error;
 pub mod executor;
 pub mod gpu;
 pub mod isa;
+pub mod langvm;
 pub mod machine;
 pub mod matmul;
 pub mod memory;

@@ -119,6 +119,9 @@ enum Command {
     },
     /// Chapter 4: multiply two n×n matrices on the CPU and/or the GPU, timed right.
     Matmul(cli::matmul::MatmulArgs),
+    /// Chapter 5: the same job natively and on WebAssembly, CPython, the JVM and V8: hit counts,
+    /// speed against native, start-up (--warmup C: time per chunk as each runtime warms up).
+    Runtimes(cli::langvm::RuntimesArgs),
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker {
         #[arg(long, default_value = "worker")]
@@ -191,5 +194,6 @@ fn run(cli: Cli) -> virtlab::Result<()> {
         } => cli::ladder::ladder(&kinds, &counts, rounds, json),
         Command::LadderProbe { kind, count } => cli::ladder::probe(&kind, count),
         Command::Matmul(args) => cli::matmul::matmul(args),
+        Command::Runtimes(args) => cli::langvm::runtimes(args),
     }
 }

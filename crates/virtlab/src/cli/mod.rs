@@ -6,9 +6,11 @@
 //! names: [`virtlab::executor::Run`] for `processes`, `threads` and `tasks`;
 //! [`virtlab::cost::Ladder`] for `ladder`; [`virtlab::threads::Scaling`] for `scale`;
 //! [`virtlab::tasks::TaskScaling`] for `tasks-scale`; [`virtlab::matmul::Run`] for `matmul`;
+//! [`virtlab::langvm::Comparison`] for `runtimes` ([`virtlab::langvm::Warmup`] with `--warmup`);
 //! `{"machine": Machine, "peak": Peak | null}` for `machine`. `scripts/bench` reads these.
 
 pub mod ladder;
+pub mod langvm;
 pub mod machine;
 pub mod matmul;
 pub mod workers;
