@@ -537,7 +537,7 @@ mod tests {
     fn unknown_kinds_and_bad_counts_are_refused_before_measuring() {
         let mut ladder = Ladder::default();
         let err = ladder.measure("vm-ish", &[1], 1).unwrap_err();
-        assert!(err.fix().contains("task, thread, process"), "{err}");
+        assert!(err.fix().contains("task, wasm, thread, process"), "{err}");
         assert!(ladder.measure("thread", &[], 1).is_err());
         assert!(ladder.measure("thread", &[1], 0).is_err());
         assert!(

@@ -120,7 +120,11 @@ impl Runtime {
                         return Err(Error::invalid(
                             "a runtime",
                             format!("'{other}'"),
-                            format!("choose from {}, java, node or all", names.join(", ")),
+                            format!(
+                                "choose from {}, or a group: java (JIT and -Xint), node (wasm \
+                                 and JavaScript), all",
+                                names.join(", ")
+                            ),
                         ));
                     }
                 },

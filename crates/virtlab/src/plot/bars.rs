@@ -211,8 +211,9 @@ mod tests {
             .bar("python", &[85.0]);
         assert_eq!(chart.x_range(), 0.0..2.0);
         let svg = chart.render().unwrap().svg().to_string();
-        for text in ["native", "python", "85", ">10<", ">100<"] {
-            assert!(svg.contains(text), "missing {text}");
+        // Tick labels on whole decades (each text sits on a line of its own in the SVG).
+        for text in ["native", "python", "85", "1", "10", "100"] {
+            assert!(svg.lines().any(|l| l.trim() == text), "missing {text}");
         }
         let zero = BarChart::new("t", &["a"]).log_x().bar("x", &[0.0]);
         assert!(zero.render().unwrap_err().problem().contains("log axis"));
