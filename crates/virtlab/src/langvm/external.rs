@@ -64,21 +64,13 @@ impl Guests {
     fn java_class(&self) -> std::result::Result<(), String> {
         self.java
             .get_or_init(|| {
-                let output = Command::new("javac")
-                    .arg("-d")
-                    .arg(self.dir.path())
-                    .arg(guests_dir().join("Hits.java"))
-                    .stdin(Stdio::null())
-                    .output()
-                    .map_err(|e| missing("javac", e))?;
-                if output.status.success() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "javac failed on Hits.java: {}",
-                        String::from_utf8_lossy(&output.stderr).trim()
-                    ))
-                }
+                stdout_of(
+                    Command::new("javac")
+                        .arg("-d")
+                        .arg(self.dir.path())
+                        .arg(guests_dir().join("Hits.java")),
+                )
+                .map(drop)
             })
             .clone()
     }
@@ -213,16 +205,25 @@ fn missing(program: &str, e: std::io::Error) -> String {
 pub(super) fn java_bytecode() -> std::result::Result<String, String> {
     let guests = Guests::new().map_err(|e| e.to_string())?;
     guests.java_class()?;
-    let output = Command::new("javap")
-        .args(["-c", "-cp"])
-        .arg(guests.dir.path())
-        .arg("Hits")
+    stdout_of(
+        Command::new("javap")
+            .args(["-c", "-cp"])
+            .arg(guests.dir.path())
+            .arg("Hits"),
+    )
+}
+
+/// What `command` printed on stdout, or why it could not run or failed (with how to get the
+/// program when it is missing).
+pub(super) fn stdout_of(command: &mut Command) -> std::result::Result<String, String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| missing("javap", e))?;
+        .map_err(|e| missing(&program, e))?;
     if !output.status.success() {
         return Err(format!(
-            "javap failed: {}",
+            "{program} failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }

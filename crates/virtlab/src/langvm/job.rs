@@ -107,20 +107,15 @@ fn excerpt(text: &str, marker: &str) -> String {
 
 /// CPython's disassembly of the Python peer's `hits`, or why it could not be had.
 fn python_bytecode() -> std::result::Result<String, String> {
-    let output = std::process::Command::new("python3")
-        .arg("-c")
-        .arg("import dis, sys; sys.path.insert(0, sys.argv[1]); import threads_cpu; dis.dis(threads_cpu.hits)")
-        .arg(peers_dir())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("python3 could not be started ({e}): install Python 3"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "python3 -m dis failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    super::external::stdout_of(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import dis, sys; sys.path.insert(0, sys.argv[1]); import threads_cpu; \
+                 dis.dis(threads_cpu.hits)",
+            )
+            .arg(peers_dir()),
+    )
 }
 
 #[cfg(test)]

@@ -69,6 +69,22 @@ impl Series {
         self.seconds.push(seconds);
     }
 
+    /// Runs `call` (one run of the job, returning its hits) `repeats` times, timing each;
+    /// `asked` is when the runtime was asked for.
+    pub(super) fn time_runs(
+        &mut self,
+        repeats: usize,
+        asked: Instant,
+        mut call: impl FnMut() -> Result<u64>,
+    ) -> Result<()> {
+        for _ in 0..repeats {
+            let started = Instant::now();
+            let hits = call()?;
+            self.record(hits, started.elapsed().as_secs_f64(), asked);
+        }
+        Ok(())
+    }
+
     /// The median time of one run, in seconds.
     pub fn median_s(&self) -> f64 {
         median(&mut self.seconds.clone())
@@ -113,11 +129,9 @@ fn run(
                     "release"
                 }
             );
-            for _ in 0..repeats {
-                let started = Instant::now();
-                let found = job::hits(seed, std::hint::black_box(samples));
-                series.record(found, started.elapsed().as_secs_f64(), asked);
-            }
+            series.time_runs(repeats, asked, || {
+                Ok(job::hits(seed, std::hint::black_box(samples)))
+            })?;
             Ok(Outcome::Measured(series))
         }
         Runtime::Wasmi => wasm::run(seed, samples, repeats).map(Outcome::Measured),

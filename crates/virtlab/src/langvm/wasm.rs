@@ -45,13 +45,11 @@ pub(super) fn run(seed: u64, samples: u64, repeats: usize) -> Result<Series> {
     series.version = "wasmi 2.0".into();
     series.module_sha256 = Some(job::sha256(&bytes));
     series.compile_s = Some(compile_s);
-    for _ in 0..repeats {
-        let started = Instant::now();
-        // The module counts in i64; the bits are the same u64s.
-        let found = hits
-            .call(&mut store, (seed as i64, samples as i64))
-            .map_err(|e| failed("running `hits`", e))?;
-        series.record(found as u64, started.elapsed().as_secs_f64(), asked);
-    }
+    // The module counts in i64; the bits are the same u64s.
+    series.time_runs(repeats, asked, || {
+        hits.call(&mut store, (seed as i64, samples as i64))
+            .map(|h| h as u64)
+            .map_err(|e| failed("running `hits`", e))
+    })?;
     Ok(series)
 }
