@@ -60,6 +60,22 @@ impl Series {
         }
     }
 
+    /// An empty series for a WebAssembly runtime that ran `module` after compiling it for
+    /// `compile_s` seconds.
+    pub(super) fn of_module(
+        runtime: Runtime,
+        version: &str,
+        module: &[u8],
+        compile_s: f64,
+    ) -> Series {
+        Series {
+            version: version.into(),
+            module_sha256: Some(job::sha256(module)),
+            compile_s: Some(compile_s),
+            ..Series::new(runtime)
+        }
+    }
+
     /// Adds a run; the first one also fixes the time from `asked` to the first result.
     pub(super) fn record(&mut self, hits: u64, seconds: f64, asked: Instant) {
         if self.hits.is_empty() {

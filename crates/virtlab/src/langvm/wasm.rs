@@ -41,10 +41,7 @@ pub(super) fn run(seed: u64, samples: u64, repeats: usize) -> Result<Series> {
     let hits = instance
         .get_typed_func::<(i64, i64), i64>(&store, "hits")
         .map_err(|e| failed("finding `hits`", e))?;
-    let mut series = Series::new(Runtime::Wasmi);
-    series.version = "wasmi 2.0".into();
-    series.module_sha256 = Some(job::sha256(&bytes));
-    series.compile_s = Some(compile_s);
+    let mut series = Series::of_module(Runtime::Wasmi, "wasmi 2.0", &bytes, compile_s);
     // The module counts in i64; the bits are the same u64s.
     series.time_runs(repeats, asked, || {
         hits.call(&mut store, (seed as i64, samples as i64))
