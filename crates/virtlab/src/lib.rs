@@ -116,6 +116,24 @@
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
+//! # Chapter 5: language virtual machines
+//!
+//! The same job natively and on language VMs ([`langvm`]): our hand-written WebAssembly module on
+//! wasmi and wasmtime, CPython, the JVM, Node; every runtime must count the same hits. A
+//! WebAssembly instance is also a kind of worker on the executor: a read outside its memory traps.
+//!
+//! ```
+//! use virtlab::executor::{Options, Status};
+//! use virtlab::langvm::{Comparison, Plan, Runtime, instance};
+//! use virtlab::work::Work;
+//!
+//! let plan = Plan::new(10_000, 1)?.runtimes(&[Runtime::Native, Runtime::Wasmi]);
+//! Comparison::measure(&plan)?.check()?; // the same hits natively and in the interpreter
+//! let run = instance::run(&Work::new("wasm", 2, 10)?, 2, Options::quiet().with_fault(1, 0))?;
+//! assert!(matches!(&run.units[0].status, Status::Crashed(trap) if trap.starts_with("trap:")));
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
 //! # Modules
 //!
 //! - [`machine`]: what the machine offers (CPUs, limits, memory, hypervisor, GPU); chapter 0.
