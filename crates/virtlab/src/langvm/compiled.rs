@@ -1,7 +1,7 @@
 //! Our module compiled by wasmtime (Cranelift) inside this process: start-up is making the
 //! engine, compiling the module to machine code, instantiating it and the first call. wasmtime
-//! is a heavy build, so it is behind the `wasmtime` feature: the `virtlab` program has it, a
-//! notebook's own build does not and asks that program ([`super::Comparison::in_release_build`]).
+//! is a heavy build, so it is behind the `wasmtime` feature, off by default (see Cargo.toml);
+//! without it the wasmtime row is skipped and says how to build a `virtlab` program that has it.
 
 use super::Series;
 use crate::Result;
@@ -51,8 +51,10 @@ pub(super) fn run(seed: u64, samples: u64, repeats: usize) -> Result<Outcome<Ser
 #[cfg(not(feature = "wasmtime"))]
 pub(super) fn run(_seed: u64, _samples: u64, _repeats: usize) -> Result<Outcome<Series>> {
     Ok(Outcome::Skipped(
-        "this build has no wasmtime (its `wasmtime` feature is off, as in notebooks): \
-         use Comparison::in_release_build, which runs the `virtlab` program that has it"
+        "this build has no wasmtime (the `wasmtime` feature is off by default: it is a heavy \
+         build): build a virtlab program with it, `cargo build --release --features wasmtime \
+         --target-dir target/wasmtime`, and point VIRTLAB_WORKER at \
+         target/wasmtime/release/virtlab"
             .into(),
     ))
 }

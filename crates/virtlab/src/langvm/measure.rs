@@ -1,8 +1,8 @@
 //! The measurements: [`Comparison`] (the same job on every runtime: hit counts, speed against
 //! native, start-up) and [`Warmup`] (the job cut into chunks run one after another in one
 //! runtime: the time of each chunk as the runtime warms up). Both can run in the release
-//! `virtlab` program ([`Comparison::in_release_build`]), which has wasmtime and full
-//! optimisation; a notebook's own build has neither.
+//! `virtlab` program ([`Comparison::in_release_build`]), fully optimised (a notebook's own build
+//! is not), and with wasmtime when it was built with the `wasmtime` feature.
 
 use super::external::Guests;
 use super::{Plan, Runtime, compiled, job, wasm};
@@ -249,8 +249,9 @@ impl Comparison {
         })
     }
 
-    /// Runs `plan` in the release `virtlab` program, which has wasmtime and is fully
-    /// optimised (a notebook's build is neither); its errors come back as errors.
+    /// Runs `plan` in the release `virtlab` program (`VIRTLAB_WORKER`, or the workspace's
+    /// release build), fully optimised (a notebook's build is not); its errors come back as
+    /// errors.
     pub fn in_release_build(plan: &Plan) -> Result<Comparison> {
         in_release_build(plan, &[])
     }
