@@ -459,7 +459,7 @@ impl Warmup {
 
     /// Runs `plan` as a warm-up in the release `virtlab` program.
     pub fn in_release_build(plan: &Plan) -> Result<Warmup> {
-        in_release_build(plan, &["--warmup"])
+        in_release_build(plan, &["--warmup", &plan.repeats.to_string()])
     }
 
     fn measured(&self) -> impl Iterator<Item = &Series> {
