@@ -15,8 +15,10 @@ use crate::work::Work;
 use crate::{Error, Result};
 use std::thread::JoinHandle;
 
-/// Fuel per slice: about a millisecond of guest work on wasmi, so a stop is seen quickly.
-const FUEL_SLICE: u64 = 1_000_000;
+/// Fuel per slice: a thousand or so guest instructions, so a stop is seen at once. Small on
+/// purpose: wasmi dispatches by tail calls, which a notebook's build (opt-level 2 with debug
+/// assertions) does not always turn into jumps, so a long slice can overflow the thread's stack.
+const FUEL_SLICE: u64 = 1_000;
 
 /// WebAssembly instances as a kind of worker (see the module's description).
 pub struct WasmInstances {

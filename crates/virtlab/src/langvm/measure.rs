@@ -219,7 +219,8 @@ pub struct Comparison {
 impl Comparison {
     /// Runs `plan` in this process (wasmtime needs the `wasmtime` feature; see
     /// [`Comparison::in_release_build`]). A missing runtime is skipped; one that fails is an
-    /// error.
+    /// error. In a notebook use [`Comparison::in_release_build`]: the notebook's build of wasmi
+    /// may not turn its tail calls into jumps, and a long run can overflow the stack.
     pub fn measure(plan: &Plan) -> Result<Comparison> {
         plan.check()?;
         let guests = Guests::new()?;
