@@ -139,6 +139,37 @@ def bench_containers(repeats):
                     f"{memory_peer['kind']} (runtime + pid 1)" if memory_peer else "—",
                     [memory_peer["memory_bytes"]] if memory_peer else None,
                     note="" if memory_peer else "no runtime ran here"))
+
+
+def bench_langvm(repeats, samples):
+    """Chapter 5: slowdown against native per runtime, a wasm instance's start beside a thread's
+    (the ladder's probe, same method), and the JVM's warm-up to within 10% of its final speed."""
+    comparison = run_json([str(VIRTLAB), "runtimes", "--samples", str(samples), "--repeats", str(repeats), "--json"])
+    measured = {r["runtime"]: r["speed"]["value"] for r in comparison["rows"] if r["speed"]["outcome"] == "measured"}
+    native = statistics.median(measured["native"]["seconds"])
+    rows = []
+    for r in comparison["rows"]:
+        if r["speed"]["outcome"] != "measured":
+            rows.append(skipped_row(f"slowdown vs native: {r['runtime']}", r["speed"]["value"]))
+        elif r["runtime"] != "native":
+            slowdowns = [s / native for s in measured[r["runtime"]]["seconds"]]
+            wasm = r["runtime"] == "wasmtime"
+            rows.append(row(f"slowdown vs native, {samples} samples: {r['runtime']}", "×", slowdowns,
+                            "published: wasm in Firefox, SPEC (Jangda et al. 2019)" if wasm else "—", [1.45] if wasm else None,
+                            target=1.5 if wasm else None))
+    probe = lambda kind: [ms for _ in range(repeats) for ms in run_json([str(VIRTLAB), "ladder-probe", "--kind", kind, "--count", "8"])["first_line_ms"]]
+    rows.append(row("wasm instance start → first line (ladder probe, 8 units)", "ms", probe("wasm"), "thread (same probe)", probe("thread")))
+    if "java" in measured:
+        settled = []
+        for _ in range(max(3, repeats // 2)):
+            warm = run_json([str(VIRTLAB), "runtimes", "--runtimes", "java", "--warmup", "60", "--samples", "20000", "--json"])
+            chunks = warm["rows"][0][1]["value"]["seconds"]
+            # The rule of langvm::Series::settled_after_s: chunks until one is within 10% of the
+            # median of the last quarter.
+            final = statistics.median(chunks[-(len(chunks) + 3) // 4:])
+            at = next((i for i, s in enumerate(chunks) if s <= 1.1 * final), len(chunks) - 1)
+            settled.append(sum(chunks[: at + 1]) * 1e3)
+        rows.append(row("JVM warm-up to within 10% of its final speed (20000-sample chunks)", "ms", settled, "—", None))
     return rows
 
 
@@ -348,6 +379,7 @@ def main(argv):
         + bench_scaling(3 if args.quick else 5)
         + bench_tasks(repeats)
         + bench_containers(repeats)
+        + bench_langvm(repeats, 100_000 if args.quick else 300_000)
         + bench_matmul_cpu([2048] if args.quick else [512, 1024, 2048, 4096], repeats, essay_case=not args.quick)
         + bench_matmul_gpu(repeats)
         + bench_vm(3 if args.quick else 5)

@@ -22,7 +22,7 @@ use crate::executor::{self, Kind, Options};
 use crate::plot::LineChart;
 use crate::stats::median;
 use crate::work::Work;
-use crate::{Error, Result, processes, release, store, tasks, threads, units};
+use crate::{Error, Result, langvm, processes, release, store, tasks, threads, units};
 use serde::{Deserialize, Serialize};
 
 /// The method, in one sentence, as charts and tables state it under themselves.
@@ -30,13 +30,13 @@ pub const METHOD: &str = "Method: a fresh virtlab process starts N units through
 
 /// The kinds of worker the ladder can measure so far, cheapest first.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub const KINDS: &[&str] = &["task", "thread", "process", "container", "vm"];
+pub const KINDS: &[&str] = &["task", "wasm", "thread", "process", "container", "vm"];
 /// The kinds of worker the ladder can measure so far, cheapest first.
 #[cfg(all(target_os = "linux", not(target_arch = "x86_64")))]
-pub const KINDS: &[&str] = &["task", "thread", "process", "container"];
+pub const KINDS: &[&str] = &["task", "wasm", "thread", "process", "container"];
 /// The kinds of worker the ladder can measure so far, cheapest first.
 #[cfg(not(target_os = "linux"))]
-pub const KINDS: &[&str] = &["task", "thread", "process"];
+pub const KINDS: &[&str] = &["task", "wasm", "thread", "process"];
 
 /// The most rounds per count.
 pub const MAX_ROUNDS: usize = 20;
@@ -47,6 +47,7 @@ fn kind_named(name: &str) -> Result<Box<dyn Kind>> {
         "process" => Ok(Box::new(processes::Processes::new()?)),
         "thread" => Ok(Box::new(threads::Threads::new())),
         "task" => Ok(Box::new(tasks::Tasks::new()?)),
+        "wasm" => Ok(Box::new(langvm::instance::WasmInstances::new()?)),
         #[cfg(target_os = "linux")]
         "container" => Ok(Box::new(crate::container::kind::Containers::for_ladder()?)),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -101,31 +102,16 @@ pub fn probe(kind: &str, count: usize) -> Result<ProbeRound> {
 
 /// Runs one probe round in a fresh `virtlab ladder-probe` process.
 fn probe_in_fresh_process(kind: &str, count: usize) -> Result<ProbeRound> {
-    let output = release::command([
-        "ladder-probe",
-        "--kind",
-        kind,
-        "--count",
-        &count.to_string(),
-    ])?
-    .output()
-    .map_err(|e| Error::os("starting the ladder's probe process", e))?;
-    let stderr: Vec<String> = String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    if !output.status.success() {
-        return Err(release::failure(
-            "the ladder's probe",
-            output.status,
-            &stderr,
-        ));
-    }
-    serde_json::from_slice(&output.stdout).map_err(|e| {
-        Error::bug(format!(
-            "the ladder's probe printed something that is not a probe round ({e})"
-        ))
-    })
+    release::json(
+        "the ladder's probe",
+        &[
+            "ladder-probe",
+            "--kind",
+            kind,
+            "--count",
+            &count.to_string(),
+        ],
+    )
 }
 
 /// Refuses a kind, count or number of rounds the ladder cannot measure, before measuring.
@@ -573,7 +559,7 @@ mod tests {
     fn unknown_kinds_and_bad_counts_are_refused_before_measuring() {
         let mut ladder = Ladder::default();
         let err = ladder.measure("vm-ish", &[1], 1).unwrap_err();
-        assert!(err.fix().contains("task, thread, process"), "{err}");
+        assert!(err.fix().contains("task, wasm, thread, process"), "{err}");
         assert!(ladder.measure("thread", &[], 1).is_err());
         assert!(ladder.measure("thread", &[1], 0).is_err());
         assert!(

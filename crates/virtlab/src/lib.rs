@@ -116,6 +116,24 @@
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
+//! # Chapter 5: language virtual machines
+//!
+//! The same job natively and on language VMs ([`langvm`]): our hand-written WebAssembly module on
+//! wasmi and wasmtime, CPython, the JVM, Node; every runtime must count the same hits. A
+//! WebAssembly instance is also a kind of worker on the executor: a read outside its memory traps.
+//!
+//! ```
+//! use virtlab::executor::{Options, Status};
+//! use virtlab::langvm::{Comparison, Plan, Runtime, instance};
+//! use virtlab::work::Work;
+//!
+//! let plan = Plan::new(10_000, 1)?.runtimes(&[Runtime::Native, Runtime::Wasmi]);
+//! Comparison::measure(&plan)?.check()?; // the same hits natively and in the interpreter
+//! let run = instance::run(&Work::new("wasm", 2, 10)?, 2, Options::quiet().with_fault(1, 0))?;
+//! assert!(matches!(&run.units[0].status, Status::Crashed(trap) if trap.starts_with("trap:")));
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
 //! # Chapter 6: virtual machines
 //!
 //! Virtual machines of our own through Linux's KVM ([`vm`]): a guest program in 64-bit long
@@ -163,6 +181,8 @@
 //! - [`tasks`]: the tokio task as a kind of worker, how many fit, the blocking trap; chapter 3.
 //! - [`cost`]: the cost ladder, time and memory per unit for every kind of worker.
 //! - [`matmul`]: matrix multiply on the CPU and the GPU, measured right; chapter 4.
+//! - [`langvm`]: the same job natively, on WebAssembly, CPython, the JVM and V8; a wasm instance
+//!   as a kind of worker; chapter 5.
 //! - [`vm`]: virtual machines through KVM, and the price of being virtual; chapter 6.
 //! - [`container`]: containers from namespaces and a cgroup, as a kind of worker (Linux);
 //!   chapter 7.
@@ -189,6 +209,7 @@ pub mod error;
 pub mod executor;
 pub mod gpu;
 pub mod isa;
+pub mod langvm;
 pub mod machine;
 pub mod matmul;
 pub mod memory;

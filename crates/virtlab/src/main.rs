@@ -119,6 +119,9 @@ enum Command {
     },
     /// Chapter 4: multiply two n×n matrices on the CPU and/or the GPU, timed right.
     Matmul(cli::matmul::MatmulArgs),
+    /// Chapter 5: the same job natively and on WebAssembly, CPython, the JVM and V8: hit counts,
+    /// speed against native, start-up (--warmup C: time per chunk as each runtime warms up).
+    Runtimes(cli::langvm::RuntimesArgs),
     /// Chapter 7: run the work in N containers (namespaces + a cgroup each), with limits.
     /// --fault-unit C --fault-at I makes container C's pid 1 abort; --keep-going keeps the
     /// others running when one fails (an OOM kill, say).
@@ -230,6 +233,7 @@ fn run(cli: Cli) -> virtlab::Result<()> {
         } => cli::ladder::ladder(&kinds, &counts, rounds, json),
         Command::LadderProbe { kind, count } => cli::ladder::probe(&kind, count),
         Command::Matmul(args) => cli::matmul::matmul(args),
+        Command::Runtimes(args) => cli::langvm::runtimes(args),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         Command::Vm(command) => cli::vm::run(command),
     }

@@ -91,6 +91,27 @@ pub fn command<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> 
     Ok(command)
 }
 
+/// Runs the `virtlab` program with `args` to the end and reads the JSON it prints as a `T`;
+/// an error it reported (or its exit status) comes back as an `Err`. `what` names it in errors,
+/// e.g. "the ladder's probe".
+pub fn json<T: serde::de::DeserializeOwned>(what: &str, args: &[&str]) -> Result<T> {
+    let output = command(args)?
+        .output()
+        .map_err(|e| Error::os(format!("starting {what}"), e))?;
+    let stderr: Vec<String> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if !output.status.success() {
+        return Err(failure(what, output.status, &stderr));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| {
+        Error::bug(format!(
+            "{what} printed something that is not what was asked for ({e})"
+        ))
+    })
+}
+
 /// On Linux, asks the kernel to SIGKILL this process when the thread that spawned it dies.
 /// A child asks for itself, after exec: a `pre_exec` hook in the parent would force a full fork
 /// of the (possibly large) parent instead of a cheap `posix_spawn`.

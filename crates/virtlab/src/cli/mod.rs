@@ -6,11 +6,13 @@
 //! names: [`virtlab::executor::Run`] for `processes`, `threads`, `tasks`, `container` and `vm`;
 //! [`virtlab::cost::Ladder`] for `ladder`; [`virtlab::threads::Scaling`] for `scale`;
 //! [`virtlab::tasks::TaskScaling`] for `tasks-scale`; [`virtlab::matmul::Run`] for `matmul`;
+//! [`virtlab::langvm::Comparison`] for `runtimes` ([`virtlab::langvm::Warmup`] with `--warmup`);
 //! `{"machine": Machine, "peak": Peak | null}` for `machine`. `scripts/bench` reads these.
 
 #[cfg(target_os = "linux")]
 pub mod container;
 pub mod ladder;
+pub mod langvm;
 pub mod machine;
 pub mod matmul;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

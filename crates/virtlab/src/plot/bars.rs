@@ -18,6 +18,7 @@ pub struct BarChart {
     x_label: String,
     segments: Vec<String>,
     bars: Vec<(String, Vec<f64>)>,
+    log_x: bool,
 }
 
 impl BarChart {
@@ -28,7 +29,15 @@ impl BarChart {
             x_label: String::new(),
             segments: segments.iter().map(|s| s.to_string()).collect(),
             bars: Vec::new(),
+            log_x: false,
         }
+    }
+
+    /// Draws the value axis on a log scale (whole decades), for values that span them, such as
+    /// slowdowns from 1× to 100×; every bar's total must then be above 0.
+    pub fn log_x(mut self) -> Self {
+        self.log_x = true;
+        self
     }
 
     /// The label under the value axis, with its unit, e.g. `milliseconds`.
@@ -69,14 +78,26 @@ impl BarChart {
             .collect()
     }
 
-    fn x_end(&self) -> f64 {
-        let widest = self
-            .bars
-            .iter()
-            .map(|(_, v)| v.iter().sum::<f64>())
-            .fold(0.0, f64::max);
+    /// The value axis: from 0, or on a log axis the decades around every total (as log10).
+    fn x_range(&self) -> std::ops::Range<f64> {
+        let totals = self.bars.iter().map(|(_, v)| v.iter().sum::<f64>());
+        let widest = totals.clone().fold(0.0, f64::max);
+        if self.log_x {
+            let narrowest = totals.fold(f64::INFINITY, f64::min);
+            // A whole decade of room on the right for the total's label.
+            return narrowest.log10().floor()..widest.log10().floor() + 1.0;
+        }
         // Room on the right for the total's label.
-        if widest > 0.0 { widest * 1.25 } else { 1.0 }
+        0.0..if widest > 0.0 { widest * 1.25 } else { 1.0 }
+    }
+
+    /// Where `value` (a position along a bar) is drawn: itself, or its log10 clamped to the axis.
+    fn x_of(&self, value: f64, axis: &std::ops::Range<f64>) -> f64 {
+        if self.log_x {
+            value.log10().max(axis.start)
+        } else {
+            value
+        }
     }
 }
 
@@ -113,6 +134,12 @@ impl Chart for BarChart {
                     "report this as a bug in virtlab",
                 ));
             }
+            if self.log_x && values.iter().sum::<f64>() <= 0.0 {
+                return Err(Error::new(
+                    format!("the bar '{label}' is 0, which a log axis cannot show"),
+                    "report this as a bug in virtlab",
+                ));
+            }
         }
         Ok(())
     }
@@ -123,22 +150,22 @@ impl Chart for BarChart {
         let labels: Vec<&str> = self.bars.iter().map(|(l, _)| l.as_str()).collect();
         root.fill(&WHITE).map_err(|e| fail(&e))?;
         let (plot_area, below) = root.split_vertically(self.plot_height());
+        let axis = self.x_range();
         let mut chart = rows_chart(
             &plot_area,
             &self.title,
             &self.x_label,
             &labels,
-            self.x_end(),
+            axis.clone(),
+            self.log_x,
         )?;
         for s in 0..self.segments.len() {
             let color = PALETTE[s % PALETTE.len()];
             let rectangles = self.bars.iter().enumerate().map(|(i, (_, values))| {
                 let y = row_y(n, i);
                 let start: f64 = values[..s].iter().sum();
-                Rectangle::new(
-                    [(start, y - 0.32), (start + values[s], y + 0.32)],
-                    color.filled(),
-                )
+                let (from, to) = (self.x_of(start, &axis), self.x_of(start + values[s], &axis));
+                Rectangle::new([(from, y - 0.32), (to, y + 0.32)], color.filled())
             });
             chart.draw_series(rectangles).map_err(|e| fail(&e))?;
         }
@@ -148,7 +175,7 @@ impl Chart for BarChart {
                 let y = row_y(n, i);
                 Text::new(
                     format!(" {}", tick_label(total)),
-                    (total, y + 0.12),
+                    (self.x_of(total, &axis), y + 0.12),
                     (FONT, 13).into_font(),
                 )
             }))
@@ -174,6 +201,22 @@ mod tests {
         ] {
             assert!(svg.contains(text), "missing {text}");
         }
+    }
+
+    #[test]
+    fn log_bars_span_whole_decades_and_refuse_zero() {
+        let chart = BarChart::new("slowdown", &["measured"])
+            .log_x()
+            .bar("native", &[1.0])
+            .bar("python", &[85.0]);
+        assert_eq!(chart.x_range(), 0.0..2.0);
+        let svg = chart.render().unwrap().svg().to_string();
+        // Tick labels on whole decades (each text sits on a line of its own in the SVG).
+        for text in ["native", "python", "85", "1", "10", "100"] {
+            assert!(svg.lines().any(|l| l.trim() == text), "missing {text}");
+        }
+        let zero = BarChart::new("t", &["a"]).log_x().bar("x", &[0.0]);
+        assert!(zero.render().unwrap_err().problem().contains("log axis"));
     }
 
     #[test]

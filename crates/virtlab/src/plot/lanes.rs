@@ -98,7 +98,14 @@ impl Chart for LaneChart {
         let fail = |e: &dyn std::fmt::Display| drawing_failed(&self.title, e);
         let n = self.lanes.len();
         let labels: Vec<&str> = self.lanes.iter().map(|l| l.label.as_str()).collect();
-        let mut chart = rows_chart(&root, &self.title, &self.x_label, &labels, self.x_end())?;
+        let mut chart = rows_chart(
+            &root,
+            &self.title,
+            &self.x_label,
+            &labels,
+            0.0..self.x_end(),
+            false,
+        )?;
         for (i, lane) in self.lanes.iter().enumerate() {
             let y = row_y(n, i);
             let color = PALETTE[i % PALETTE.len()];

@@ -74,14 +74,16 @@ fn drawing_failed(title: &str, e: &dyn std::fmt::Display) -> Error {
     )
 }
 
-/// The axes of a chart with one row per label (the first at the top) over x from 0 to `x_end`:
+/// The axes of a chart with one row per label (the first at the top) over the x range `x` (on
+/// a log axis, the range of the values' log10):
 /// white background, caption, mesh and row labels drawn. Row i sits at y = [`row_y`].
 fn rows_chart<'a, DB: DrawingBackend>(
     root: &'a DrawingArea<DB, Shift>,
     title: &str,
     x_label: &str,
     labels: &[&str],
-    x_end: f64,
+    x: std::ops::Range<f64>,
+    log_x: bool,
 ) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
     let fail = |e: &dyn std::fmt::Display| drawing_failed(title, e);
     let n = labels.len();
@@ -92,7 +94,7 @@ fn rows_chart<'a, DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size((longest * 8 + 20).min(380))
-        .build_cartesian_2d(0.0..x_end, -0.5..n as f64 - 0.5)
+        .build_cartesian_2d(x.clone(), -0.5..n as f64 - 0.5)
         .map_err(|e| fail(&e))?;
     let row_label = |v: &f64| {
         let index = v.round();
@@ -106,7 +108,13 @@ fn rows_chart<'a, DB: DrawingBackend>(
         .disable_y_mesh()
         .y_labels(n)
         .y_label_formatter(&row_label)
-        .x_label_formatter(&|v| tick_label(*v))
+        // On a log axis x is the value's log10, so the ticks fall on whole decades.
+        .x_labels(if log_x {
+            (x.end - x.start) as usize + 1
+        } else {
+            10
+        })
+        .x_label_formatter(&|v| tick_label(if log_x { 10f64.powf(*v) } else { *v }))
         .x_desc(x_label)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
