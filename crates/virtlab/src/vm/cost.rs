@@ -485,12 +485,7 @@ fn short_mode(mode: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn kvm_usable() -> bool {
-        support()
-            .ready()
-            .map_err(|e| eprintln!("skipped: {e}"))
-            .is_ok()
-    }
+    use super::super::tests::kvm_usable;
 
     #[test]
     fn bad_sizes_are_refused() {

@@ -162,12 +162,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn kvm_usable() -> bool {
-        support()
-            .ready()
-            .map_err(|e| eprintln!("skipped: {e}"))
-            .is_ok()
-    }
+    use super::super::tests::kvm_usable;
 
     fn tid_gone(tid: Option<u64>) -> bool {
         tid.is_some_and(|t| !std::path::Path::new(&format!("/proc/self/task/{t}")).exists())

@@ -10,7 +10,7 @@ pub(super) fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn kvm_usable() -> bool {
+pub(super) fn kvm_usable() -> bool {
     match support().ready() {
         Ok(()) => true,
         Err(e) => {
