@@ -3,6 +3,9 @@
 //! runtime: the time of each chunk as the runtime warms up). Both can run in the release
 //! `virtlab` program ([`Comparison::in_release_build`]), fully optimised (a notebook's own build
 //! is not), and with wasmtime when it was built with the `wasmtime` feature.
+//!
+//! Why one long file: the two measurements share their runtime dispatch, their series type and
+//! their tables and charts; a hundred lines are tests.
 
 use super::external::Guests;
 use super::{Plan, Runtime, compiled, job, wasm};
