@@ -139,6 +139,7 @@ def bench_containers(repeats):
                     f"{memory_peer['kind']} (runtime + pid 1)" if memory_peer else "—",
                     [memory_peer["memory_bytes"]] if memory_peer else None,
                     note="" if memory_peer else "no runtime ran here"))
+    return rows
 
 
 def bench_langvm(repeats, samples):
