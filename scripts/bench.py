@@ -364,7 +364,7 @@ def machine():
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a reduced set, under 3 minutes on 2 cores")
+    parser.add_argument("--quick", action="store_true", help="a reduced set, about 5 minutes on 2 cores")
     parser.add_argument("--out", default=str(REPO / "build" / "bench"))
     args = parser.parse_args(argv)
     if not VIRTLAB.is_file():
