@@ -31,9 +31,11 @@
 
 mod drive;
 mod report;
+mod unit_threads;
 
 pub use drive::{Pause, SleepPause, drive, drive_async};
 pub use report::{Run, Status, UnitReport};
+pub use unit_threads::UnitThreads;
 
 use crate::observer;
 use crate::timeline::{Event, EventKind, Timeline};

@@ -8,12 +8,11 @@
 
 use super::job;
 use super::wasm::{failed, instantiate};
-use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit};
+use crate::Result;
+use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitThreads};
 use crate::threads::{check_thread_count, process_name};
 use crate::timeline::thread_id;
 use crate::work::Work;
-use crate::{Error, Result};
-use std::thread::JoinHandle;
 
 /// Fuel per slice: a thousand or so guest instructions, so a stop is seen at once. Small on
 /// purpose: wasmi dispatches by tail calls, which a notebook's build (opt-level 2 with debug
@@ -26,7 +25,7 @@ pub struct WasmInstances {
     bytes: Vec<u8>,
     process: String,
     runaway_at: Option<(usize, u32)>,
-    handles: Vec<JoinHandle<()>>,
+    threads: UnitThreads,
 }
 
 impl WasmInstances {
@@ -39,7 +38,7 @@ impl WasmInstances {
             bytes: job::wasm()?,
             process: process_name(),
             runaway_at: None,
-            handles: Vec::new(),
+            threads: UnitThreads::default(),
         })
     }
 
@@ -115,8 +114,7 @@ impl Kind for WasmInstances {
             .runaway_at
             .and_then(|(u, at)| (u == unit.index + 1).then_some(at));
         let process = self.process.clone();
-        let thread_name = unit.work.name.clone();
-        let body = move || {
+        self.threads.spawn(unit, "wasm instance", move |unit| {
             let (tid, pid) = (thread_id(), std::process::id());
             let name = unit.work.name.clone();
             let status = executor::drive(&unit.work, &reporter, || !stop.is_set(), &mut |i| {
@@ -132,21 +130,11 @@ impl Kind for WasmInstances {
                 }))
             });
             reporter.ended(status);
-        };
-        let handle = std::thread::Builder::new()
-            .name(thread_name)
-            .spawn(body)
-            .map_err(|e| Error::os(format!("starting wasm instance {}", unit.index + 1), e))?;
-        self.handles.push(handle);
-        Ok(())
+        })
     }
 
     fn finish(&mut self) -> String {
-        let instances = self.handles.len();
-        // Traps come back as values, and the body does not panic, so a join cannot fail on one.
-        for handle in self.handles.drain(..) {
-            let _ = handle.join();
-        }
+        let instances = self.threads.join_all();
         format!(
             "{instances} wasm instances (wasmi, fuel-metered) in one process ({} pid {}), one \
              thread each",

@@ -18,12 +18,11 @@ pub use scaling::{Scaling, scale};
 pub use sharing::SharingCosts;
 
 use crate::error::check_range;
-use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit};
+use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitThreads};
 use crate::timeline::thread_id;
 use crate::work::Work;
 use crate::{Error, Result, strict};
 use std::sync::Mutex;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// The most threads one run starts.
@@ -53,7 +52,7 @@ pub(crate) fn process_name() -> String {
 pub struct Threads {
     process: String,
     caller_tid: u64,
-    handles: Vec<JoinHandle<()>>,
+    threads: UnitThreads,
 }
 
 impl Threads {
@@ -62,7 +61,7 @@ impl Threads {
         Threads {
             process: process_name(),
             caller_tid: thread_id(),
-            handles: Vec::new(),
+            threads: UnitThreads::default(),
         }
     }
 }
@@ -84,8 +83,7 @@ impl Kind for Threads {
 
     fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()> {
         let process = self.process.clone();
-        let thread_name = unit.work.name.clone();
-        let body = move || {
+        self.threads.spawn(unit, "thread", move |unit| {
             let (tid, pid) = (thread_id(), std::process::id());
             let name = unit.work.name.clone();
             let status = strict::supervise(|| {
@@ -100,21 +98,11 @@ impl Kind for Threads {
             })
             .unwrap_or_else(Status::Panicked);
             reporter.ended(status);
-        };
-        let handle = std::thread::Builder::new()
-            .name(thread_name)
-            .spawn(body)
-            .map_err(|e| Error::os(format!("starting thread {}", unit.index + 1), e))?;
-        self.handles.push(handle);
-        Ok(())
+        })
     }
 
     fn finish(&mut self) -> String {
-        let threads = self.handles.len();
-        // Panics were caught inside the threads, so a join cannot fail on one.
-        for handle in self.handles.drain(..) {
-            let _ = handle.join();
-        }
+        let threads = self.threads.join_all();
         format!(
             "{threads} threads in one process ({} pid {}), started from thread {}",
             self.process,

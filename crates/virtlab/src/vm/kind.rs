@@ -8,11 +8,10 @@
 
 use super::guest::Guest;
 use super::{GuestExit, Interrupter, Vm, support};
-use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit};
+use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitThreads};
 use crate::timeline::thread_id;
 use crate::work::Work;
 use crate::{Error, Result};
-use std::thread::JoinHandle;
 
 /// Most VMs one run makes (each holds two fds, a host thread and its guest memory).
 pub const MAX_VMS: usize = 64;
@@ -22,7 +21,7 @@ pub struct Vms {
     memory_bytes: u64,
     runaway: Option<usize>,
     interrupters: Vec<Option<Interrupter>>,
-    handles: Vec<JoinHandle<()>>,
+    threads: UnitThreads,
 }
 
 impl Vms {
@@ -33,7 +32,7 @@ impl Vms {
             memory_bytes,
             runaway: None,
             interrupters: Vec::new(),
-            handles: Vec::new(),
+            threads: UnitThreads::default(),
         })
     }
 
@@ -80,20 +79,11 @@ impl Kind for Vms {
             self.interrupters.resize(unit.index + 1, None);
         }
         self.interrupters[unit.index] = Some(vm.interrupter());
-        let handle = std::thread::Builder::new()
-            .name(unit.work.name.clone())
-            .spawn(move || {
+        self.threads
+            .spawn(unit, "the vCPU thread of VM", move |unit| {
                 let status = run_guest(vm, &unit.work, &reporter, &stop);
                 reporter.ended(status);
             })
-            .map_err(|e| {
-                Error::os(
-                    format!("starting the vCPU thread of VM {}", unit.index + 1),
-                    e,
-                )
-            })?;
-        self.handles.push(handle);
-        Ok(())
     }
 
     fn interrupt(&mut self, index: usize) {
@@ -103,10 +93,7 @@ impl Kind for Vms {
     }
 
     fn finish(&mut self) -> String {
-        let vms = self.handles.len();
-        for handle in self.handles.drain(..) {
-            let _ = handle.join();
-        }
+        let vms = self.threads.join_all();
         self.interrupters.clear();
         format!(
             "{vms} VMs, one vCPU each on its own host thread of pid {} ({} of guest memory each; {})",
