@@ -51,8 +51,15 @@ pub fn page_table_bytes(pid: u32) -> Option<u64> {
 }
 
 /// The kernel stack each thread has (16 KiB on x86-64 and arm64): the machine's `KernelStack`
-/// in /proc/meminfo divided by the threads alive on it, rounded to whole pages.
+/// in /proc/meminfo divided by the threads alive on it, rounded to whole pages. The size is fixed
+/// for a running kernel, so it is worked out once per process (it walks every process in /proc),
+/// not at every snapshot.
 pub fn kernel_stack_per_thread() -> Option<u64> {
+    static SIZE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(measure_kernel_stack)
+}
+
+fn measure_kernel_stack() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let total = kib_field(&text, "KernelStack:")?;
     let threads: u64 = std::fs::read_dir("/proc")

@@ -23,7 +23,7 @@ use crate::error::check_range;
 use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit};
 use crate::timeline::thread_id;
 use crate::work::Work;
-use crate::{Error, Result, observer, units};
+use crate::{Error, Result, units};
 use runtime::RuntimeThread;
 
 /// The most tasks one run or scale step may start.
@@ -44,10 +44,10 @@ fn word(i: u32) -> String {
         .map_or_else(|| (i + 1).to_string(), |w| w.to_string())
 }
 
+/// Threads of this process (0 where /proc cannot say): one directory read, not a snapshot of
+/// every process on the machine.
 fn process_threads() -> usize {
-    observer::snapshot(std::process::id())
-        .ok()
-        .map_or(0, |s| s.processes[0].threads.len())
+    std::fs::read_dir("/proc/self/task").map_or(0, |tasks| tasks.count())
 }
 
 /// Tasks as a kind of worker: every unit is a tokio task on one current-thread runtime, which
