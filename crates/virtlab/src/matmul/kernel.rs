@@ -130,7 +130,7 @@ unsafe fn micro<V: Vector, const R: usize, const NV: usize>(
             }
         }
         let (mut a, mut b) = (ap, bp);
-        for _ in 0..kc {
+        let step = |a: *const V::Element, b: *const V::Element, acc: &mut [[V; NV]; R]| {
             let mut row = [V::zero(); NV];
             for (v, slot) in row.iter_mut().enumerate() {
                 *slot = V::load(b.add(v * V::WIDTH));
@@ -141,6 +141,17 @@ unsafe fn micro<V: Vector, const R: usize, const NV: usize>(
                     acc_row[v] = ai.mul_add(row[v], acc_row[v]);
                 }
             }
+        };
+        const UNROLL: usize = 4;
+        for _ in 0..kc / UNROLL {
+            for u in 0..UNROLL {
+                step(a.add(u * R), b.add(u * NV * V::WIDTH), &mut acc);
+            }
+            a = a.add(UNROLL * R);
+            b = b.add(UNROLL * NV * V::WIDTH);
+        }
+        for _ in 0..kc % UNROLL {
+            step(a, b, &mut acc);
             a = a.add(R);
             b = b.add(NV * V::WIDTH);
         }
