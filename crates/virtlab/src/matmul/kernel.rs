@@ -19,10 +19,10 @@ use super::memory::PackBuffer;
 use crate::isa::Isa;
 use std::ops::{Add, Mul};
 
-/// Bytes of one packed row of an A sliver (kc elements): 1 KiB, so a 14-row AVX-512 sliver
-/// (14 KiB) stays in a 48 KiB L1 while 16 KiB B slivers stream past it. Deeper panels re-read
-/// C fewer times (k/kc passes) but push the sliver out of L1: on the project's VM 2 KiB ran
-/// level at two threads and 1-6% slower on one (n = 2048).
+/// Bytes of one packed row of an A sliver (kc elements): 1 KiB, so a 12-row AVX-512 sliver
+/// (12 KiB) stays in a 32 KiB L1 while 16 KiB B slivers stream past it. Deeper panels re-read
+/// C fewer times (k/kc passes) but push the sliver out of L1: on the project's VMs 2 KiB ran
+/// level or slower (Xeon, AVX-512; Zen 4, AVX2).
 const KC_BYTES: usize = 1024;
 /// L2 size assumed when the OS does not say (a common size for AVX2 and AVX-512 cores).
 const DEFAULT_L2_BYTES: usize = 1 << 20;
@@ -302,10 +302,13 @@ mod x86 {
         _mm256_add_ps
     );
 
-    // 14 rows × 2 vectors = 28 accumulators + 2 B vectors + 1 broadcast of the 32 AVX-512
-    // registers; 6 × 2 = 12 + 3 of the 16 AVX2 ones.
-    micro_kernel!(avx512_f64, __m512d, f64, 14, "avx512f");
-    micro_kernel!(avx512_f32, __m512, f32, 14, "avx512f");
+    // 12 rows × 2 vectors = 24 accumulators + 2 B vectors + 1 broadcast of the 32 AVX-512
+    // registers; 6 × 2 = 12 + 3 of the 16 AVX2 ones. 14 AVX-512 rows were chosen on a Xeon
+    // with a 48 KiB L1; on Zen 4's 32 KiB L1, where a 14 KiB f64 sliver beside a 16 KiB B
+    // sliver leaves no room, they ran 3-5% slower than 12 rows (f64, n = 1024-4096, 1 and 2
+    // threads) and level or slower for f32.
+    micro_kernel!(avx512_f64, __m512d, f64, 12, "avx512f");
+    micro_kernel!(avx512_f32, __m512, f32, 12, "avx512f");
     micro_kernel!(avx2_f64, __m256d, f64, 6, "avx2,fma");
     micro_kernel!(avx2_f32, __m256, f32, 6, "avx2,fma");
 }
@@ -317,10 +320,10 @@ macro_rules! kernels {
                 match isa {
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx512 => Micro {
-                        mr: 14,
+                        mr: 12,
                         nr: 2 * $width512,
                         run: x86::$avx512,
-                        pack_a: pack_a::<Self, 14>,
+                        pack_a: pack_a::<Self, 12>,
                     },
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2Fma => Micro {
