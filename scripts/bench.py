@@ -362,29 +362,46 @@ def machine():
     }
 
 
+def repeats_for(quick):
+    return 5 if quick else 9
+
+
+# Each section of the report, in order, run with --quick or not (--only picks some).
+SECTIONS = {
+    "processes": lambda quick: bench_processes([1, 8] if quick else [1, 8, 32], repeats_for(quick)),
+    "threads": lambda quick: bench_threads([1, 8] if quick else [1, 8, 64], repeats_for(quick)),
+    "scaling": lambda quick: bench_scaling(3 if quick else 5),
+    "tasks": lambda quick: bench_tasks(repeats_for(quick)),
+    "containers": lambda quick: bench_containers(repeats_for(quick)),
+    "langvm": lambda quick: bench_langvm(repeats_for(quick), 100_000 if quick else 300_000),
+    "matmul": lambda quick: bench_matmul_cpu([2048] if quick else [512, 1024, 2048, 4096], repeats_for(quick), essay_case=not quick),
+    "gpu": lambda quick: bench_matmul_gpu(repeats_for(quick)),
+    "vm": lambda quick: bench_vm(3 if quick else 5),
+    "notebooks": bench_notebooks,
+}
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a reduced set, about 5 minutes on 2 cores")
     parser.add_argument("--out", default=str(REPO / "build" / "bench"))
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
     args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in only if name not in SECTIONS]
+    if unknown or not only:
+        sys.exit(f"virtlab bench: unknown section(s) {', '.join(unknown) or '(none given)'}. Fix: --only takes some of {','.join(SECTIONS)}.")
     if not VIRTLAB.is_file():
         sys.exit(f"virtlab bench: {VIRTLAB} is missing. Fix: run scripts/bench (it builds it) or cargo build --release.")
-    repeats = 5 if args.quick else 9
     started = time.monotonic()
+    rows = []
+    for name in only:
+        rows += SECTIONS[name](args.quick)
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "quick": args.quick,
         "machine": machine(),
-        "rows": bench_processes([1, 8] if args.quick else [1, 8, 32], repeats)
-        + bench_threads([1, 8] if args.quick else [1, 8, 64], repeats)
-        + bench_scaling(3 if args.quick else 5)
-        + bench_tasks(repeats)
-        + bench_containers(repeats)
-        + bench_langvm(repeats, 100_000 if args.quick else 300_000)
-        + bench_matmul_cpu([2048] if args.quick else [512, 1024, 2048, 4096], repeats, essay_case=not args.quick)
-        + bench_matmul_gpu(repeats)
-        + bench_vm(3 if args.quick else 5)
-        + bench_notebooks(args.quick),
+        "rows": rows,
     }
     report["seconds"] = time.monotonic() - started
     out = Path(args.out)
