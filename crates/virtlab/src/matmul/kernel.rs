@@ -130,28 +130,16 @@ unsafe fn micro<V: Vector, const R: usize, const NV: usize>(
             }
         }
         let (mut a, mut b) = (ap, bp);
-        let step = |a: *const V::Element, b: *const V::Element, acc: &mut [[V; NV]; R]| {
-            let mut row = [V::zero(); NV];
-            for (v, slot) in row.iter_mut().enumerate() {
-                *slot = V::load(b.add(v * V::WIDTH));
-            }
-            for (i, acc_row) in acc.iter_mut().enumerate() {
-                let ai = V::splat(*a.add(i));
-                for v in 0..NV {
-                    acc_row[v] = ai.mul_add(row[v], acc_row[v]);
-                }
-            }
-        };
         const UNROLL: usize = 4;
         for _ in 0..kc / UNROLL {
             for u in 0..UNROLL {
-                step(a.add(u * R), b.add(u * NV * V::WIDTH), &mut acc);
+                micro_step::<V, R, NV>(a.add(u * R), b.add(u * NV * V::WIDTH), &mut acc);
             }
             a = a.add(UNROLL * R);
             b = b.add(UNROLL * NV * V::WIDTH);
         }
         for _ in 0..kc % UNROLL {
-            step(a, b, &mut acc);
+            micro_step::<V, R, NV>(a, b, &mut acc);
             a = a.add(R);
             b = b.add(NV * V::WIDTH);
         }
@@ -164,6 +152,31 @@ unsafe fn micro<V: Vector, const R: usize, const NV: usize>(
                     *value
                 };
                 out.store(p);
+            }
+        }
+    }
+}
+
+/// One step of k: the R×NV accumulators += a column of the A sliver × a row of the B sliver.
+/// A function and not a closure: only `#[inline(always)]` makes sure it is inlined into the
+/// wrapper that enables the instruction set; a closure left out of line was compiled without
+/// AVX and ran 200× slower.
+#[inline(always)]
+unsafe fn micro_step<V: Vector, const R: usize, const NV: usize>(
+    a: *const V::Element,
+    b: *const V::Element,
+    acc: &mut [[V; NV]; R],
+) {
+    // SAFETY: the caller passes R readable elements at `a` and NV·WIDTH at `b`.
+    unsafe {
+        let mut row = [V::zero(); NV];
+        for (v, slot) in row.iter_mut().enumerate() {
+            *slot = V::load(b.add(v * V::WIDTH));
+        }
+        for (i, acc_row) in acc.iter_mut().enumerate() {
+            let ai = V::splat(*a.add(i));
+            for v in 0..NV {
+                acc_row[v] = ai.mul_add(row[v], acc_row[v]);
             }
         }
     }
