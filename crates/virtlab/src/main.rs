@@ -161,8 +161,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    ExitCode::from(exit_code(run(Cli::parse())))
+}
+
+/// 0, or 1 after printing the error.
+fn exit_code(result: virtlab::Result<()>) -> u8 {
+    match result {
+        Ok(()) => 0,
         Err(e) => {
             // A parent that started us reads the error as data; a person reads the text.
             if std::env::var_os(ERRORS_ENV).is_some_and(|v| v == "json") {
@@ -170,7 +175,27 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("{e}");
             }
-            ExitCode::FAILURE
+            1
+        }
+    }
+}
+
+/// A container's pid 1 runs its `virtlab worker …` command line here, in the process the shim
+/// cloned (the program is already loaded: one program start fewer than exec'ing it again).
+/// Only `worker` is run this way.
+#[cfg(target_os = "linux")]
+fn worker_in_container(args: &[String]) -> i32 {
+    let words = std::iter::once("virtlab").chain(args.iter().map(String::as_str));
+    match Cli::try_parse_from(words) {
+        Ok(cli) if matches!(cli.command, Command::Worker { .. }) => exit_code(run(cli)).into(),
+        Ok(_) => exit_code(Err(virtlab::Error::new(
+            "a container runs only `virtlab worker`",
+            "start containers through `virtlab container` or the chapter-7 notebook",
+        )))
+        .into(),
+        Err(e) => {
+            let _ = e.print();
+            e.exit_code()
         }
     }
 }
@@ -210,7 +235,7 @@ fn run(cli: Cli) -> virtlab::Result<()> {
         #[cfg(target_os = "linux")]
         Command::ContainerCost(args) => cli::container::container_cost(args),
         #[cfg(target_os = "linux")]
-        Command::Contain(args) => cli::container::contain(args),
+        Command::Contain(args) => cli::container::contain(args, worker_in_container),
         #[cfg(target_os = "linux")]
         Command::HideCgroup2(args) => cli::container::hide_cgroup2(args),
         Command::Scale {

@@ -37,14 +37,23 @@ fn limits(cpu: Option<f64>, memory: Option<u64>, pids: Option<u64>) -> Limits {
 
 /// Cgroup folders named for `owner`, in every hierarchy this machine offers.
 fn groups_of(owner: u32) -> Vec<String> {
+    groups_dirs_of(owner)
+        .iter()
+        .filter_map(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The same folders' paths.
+fn groups_dirs_of(owner: u32) -> Vec<std::path::PathBuf> {
     let prefix = format!("virtlab-{owner}-");
     Support::detect()
         .controllers
         .iter()
         .filter_map(|c| c.place.as_ref().ok().map(|(_, dir)| dir.clone()))
         .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&prefix))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
         .collect()
 }
 
@@ -139,6 +148,141 @@ fn a_container_sees_only_itself_only_lo_and_cannot_write_host_files() {
     }
     assert_nothing_left(&run);
     assert_eq!(mount_count(), mounts_before, "no mount reached the host");
+}
+
+#[test]
+fn the_worker_runs_only_inside_its_cgroup() {
+    let l = limits(None, Some(64 << 20), Some(32));
+    let Some(_serial) = setup(&l) else {
+        return;
+    };
+    // Who the host sees in this run's groups, looked at while they run.
+    let me = std::process::id();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let watcher = std::thread::spawn(move || {
+        let mut seen: Vec<(String, u32)> = Vec::new();
+        while stopped.try_recv().is_err() {
+            for dir in groups_dirs_of(me) {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|p| p.trim().parse().ok()) {
+                    let entry = (dir.display().to_string(), pid);
+                    if !seen.contains(&entry) {
+                        seen.push(entry);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    });
+    let probe = WorkerFlags {
+        probe: true,
+        ..WorkerFlags::default()
+    };
+    let run = run(&Work::new("inside", 3, 200).unwrap(), 1, l, probe);
+    stop.send(()).unwrap();
+    let seen = watcher.join().unwrap();
+    let c = &run.containers[0];
+    assert!(c.success(), "{c:?}");
+    let host_pid = c.host_pid.expect("the shim said pid 1's host pid");
+    // The host sees pid 1 in the container's group on every hierarchy a limit needs…
+    for hierarchy in ["memory", "pids"] {
+        assert!(
+            seen.iter().any(|(dir, pid)| *pid == host_pid
+                && dir.contains(hierarchy)
+                && dir.ends_with(&format!("virtlab-{me}-{}", c.name))),
+            "pid {host_pid} not seen in its {hierarchy} group: {seen:?}"
+        );
+    }
+    // …and the worker, before its first iteration, sees itself at its cgroup namespace's root.
+    // That namespace was made after the group was joined, so its root is the group: the
+    // worker's first instruction already ran inside it.
+    let p = c.probe.as_ref().expect("the worker printed its probe");
+    for hierarchy in ["memory", "pids"] {
+        let line = p
+            .cgroups
+            .iter()
+            .find(|l| {
+                l.split(':')
+                    .next()
+                    .is_some_and(|c| c.split(',').any(|n| n == hierarchy))
+            })
+            .unwrap_or_else(|| panic!("no {hierarchy} line in {:?}", p.cgroups));
+        assert!(line.ends_with(":/"), "{line}");
+    }
+    assert_nothing_left(&run);
+}
+
+/// Where cgroup2 is mounted, from /proc/self/mountinfo.
+fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()?
+        .lines()
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|r| r.starts_with("cgroup2 "))
+        })
+        .and_then(|l| l.split(' ').nth(4))
+        .map(std::path::PathBuf::from)
+}
+
+#[test]
+fn on_cgroup_v2_the_container_is_born_in_its_group() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup2 mounted");
+        return;
+    };
+    let me = std::process::id();
+    let dir = mount.join(format!("virtlab-{me}-v2"));
+    if let Err(e) = std::fs::create_dir(&dir) {
+        eprintln!("skipped: cannot create {}: {e}", dir.display());
+        return;
+    }
+    // The shim itself, as `Spec::command` starts it, given only a v2 folder (no limits: this
+    // machine's cgroup2 may carry no controllers; being born in a group needs none).
+    let mut shim = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["contain", "--name", "v2", "--hostname", "v2", "--report"])
+        .arg("--cgroup")
+        .arg(&dir)
+        .args(["--", "worker", "--name", "v2", "--iterations", "3"])
+        .args(["--interval-ms", "200"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(shim.stdout.take().unwrap()).lines();
+    let mut steps = Vec::new();
+    let host_view = loop {
+        let line = lines.next().expect("a line").unwrap();
+        if line.starts_with("@virtlab-") {
+            steps.push(line);
+            continue;
+        }
+        let host_pid = line
+            .split("host pid ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or_else(|| panic!("no host pid in {line}"));
+        break std::fs::read_to_string(format!("/proc/{host_pid}/cgroup")).unwrap();
+    };
+    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+    assert!(shim.wait().unwrap().success(), "{rest:?}");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.contains("cloned (into the v2 group)")),
+        "{steps:?}"
+    );
+    assert!(
+        host_view
+            .lines()
+            .any(|l| l == format!("0::/virtlab-{me}-v2")),
+        "{host_view}"
+    );
+    // The shim removed the group when its worker ended.
+    assert!(eventually(|| !dir.exists()), "{} left", dir.display());
 }
 
 #[test]
@@ -435,20 +579,31 @@ fn distinct_hierarchies() -> usize {
     dirs.len()
 }
 
-/// Pids of `virtlab contain` shims started by `parent`.
+/// Pids of `virtlab contain` shims started by `parent`: its children with that command line
+/// (each shim's pid 1 runs the worker without an exec, so it shows the same command line, but
+/// its parent is the shim).
 fn shims_of(parent: u32) -> Vec<u32> {
     let marker = format!("--parent-pid\0{parent}\0");
+    let parent_of = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            })
+    };
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
+        .filter(|&pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| {
                     let c = String::from_utf8_lossy(&c);
                     c.contains("contain\0") && c.contains(&marker)
                 })
                 .unwrap_or(false)
+                && parent_of(pid) == Some(parent)
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 
 use clap::Args;
 use std::path::PathBuf;
-use virtlab::container::init::{self, Shim};
+use virtlab::container::init::{self, Shim, WorkerMain};
 use virtlab::container::kind::{Containers, WorkerFlags};
 use virtlab::container::probe::Probe;
 use virtlab::container::support::Support;
@@ -149,7 +149,8 @@ pub fn container(args: ContainerArgs) -> Result<()> {
 }
 
 /// Runs the shim, then exits with the worker's code (or 128 + its signal), as runtimes do.
-pub fn contain(args: ContainArgs) -> Result<()> {
+/// `worker` runs the worker's command line in the container's pid 1 (this program's `main`).
+pub fn contain(args: ContainArgs, worker: WorkerMain) -> Result<()> {
     let name = args.name.clone();
     let (end, code) = init::shim_main(&Shim {
         name: args.name,
@@ -158,6 +159,7 @@ pub fn contain(args: ContainArgs) -> Result<()> {
         parent_pid: args.parent_pid,
         user_namespace: !args.no_user_namespace,
         worker_args: args.worker,
+        worker,
         report: args.report,
     })?;
     if let Some(e) = end.failure(&name) {

@@ -3,16 +3,23 @@
 //! namespace).
 //!
 //! The shim stays outside, like conmon beside a runtime: it clones the child straight into new
-//! user, pid, mount, uts, ipc and network namespaces (so the child is pid 1 there), moves it
-//! into the cgroup, sends it its host pid through a pipe (which also says "go"), then waits. It
-//! forwards the exit status, reports OOM kills as such, and removes the cgroup when the worker
-//! ends — or when the program that started it dies (PR_SET_PDEATHSIG with SIGTERM, which the
-//! shim catches: it kills pid 1, which takes the whole namespace down, waits, removes the group).
+//! user, pid, mount, uts, ipc and network namespaces (so the child is pid 1 there) — and, where
+//! the group has a cgroup v2 folder, straight into that folder (`clone3` with
+//! `CLONE_INTO_CGROUP`) —, sends it its host pid through a pipe (which also says "go"), then
+//! waits. It forwards the exit status, reports OOM kills as such, and removes the cgroup when
+//! the worker ends — or when the program that started it dies (PR_SET_PDEATHSIG with SIGTERM,
+//! which the shim catches: it kills pid 1, which takes the whole namespace down, waits, removes
+//! the group).
 //!
-//! The child writes its uid/gid maps (root inside = our uid outside, setgroups denied), enters
-//! a cgroup namespace, sets its hostname, builds a new root on a tmpfs (read-only binds of the
-//! host's /usr, /bin, /lib, /lib64, /etc and of the virtlab program; a private /tmp; a fresh
-//! /proc), pivots into it, brings `lo` up and execs the worker. Nothing goes through a shell.
+//! The child first moves itself into the group's cgroup v1 folders (writing "0" to `tasks`,
+//! which spares the RCU grace period that writing its pid from outside waits for; see
+//! [`Cgroup::join_current_thread`]), so everything after — its set-up and the whole worker —
+//! runs inside the group. It writes its uid/gid maps (root inside = our uid outside, setgroups
+//! denied), enters a cgroup namespace, sets its hostname, builds a new root on a tmpfs
+//! (read-only binds of the host's /usr, /bin, /lib, /lib64, /etc; a private /tmp; a fresh
+//! /proc), pivots into it, brings `lo` up and runs the worker. It runs the worker's code itself
+//! ([`Shim::worker`]: the same `virtlab` program, already loaded) instead of exec'ing the
+//! program a second time: one program start fewer. Nothing goes through a shell.
 //!
 //! Why one long file: the shim and the child are two halves of one start-up sequence, with the
 //! same step log and the same raw system calls; reading them together is how to check them.
@@ -59,9 +66,16 @@ pub struct Shim {
     pub user_namespace: bool,
     /// The worker's command line after the program: `worker --name … `.
     pub worker_args: Vec<String>,
+    /// Runs that command line in this process and returns its exit code: the `virtlab`
+    /// program's own `main` for `worker`, given by the program (the library has no parser).
+    pub worker: WorkerMain,
     /// Print the set-up steps' times and the [`End`] as data lines on stdout.
     pub report: bool,
 }
+
+/// Runs a `virtlab` command line (without the program's name) in this process; returns its
+/// exit code.
+pub type WorkerMain = fn(&[String]) -> i32;
 
 /// How the container ended, as the shim saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,7 +109,7 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
         ));
     }
     let mut cgroup = Cgroup::open(shim.cgroup_dirs.clone());
-    let child = Child::prepare(shim, &signals.old)?;
+    let child = Child::prepare(shim, &signals.old);
     let (read_end, write_end) = pipe()?;
     let mut flags = libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
@@ -105,32 +119,37 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
     if shim.user_namespace {
         flags |= libc::CLONE_NEWUSER;
     }
-    // SAFETY: a clone without a new stack behaves like fork. This process is single-threaded
-    // (the shim starts no threads), so the child may allocate; it execs or _exits.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD, 0, 0, 0, 0) };
-    if pid == 0 {
+    let cloned = clone_child(flags as u64, cgroup.unified_dir());
+    if let Ok((0, _)) = cloned {
         drop(write_end);
-        child.run(read_end);
+        child.run(read_end, &cgroup);
     }
     drop(read_end);
-    if pid < 0 {
-        let _ = cgroup.remove();
-        return Err(Error::new(
-            format!(
-                "the kernel refused to create the container's namespaces ({})",
-                std::io::Error::last_os_error()
-            ),
-            "see `virtlab container --support` for what this machine allows",
-        ));
+    let (pid, into_v2) = match cloned {
+        Ok(cloned) => cloned,
+        Err(e) => {
+            let _ = cgroup.remove();
+            return Err(e);
+        }
+    };
+    marks.push((
+        if into_v2 {
+            "namespaces cloned (into the v2 group)"
+        } else {
+            "namespaces cloned"
+        },
+        now_ns(),
+    ));
+    // The child waits for this pipe. A v2 folder it was not born into (no clone3) is joined
+    // from here, by pid, before it may go on; its v1 folders it joins itself, first thing.
+    let started = if into_v2 || cgroup.unified_dir().is_none() {
+        Ok(())
+    } else {
+        cgroup.join_unified(pid as u32).map(|()| {
+            marks.push(("cgroup joined (v2, by pid: an RCU grace period)", now_ns()));
+        })
     }
-    let pid = pid as libc::pid_t;
-    marks.push(("namespaces cloned", now_ns()));
-    // The child waits for this pipe: it joins the group before running a single instruction
-    // of its own.
-    let started = cgroup.join(pid as u32).and_then(|()| {
-        marks.push(("cgroup joined", now_ns()));
-        send_pid(write_end, pid as u32)
-    });
+    .and_then(|()| send_pid(write_end, pid as u32));
     if let Err(e) = started {
         // SAFETY: kill and waitpid act on the child we just cloned.
         unsafe {
@@ -264,6 +283,83 @@ fn exit_code(status: libc::c_int) -> i32 {
     }
 }
 
+/// `CLONE_INTO_CGROUP` (include/uapi/linux/sched.h; Linux 5.7), not in the libc crate.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// The kernel's `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2, 88 bytes), the same
+/// on every architecture.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Clones the child into new namespaces (`flags`), like fork (same stack, SIGCHLD at its
+/// end). With a cgroup v2 folder it is born in that folder (`clone3` + `CLONE_INTO_CGROUP`):
+/// no migration at all. Returns the child's pid (0 in the child) and whether it was born in
+/// the folder (false where the kernel cannot, before Linux 5.7).
+fn clone_child(flags: u64, unified: Option<&Path>) -> Result<(libc::pid_t, bool)> {
+    let refused = |e: std::io::Error| {
+        Error::new(
+            format!("the kernel refused to create the container's namespaces ({e})"),
+            "see `virtlab container --support` for what this machine allows",
+        )
+    };
+    if let Some(dir) = unified {
+        let folder = std::fs::File::open(dir)
+            .map_err(|e| Error::io(format!("opening the cgroup {}", dir.display()), e))?;
+        let args = CloneArgs {
+            flags: flags | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: folder.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: clone3 reads a valid clone_args of the size given. Without a stack it
+        // behaves like fork; this process is single-threaded (the shim starts no threads),
+        // so the child may allocate. It never returns to the caller's frames (`Child::run`).
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if pid >= 0 {
+            return Ok((pid as libc::pid_t, true));
+        }
+        let error = std::io::Error::last_os_error();
+        // No clone3 (before 5.3), or one that does not know `cgroup` (5.3-5.6): clone below.
+        if !matches!(error.raw_os_error(), Some(libc::ENOSYS | libc::E2BIG)) {
+            return Err(refused(error));
+        }
+    }
+    // SAFETY: as above, with the older clone (no cgroup to be born in).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags as libc::c_long | libc::SIGCHLD as libc::c_long,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
+    if pid < 0 {
+        return Err(refused(std::io::Error::last_os_error()));
+    }
+    Ok((pid as libc::pid_t, false))
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two new descriptors into a valid array.
@@ -289,44 +385,44 @@ struct Child {
     uid: u32,
     gid: u32,
     user_namespace: bool,
-    /// This program's path, opened by the child in its own mount namespace (a bind mount's
-    /// source must be a mount of that namespace, not the shim's).
-    program: PathBuf,
     worker_args: Vec<String>,
+    worker: WorkerMain,
     signal_mask: libc::sigset_t,
     report: bool,
 }
 
 impl Child {
-    fn prepare(shim: &Shim, signal_mask: &libc::sigset_t) -> Result<Child> {
-        let program = std::fs::read_link("/proc/self/exe")
-            .map_err(|e| Error::io("finding the virtlab program", e))?;
-        Ok(Child {
+    fn prepare(shim: &Shim, signal_mask: &libc::sigset_t) -> Child {
+        Child {
             hostname: shim.hostname.clone(),
             // SAFETY: getuid and getgid have no preconditions.
             uid: unsafe { libc::getuid() },
             // SAFETY: as above.
             gid: unsafe { libc::getgid() },
             user_namespace: shim.user_namespace,
-            program,
             worker_args: shim.worker_args.clone(),
+            worker: shim.worker,
             signal_mask: *signal_mask,
             report: shim.report,
-        })
+        }
     }
 
-    /// The child: never returns (execs the worker, or exits with [`SETUP_FAILED`]).
-    fn run(self, start: OwnedFd) -> ! {
-        let error = match self.setup(start) {
-            Ok(never) => match never {},
-            Err(e) => e,
+    /// The child: never returns (runs the worker and exits with its code, or exits with
+    /// [`SETUP_FAILED`]). Nothing of the shim's frames is dropped here: `_exit` ends it.
+    fn run(self, start: OwnedFd, cgroup: &Cgroup) -> ! {
+        let code = match self.setup(start, cgroup) {
+            Ok(code) => code,
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "{error}");
+                SETUP_FAILED
+            }
         };
-        let _ = writeln!(std::io::stderr(), "{error}");
+        let _ = std::io::stdout().flush();
         // SAFETY: _exit ends the child without running the shim's exit handlers.
-        unsafe { libc::_exit(SETUP_FAILED) }
+        unsafe { libc::_exit(code) }
     }
 
-    fn setup(&self, start: OwnedFd) -> Result<std::convert::Infallible> {
+    fn setup(&self, start: OwnedFd, cgroup: &Cgroup) -> Result<i32> {
         // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         let mut host_pid = String::new();
@@ -337,6 +433,11 @@ impl Child {
             return Err(step("waiting for the shim", "it ended before saying go"));
         }
         let mut marks = vec![("child running", now_ns())];
+        // First: nothing after this (set-up, worker) runs outside the group.
+        if cgroup.dirs().iter().any(|d| d.join("tasks").exists()) {
+            cgroup.join_current_thread()?;
+            marks.push(("cgroup joined (v1, itself: no RCU wait)", now_ns()));
+        }
         if self.user_namespace {
             write_proc("setgroups", "deny")?;
             write_proc("gid_map", &format!("0 {} 1", self.gid))?;
@@ -361,7 +462,7 @@ impl Child {
         if self.report {
             print_marks(&marks);
         }
-        self.exec(host_pid.trim())
+        Ok(self.run_worker(host_pid.trim()))
     }
 
     fn build_root(&self) -> Result<()> {
@@ -374,9 +475,6 @@ impl Child {
             libc::MS_REC | libc::MS_PRIVATE,
             None,
         )?;
-        // Held open so the program can be bound even if the new root's tmpfs hides its folder.
-        let program_file =
-            std::fs::File::open(&self.program).map_err(|e| io_step("opening", &self.program, e))?;
         mount(
             Some("virtlab"),
             root,
@@ -401,10 +499,6 @@ impl Child {
                 _ => {}
             }
         }
-        let program = root.join("virtlab");
-        std::fs::File::create(&program).map_err(|e| io_step("creating", &program, e))?;
-        let source = PathBuf::from(format!("/proc/self/fd/{}", program_file.as_raw_fd()));
-        bind_read_only(&source, &program)?;
         let tmp = root.join("tmp");
         std::fs::create_dir(&tmp).map_err(|e| io_step("creating", &tmp, e))?;
         mount(
@@ -445,40 +539,30 @@ impl Child {
         )
     }
 
-    fn exec(&self, host_pid: &str) -> Result<std::convert::Infallible> {
-        let mut args: Vec<String> = vec!["/virtlab".into()];
-        args.extend(self.worker_args.iter().cloned());
-        if self.worker_args.first().is_some_and(|a| a == "worker") {
+    /// Runs the worker's command line in this process, as an exec'd worker would start: the
+    /// environment holds only PATH and HOME, no descriptor beyond 0-2 is open, the signal
+    /// mask is the one the shim started with.
+    fn run_worker(&self, host_pid: &str) -> i32 {
+        let mut args = self.worker_args.clone();
+        if args.first().is_some_and(|a| a == "worker") {
             args.extend(["--host-pid".into(), host_pid.into()]);
         }
-        let argv = c_strings(args.iter().map(String::as_str))?;
-        let env = c_strings(["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp"].into_iter())?;
-        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-        argv_ptrs.push(std::ptr::null());
-        let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
-        env_ptrs.push(std::ptr::null());
-        // SAFETY: restores the mask saved before blocking (a blocked mask survives exec).
+        for (key, _) in std::env::vars_os() {
+            // SAFETY: this process is single-threaded (a clone of the single-threaded shim).
+            unsafe { std::env::remove_var(key) };
+        }
+        // SAFETY: as above.
+        unsafe {
+            std::env::set_var("PATH", "/usr/local/bin:/usr/bin:/bin");
+            std::env::set_var("HOME", "/tmp");
+        }
+        // Every descriptor of ours is close-on-exec; without an exec they are closed by hand.
+        // SAFETY: close_range only closes descriptors of this process (none is in use).
+        unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
+        // SAFETY: restores the mask saved before blocking.
         unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.signal_mask, std::ptr::null_mut()) };
-        // SAFETY: argv and env are NUL-terminated arrays of valid C strings that outlive the call.
-        unsafe { libc::execve(argv[0].as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
-        Err(step(
-            "starting the worker",
-            &std::io::Error::last_os_error().to_string(),
-        ))
+        (self.worker)(&args)
     }
-}
-
-fn c_strings<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<CString>> {
-    items
-        .map(|s| {
-            CString::new(s).map_err(|_| {
-                step(
-                    "preparing the worker's arguments",
-                    "an argument holds a NUL byte",
-                )
-            })
-        })
-        .collect()
 }
 
 fn step(what: &str, why: &str) -> Error {

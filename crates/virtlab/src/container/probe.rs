@@ -48,6 +48,9 @@ pub struct Probe {
     pub memory_total_kib: u64,
     /// Trying to create a file in /usr (never tried on the host).
     pub write_usr: Option<String>,
+    /// Its cgroups as it sees them, "controllers:path" per hierarchy (/proc/self/cgroup).
+    /// Inside a container its cgroup namespace's root, the container's group, reads "/".
+    pub cgroups: Vec<String>,
 }
 
 impl Probe {
@@ -96,6 +99,10 @@ impl Probe {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
                 .unwrap_or(0),
             write_usr: host_pid.map(|_| try_write("/usr/virtlab-probe")),
+            cgroups: read("/proc/self/cgroup")
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(_, rest)| rest.to_string()))
+                .collect(),
         }
     }
 
@@ -104,7 +111,7 @@ impl Probe {
         let mut header = vec!["fact".to_string()];
         header.extend(probes.iter().map(|p| p.seen_from.clone()));
         let mut t = Table::new("What each one sees: private rooms, shared kitchen", header);
-        let rows: [Fact; 14] = [
+        let rows: [Fact; 15] = [
             ("pid", |p| p.pid.to_string()),
             ("pid on the host", |p| {
                 p.host_pid.unwrap_or(p.pid).to_string()
@@ -128,6 +135,7 @@ impl Probe {
             ("memory reported", |p| {
                 crate::units::bytes(p.memory_total_kib * 1024)
             }),
+            ("cgroup it sees itself in", |p| cgroup_seen(&p.cgroups)),
             ("create /usr/virtlab-probe", |p| {
                 p.write_usr.clone().unwrap_or_else(|| "not tried".into())
             }),
@@ -152,6 +160,20 @@ fn outside_uid(map: &str, uid: u32) -> Option<u32> {
         let uid = u64::from(uid);
         (uid >= inside && uid < inside + count).then(|| (outside + uid - inside) as u32)
     })
+}
+
+/// One path when every hierarchy says the same (inside a container: "/", its own group seen
+/// through its cgroup namespace), else "controllers:path" for each.
+fn cgroup_seen(lines: &[String]) -> String {
+    let paths: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_once(':').map(|(_, path)| path))
+        .collect();
+    match paths.first() {
+        Some(first) if paths.iter().all(|p| p == first) => (*first).to_string(),
+        Some(_) => lines.join(" "),
+        None => "not visible".into(),
+    }
 }
 
 fn cpu_quota_seen() -> String {
@@ -194,6 +216,17 @@ mod tests {
         assert!(p.processes >= 1 && p.mounts >= 1);
         assert_eq!(p.write_usr, None);
         let t = Probe::table(&[p.clone(), p]);
-        assert_eq!(t.rows().len(), 14);
+        assert_eq!(t.rows().len(), 15);
+    }
+
+    #[test]
+    fn one_cgroup_path_is_shown_once() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(cgroup_seen(&lines(&["memory:/", "pids:/"])), "/");
+        assert_eq!(
+            cgroup_seen(&lines(&["memory:/a", "pids:/"])),
+            "memory:/a pids:/"
+        );
+        assert_eq!(cgroup_seen(&[]), "not visible");
     }
 }
