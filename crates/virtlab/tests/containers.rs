@@ -286,6 +286,33 @@ fn on_cgroup_v2_the_container_is_born_in_its_group() {
 }
 
 #[test]
+fn both_ways_into_a_group_are_measured_and_the_group_removed() {
+    let Some(_serial) = setup(&limits(None, None, Some(64))) else {
+        return;
+    };
+    let joins = virtlab::container::cost::join_costs(2).unwrap();
+    let v1 = Support::detect()
+        .controllers
+        .iter()
+        .find(|c| c.name == "pids")
+        .and_then(|c| c.place.as_ref().ok())
+        .is_some_and(|(version, _)| *version == virtlab::container::support::Version::V1);
+    assert!(!joins.is_empty());
+    assert!(joins[0].0.contains("from outside"), "{joins:?}");
+    if v1 {
+        assert_eq!(joins.len(), 2, "{joins:?}");
+        assert!(joins[1].0.contains("itself"), "{joins:?}");
+    }
+    assert!(joins.iter().all(|(_, ms)| *ms > 0.0), "{joins:?}");
+    let me = std::process::id();
+    assert!(
+        eventually(|| groups_of(me).is_empty()),
+        "{:?}",
+        groups_of(me)
+    );
+}
+
+#[test]
 fn a_fork_bomb_stops_at_the_pids_limit() {
     let l = limits(None, None, Some(16));
     let Some(_serial) = setup(&l) else {

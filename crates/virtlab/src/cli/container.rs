@@ -201,6 +201,8 @@ pub fn container_cost(args: CostArgs) -> Result<()> {
         println!();
         print!("{}", costs.steps_table());
         println!();
+        print!("{}", costs.joins_table());
+        println!();
         print!("{}", costs.namespaces_table());
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! What a container costs: start → first line and memory beside a plain process, without and
 //! with a cgroup (and, through [`super::runtimes`], beside crun and runc), where the time goes
 //! from asking to the first line (our cgroup, the shim's exec, the clone, joining the group, the
-//! child's set-up, the worker's own start), and what each namespace kind costs alone.
+//! child's set-up, the worker's own start), what each namespace kind costs alone, and the two
+//! ways into a cgroup v1 group: a pid written from outside (which waits for an RCU grace
+//! period) or the process moving itself (which does not).
 
 use super::Limits;
 use super::kind::Containers;
@@ -40,8 +42,12 @@ pub struct Costs {
     pub repeats: usize,
     /// One row per way of starting the worker.
     pub starts: Vec<StartCost>,
-    /// Median ms of each start-up step of our container, in order.
+    /// Median ms of each start-up step of our container with a cgroup, in order.
     pub steps: Vec<(String, f64)>,
+    /// The same for our container without a cgroup.
+    pub steps_no_cgroup: Vec<(String, f64)>,
+    /// Median ms of each way into a group ([`join_costs`]); empty without a writable cgroup.
+    pub joins: Vec<(String, f64)>,
     /// Median ms of fork + unshare(kind) + exit + wait, for no namespace and each kind alone.
     pub namespaces: Vec<(String, f64)>,
 }
@@ -66,6 +72,7 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     let mut plain = (Vec::new(), Vec::new());
     let mut grouped = (Vec::new(), Vec::new());
     let mut step_times: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut plain_steps: Vec<(String, Vec<f64>)> = Vec::new();
     for _ in 0..repeats {
         let quiet = executor::Options {
             snapshot: true,
@@ -79,8 +86,8 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
                 .flat_map(|s| s.children())
                 .map(|c| c.rss_bytes as f64),
         );
-        container_round(&work, Limits::default(), &mut plain, None)?;
-        container_round(&work, limits, &mut grouped, Some(&mut step_times))?;
+        container_round(&work, Limits::default(), &mut plain, &mut plain_steps)?;
+        container_round(&work, limits, &mut grouped, &mut step_times)?;
     }
     let mut starts = vec![
         start("process", &mut process_ms, &mut process_rss),
@@ -98,22 +105,21 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
         cpu: crate::machine::cpu_model(),
         repeats,
         starts,
-        steps: step_times
-            .into_iter()
-            .map(|(name, mut ms)| (name, median(&mut ms)))
-            .collect(),
+        steps: medians(step_times),
+        steps_no_cgroup: medians(plain_steps),
+        joins: join_costs(repeats.max(9))?,
         // Each is well under a millisecond: many rounds make the median steady on a busy machine.
         namespaces: namespaces_alone(repeats.max(31)),
     })
 }
 
 /// One container started with `limits`: its start → first line and the memory of its shim and
-/// pid 1 go into `samples`, its steps into `steps` when given.
+/// pid 1 go into `samples`, its steps into `steps`.
 fn container_round(
     work: &Work,
     limits: Limits,
     samples: &mut (Vec<f64>, Vec<f64>),
-    steps: Option<&mut Vec<(String, Vec<f64>)>>,
+    steps: &mut Vec<(String, Vec<f64>)>,
 ) -> Result<()> {
     let options = executor::Options {
         snapshot: true,
@@ -124,10 +130,8 @@ fn container_round(
     for c in &run.containers {
         samples.0.extend(c.first_line_ms);
     }
-    if let Some(steps) = steps {
-        run.containers
-            .iter()
-            .for_each(|c| add_steps(steps, &c.setup));
+    for c in &run.containers {
+        add_steps(steps, &c.setup);
     }
     if let Some(s) = &run.run.snapshot {
         let under: u64 = s
@@ -176,6 +180,125 @@ pub fn measure_in_release_build(repeats: usize, with_runtimes: bool) -> Result<C
             "container-cost printed something that is not its JSON ({e})"
         ))
     })
+}
+
+fn medians(named: Vec<(String, Vec<f64>)>) -> Vec<(String, f64)> {
+    named
+        .into_iter()
+        .map(|(name, mut ms)| (name, median(&mut ms)))
+        .collect()
+}
+
+/// How long a process takes to get into a fresh group, `repeats` times each way, with a pause
+/// before each try so the kernel's rcu_sync has gone idle (as it has between two containers):
+/// its pid written into `cgroup.procs` from outside (the kernel takes the global
+/// `cgroup_threadgroup_rwsem` for writing, whose `rcu_sync_enter` waits for an RCU grace
+/// period), and, on cgroup v1, the process writing "0" into `tasks` itself (the current
+/// thread moves without that lock). Empty where this machine gives no pids group.
+pub fn join_costs(repeats: usize) -> Result<Vec<(String, f64)>> {
+    crate::error::check_range("repeats", repeats, 1, 100)?;
+    let wanted = Limits {
+        pids: Some(64),
+        ..Limits::default()
+    };
+    let support = Support::detect();
+    if support.check(&wanted).is_err() {
+        return Ok(Vec::new());
+    }
+    let group = super::Cgroup::create(&support, "join-cost", &wanted)?;
+    let Some(dir) = group.dirs().first().cloned() else {
+        return Ok(Vec::new());
+    };
+    let v1 = dir.join("tasks").exists();
+    let mut by_pid = Vec::new();
+    let mut by_itself = Vec::new();
+    for _ in 0..repeats {
+        // A grace period or two is a few ms; 50 ms leaves rcu_sync idle again.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        by_pid.extend(join_once(&dir.join("cgroup.procs"), false)?);
+        if v1 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            by_itself.extend(join_once(&dir.join("tasks"), true)?);
+        }
+    }
+    let mut rows = vec![(
+        "its pid written into cgroup.procs from outside".to_string(),
+        median(&mut by_pid),
+    )];
+    if !by_itself.is_empty() {
+        rows.push((
+            "the process writes \"0\" into tasks itself".to_string(),
+            median(&mut by_itself),
+        ));
+    }
+    Ok(rows)
+}
+
+/// One child moved into the group through `file`, by itself (`"0"`) or by its pid written
+/// here; ms for the write, `None` if the child could not be started or moved.
+fn join_once(file: &std::path::Path, itself: bool) -> Result<Option<f64>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(file.as_os_str().as_bytes())
+        .map_err(|_| Error::bug("a cgroup path with a NUL byte"))?;
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two new descriptors into a valid array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(Error::os(
+            "creating a pipe",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let [read_end, write_end] = fds;
+    // SAFETY: the child calls only async-signal-safe functions (clock_gettime, open, write,
+    // close, pause) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::close(read_end);
+            let mut took = 0.0f64;
+            if itself {
+                let started = now();
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+                let moved = fd >= 0 && libc::write(fd, c"0".as_ptr().cast(), 1) == 1;
+                took = if moved { now() - started } else { -1.0 };
+            }
+            libc::write(write_end, (&raw const took).cast(), 8);
+            // Alive while its pid is written; the parent kills it.
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    // SAFETY: closes our copy of the child's end.
+    unsafe { libc::close(write_end) };
+    if pid < 0 {
+        // SAFETY: closes the descriptor we own.
+        unsafe { libc::close(read_end) };
+        return Ok(None);
+    }
+    let mut took = -1.0f64;
+    // SAFETY: reads 8 bytes into a valid f64.
+    let got = unsafe { libc::read(read_end, (&raw mut took).cast(), 8) };
+    if got == 8 && !itself {
+        let started = now();
+        took = match std::fs::write(file, pid.to_string()) {
+            Ok(()) => now() - started,
+            Err(_) => -1.0,
+        };
+    }
+    // SAFETY: ends and reaps the child we forked; closes our descriptor.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        libc::close(read_end);
+    }
+    Ok((got == 8 && took >= 0.0).then_some(took))
+}
+
+/// CLOCK_MONOTONIC in ms (clock_gettime is async-signal-safe, unlike `Instant` in theory).
+fn now() -> f64 {
+    crate::timeline::now_ns() as f64 / 1e6
 }
 
 fn start(kind: &str, ms: &mut [f64], rss: &mut [f64]) -> StartCost {
@@ -294,25 +417,66 @@ impl Costs {
         t
     }
 
-    /// Each step from asking for our container to its first line, median ms.
+    /// Every step of either container, in order, with its median ms without and with a
+    /// cgroup (`None` where a step belongs to the other one only).
+    fn step_rows(&self) -> Vec<(String, Option<f64>, Option<f64>)> {
+        let mut names: Vec<&String> = self.steps.iter().map(|(n, _)| n).collect();
+        for (i, (name, _)) in self.steps_no_cgroup.iter().enumerate() {
+            if !names.contains(&name) {
+                names.insert(i.min(names.len()), name);
+            }
+        }
+        let find = |steps: &[(String, f64)], name: &String| {
+            steps.iter().find(|(n, _)| n == name).map(|(_, ms)| *ms)
+        };
+        names
+            .into_iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    find(&self.steps_no_cgroup, n),
+                    find(&self.steps, n),
+                )
+            })
+            .collect()
+    }
+
+    /// Each step from asking for our container to its first line, median ms, without and
+    /// with a cgroup ("–" where a step belongs to one of them only).
     pub fn steps_table(&self) -> Table {
         let mut t = Table::new(
             "Where a container's start goes (median ms per step)",
-            ["step ends with", "ms"],
+            ["step ends with", "no cgroup", "with a cgroup"],
         );
-        for (name, ms) in &self.steps {
-            t.row([name.clone(), format!("{ms:.2}")]);
+        let cell = |ms: Option<f64>| ms.map_or("–".into(), |ms| format!("{ms:.2}"));
+        for (name, plain, grouped) in self.step_rows() {
+            t.row([name, cell(plain), cell(grouped)]);
         }
         t
     }
 
-    /// The steps as one stacked bar, and each namespace kind alone as bars below it.
+    /// The two ways into a cgroup v1 group: which one waits for the kernel's RCU grace period.
+    pub fn joins_table(&self) -> Table {
+        let mut t = Table::new(
+            "Into a cgroup: a pid written from outside vs the process moving itself (median)",
+            ["how", "ms"],
+        );
+        for (how, ms) in &self.joins {
+            t.row([how.clone(), format!("{ms:.2}")]);
+        }
+        t
+    }
+
+    /// The steps as one stacked bar per container: without and with a cgroup.
     pub fn plot(&self) -> Result<Figure> {
-        let names: Vec<&str> = self.steps.iter().map(|(n, _)| n.as_str()).collect();
-        let values: Vec<f64> = self.steps.iter().map(|(_, ms)| *ms).collect();
+        let rows = self.step_rows();
+        let names: Vec<&str> = rows.iter().map(|(n, _, _)| n.as_str()).collect();
+        let plain: Vec<f64> = rows.iter().map(|r| r.1.unwrap_or(0.0)).collect();
+        let grouped: Vec<f64> = rows.iter().map(|r| r.2.unwrap_or(0.0)).collect();
         BarChart::new("Our container's start, step by step", &names)
             .x_label("milliseconds")
-            .bar("container", &values)
+            .bar("no cgroup", &plain)
+            .bar("with a cgroup", &grouped)
             .render()
     }
 
@@ -336,5 +500,31 @@ impl Costs {
     /// Shows the start-cost table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_table_lines_up_both_containers_and_marks_missing_steps() {
+        let named = |l: &[(&str, f64)]| l.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+        let costs = Costs {
+            cpu: "cpu".into(),
+            repeats: 1,
+            starts: Vec::new(),
+            steps: named(&[("cgroup created", 0.3), ("joined", 0.1), ("lo up", 0.2)]),
+            steps_no_cgroup: named(&[("cgroup created", 0.1), ("lo up", 0.4)]),
+            joins: Vec::new(),
+            namespaces: Vec::new(),
+        };
+        let rows = costs.step_rows();
+        let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(names, ["cgroup created", "joined", "lo up"]);
+        assert_eq!(rows[1], ("joined".to_string(), None, Some(0.1)));
+        assert_eq!(rows[2], ("lo up".to_string(), Some(0.4), Some(0.2)));
+        assert!(costs.steps_table().to_string().contains("–"));
+        assert!(costs.plot().is_ok());
     }
 }

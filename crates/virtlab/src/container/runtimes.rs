@@ -1,7 +1,8 @@
 //! The real container runtimes beside ours: crun and runc start the same `virtlab worker` from
 //! an OCI bundle (a `config.json` and a `rootfs` made of read-only bind mounts of the host's
 //! system folders, as our containers have), timed from the `run` command to the worker's first
-//! line. A runtime that is missing or fails gives a row saying why. crun 1.8 refuses a hybrid
+//! line; crun also with its cgroup manager disabled, beside our container without a cgroup.
+//! A runtime that is missing or fails gives a row saying why. crun 1.8 refuses a hybrid
 //! cgroup layout whose cgroup2 lists a controller; as root it is then run with that mount
 //! hidden, one exec more, and its row says so.
 //!
@@ -18,26 +19,52 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The runtimes compared, with the Debian package that has each.
-pub const RUNTIMES: [&str; 2] = ["crun", "runc"];
+/// One row of the comparison: a runtime, and the global flags it is run with.
+struct Row {
+    label: &'static str,
+    runtime: &'static str,
+    flags: &'static [&'static str],
+}
+
+/// crun twice: as it comes (a cgroup per container, like ours with limits), and with its cgroup
+/// manager disabled (`--cgroup-manager=disabled`, crun ≥ 1.0): no cgroup at all, like our
+/// container without one — the like-for-like pair. runc has no such switch.
+const ROWS: [Row; 3] = [
+    Row {
+        label: "crun",
+        runtime: "crun",
+        flags: &[],
+    },
+    Row {
+        label: "crun, no cgroup",
+        runtime: "crun",
+        flags: &["--cgroup-manager=disabled"],
+    },
+    Row {
+        label: "runc",
+        runtime: "runc",
+        flags: &[],
+    },
+];
 /// How long a runtime may take to show the first line before it counts as failed.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Starts the worker `repeats` times with each runtime; one row per runtime.
+/// Starts the worker `repeats` times with each runtime (crun also without a cgroup); one row
+/// each.
 pub fn measure(repeats: usize) -> Result<Vec<StartCost>> {
     let program = crate::release::program()?;
-    Ok(RUNTIMES
+    Ok(ROWS
         .iter()
-        .map(|rt| match measure_one(rt, &program, repeats) {
+        .map(|row| match measure_one(row, &program, repeats) {
             Ok((mut ms, mut rss, how)) => StartCost {
-                kind: (*rt).into(),
+                kind: row.label.into(),
                 samples_ms: ms.clone(),
                 first_line_ms: Some(median(&mut ms)),
                 memory_bytes: (!rss.is_empty()).then(|| median(&mut rss)),
-                note: format!("{}{how}", version(rt)),
+                note: format!("{}{}{how}", version(row.runtime), flags_note(row.flags)),
             },
             Err(e) => StartCost {
-                kind: (*rt).into(),
+                kind: row.label.into(),
                 samples_ms: Vec::new(),
                 first_line_ms: None,
                 memory_bytes: None,
@@ -50,14 +77,24 @@ pub fn measure(repeats: usize) -> Result<Vec<StartCost>> {
 /// Start samples (ms), memory samples (bytes), and how the runtime had to be run.
 type Samples = (Vec<f64>, Vec<f64>, &'static str);
 
-fn measure_one(runtime: &str, program: &Path, repeats: usize) -> Result<Samples> {
+/// "; run with --cgroup-manager=disabled" for a row with flags.
+fn flags_note(flags: &[&str]) -> String {
+    if flags.is_empty() {
+        String::new()
+    } else {
+        format!("; run with {}", flags.join(" "))
+    }
+}
+
+fn measure_one(row: &Row, program: &Path, repeats: usize) -> Result<Samples> {
+    let runtime = row.runtime;
     let binary = find(runtime).ok_or_else(|| {
         Error::new(
             format!("{runtime} is not installed"),
             format!("install it: apt-get install {runtime} (scripts/setup does it where it can)"),
         )
     })?;
-    let bundle = Bundle::write(runtime, program)?;
+    let bundle = Bundle::write(runtime, program, row.flags)?;
     let id = |i| format!("virtlab-{}-{runtime}-{i}", std::process::id());
     // crun 1.8 refuses a hybrid cgroup layout whose cgroup2 lists a controller (this project's
     // machines list hugetlb there). As root, it is run again where that mount is hidden.
@@ -139,16 +176,17 @@ fn find(runtime: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// An OCI bundle in a temporary folder, removed when dropped.
+/// An OCI bundle in a temporary folder, removed when dropped, and the runtime's global flags.
 struct Bundle {
     dir: PathBuf,
+    flags: &'static [&'static str],
 }
 
 impl Bundle {
-    fn write(runtime: &str, program: &Path) -> Result<Bundle> {
+    fn write(runtime: &str, program: &Path, flags: &'static [&'static str]) -> Result<Bundle> {
         let dir =
             std::env::temp_dir().join(format!("virtlab-oci-{}-{runtime}", std::process::id()));
-        let bundle = Bundle { dir };
+        let bundle = Bundle { dir, flags };
         let rootfs = bundle.dir.join("rootfs");
         let io = |what: &str, e| Error::io(format!("writing the OCI bundle ({what})"), e);
         std::fs::create_dir_all(&rootfs).map_err(|e| io("rootfs", e))?;
@@ -222,7 +260,10 @@ impl Bundle {
             }
             None => Command::new(runtime),
         };
-        command.arg("--root").arg(self.dir.join("state"));
+        command
+            .args(self.flags)
+            .arg("--root")
+            .arg(self.dir.join("state"));
         command
     }
 
