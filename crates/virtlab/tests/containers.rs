@@ -213,6 +213,15 @@ fn the_worker_runs_only_inside_its_cgroup() {
     assert_nothing_left(&run);
 }
 
+/// The host pid a container's line names: "0: name pid 1 (host pid 4242), hostname …".
+fn host_pid_in(line: &str) -> u32 {
+    line.split("host pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no host pid in {line}"))
+}
+
 /// Where cgroup2 is mounted, from /proc/self/mountinfo.
 fn cgroup2_mount() -> Option<std::path::PathBuf> {
     std::fs::read_to_string("/proc/self/mountinfo")
@@ -260,11 +269,7 @@ fn on_cgroup_v2_the_container_is_born_in_its_group() {
             steps.push(line);
             continue;
         }
-        let host_pid = line
-            .split("host pid ")
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-            .unwrap_or_else(|| panic!("no host pid in {line}"));
+        let host_pid = host_pid_in(&line);
         break std::fs::read_to_string(format!("/proc/{host_pid}/cgroup")).unwrap();
     };
     let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
@@ -423,12 +428,7 @@ fn sigkill_of_the_cli_leaves_no_process_group_or_mount() {
     let mut workers = Vec::new();
     while workers.len() < 2 {
         let line = lines.next().expect("a line").unwrap();
-        let host_pid: u32 = line
-            .split("host pid ")
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no host pid in {line}"));
+        let host_pid = host_pid_in(&line);
         if !workers.contains(&host_pid) {
             workers.push(host_pid);
         }

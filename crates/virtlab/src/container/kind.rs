@@ -14,7 +14,7 @@ use super::run::{ContainerReport, ContainerRun, Sample};
 use super::{Cgroup, Limits, Spec};
 use crate::executor::{EVENT_PREFIX, Kind, Reporter, Status, Stop, Unit};
 use crate::processes::{Line, Processes};
-use crate::timeline::{EventKind, now_ns};
+use crate::timeline::{Event, EventKind, now_ns};
 use crate::{Error, Result, executor, work::Work};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
@@ -238,10 +238,24 @@ impl Containers {
 const LADDER_MEMORY: u64 = 256 << 20;
 const LADDER_PIDS: u64 = 64;
 
+/// The last start-up step: the worker's first line read here.
+const FIRST_LINE: &str = "first line read";
+
 /// Keeps a container's data lines (the shim's steps and end, the worker's probe) and a copy of
 /// its lines for people; the shim's end decides how the unit ended.
 fn take(units: &Mutex<Vec<Kept>>, index: usize, line: &str) -> Line {
-    if line.starts_with(EVENT_PREFIX) {
+    if let Some(json) = line.strip_prefix(EVENT_PREFIX) {
+        // The executor times a unit's first line from its first iteration's event (printed
+        // just before the line itself): the last start-up step ends there too.
+        if serde_json::from_str::<Event>(json)
+            .is_ok_and(|e| matches!(e.kind, EventKind::Iteration(_)))
+        {
+            let mut units = lock(units);
+            let kept = kept(&mut units, index);
+            if !kept.setup.iter().any(|(step, _)| step == FIRST_LINE) {
+                kept.setup.push((FIRST_LINE.into(), now_ns()));
+            }
+        }
         return Line::Relay;
     }
     let mut units = lock(units);
@@ -268,9 +282,6 @@ fn take(units: &Mutex<Vec<Kept>>, index: usize, line: &str) -> Line {
         };
         kept.end = Some(end);
         return Line::Ends(status);
-    }
-    if kept.lines.is_empty() {
-        kept.setup.push(("first line read".into(), now_ns()));
     }
     kept.lines.push(line.to_string());
     Line::Relay
@@ -343,6 +354,19 @@ mod tests {
         let line = |l: &str| take(&units, 1, l);
         assert_eq!(line("@virtlab-event {}"), Line::Relay);
         assert_eq!(line(r#"@virtlab-setup [["shim started", 5]]"#), Line::Taken);
+        let iteration = Event {
+            lane: "box-2".into(),
+            kind: EventKind::Iteration(0),
+            t_ns: 7,
+            pid: 1,
+            tid: 1,
+        };
+        let iteration = format!(
+            "{EVENT_PREFIX}{}",
+            serde_json::to_string(&iteration).unwrap()
+        );
+        assert_eq!(line(&iteration), Line::Relay);
+        assert_eq!(line(&iteration), Line::Relay);
         assert_eq!(line("0: box-2 pid 1"), Line::Relay);
         let end = End {
             host_pid: 42,
@@ -362,6 +386,7 @@ mod tests {
         assert_eq!(k.lines, ["0: box-2 pid 1"]);
         assert_eq!(k.setup[0], ("shim started".to_string(), 5));
         assert_eq!(k.setup[1].0, "first line read");
+        assert_eq!(k.setup.len(), 2, "stamped once: {:?}", k.setup);
         assert_eq!(k.end.as_ref().map(|e| e.host_pid), Some(42));
     }
 }
