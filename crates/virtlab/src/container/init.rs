@@ -41,6 +41,8 @@ pub const END_PREFIX: &str = "@virtlab-container ";
 pub const SETUP_PREFIX: &str = "@virtlab-setup ";
 /// Exit code of a child whose set-up failed (the reason is on stderr), as runtimes use 125.
 pub const SETUP_FAILED: i32 = 125;
+/// Exit code of a worker that panicked, as a Rust program's.
+const PANICKED: i32 = 101;
 /// Host folders the container sees, read-only (symlinks, as in merged-/usr systems, are copied).
 const HOST_FOLDERS: [&str; 8] = [
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
@@ -561,7 +563,11 @@ impl Child {
         unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
         // SAFETY: restores the mask saved before blocking.
         unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.signal_mask, std::ptr::null_mut()) };
-        (self.worker)(&args)
+        // A panic must end here, as it would end an exec'd worker (its message printed, code
+        // 101): unwinding further would run the shim's destructors in this process (its
+        // cgroup guard would remove the group around us).
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.worker)(&args)))
+            .unwrap_or(PANICKED)
     }
 }
 
