@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod gpu;
 mod kernel;
 mod memory;
+pub mod numpy;
 pub mod report;
 
 pub use kernel::Scalar;
