@@ -155,7 +155,7 @@ pub fn throughput(
     let mut chart = LineChart::new("Matrix multiply throughput")
         .x_label("n (n×n times n×n)")
         .y_label("GFLOP/s")
-        .log_x();
+        .log_x_at_points();
     let mut peaks: Vec<(String, f64)> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
     let add_peak = |peaks: &mut Vec<(String, f64)>, peak: (String, f64)| {
@@ -475,7 +475,7 @@ pub fn what_we_saw(
         );
         if let Some(peak) = cpu_peak.and_then(|p| p.gflops(cpu_precision(dtype), threads)) {
             answer += &format!(
-                ", {:.0}% of chapter 0's FMA peak ({peak:.0} GFLOP/s): the peak loop never waits for memory, a product does",
+                ", {:.0}% of chapter 0's FMA peak ({peak:.0} GFLOP/s)",
                 100.0 * largest.gflops() / peak
             );
         }
