@@ -155,7 +155,7 @@ pub fn throughput(
     let mut chart = LineChart::new("Matrix multiply throughput")
         .x_label("n (n×n times n×n)")
         .y_label("GFLOP/s")
-        .log_x_at_points();
+        .log_x();
     let mut peaks: Vec<(String, f64)> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
     let add_peak = |peaks: &mut Vec<(String, f64)>, peak: (String, f64)| {

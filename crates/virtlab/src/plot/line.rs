@@ -37,8 +37,6 @@ pub struct LineChart {
     series: Vec<Series>,
     references: Vec<Reference>,
     log_x: bool,
-    /// Label the log x axis at the data's x values rather than in 1-2-5 steps.
-    x_at_points: bool,
     log_y: bool,
     y_from_zero: bool,
     /// Said under the chart, e.g. how it was measured.
@@ -57,7 +55,6 @@ impl LineChart {
             series: Vec::new(),
             references: Vec::new(),
             log_x: false,
-            x_at_points: false,
             log_y: false,
             y_from_zero: true,
             note: None,
@@ -120,14 +117,6 @@ impl LineChart {
         self
     }
 
-    /// Draws the x axis on a log scale labelled at the data's x values, for sizes measured in
-    /// steps such as 256, 512, 1024 (1-2-5 labels would leave 256 unlabelled).
-    pub fn log_x_at_points(mut self) -> Self {
-        self.log_x = true;
-        self.x_at_points = true;
-        self
-    }
-
     /// Draws the y axis on a log scale, for values that span decades (a 2-core CPU beside a GPU);
     /// every y value must then be above 0.
     pub fn log_y(mut self) -> Self {
@@ -166,19 +155,6 @@ impl LineChart {
     /// Draws this chart.
     pub fn render(&self) -> Result<Figure> {
         render(self)
-    }
-
-    /// Every finite x value of the data, once each, in order.
-    fn x_values(&self) -> Vec<f64> {
-        let mut xs: Vec<f64> = self
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0))
-            .filter(|x| x.is_finite())
-            .collect();
-        xs.sort_by(f64::total_cmp);
-        xs.dedup();
-        xs
     }
 
     /// The data's extent, padded, checked against the axes' kinds.
@@ -324,18 +300,15 @@ impl Chart for LineChart {
         let (x, y) = self.ranges()?;
         // plotters labels a log axis only at its few round key points (100, 200, 1000, …);
         // 1-2-5 steps label every part of it.
-        let log = |range: Range<f64>, ticks: Vec<f64>| range.log_scale().with_key_points(ticks);
-        let x_ticks = if self.x_at_points {
-            self.x_values()
-        } else {
-            log_ticks(&x)
+        let log = |range: Range<f64>| {
+            let ticks = log_ticks(&range);
+            range.log_scale().with_key_points(ticks)
         };
-        let y_ticks = log_ticks(&y);
         match (self.log_x, self.log_y) {
             (false, false) => self.draw_on(root, x, y),
-            (true, false) => self.draw_on(root, log(x, x_ticks), y),
-            (false, true) => self.draw_on(root, x, log(y, y_ticks)),
-            (true, true) => self.draw_on(root, log(x, x_ticks), log(y, y_ticks)),
+            (true, false) => self.draw_on(root, log(x), y),
+            (false, true) => self.draw_on(root, x, log(y)),
+            (true, true) => self.draw_on(root, log(x), log(y)),
         }
     }
 }
@@ -480,30 +453,6 @@ mod tests {
                 "no tick {label} on the log axes: {texts:?}"
             );
         }
-    }
-
-    #[test]
-    fn a_log_x_axis_can_be_labelled_at_the_sizes_measured() {
-        let chart = LineChart::new("sizes")
-            .series("ours", [(256.0, 20.0), (512.0, 25.0), (2048.0, 30.0)])
-            .series("theirs", [(256.0, 10.0), (1024.0, 28.0)]);
-        assert_eq!(chart.x_values(), [256.0, 512.0, 1024.0, 2048.0]);
-        let labels = |chart: LineChart| {
-            let svg = chart.render().unwrap().svg().to_string();
-            svg.split("</text>")
-                .filter_map(|part| part.rsplit('>').next())
-                .map(|t| t.trim().to_string())
-                .collect::<Vec<_>>()
-        };
-        let at_points = labels(chart.clone().log_x_at_points());
-        for size in ["256", "512", "1024", "2048"] {
-            assert!(
-                at_points.iter().any(|t| t == size),
-                "no {size}: {at_points:?}"
-            );
-        }
-        let stepped = labels(chart.log_x());
-        assert!(!stepped.iter().any(|t| t == "256"), "{stepped:?}");
     }
 
     #[test]
