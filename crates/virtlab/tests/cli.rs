@@ -397,7 +397,7 @@ fn matmul_refuses_bad_input_and_explains_a_missing_gpu() {
             &dir,
         );
         assert!(both.status.success(), "{}", text(&both.stderr));
-        assert!(text(&both.stdout).contains("GPU skipped: virtlab error: no GPU"));
+        assert!(text(&both.stdout).contains("GPU skipped: no GPU"));
     }
 }
 

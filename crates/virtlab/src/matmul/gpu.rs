@@ -53,7 +53,7 @@ impl Gpu {
             GpuStatus::Absent { reason } => {
                 return Err(Error::new(
                     format!("no GPU: {reason}"),
-                    "run on the CPU (device cpu); chapter 4 also draws results recorded on an H100",
+                    "run on the CPU (device cpu); chapter 4 also draws a GPU run recorded elsewhere (data/matmul-gpu.json) when there is one",
                 ));
             }
         };

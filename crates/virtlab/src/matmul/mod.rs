@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod gpu;
 mod kernel;
 mod memory;
+pub mod numpy;
 pub mod report;
 
 pub use kernel::Scalar;
@@ -347,7 +348,8 @@ pub fn sweep(plan: &Plan, mut on_point: impl FnMut(&Point)) -> Result<Run> {
                 }
                 gpu_info = Some(device.info().clone());
             }
-            Err(e) if plan.devices == Devices::Both => gpu_skipped = Some(e.to_string()),
+            // The problem alone: with the CPU part done, nothing is wrong to fix.
+            Err(e) if plan.devices == Devices::Both => gpu_skipped = Some(e.problem().to_string()),
             Err(e) => return Err(e),
         }
     }

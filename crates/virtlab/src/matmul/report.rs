@@ -2,8 +2,10 @@
 //! launch-only against synchronized, and the essay's 10000×10000 case.
 
 use super::gpu::published_peak_tflops;
-use super::{Device, Dtype, GpuTimes, Point, Run};
+use super::numpy::Numpy;
+use super::{Device, Dtype, GpuTimes, Point, Run, flops};
 use crate::display::{Figure, Table};
+use crate::outcome::Outcome;
 use crate::peak::{Peak, Precision};
 use crate::plot::{BarChart, LineChart};
 use crate::{Error, Result};
@@ -15,6 +17,8 @@ pub const ESSAY_NUMPY_S: f64 = 7.8;
 /// the GPU to finish, so this is mostly the copy in and the launch
 /// (see [`GpuTimes::launch_only_ms`]).
 pub const ESSAY_CUPY_S: f64 = 0.92;
+/// The side of the essay's matrices: 10000×10000.
+pub const ESSAY_N: usize = 10_000;
 
 impl Run {
     /// The (device, element type) pairs measured, in a stable order.
@@ -44,6 +48,19 @@ impl Run {
             .find(|p| p.device == device && p.dtype == dtype && p.n == n)
     }
 
+    /// The point closest to the essay's case on `device`: 10000×10000 f64 when measured, else
+    /// the largest f64 size, else the largest size of any type.
+    pub fn nearest_to_essay(&self, device: Device) -> Option<&Point> {
+        let on_device = || self.points.iter().filter(move |p| p.device == device);
+        self.point(device, Dtype::F64, ESSAY_N)
+            .or_else(|| {
+                on_device()
+                    .filter(|p| p.dtype == Dtype::F64)
+                    .max_by_key(|p| p.n)
+            })
+            .or_else(|| on_device().max_by_key(|p| p.n))
+    }
+
     fn gpu_name(&self) -> String {
         self.gpu
             .as_ref()
@@ -52,6 +69,16 @@ impl Run {
 
     /// Every point as a row: size, device, time, GFLOP/s, error; and where it was measured.
     pub fn table(&self) -> Table {
+        self.table_with(None)
+    }
+
+    /// [`Run::table`] with numpy's GFLOP/s beside each CPU point and our ratio to it; when numpy
+    /// did not run, a last row says why.
+    pub fn table_beside(&self, numpy: &Outcome<Numpy>) -> Table {
+        self.table_with(Some(numpy))
+    }
+
+    fn table_with(&self, numpy: Option<&Outcome<Numpy>>) -> Table {
         let gpu = match (&self.gpu, &self.gpu_skipped) {
             (Some(g), _) => format!(
                 "{} (driver {}, cuBLAS {})",
@@ -60,33 +87,42 @@ impl Run {
             (None, Some(why)) => format!("not used: {why}"),
             (None, None) => "not asked for".to_string(),
         };
+        let mut header = vec!["device", "type", "n", "median time", "GFLOP/s"];
+        let peer = numpy.and_then(Outcome::measured);
+        let peer_column = peer.map(|p| format!("{} GFLOP/s (same threads)", p.label()));
+        if let Some(column) = &peer_column {
+            header.extend([column.as_str(), "ours ÷ numpy"]);
+        }
+        header.push("max error (limit)");
         let mut table = Table::new(
             format!(
                 "Matrix products measured {} on {} ({} CPUs, {}); GPU: {gpu}",
                 self.date_utc, self.cpu_model, self.usable_cpus, self.cpu_instruction_set
             ),
-            [
-                "device",
-                "type",
-                "n",
-                "median time",
-                "GFLOP/s",
-                "max error (limit)",
-            ],
+            header,
         );
         for p in &self.points {
             let device = match p.threads {
                 Some(t) => format!("CPU, {t} threads"),
                 None => self.gpu_name(),
             };
-            table.row([
+            let mut row = vec![
                 device,
                 p.dtype.name().to_string(),
                 p.n.to_string(),
                 format!("{:.3} ms", p.median_ms()),
                 format!("{:.1}", p.gflops()),
-                format!("{:.1e} ({:.0e})", p.max_error, p.tolerance),
-            ]);
+            ];
+            if let Some(peer) = peer {
+                let theirs = peer.point(p.dtype, p.n).filter(|_| p.device == Device::Cpu);
+                row.push(theirs.map_or("—".into(), |t| format!("{:.1}", t.gflops())));
+                row.push(theirs.map_or("—".into(), |t| format!("{:.2}×", p.gflops() / t.gflops())));
+            }
+            row.push(format!("{:.1e} ({:.0e})", p.max_error, p.tolerance));
+            table.row(row);
+        }
+        if let Some(why) = numpy.and_then(Outcome::skipped) {
+            table.row(["numpy".to_string(), format!("skipped: {why}")]);
         }
         table
     }
@@ -106,49 +142,108 @@ pub fn load_recorded(path: impl AsRef<std::path::Path>) -> Result<Option<Run>> {
     Run::load(path).map(Some)
 }
 
-/// GFLOP/s against n for every measured line, live and recorded, with the CPU's measured peak
-/// (chapter 0) and the GPU's published peak as horizontal lines. Both axes are logarithmic: a
-/// GPU is hundreds of times a 2-core CPU.
-pub fn throughput(live: &Run, recorded: Option<&Run>, cpu_peak: Option<&Peak>) -> Result<Figure> {
+/// GFLOP/s against n on one chart: our kernel and numpy measured live, the GPU (live, or from a
+/// recording when one is given), chapter 0's FMA peak for the threads used and a drawn GPU's
+/// published peak as horizontal lines. The note under the chart says what is missing and why.
+/// The y axis is logarithmic only when a GPU is drawn (hundreds of times a small CPU).
+pub fn throughput(
+    live: &Run,
+    numpy: &Outcome<Numpy>,
+    recorded: Option<&Run>,
+    cpu_peak: Option<&Peak>,
+) -> Result<Figure> {
     let mut chart = LineChart::new("Matrix multiply throughput")
         .x_label("n (n×n times n×n)")
         .y_label("GFLOP/s")
-        .log_x()
-        .log_y();
+        .log_x();
     let mut peaks: Vec<(String, f64)> = Vec::new();
-    let runs = std::iter::once((live, false)).chain(recorded.map(|r| (r, true)));
-    for (run, is_recorded) in runs {
-        for (device, dtype) in run.groups() {
-            let who = match device {
-                Device::Cpu => format!("CPU {dtype}"),
-                Device::Gpu => format!("{} {dtype}", run.gpu_name()),
-            };
-            let points = run.series(device, dtype);
-            chart = if is_recorded {
-                // The day only; a hand-edited date shorter than that is shown whole.
-                let day = run.date_utc.get(..10).unwrap_or(&run.date_utc);
-                chart.dashed_series(format!("{who} (recorded {day})"), points)
-            } else {
-                chart.series(format!("{who} (live)"), points)
-            };
-            let peak = match device {
-                Device::Cpu => cpu_peak
-                    .and_then(|p| p.all_cores(cpu_precision(dtype)))
-                    .map(|g| (format!("CPU {dtype} FMA peak (chapter 0)"), g)),
-                Device::Gpu => published_peak_tflops(&run.gpu_name(), dtype).map(|t| {
-                    (
-                        format!("{} {dtype} published peak", run.gpu_name()),
-                        t * 1e3,
-                    )
-                }),
-            };
-            if let Some(peak) = peak.filter(|p| !peaks.contains(p)) {
-                peaks.push(peak);
+    let mut missing: Vec<String> = Vec::new();
+    let add_peak = |peaks: &mut Vec<(String, f64)>, peak: (String, f64)| {
+        if !peaks.contains(&peak) {
+            peaks.push(peak);
+        }
+    };
+    for (device, dtype) in live.groups() {
+        let points = live.series(device, dtype);
+        match device {
+            Device::Cpu => {
+                let threads = live
+                    .points
+                    .iter()
+                    .find(|p| p.device == device && p.dtype == dtype)
+                    .and_then(|p| p.threads)
+                    .unwrap_or(live.usable_cpus);
+                chart = chart.series(format!("virtlab CPU {dtype}, {threads} threads"), points);
+                match cpu_peak.and_then(|p| p.gflops(cpu_precision(dtype), threads)) {
+                    Some(g) => add_peak(
+                        &mut peaks,
+                        (format!("FMA peak {dtype}, {threads} threads (chapter 0)"), g),
+                    ),
+                    None => missing.push(format!(
+                        "no FMA peak for {dtype} on {threads} threads (run chapter 0 on this machine)"
+                    )),
+                }
+            }
+            Device::Gpu => {
+                chart = chart.series(format!("{} {dtype}", live.gpu_name()), points);
             }
         }
     }
+    match numpy {
+        Outcome::Measured(peer) => {
+            for dtype in peer.points.iter().map(|p| p.dtype).collect::<BTreeSet<_>>() {
+                let points = peer
+                    .points
+                    .iter()
+                    .filter(|p| p.dtype == dtype)
+                    .map(|p| (p.n as f64, p.gflops()));
+                chart = chart.series(format!("{} {dtype}", peer.label()), points);
+            }
+        }
+        Outcome::Skipped(why) => missing.push(format!("numpy: {why}")),
+    }
+    let recorded_gpu = recorded.filter(|r| r.gpu_points().next().is_some());
+    let gpu_runs: Vec<&Run> = std::iter::once(live)
+        .filter(|r| r.gpu_points().next().is_some())
+        .chain(recorded_gpu)
+        .collect();
+    if let Some(r) = recorded_gpu {
+        // The day only; a hand-edited date shorter than that is shown whole.
+        let day = r.date_utc.get(..10).unwrap_or(&r.date_utc);
+        for (device, dtype) in r.groups().into_iter().filter(|g| g.0 == Device::Gpu) {
+            chart = chart.dashed_series(
+                format!("{} {dtype} (recorded {day})", r.gpu_name()),
+                r.series(device, dtype),
+            );
+        }
+    }
+    if gpu_runs.is_empty() {
+        let here = live
+            .gpu_skipped
+            .as_deref()
+            .unwrap_or("the GPU was not asked for");
+        missing.push(format!("no GPU line: {here}; and no recorded GPU run"));
+    }
+    for run in &gpu_runs {
+        let name = run.gpu_name();
+        for dtype in run.gpu_points().map(|p| p.dtype).collect::<BTreeSet<_>>() {
+            match published_peak_tflops(&name, dtype) {
+                Some(t) => add_peak(
+                    &mut peaks,
+                    (format!("{name} {dtype} published peak"), t * 1e3),
+                ),
+                None => missing.push(format!("no published {dtype} peak known for {name}")),
+            }
+        }
+    }
+    if !gpu_runs.is_empty() {
+        chart = chart.log_y();
+    }
     for (name, gflops) in peaks {
         chart = chart.reference(name, gflops);
+    }
+    if !missing.is_empty() {
+        chart = chart.note(format!("Not drawn: {}.", missing.join("; ")));
     }
     chart.render()
 }
@@ -160,7 +255,6 @@ fn cpu_precision(dtype: Dtype) -> Precision {
         Precision::F32
     }
 }
-
 /// The run's GPU points with their GPU times, or an error saying there are none.
 fn gpu_points_or_error(run: &Run) -> Result<Vec<(&Point, &GpuTimes)>> {
     let points: Vec<(&Point, &GpuTimes)> = run
@@ -213,54 +307,259 @@ pub fn launch_vs_synchronized(run: &Run) -> Result<Figure> {
     chart.render()
 }
 
-/// The essay's 10000×10000 f64 product (numpy 7.8 s, CuPy 0.92 s unsynchronized) beside ours.
-pub fn essay_comparison(cpu: Option<&Point>, gpu: Option<(&Point, &str)>) -> Table {
+/// Seconds as a table shows them: three significant digits or more.
+fn seconds(ms: f64) -> String {
+    let s = ms / 1e3;
+    if s >= 1.0 {
+        format!("{s:.2}")
+    } else {
+        format!("{s:.3}")
+    }
+}
+
+/// The essay's 10000×10000 f64 product (numpy 7.8 s, CuPy 0.92 s unsynchronized) beside ours:
+/// our CPU kernel and numpy measured here at the essay's size when `ours` has it, else at its
+/// largest size (GFLOP/s make the sizes comparable); the GPU from `ours` when it ran on one,
+/// else from `recorded` when given, with where and when.
+pub fn essay_comparison(ours: &Run, numpy: &Outcome<Numpy>, recorded: Option<&Run>) -> Table {
     let mut table = Table::new(
-        "Two 10000×10000 f64 matrices multiplied: the essay's figures and ours",
-        ["who", "seconds", "what the clock covered"],
+        format!(
+            "Two n×n matrices multiplied: the essay's figures ({ESSAY_N}×{ESSAY_N} f64) and ours"
+        ),
+        [
+            "who",
+            "n",
+            "type",
+            "seconds",
+            "GFLOP/s",
+            "what the clock covered",
+        ],
     );
+    let essay_gflops = |s: f64| format!("{:.0}", flops(ESSAY_N) / s / 1e9);
     table.row([
         "essay: numpy (CPU)".to_string(),
+        ESSAY_N.to_string(),
+        "f64".into(),
         format!("{ESSAY_NUMPY_S}"),
-        "the product, on the essay's CPU".to_string(),
+        essay_gflops(ESSAY_NUMPY_S),
+        "the product, on the essay's CPU".into(),
     ]);
     table.row([
         "essay: CuPy (GPU)".to_string(),
+        ESSAY_N.to_string(),
+        "f64".into(),
         format!("{ESSAY_CUPY_S}"),
-        "no synchronize: mostly the launch and copy in".to_string(),
+        format!("{} (apparent)", essay_gflops(ESSAY_CUPY_S)),
+        "no synchronize: mostly the launch and copy in".into(),
     ]);
-    if let Some(p) = cpu.filter(|p| p.n == 10_000) {
-        table.row([
-            format!("virtlab CPU, {} threads (here)", p.threads.unwrap_or(1)),
-            format!("{:.2}", p.median_ms() / 1e3),
-            format!("the product ({:.0} GFLOP/s)", p.gflops()),
-        ]);
+    match ours.nearest_to_essay(Device::Cpu) {
+        Some(p) => {
+            table.row([
+                format!(
+                    "virtlab CPU, {} threads (here, {})",
+                    p.threads.unwrap_or(1),
+                    ours.cpu_model
+                ),
+                p.n.to_string(),
+                p.dtype.to_string(),
+                seconds(p.median_ms()),
+                format!("{:.1}", p.gflops()),
+                "the product".into(),
+            ]);
+            let numpy_row = match numpy {
+                Outcome::Measured(peer) => peer.point(p.dtype, p.n).map(|t| {
+                    [
+                        format!("{}, {} threads (here)", peer.label(), t.threads),
+                        seconds(t.median_ms()),
+                        format!("{:.1}", t.gflops()),
+                        "the product".into(),
+                    ]
+                }),
+                Outcome::Skipped(why) => Some([
+                    "numpy (here)".into(),
+                    "—".into(),
+                    "—".into(),
+                    format!("skipped: {why}"),
+                ]),
+            };
+            if let Some([who, s, gflops, covered]) = numpy_row {
+                table.row([
+                    who,
+                    p.n.to_string(),
+                    p.dtype.to_string(),
+                    s,
+                    gflops,
+                    covered,
+                ]);
+            }
+        }
+        None => {
+            table.row(["virtlab CPU (here)", "—", "—", "—", "—", "not run"]);
+        }
     }
-    if let Some((p, source)) = gpu.filter(|(p, _)| p.n == 10_000)
+    let gpu = ours
+        .nearest_to_essay(Device::Gpu)
+        .map(|p| (p, "here".to_string()))
+        .or_else(|| {
+            let run = recorded?;
+            let p = run.nearest_to_essay(Device::Gpu)?;
+            let day = run.date_utc.get(..10).unwrap_or(&run.date_utc);
+            Some((p, format!("recorded {day} on {}", run.gpu_name())))
+        });
+    if let Some((p, source)) = gpu
         && let Some(times) = &p.gpu
     {
-        let ms = |x: f64| format!("{:.3}", x / 1e3);
-        table.row([
-            format!("virtlab GPU launch only ({source})"),
-            ms(times.launch_only_median_ms()),
-            "the essay's mistake, reproduced".to_string(),
-        ]);
-        table.row([
-            format!("virtlab GPU synchronized ({source})"),
-            ms(times.synchronized_median_ms()),
-            format!("the product ({:.1} TFLOP/s)", p.gflops() / 1e3),
-        ]);
-        table.row([
-            format!("virtlab GPU copy in + product + copy out ({source})"),
-            ms(times.copy_in_ms + p.median_ms() + times.copy_out_ms),
-            "what a numpy user waits for".to_string(),
-        ]);
+        let effective = |ms: f64| format!("{:.0}", flops(p.n) / (ms * 1e-3) / 1e9);
+        let rows = [
+            (
+                "launch only",
+                times.launch_only_median_ms(),
+                "the essay's mistake, reproduced",
+            ),
+            (
+                "synchronized",
+                times.synchronized_median_ms(),
+                "the product, seen from the host",
+            ),
+            (
+                "copy in + product + copy out",
+                times.copy_in_ms + p.median_ms() + times.copy_out_ms,
+                "what a numpy user waits for",
+            ),
+        ];
+        for (what, ms, covered) in rows {
+            table.row([
+                format!("virtlab GPU {what} ({source})"),
+                p.n.to_string(),
+                p.dtype.to_string(),
+                seconds(ms),
+                effective(ms),
+                covered.to_string(),
+            ]);
+        }
     }
+    table
+}
+
+/// What this run showed, computed from its numbers: our kernel at its largest size against
+/// chapter 0's peak and numpy, how throughput went across the sizes, and the GPU when one ran
+/// or was recorded. Nothing here is asserted beforehand: a run under load reads differently.
+pub fn what_we_saw(
+    live: &Run,
+    numpy: &Outcome<Numpy>,
+    recorded: Option<&Run>,
+    cpu_peak: Option<&Peak>,
+) -> Table {
+    let mut table = Table::new(
+        format!("What this run measured ({})", live.cpu_model),
+        ["question", "answer, from the numbers above"],
+    );
+    for dtype in live
+        .points
+        .iter()
+        .filter(|p| p.device == Device::Cpu)
+        .map(|p| p.dtype)
+        .collect::<BTreeSet<_>>()
+    {
+        let points: Vec<&Point> = live
+            .points
+            .iter()
+            .filter(|p| p.device == Device::Cpu && p.dtype == dtype)
+            .collect();
+        let largest = points.iter().max_by_key(|p| p.n).expect("one per type");
+        let threads = largest.threads.unwrap_or(1);
+        let mut answer = format!(
+            "{:.1} GFLOP/s at n = {} on {threads} threads",
+            largest.gflops(),
+            largest.n
+        );
+        if let Some(peak) = cpu_peak.and_then(|p| p.gflops(cpu_precision(dtype), threads)) {
+            answer += &format!(
+                ", {:.0}% of chapter 0's FMA peak ({peak:.0} GFLOP/s)",
+                100.0 * largest.gflops() / peak
+            );
+        }
+        table.row([format!("How fast is our {dtype} kernel here?"), answer]);
+        let beside = match numpy {
+            Outcome::Measured(peer) => match peer.point(dtype, largest.n) {
+                Some(t) => format!(
+                    "{} did {:.1} GFLOP/s at n = {} on {} threads: ours is {:.2}× numpy",
+                    peer.label(),
+                    t.gflops(),
+                    t.n,
+                    t.threads,
+                    largest.gflops() / t.gflops()
+                ),
+                None => format!("{} was not measured at n = {}", peer.label(), largest.n),
+            },
+            Outcome::Skipped(why) => format!("not measured: {why}"),
+        };
+        table.row([
+            format!("And numpy, what a Python user gets here ({dtype})?"),
+            beside,
+        ]);
+        if points.len() > 1 {
+            let low = points
+                .iter()
+                .min_by(|a, b| a.gflops().total_cmp(&b.gflops()))
+                .expect("two or more");
+            let high = points
+                .iter()
+                .max_by(|a, b| a.gflops().total_cmp(&b.gflops()))
+                .expect("two or more");
+            table.row([
+                format!("How did size change it ({dtype})?"),
+                format!(
+                    "lowest {:.1} GFLOP/s at n = {}, highest {:.1} at n = {}; small products spend \
+                     a larger share on packing and on starting threads, and a run under load \
+                     moves single points",
+                    low.gflops(),
+                    low.n,
+                    high.gflops(),
+                    high.n
+                ),
+            ]);
+        }
+    }
+    let gpu = live
+        .nearest_to_essay(Device::Gpu)
+        .map(|p| (p, live, "here"))
+        .or_else(|| recorded.and_then(|r| Some((r.nearest_to_essay(Device::Gpu)?, r, "recorded"))));
+    let answer = match gpu {
+        Some((p, run, source)) => {
+            let mut answer = format!(
+                "{} ({source}, {}): {:.1} TFLOP/s at n = {} {}",
+                run.gpu_name(),
+                run.date_utc,
+                p.gflops() / 1e3,
+                p.n,
+                p.dtype
+            );
+            if let Some(times) = &p.gpu {
+                answer += &format!(
+                    "; the call returned after {:.3} ms, the product was done after {:.3} ms, \
+                     and the copies took {:.2} ms more",
+                    times.launch_only_median_ms(),
+                    times.synchronized_median_ms(),
+                    times.copy_in_ms + times.copy_out_ms
+                );
+            }
+            answer
+        }
+        None => format!(
+            "not measured: {}; and no recorded GPU run",
+            live.gpu_skipped
+                .as_deref()
+                .unwrap_or("the GPU was not asked for")
+        ),
+    };
+    table.row(["And the GPU?".to_string(), answer]);
     table
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::numpy::NumpyPoint;
     use super::super::{GpuTimes, Plan};
     use super::*;
 
@@ -283,6 +582,15 @@ mod tests {
         }
     }
 
+    /// A run on a machine without a GPU, as a new user's first run is.
+    fn cpu_only(points: Vec<Point>) -> Run {
+        Run {
+            gpu: None,
+            gpu_skipped: Some("no GPU: no driver library".into()),
+            ..run_with(points)
+        }
+    }
+
     fn point(device: Device, n: usize, ms: f64) -> Point {
         Point {
             device,
@@ -302,17 +610,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn throughput_draws_live_recorded_and_both_peaks() {
-        let live = run_with(vec![
-            point(Device::Cpu, 1000, 20.0),
-            point(Device::Cpu, 2000, 150.0),
-        ]);
-        let recorded = run_with(vec![
-            point(Device::Gpu, 1000, 0.1),
-            point(Device::Gpu, 2000, 0.5),
-        ]);
-        let peak = Peak {
+    fn numpy(points: &[(usize, f64)]) -> Outcome<Numpy> {
+        Outcome::Measured(Numpy {
+            peer: "numpy 2.4.6".into(),
+            python: "python".into(),
+            coretype: None,
+            points: points
+                .iter()
+                .map(|&(n, ms)| NumpyPoint {
+                    dtype: Dtype::F64,
+                    n,
+                    threads: 2,
+                    runs_ms: vec![ms],
+                })
+                .collect(),
+        })
+    }
+
+    fn no_numpy() -> Outcome<Numpy> {
+        Outcome::Skipped("no module named numpy".into())
+    }
+
+    fn peak() -> Peak {
+        Peak {
             cpu_model: "test CPU".into(),
             usable_cpus: 2,
             instruction_set: "AVX-512 FMA".into(),
@@ -323,19 +643,105 @@ mod tests {
                 threads: 2,
                 gflops: 200.0,
             }],
-        };
-        let svg = throughput(&live, Some(&recorded), Some(&peak))
-            .unwrap()
-            .svg()
-            .to_string();
+        }
+    }
+
+    /// The texts of an SVG's <text> elements.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("</text>")
+            .filter_map(|part| part.rsplit('>').next())
+            .map(|t| t.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn throughput_draws_ours_numpy_the_peak_and_a_recorded_gpu() {
+        let live = cpu_only(vec![
+            point(Device::Cpu, 1000, 20.0),
+            point(Device::Cpu, 2000, 150.0),
+        ]);
+        let recorded = run_with(vec![
+            point(Device::Gpu, 1000, 0.1),
+            point(Device::Gpu, 2000, 0.5),
+        ]);
+        let figure = throughput(
+            &live,
+            &numpy(&[(1000, 25.0), (2000, 160.0)]),
+            Some(&recorded),
+            Some(&peak()),
+        )
+        .unwrap();
+        let svg = figure.svg();
         for text in [
-            "CPU f64 (live)",
+            "virtlab CPU f64, 2 threads",
+            "numpy 2.4.6 f64",
             "H100 80GB HBM3 f64 (recorded 2026-11-23)",
-            "CPU f64 FMA peak",
+            "FMA peak f64, 2 threads (chapter 0)",
             "published peak",
         ] {
             assert!(svg.contains(text), "missing {text}");
         }
+        assert!(!svg.contains("Not drawn"), "everything is drawn");
+    }
+
+    #[test]
+    fn without_gpu_or_numpy_the_chart_says_what_is_missing_and_reads_linearly() {
+        let live = cpu_only(vec![
+            point(Device::Cpu, 256, 1.5),
+            point(Device::Cpu, 2048, 350.0),
+        ]);
+        let svg = throughput(&live, &no_numpy(), None, Some(&peak()))
+            .unwrap()
+            .svg()
+            .to_string();
+        assert!(!svg.contains("published peak") && !svg.contains("H100"));
+        for text in [
+            "numpy: no module named numpy",
+            "no GPU line: no GPU: no driver library",
+        ] {
+            assert!(svg.contains(text), "the note lacks {text}");
+        }
+        // A linear axis from 0 to past the 200 GFLOP/s peak, labelled every step.
+        let labels: Vec<f64> = texts(&svg).iter().filter_map(|t| t.parse().ok()).collect();
+        let y_labels = labels.iter().filter(|&&v| v <= 220.0 && v != 256.0).count();
+        assert!(y_labels >= 4, "{labels:?}");
+        // A peak for another thread count is not drawn as if it were ours.
+        let mut one_thread = live.clone();
+        one_thread
+            .points
+            .iter_mut()
+            .for_each(|p| p.threads = Some(1));
+        let svg = throughput(&one_thread, &no_numpy(), None, Some(&peak()))
+            .unwrap()
+            .svg()
+            .to_string();
+        assert!(svg.contains("no FMA peak for f64 on 1 threads"));
+    }
+
+    #[test]
+    fn the_sweep_table_puts_numpy_beside_ours_or_says_why_not() {
+        let live = cpu_only(vec![
+            point(Device::Cpu, 1000, 20.0),
+            point(Device::Cpu, 2000, 150.0),
+        ]);
+        let table = live.table_beside(&numpy(&[(1000, 25.0), (2000, 150.0)]));
+        let text = table.to_string();
+        assert!(
+            text.contains("numpy 2.4.6 GFLOP/s (same threads)"),
+            "{text}"
+        );
+        let last = table.rows().last().unwrap();
+        assert_eq!(last[5], "106.7", "numpy's GFLOP/s at n = 2000: {last:?}");
+        assert_eq!(last[6], "1.00×");
+        assert_eq!(table.rows()[0][6], "1.25×");
+        let skipped = live.table_beside(&no_numpy());
+        let last = skipped.rows().last().unwrap();
+        assert_eq!(last[..], ["numpy", "skipped: no module named numpy"]);
+        assert_eq!(
+            live.table().rows().len(),
+            2,
+            "the plain table has no numpy row"
+        );
     }
 
     #[test]
@@ -348,6 +754,7 @@ mod tests {
         assert_eq!(load_recorded(dir.join("run.json")).unwrap(), Some(run));
         std::fs::write(dir.join("bad.json"), "{ not json").unwrap();
         let e = load_recorded(dir.join("bad.json")).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             e.problem().contains("bad.json") && e.problem().contains("not a virtlab matmul result"),
             "{e}"
@@ -360,7 +767,7 @@ mod tests {
         let live = run_with(vec![point(Device::Cpu, 1000, 20.0)]);
         let mut recorded = run_with(vec![point(Device::Gpu, 1000, 0.1)]);
         recorded.date_utc = "today".into();
-        let svg = throughput(&live, Some(&recorded), None)
+        let svg = throughput(&live, &no_numpy(), Some(&recorded), None)
             .unwrap()
             .svg()
             .to_string();
@@ -368,14 +775,9 @@ mod tests {
     }
 
     #[test]
-    fn gpu_charts_need_gpu_points_and_the_essay_table_compares() {
-        let cpu_only = run_with(vec![point(Device::Cpu, 10_000, 16_000.0)]);
-        assert!(
-            gpu_time_split(&cpu_only)
-                .unwrap_err()
-                .fix()
-                .contains("recorded")
-        );
+    fn gpu_charts_need_gpu_points() {
+        let cpu = cpu_only(vec![point(Device::Cpu, 10_000, 16_000.0)]);
+        assert!(gpu_time_split(&cpu).unwrap_err().fix().contains("recorded"));
         let gpu = run_with(vec![point(Device::Gpu, 10_000, 40.0)]);
         assert!(gpu_time_split(&gpu).unwrap().svg().contains("compute"));
         assert!(
@@ -384,13 +786,69 @@ mod tests {
                 .svg()
                 .contains("launch only")
         );
-        let table = essay_comparison(
-            cpu_only.points.first(),
-            gpu.points.first().map(|p| (p, "recorded")),
+    }
+
+    #[test]
+    fn the_essay_table_shows_our_largest_size_and_numpy_and_a_gpu_only_when_recorded() {
+        let live = cpu_only(vec![
+            point(Device::Cpu, 1024, 25.0),
+            point(Device::Cpu, 2048, 400.0),
+        ]);
+        let table = essay_comparison(&live, &numpy(&[(1024, 20.0), (2048, 380.0)]), None);
+        let rows = table.rows();
+        assert_eq!(
+            rows.len(),
+            4,
+            "essay numpy, essay CuPy, ours, numpy: {rows:?}"
         );
+        assert_eq!(rows[0][4], "256", "the essay's numpy in GFLOP/s");
+        assert_eq!(rows[2][1..5], ["2048", "f64", "0.400", "42.9"]);
+        assert!(rows[2][0].contains("test CPU"), "{:?}", rows[2]);
+        assert_eq!(rows[3][1..5], ["2048", "f64", "0.380", "45.2"]);
+        let skipped = essay_comparison(&live, &no_numpy(), None);
+        assert!(skipped.rows()[3][5].contains("no module named numpy"));
+
+        let essay = cpu_only(vec![point(Device::Cpu, 10_000, 16_000.0)]);
+        let recorded = run_with(vec![
+            point(Device::Gpu, 4096, 2.0),
+            point(Device::Gpu, 10_000, 40.0),
+        ]);
+        let table = essay_comparison(&essay, &no_numpy(), Some(&recorded));
         let text = table.to_string();
+        assert!(text.contains("16.00") && text.contains("0.040"), "{text}");
         assert!(
-            text.contains("16.00") && text.contains("0.040") && text.contains("0.92"),
+            text.contains("recorded 2026-11-23 on NVIDIA H100"),
+            "{text}"
+        );
+        assert_eq!(table.rows().len(), 4 + 3, "{text}");
+    }
+
+    #[test]
+    fn what_we_saw_is_computed_from_the_run() {
+        let live = cpu_only(vec![
+            point(Device::Cpu, 512, 5.0),
+            point(Device::Cpu, 1024, 20.0),
+            point(Device::Cpu, 2048, 400.0),
+        ]);
+        let table = what_we_saw(&live, &numpy(&[(2048, 200.0)]), None, Some(&peak()));
+        let text = table.to_string();
+        for fact in [
+            "42.9 GFLOP/s at n = 2048 on 2 threads, 21% of chapter 0's FMA peak (200",
+            "ours is 0.50× numpy",
+            // Throughput fell with size here: the table says so rather than claiming a climb.
+            "lowest 42.9 GFLOP/s at n = 2048, highest 107.4 at n = 1024",
+            "no GPU: no driver library; and no recorded GPU run",
+        ] {
+            assert!(text.contains(fact), "missing '{fact}' in {text}");
+        }
+        let recorded = run_with(vec![point(Device::Gpu, 10_000, 40.0)]);
+        let text = what_we_saw(&live, &no_numpy(), Some(&recorded), None).to_string();
+        assert!(
+            text.contains("not measured: no module named numpy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("NVIDIA H100 80GB HBM3 (recorded, 2026-11-23 10:00 UTC): 50.0 TFLOP/s"),
             "{text}"
         );
     }
