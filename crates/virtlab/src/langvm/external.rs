@@ -52,7 +52,7 @@ impl Guests {
     pub(super) fn new() -> Result<Guests> {
         let dir = TempDir::new()?;
         let wasm = dir.path().join("hits.wasm");
-        std::fs::write(&wasm, job::wasm()?)
+        std::fs::write(&wasm, job::WASM)
             .map_err(|e| Error::os(format!("writing {}", wasm.display()), e))?;
         Ok(Guests {
             dir,

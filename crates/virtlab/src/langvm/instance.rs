@@ -22,7 +22,6 @@ const FUEL_SLICE: u64 = 1_000;
 /// WebAssembly instances as a kind of worker (see the module's description).
 pub struct WasmInstances {
     engine: wasmi::Engine,
-    bytes: Vec<u8>,
     process: String,
     runaway_at: Option<(usize, u32)>,
     threads: UnitThreads,
@@ -35,7 +34,6 @@ impl WasmInstances {
         config.consume_fuel(true);
         Ok(WasmInstances {
             engine: wasmi::Engine::new(&config),
-            bytes: job::wasm()?,
             process: process_name(),
             runaway_at: None,
             threads: UnitThreads::default(),
@@ -101,7 +99,7 @@ impl Kind for WasmInstances {
         let instance = instantiate(
             &self.engine,
             &mut store,
-            &self.bytes,
+            job::WASM,
             |mut caller: wasmi::Caller<'_, Host>, i: i32| caller.data_mut().asked = Some(i),
         )?;
         let iteration = instance

@@ -1,10 +1,9 @@
 //! The job every runtime runs, in each one's own language: chapter 2's Monte Carlo π
-//! ([`hits`]), our WebAssembly module written by hand ([`WAT`], assembled by [`wasm`], named by
-//! its SHA-256 [`module_hash`]), and the same loop shown in three instruction sets side by side
+//! ([`hits`]), our WebAssembly module written by hand ([`WAT`], shipped assembled as [`WASM`],
+//! named by its SHA-256 [`module_hash`]), and the same loop shown in three instruction sets side by side
 //! ([`listings`]): WebAssembly, CPython bytecode (`dis`) and JVM bytecode (`javap -c`).
 
 use crate::display::{Html, escape_html};
-use crate::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -25,10 +24,10 @@ pub(crate) fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers")
 }
 
-/// [`WAT`] assembled into the binary `.wasm` module every WebAssembly runtime loads.
-pub fn wasm() -> Result<Vec<u8>> {
-    wat::parse_str(WAT).map_err(|e| Error::bug(format!("the WAT module does not parse: {e}")))
-}
+/// [`WAT`] assembled into the binary `.wasm` module every WebAssembly runtime loads. It is
+/// shipped assembled (`guests/hits.wasm`) so that no build, the notebooks' included, compiles a
+/// WAT parser; a test assembles [`WAT`] with the `wat` crate and checks the two are the same bytes.
+pub const WASM: &[u8] = include_bytes!("guests/hits.wasm");
 
 /// The SHA-256 of `bytes` in hex, as `sha256sum` prints it.
 pub fn sha256(bytes: &[u8]) -> String {
@@ -39,8 +38,8 @@ pub fn sha256(bytes: &[u8]) -> String {
 }
 
 /// The SHA-256 of our `.wasm` module: every runtime that ran it reports the same.
-pub fn module_hash() -> Result<String> {
-    Ok(sha256(&wasm()?))
+pub fn module_hash() -> String {
+    sha256(WASM)
 }
 
 /// How many lines of each listing [`listings`] shows.
@@ -122,14 +121,30 @@ fn python_bytecode() -> std::result::Result<String, String> {
 mod tests {
     use super::*;
 
+    /// Set to rewrite `guests/hits.wasm` from `hits.wat` (then run the tests again: the module is
+    /// compiled into the crate).
+    const WRITE_WASM_ENV: &str = "VIRTLAB_WRITE_WASM";
+
     #[test]
-    fn the_wat_parses_and_its_hash_is_stable() {
-        let bytes = wasm().unwrap();
-        assert_eq!(&bytes[..4], b"\0asm");
-        assert_eq!(module_hash().unwrap(), sha256(&bytes));
+    fn the_shipped_wasm_is_the_wat_assembled() {
+        let assembled = wat::parse_str(WAT).expect("hits.wat should parse");
+        if std::env::var_os(WRITE_WASM_ENV).is_some() {
+            std::fs::write(guests_dir().join("hits.wasm"), &assembled).unwrap();
+        }
+        assert!(
+            assembled == WASM,
+            "guests/hits.wasm is not hits.wat assembled: run `{WRITE_WASM_ENV}=1 cargo test -p \
+             virtlab --lib langvm::job`, then the tests again"
+        );
+    }
+
+    #[test]
+    fn the_module_hash_is_stable() {
+        assert_eq!(&WASM[..4], b"\0asm");
+        assert_eq!(module_hash(), sha256(WASM));
         // Changing the module changes this: update it together with the notebook's prose.
         assert_eq!(
-            module_hash().unwrap(),
+            module_hash(),
             "3169568cd8c3733461c060eae7421dd1387d3f8fb1e5adb3ad98d313ec8671e3"
         );
     }
