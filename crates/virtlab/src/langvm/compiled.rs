@@ -1,7 +1,8 @@
 //! Our module compiled by wasmtime (Cranelift) inside this process: start-up is making the
 //! engine, compiling the module to machine code, instantiating it and the first call. wasmtime
-//! is a heavy build, so it is behind the `wasmtime` feature, off by default (see Cargo.toml);
-//! without it the wasmtime row is skipped and says how to build a `virtlab` program that has it.
+//! is a heavy build, so it is behind the `wasmtime` feature: on in the `virtlab` program (a
+//! default feature), off in the notebooks' own builds, which run chapter 5 in that program.
+//! Built without it, the wasmtime row is skipped and says how to get a program that has it.
 
 use super::Series;
 use crate::Result;
@@ -50,10 +51,9 @@ pub(super) fn run(seed: u64, samples: u64, repeats: usize) -> Result<Outcome<Ser
 #[cfg(not(feature = "wasmtime"))]
 pub(super) fn run(_seed: u64, _samples: u64, _repeats: usize) -> Result<Outcome<Series>> {
     Ok(Outcome::Skipped(
-        "this build has no wasmtime (the `wasmtime` feature is off by default: it is a heavy \
-         build): build a virtlab program with it, `cargo build --release --features wasmtime \
-         --target-dir target/wasmtime`, and point VIRTLAB_WORKER at \
-         target/wasmtime/release/virtlab"
+        "this virtlab program was built without wasmtime (the `wasmtime` feature, on by \
+         default): rebuild it with `cargo build --release` (or add `--features wasmtime` to \
+         a build without default features), or point VIRTLAB_WORKER at a program built so"
             .into(),
     ))
 }
