@@ -107,7 +107,7 @@ impl Chart for BarChart {
     }
 
     fn height(&self) -> u32 {
-        self.plot_height() + below_height(self.keys().len(), None)
+        self.plot_height() + below_height(&self.keys(), None)
     }
 
     fn check(&self) -> Result<()> {

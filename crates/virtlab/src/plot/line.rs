@@ -289,7 +289,7 @@ impl Chart for LineChart {
     }
 
     fn height(&self) -> u32 {
-        HEIGHT + below_height(self.keys().len(), self.note.as_deref())
+        HEIGHT + below_height(&self.keys(), self.note.as_deref())
     }
 
     fn check(&self) -> Result<()> {

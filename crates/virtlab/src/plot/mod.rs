@@ -148,7 +148,11 @@ struct Key {
 }
 
 const KEY_ROW: u32 = 20;
-const KEY_COLUMNS: usize = 2;
+/// The legend's column width: two columns across the chart.
+const KEY_COLUMN_WIDTH: i32 = (WIDTH as i32 - 80) / 2;
+/// Pixels per character of a legend entry at its font size (a generous average, so a long
+/// name is never drawn into the next column's swatch).
+const KEY_CHAR_WIDTH: i32 = 7;
 const NOTE_LINE: u32 = 16;
 /// Characters per line of a note at its font size across the chart's width.
 const NOTE_CHARS: usize = 132;
@@ -171,9 +175,24 @@ fn wrap(note: &str) -> Vec<String> {
     lines
 }
 
+/// Columns of the legend: two, or one when a name would not fit beside its swatch in half the
+/// width.
+fn key_columns(keys: &[Key]) -> usize {
+    let widest = keys
+        .iter()
+        .map(|k| k.name.chars().count())
+        .max()
+        .unwrap_or(0) as i32;
+    if 32 + widest * KEY_CHAR_WIDTH > KEY_COLUMN_WIDTH {
+        1
+    } else {
+        2
+    }
+}
+
 /// The height the legend and note need under a chart.
-fn below_height(keys: usize, note: Option<&str>) -> u32 {
-    let rows = keys.div_ceil(KEY_COLUMNS) as u32;
+fn below_height(keys: &[Key], note: Option<&str>) -> u32 {
+    let rows = keys.len().div_ceil(key_columns(keys)) as u32;
     let notes = note.map_or(0, |n| wrap(n).len()) as u32;
     if rows + notes == 0 {
         0
@@ -190,10 +209,10 @@ fn draw_below<DB: DrawingBackend>(
     title: &str,
 ) -> Result<()> {
     let fail = |e: &dyn std::fmt::Display| drawing_failed(title, e);
-    let column_width = (WIDTH as i32 - 80) / KEY_COLUMNS as i32;
+    let columns = key_columns(keys);
     for (i, key) in keys.iter().enumerate() {
-        let x = 70 + (i % KEY_COLUMNS) as i32 * column_width;
-        let y = 8 + (i / KEY_COLUMNS) as i32 * KEY_ROW as i32 + KEY_ROW as i32 / 2;
+        let x = 70 + (i % columns) as i32 * KEY_COLUMN_WIDTH;
+        let y = 8 + (i / columns) as i32 * KEY_ROW as i32 + KEY_ROW as i32 / 2;
         let style = key.color.stroke_width(2);
         match key.mark {
             Mark::Line => area.draw(&PathElement::new([(x, y), (x + 24, y)], style)),
@@ -213,7 +232,7 @@ fn draw_below<DB: DrawingBackend>(
         ))
         .map_err(|e| fail(&e))?;
     }
-    let top = 8 + keys.len().div_ceil(KEY_COLUMNS) as i32 * KEY_ROW as i32;
+    let top = 8 + keys.len().div_ceil(columns) as i32 * KEY_ROW as i32;
     for (i, line) in note.map(wrap).unwrap_or_default().iter().enumerate() {
         area.draw(&Text::new(
             line.clone(),
@@ -268,8 +287,36 @@ mod tests {
         let lines = wrap(&note);
         assert!(lines.len() >= 2 && lines.iter().all(|l| l.chars().count() <= NOTE_CHARS));
         assert_eq!(lines.join(" ").split(' ').count(), 60);
-        assert_eq!(below_height(0, None), 0);
-        assert!(below_height(3, Some("a note")) > below_height(3, None));
+        let keys = |names: &[&str]| -> Vec<Key> {
+            names
+                .iter()
+                .map(|name| Key {
+                    name: name.to_string(),
+                    color: PALETTE[0],
+                    mark: Mark::Line,
+                })
+                .collect()
+        };
+        assert_eq!(below_height(&[], None), 0);
+        let three = keys(&["a", "b", "c"]);
+        assert!(below_height(&three, Some("a note")) > below_height(&three, None));
+    }
+
+    #[test]
+    fn a_legend_name_too_long_for_half_the_width_gets_a_row_of_its_own() {
+        let key = |name: &str| Key {
+            name: name.to_string(),
+            color: PALETTE[0],
+            mark: Mark::Block,
+        };
+        let short = [key("first chunk"), key("getting ready")];
+        assert_eq!(key_columns(&short), 2);
+        let long = [
+            key("getting ready (process start; wasm: compile + instantiate)"),
+            key("first chunk"),
+        ];
+        assert_eq!(key_columns(&long), 1);
+        assert!(below_height(&long, None) > below_height(&short, None));
     }
 
     #[test]
