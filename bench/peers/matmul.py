@@ -3,8 +3,9 @@ PyTorch (every type, and when CuPy is missing) on a GPU.
 
     python bench/peers/matmul.py --n 1024 --dtype f64 --device cpu --repeats 5
 
-Like virtlab, each size is multiplied once to warm up and then `repeats` times timed. On the GPU
-the clock stops after a synchronize (the essay's CuPy figure did not), and only the product is
+Like virtlab, each size is multiplied for a quarter of a second (at least once) to warm up, then
+`repeats` times timed: a CPU left idle while the inputs were made runs its first tens of ms slow.
+On the GPU the clock stops after a synchronize (the essay's CuPy figure did not), and only the product is
 timed: the matrices are on the GPU before the clock starts, as in virtlab's compute time.
 Prints JSON: {"peer": "...", "n": N, "dtype": "...", "ms": [...]}, or {"skipped": "why"}.
 """
@@ -13,6 +14,9 @@ import json
 import sys
 import time
 
+# virtlab's matmul::cpu::WARM_UP.
+CPU_WARM_UP_S = 0.25
+
 
 def cpu(n, dtype, repeats):
     import numpy as np
@@ -20,7 +24,10 @@ def cpu(n, dtype, repeats):
     rng = np.random.default_rng(1)
     a = rng.random((n, n)).astype(dtype)
     b = rng.random((n, n)).astype(dtype)
+    warming = time.perf_counter()
     a @ b
+    while time.perf_counter() - warming < CPU_WARM_UP_S:
+        a @ b
     runs = []
     for _ in range(repeats):
         started = time.perf_counter()

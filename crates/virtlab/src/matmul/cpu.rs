@@ -8,7 +8,7 @@ use crate::isa::Isa;
 use crate::{Error, Result, machine};
 use ndarray::{Array2, ArrayView2};
 use std::mem::MaybeUninit;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A·B on `threads` threads with virtlab's packed kernel ([`Isa::chosen`]'s instruction set).
 /// Any strides are accepted (transposed or sliced views); the result is a new row-major array.
@@ -84,8 +84,16 @@ fn mat_ref<T>(view: &ArrayView2<T>) -> MatRef<T> {
     }
 }
 
-/// Multiplies two n×n matrices of random values once to warm up, then `repeats` times timed,
-/// and checks the result against an f64 product on a few rows.
+/// How long products run before the timed ones (at least one product, whatever its length).
+/// On the project's 2-vCPU VM a CPU left idle while the inputs were made ran the first 40-60 ms
+/// of a two-thread product at half speed: n = 1024 f32 ran 2-5 products at ~95 GFLOP/s, then
+/// ~197 (AMD EPYC Zen 4, 2026-12-01), whatever the threads were (spawned, pinned or rayon's).
+/// One warm-up product left the median of 5 timed runs on either side of that. numpy's peer
+/// (`bench/peers/matmul.py`) warms up by the same rule.
+pub const WARM_UP: Duration = Duration::from_millis(250);
+
+/// Multiplies two n×n matrices of random values for [`WARM_UP`] (at least once), then
+/// `repeats` times timed, and checks the result against an f64 product on a few rows.
 pub fn measure(n: usize, dtype: Dtype, threads: usize, repeats: usize) -> Result<Point> {
     match dtype {
         Dtype::F64 => measure_typed::<f64>(n, dtype, threads, repeats),
@@ -120,7 +128,12 @@ fn measure_typed<T: Scalar>(
         b.iter().map(|x| x.to_f64()).collect(),
     );
     // Checked once here; the timed runs measure the product alone.
+    let warming = Instant::now();
     let mut c = multiply(a.view(), b.view(), threads)?;
+    while warming.elapsed() < WARM_UP {
+        drop(c);
+        c = product(isa, a.view(), b.view(), threads);
+    }
     let mut runs_ms = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         // The previous result goes before the next is made, as numpy's `a @ b` in a loop does:
