@@ -11,6 +11,7 @@
 //! paths (`cpu.rs`, `gpu.rs`) and the reports (`report.rs`) plug into; splitting it would split
 //! the types from the code that checks them.
 
+mod barrier;
 pub mod cpu;
 pub mod gpu;
 mod kernel;
