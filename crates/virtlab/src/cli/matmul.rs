@@ -23,7 +23,7 @@ pub struct MatmulArgs {
     /// CPU threads (default: every usable CPU).
     #[arg(long, allow_negative_numbers = true)]
     threads: Option<usize>,
-    /// Timed runs per size, after one warm-up.
+    /// Timed runs per size, after the warm-up (on the CPU a quarter of a second of products).
     #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     repeats: usize,
     /// Print the whole run as JSON (device, date, versions, every run); progress goes to stderr.

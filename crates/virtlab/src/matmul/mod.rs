@@ -250,7 +250,7 @@ pub struct Plan {
     pub devices: Devices,
     /// CPU threads; every usable CPU when absent.
     pub threads: Option<usize>,
-    /// Timed runs per point after one warm-up.
+    /// Timed runs per point after the warm-up (on the CPU, [`cpu::WARM_UP`] of products).
     pub repeats: usize,
 }
 

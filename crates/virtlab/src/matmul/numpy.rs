@@ -3,10 +3,10 @@
 //!
 //! The peer is `bench/peers/matmul.py`, the script `scripts/bench` runs, started the same way:
 //! with the project venv's Python (or `python3` when there is no venv, e.g. a conda
-//! environment), one fresh process per size, one warm-up and the same number of timed runs as
-//! ours. OpenBLAS is held to the thread count our kernel used (`OPENBLAS_NUM_THREADS`), and to
-//! its AVX2 (Haswell) kernels when `VIRTLAB_ISA=avx2` holds ours to AVX2, so both sides use the
-//! same cores and the same vectors. When numpy cannot run, the [`Outcome`] says why.
+//! environment), one fresh process per size, the same warm-up ([`super::cpu::WARM_UP`]) and
+//! the same number of timed runs as ours. OpenBLAS is held to the thread count our kernel used
+//! (`OPENBLAS_NUM_THREADS`), and to its AVX2 (Haswell) kernels when `VIRTLAB_ISA=avx2` holds
+//! ours to AVX2, so both sides use the same cores and the same vectors. When numpy cannot run, the [`Outcome`] says why.
 
 use super::{Device, Dtype, Run, flops};
 use crate::isa::{ISA_ENV, Isa};
