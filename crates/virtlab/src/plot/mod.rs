@@ -23,8 +23,9 @@ use std::sync::Once;
 const WIDTH: u32 = 760;
 const FONT: &str = "sans-serif";
 
-/// Colours picked to stay distinct for common colour-vision deficiencies (Okabe–Ito).
-const PALETTE: [RGBColor; 7] = [
+/// Colours picked to stay distinct for common colour-vision deficiencies (Okabe–Ito, all eight:
+/// chapter 5's warm-up chart has eight series). Yellow, the faintest on white, comes last.
+const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -32,6 +33,7 @@ const PALETTE: [RGBColor; 7] = [
     RGBColor(230, 159, 0),
     RGBColor(86, 180, 233),
     RGBColor(0, 0, 0),
+    RGBColor(240, 228, 66),
 ];
 
 fn register_font() {
