@@ -239,28 +239,82 @@ fn cgroup2_mount() -> Option<std::path::PathBuf> {
 #[test]
 fn on_cgroup_v2_the_container_is_born_in_its_group() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    shim_in_a_v2_group("v2", "cloned (into the v2 group)", |_| {});
+}
+
+/// Where clone3 is missing (before Linux 5.3, or refused with ENOSYS by a seccomp profile, as
+/// older container runtimes' default profiles do), the shim clones the old way and moves pid 1
+/// into its v2 group by pid before letting it start.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn without_clone3_pid_1_is_moved_into_its_v2_group_before_it_starts() {
+    use std::os::unix::process::CommandExt;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let statement = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let equal = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    // clone3 fails with ENOSYS; every other call is allowed.
+    let filter = [
+        statement(load, 4, 0, 0), // seccomp_data.arch
+        statement(equal, AUDIT_ARCH_X86_64, 0, 3),
+        statement(load, 0, 0, 0), // seccomp_data.nr
+        statement(equal, libc::SYS_clone3 as u32, 0, 1),
+        statement(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32, 0, 0),
+        statement(ret, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ];
+    shim_in_a_v2_group("noclone3", "cgroup joined (v2, by pid", move |command| {
+        // SAFETY: two prctl calls, async-signal-safe, on a program built on this stack.
+        unsafe {
+            command.pre_exec(move || {
+                let program = libc::sock_fprog {
+                    len: filter.len() as u16,
+                    filter: filter.as_ptr().cast_mut(),
+                };
+                let fprog = &program as *const libc::sock_fprog;
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, fprog) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+    });
+}
+
+/// Runs the shim itself, as `Spec::command` starts it, given only a v2 folder (no limits: this
+/// machine's cgroup2 may carry no controllers; being in a group needs none), after `prepare`
+/// adds to its command; checks that a set-up step names `step`, that the worker ran in the
+/// group, and that the group is gone after.
+fn shim_in_a_v2_group(name: &str, step: &str, prepare: impl FnOnce(&mut Command)) {
     let Some(mount) = cgroup2_mount() else {
         eprintln!("skipped: no cgroup2 mounted");
         return;
     };
     let me = std::process::id();
-    let dir = mount.join(format!("virtlab-{me}-v2"));
+    let dir = mount.join(format!("virtlab-{me}-{name}"));
     if let Err(e) = std::fs::create_dir(&dir) {
         eprintln!("skipped: cannot create {}: {e}", dir.display());
         return;
     }
-    // The shim itself, as `Spec::command` starts it, given only a v2 folder (no limits: this
-    // machine's cgroup2 may carry no controllers; being born in a group needs none).
-    let mut shim = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-        .args(["contain", "--name", "v2", "--hostname", "v2", "--report"])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_virtlab"));
+    command
+        .args(["contain", "--name", name, "--hostname", name, "--report"])
         .arg("--cgroup")
         .arg(&dir)
-        .args(["--", "worker", "--name", "v2", "--iterations", "3"])
+        .args(["--", "worker", "--name", name, "--iterations", "3"])
         .args(["--interval-ms", "200"])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::piped());
+    prepare(&mut command);
+    let mut shim = command.spawn().unwrap();
     let mut lines = BufReader::new(shim.stdout.take().unwrap()).lines();
     let mut steps = Vec::new();
     let host_view = loop {
@@ -274,16 +328,11 @@ fn on_cgroup_v2_the_container_is_born_in_its_group() {
     };
     let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
     assert!(shim.wait().unwrap().success(), "{rest:?}");
-    assert!(
-        steps
-            .iter()
-            .any(|s| s.contains("cloned (into the v2 group)")),
-        "{steps:?}"
-    );
+    assert!(steps.iter().any(|s| s.contains(step)), "{steps:?}");
     assert!(
         host_view
             .lines()
-            .any(|l| l == format!("0::/virtlab-{me}-v2")),
+            .any(|l| l == format!("0::/virtlab-{me}-{name}")),
         "{host_view}"
     );
     // The shim removed the group when its worker ended.
