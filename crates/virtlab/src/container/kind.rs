@@ -99,7 +99,8 @@ impl Containers {
     /// Containers whose workers also do `extras` (probe, allocate, fork).
     pub fn with_extras(limits: Limits, extras: WorkerFlags) -> Result<Containers> {
         let limits = limits.checked()?;
-        super::support::Support::detect().check(&limits)?;
+        let support = super::support::Support::detect();
+        support.check(&limits)?;
         let units: Units = Arc::default();
         let held = units.clone();
         let wrap = move |unit: &Unit, worker: std::process::Command| {
@@ -114,7 +115,8 @@ impl Containers {
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
             args.extend(extras.args(unit.index));
-            let (mut command, group) = spec.command(Path::new(worker.get_program()), &args)?;
+            let (mut command, group) =
+                spec.command(&support, Path::new(worker.get_program()), &args)?;
             for (key, value) in worker.get_envs() {
                 if let Some(value) = value {
                     command.env(key, value);

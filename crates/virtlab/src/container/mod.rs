@@ -186,10 +186,16 @@ impl Spec {
     /// The returned [`Cgroup`] removes the group when dropped (the shim removes it too, when
     /// the worker ends); keep it until the process has been waited for. Stdin is null, as for
     /// every worker (a notebook kernel's stdin is its command pipe).
-    pub fn command(&self, program: &Path, worker_args: &[String]) -> Result<(Command, Cgroup)> {
-        let support = support::Support::detect();
+    /// `support` is what [`support::Support::detect`] found (asked once per set of containers:
+    /// it costs some twenty system calls).
+    pub fn command(
+        &self,
+        support: &support::Support,
+        program: &Path,
+        worker_args: &[String],
+    ) -> Result<(Command, Cgroup)> {
         support.check(&self.limits)?;
-        let cgroup = Cgroup::create(&support, &self.name, &self.limits)?;
+        let cgroup = Cgroup::create(support, &self.name, &self.limits)?;
         let mut command = Command::new(program);
         command
             .arg("contain")
