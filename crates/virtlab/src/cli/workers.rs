@@ -102,14 +102,36 @@ pub fn tasks(count: usize, args: &RunArgs) -> Result<()> {
 }
 
 /// `virtlab worker`: one worker process, as `processes` starts it.
-pub fn worker(
-    name: &str,
-    work: &WorkArgs,
+/// The worker program's flags (`virtlab worker`, started by the process and container kinds).
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[arg(long, default_value = "worker")]
+    name: String,
+    #[command(flatten)]
+    work: WorkArgs,
+    /// Stop if this process is no longer our parent.
+    #[arg(long)]
     parent_pid: Option<u32>,
+    /// Abort at this iteration (a crash, on purpose).
+    #[arg(long)]
     crash_at: Option<u32>,
-    extra: &mut (dyn FnMut(u32) -> String + Send),
-) -> Result<()> {
-    processes::worker_main(&work.work(name)?, parent_pid, crash_at, extra)
+    #[cfg(target_os = "linux")]
+    #[command(flatten)]
+    container: super::container::WorkerExtras,
+}
+
+/// `virtlab worker`: one worker, its lines on stdout.
+pub fn worker(args: WorkerArgs) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    let mut extra = super::container::worker_extras(args.container, &args.name)?;
+    #[cfg(not(target_os = "linux"))]
+    let mut extra = |_| String::new();
+    processes::worker_main(
+        &args.work.work(&args.name)?,
+        args.parent_pid,
+        args.crash_at,
+        &mut extra,
+    )
 }
 
 /// `virtlab scale`.
