@@ -614,6 +614,42 @@ fn without_a_cgroup_filesystem_a_limit_is_refused_with_its_fix() {
     );
 }
 
+/// The cgroup is made on a thread while the shim starts: when it cannot be made, the unit is
+/// refused with the reason, and the shim, never told to go on, stops without starting pid 1.
+#[test]
+fn a_cgroup_that_cannot_be_made_stops_its_shim_and_says_why() {
+    let limits = limits(None, None, Some(64));
+    let Some(_serial) = setup(&limits) else {
+        return;
+    };
+    let me = std::process::id();
+    let pids_base = Support::detect()
+        .controllers
+        .into_iter()
+        .find(|c| c.name == "pids")
+        .and_then(|c| c.place.ok())
+        .map(|(_, base)| base)
+        .expect("checked by setup");
+    // A folder already where the container's group goes: making the group fails.
+    let squatter = pids_base.join(format!("virtlab-{me}-container-1"));
+    std::fs::create_dir(&squatter).unwrap();
+    // Units are named after the work: container-1, container-2, …
+    let work = Work::new("container", 2, 50).unwrap();
+    let run = Containers::new(limits)
+        .unwrap()
+        .run(&work, 1, executor::Options::quiet());
+    std::fs::remove_dir(&squatter).unwrap();
+    let run = run.unwrap();
+    let status = format!("{:?}", run.run.units[0].status);
+    assert!(
+        status.contains("Refused") && status.contains("creating the cgroup"),
+        "{status}"
+    );
+    assert!(eventually(|| shims_of(me).is_empty()), "{:?}", shims_of(me));
+    assert!(run.containers[0].host_pid.is_none(), "pid 1 started");
+    assert!(groups_of(me).is_empty(), "{:?}", groups_of(me));
+}
+
 #[test]
 fn bad_values_are_refused_before_anything_starts() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,6 +10,7 @@ use super::support::{Support, Version};
 use super::{CPU_PERIOD_US, Limits};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -47,11 +48,19 @@ pub struct Stats {
     pub pids_refused: Option<u64>,
 }
 
-impl Cgroup {
-    /// Creates `virtlab-<our pid>-<name>` under the controllers `limits` need (none: no group,
-    /// as joining a v1 hierarchy costs milliseconds), then writes the limits (the caller
-    /// checked them with [`Support::check`]). Stale groups left by dead owners go first.
-    pub fn create(support: &Support, name: &str, limits: &Limits) -> Result<Cgroup> {
+/// A group decided but not made yet: its folders are known before they exist, so a container's
+/// shim can be started while another thread makes them.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    wanted: Vec<&'static str>,
+    bases: Vec<(Version, PathBuf)>,
+    leaf: String,
+    limits: Limits,
+}
+
+impl Planned {
+    /// The group `virtlab-<our pid>-<name>` under the controllers `limits` need.
+    pub fn new(support: &Support, name: &str, limits: &Limits) -> Planned {
         let mut wanted = Vec::new();
         if limits.cpu.is_some() {
             // cpuacct: CPU time, which v1's cpu.stat does not count.
@@ -75,22 +84,70 @@ impl Cgroup {
                 bases.push(place.clone());
             }
         }
-        for (_, base) in &bases {
+        Planned {
+            wanted,
+            bases,
+            leaf: format!("virtlab-{}-{name}", std::process::id()),
+            limits: *limits,
+        }
+    }
+
+    /// The folders the group will have (none when no limit needs one).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.bases
+            .iter()
+            .map(|(_, base)| base.join(&self.leaf))
+            .collect()
+    }
+
+    /// Makes the group on a thread of its own, then writes "go" into `tell` (a container's
+    /// shim waits on its other end); on failure `tell` is closed unsaid, which stops the shim.
+    /// The thread returns the group and when it was ready (timeline ns).
+    pub fn create_telling(
+        self,
+        tell: std::io::PipeWriter,
+        name: &str,
+    ) -> Result<std::thread::JoinHandle<Result<(Cgroup, u64)>>> {
+        std::thread::Builder::new()
+            .name(format!("cgroup-{name}"))
+            .spawn(move || {
+                let group = self.create()?;
+                let ready = crate::timeline::now_ns();
+                // A shim already gone makes this fail; how it ended is reported from its side.
+                // (The programs that start containers are Rust programs, which ignore SIGPIPE.)
+                let _ = (&tell).write_all(b"go");
+                Ok((group, ready))
+            })
+            .map_err(|e| Error::os("starting a thread to make a cgroup", e))
+    }
+
+    /// Makes the group: stale groups of dead owners swept, folders created, limits written.
+    /// What was made is removed again when a step fails.
+    pub fn create(self) -> Result<Cgroup> {
+        for (_, base) in &self.bases {
             sweep_stale(base);
         }
-        let leaf = format!("virtlab-{}-{name}", std::process::id());
         let mut group = Cgroup { dirs: Vec::new() };
-        for (version, base) in &bases {
+        for (version, base) in &self.bases {
             if *version == Version::V2 {
-                enable_controllers(base, &wanted);
+                enable_controllers(base, &self.wanted);
             }
-            let dir = base.join(&leaf);
+            let dir = base.join(&self.leaf);
             std::fs::create_dir(&dir)
                 .map_err(|e| Error::io(format!("creating the cgroup {}", dir.display()), e))?;
             group.dirs.push(dir);
         }
-        group.limit(limits)?;
+        group.limit(&self.limits)?;
         Ok(group)
+    }
+}
+
+impl Cgroup {
+    /// Creates `virtlab-<our pid>-<name>` under the controllers `limits` need (none: no group,
+    /// as joining a v1 hierarchy costs milliseconds), then writes the limits (the caller
+    /// checked them with [`Support::check`]). Stale groups left by dead owners go first.
+    pub fn create(support: &Support, name: &str, limits: &Limits) -> Result<Cgroup> {
+        Planned::new(support, name, limits).create()
     }
 
     /// A group made elsewhere (the shim gets its folders on the command line).

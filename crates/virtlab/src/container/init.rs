@@ -62,6 +62,8 @@ pub struct Shim {
     pub hostname: String,
     /// Its cgroup's folders, one per hierarchy (none without limits).
     pub cgroup_dirs: Vec<PathBuf>,
+    /// The folders are being made while we start: wait for "go" on stdin before using them.
+    pub cgroup_ready_on_stdin: bool,
     /// Stop if this is no longer our parent (it died before we could arm the death signal).
     pub parent_pid: Option<u32>,
     /// False only when running as root on a kernel that refuses user namespaces.
@@ -120,6 +122,10 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
         | libc::CLONE_NEWNET;
     if shim.user_namespace {
         flags |= libc::CLONE_NEWUSER;
+    }
+    if shim.cgroup_ready_on_stdin {
+        // On failure nothing of the group is ours to remove: its maker removes what it made.
+        wait_for_cgroup()?;
     }
     let cloned = clone_child(flags as u64, cgroup.unified_dir());
     if let Ok((0, _)) = cloned {
@@ -360,6 +366,28 @@ fn clone_child(flags: u64, unified: Option<&Path>) -> Result<(libc::pid_t, bool)
         return Err(refused(std::io::Error::last_os_error()));
     }
     Ok((pid as libc::pid_t, false))
+}
+
+/// Waits until the program starting us has made the cgroup ("go", then the end of stdin), then
+/// puts /dev/null in stdin's place, where every worker has it.
+fn wait_for_cgroup() -> Result<()> {
+    let mut said = String::new();
+    let _ = std::io::stdin().lock().read_to_string(&mut said);
+    if said != "go" {
+        return Err(Error::new(
+            "the container's cgroup was not made",
+            "see the error the program that started this container printed",
+        ));
+    }
+    let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("opening /dev/null", e))?;
+    // SAFETY: dup2 replaces descriptor 0 with a descriptor we own.
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
+        return Err(Error::io(
+            "putting /dev/null in stdin's place",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
