@@ -76,9 +76,10 @@ pub struct ContainArgs {
     /// Print the set-up steps' times and how the container ended as data lines.
     #[arg(long)]
     report: bool,
-    /// Wait for "go" on stdin (the cgroup is made) before cloning pid 1.
+    /// Wait for "go" on stdin (cgroup made; a network namespace may come with it) before
+    /// cloning pid 1.
     #[arg(long)]
-    cgroup_ready_on_stdin: bool,
+    prepared_on_stdin: bool,
     /// The worker's command line after the program: `worker --name …`.
     #[arg(last = true, required = true)]
     worker: Vec<String>,
@@ -159,7 +160,7 @@ pub fn contain(args: ContainArgs, worker: WorkerMain) -> Result<()> {
         name: args.name,
         hostname: args.hostname,
         cgroup_dirs: args.cgroups,
-        cgroup_ready_on_stdin: args.cgroup_ready_on_stdin,
+        prepared_on_stdin: args.prepared_on_stdin,
         parent_pid: args.parent_pid,
         user_namespace: !args.no_user_namespace,
         worker_args: args.worker,

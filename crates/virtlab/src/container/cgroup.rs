@@ -10,7 +10,6 @@ use super::support::{Support, Version};
 use super::{CPU_PERIOD_US, Limits};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -98,27 +97,6 @@ impl Planned {
             .iter()
             .map(|(_, base)| base.join(&self.leaf))
             .collect()
-    }
-
-    /// Makes the group on a thread of its own, then writes "go" into `tell` (a container's
-    /// shim waits on its other end); on failure `tell` is closed unsaid, which stops the shim.
-    /// The thread returns the group and when it was ready (timeline ns).
-    pub fn create_telling(
-        self,
-        tell: std::io::PipeWriter,
-        name: &str,
-    ) -> Result<std::thread::JoinHandle<Result<(Cgroup, u64)>>> {
-        std::thread::Builder::new()
-            .name(format!("cgroup-{name}"))
-            .spawn(move || {
-                let group = self.create()?;
-                let ready = crate::timeline::now_ns();
-                // A shim already gone makes this fail; how it ended is reported from its side.
-                // (The programs that start containers are Rust programs, which ignore SIGPIPE.)
-                let _ = (&tell).write_all(b"go");
-                Ok((group, ready))
-            })
-            .map_err(|e| Error::os("starting a thread to make a cgroup", e))
     }
 
     /// Makes the group: stale groups of dead owners swept, folders created, limits written.

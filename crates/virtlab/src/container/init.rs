@@ -62,8 +62,9 @@ pub struct Shim {
     pub hostname: String,
     /// Its cgroup's folders, one per hierarchy (none without limits).
     pub cgroup_dirs: Vec<PathBuf>,
-    /// The folders are being made while we start: wait for "go" on stdin before using them.
-    pub cgroup_ready_on_stdin: bool,
+    /// The cgroup (and, as root, a network namespace) are being prepared while we start: wait
+    /// for "go" on stdin before cloning pid 1 (see `handoff`).
+    pub prepared_on_stdin: bool,
     /// Stop if this is no longer our parent (it died before we could arm the death signal).
     pub parent_pid: Option<u32>,
     /// False only when running as root on a kernel that refuses user namespaces.
@@ -112,21 +113,35 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
             "containers are started by `virtlab container` or the chapter-7 notebook",
         ));
     }
+    // Before the group is ours to remove: when it could not be made, its maker removes what
+    // it made. A network namespace made for us (root only) is entered below; pid 1 inherits it.
+    let given_network = if shim.prepared_on_stdin {
+        super::handoff::receive_go()?
+    } else {
+        None
+    };
     let mut cgroup = Cgroup::open(shim.cgroup_dirs.clone());
     let child = Child::prepare(shim, &signals.old);
     let (read_end, write_end) = pipe()?;
-    let mut flags = libc::CLONE_NEWPID
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWNET;
+    if let Some(namespace) = &given_network {
+        check(
+            // SAFETY: setns moves this single-threaded process into the namespace given.
+            unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) },
+            "entering the network namespace made for the container",
+        )?;
+    }
+    let mut flags =
+        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if given_network.is_none() {
+        flags |= libc::CLONE_NEWNET;
+    }
     if shim.user_namespace {
         flags |= libc::CLONE_NEWUSER;
     }
-    if shim.cgroup_ready_on_stdin {
-        // On failure nothing of the group is ours to remove: its maker removes what it made.
-        wait_for_cgroup()?;
-    }
+    let child = Child {
+        own_network: given_network.is_none(),
+        ..child
+    };
     let cloned = clone_child(flags as u64, cgroup.unified_dir());
     if let Ok((0, _)) = cloned {
         drop(write_end);
@@ -368,28 +383,6 @@ fn clone_child(flags: u64, unified: Option<&Path>) -> Result<(libc::pid_t, bool)
     Ok((pid as libc::pid_t, false))
 }
 
-/// Waits until the program starting us has made the cgroup ("go", then the end of stdin), then
-/// puts /dev/null in stdin's place, where every worker has it.
-fn wait_for_cgroup() -> Result<()> {
-    let mut said = String::new();
-    let _ = std::io::stdin().lock().read_to_string(&mut said);
-    if said != "go" {
-        return Err(Error::new(
-            "the container's cgroup was not made",
-            "see the error the program that started this container printed",
-        ));
-    }
-    let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("opening /dev/null", e))?;
-    // SAFETY: dup2 replaces descriptor 0 with a descriptor we own.
-    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
-        return Err(Error::io(
-            "putting /dev/null in stdin's place",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
-}
-
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two new descriptors into a valid array.
@@ -419,6 +412,9 @@ struct Child {
     worker: WorkerMain,
     signal_mask: libc::sigset_t,
     report: bool,
+    /// Pid 1 was cloned into a network namespace of its own, whose `lo` it brings up (false:
+    /// it inherited one made for it, `lo` already up).
+    own_network: bool,
 }
 
 impl Child {
@@ -434,6 +430,7 @@ impl Child {
             worker: shim.worker,
             signal_mask: *signal_mask,
             report: shim.report,
+            own_network: true,
         }
     }
 
@@ -487,8 +484,10 @@ impl Child {
         marks.push(("ids mapped, hostname set", now_ns()));
         self.build_root()?;
         marks.push(("new root built", now_ns()));
-        bring_up_loopback()?;
-        marks.push(("lo up", now_ns()));
+        if self.own_network {
+            bring_up_loopback()?;
+            marks.push(("lo up", now_ns()));
+        }
         if self.report {
             print_marks(&marks);
         }
@@ -700,7 +699,7 @@ fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
 }
 
 /// A new network namespace has only `lo`, and down: bring it up so the worker can talk to itself.
-fn bring_up_loopback() -> Result<()> {
+pub(super) fn bring_up_loopback() -> Result<()> {
     // SAFETY: socket returns a new descriptor or -1.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {

@@ -11,7 +11,7 @@
 use super::init::{END_PREFIX, End, SETUP_PREFIX};
 use super::probe::{PROBE_PREFIX, Probe};
 use super::run::{ContainerReport, ContainerRun, Sample};
-use super::{Cgroup, Limits, MakingCgroup, Spec};
+use super::{Cgroup, Limits, Preparing, Spec};
 use crate::executor::{EVENT_PREFIX, Kind, Reporter, Status, Stop, Unit};
 use crate::processes::{Line, Processes};
 use crate::timeline::{Event, EventKind, now_ns};
@@ -59,8 +59,8 @@ struct Kept {
     shim_pid: Option<u32>,
     /// Held until `finish`: read by the sampler, removed (killing what is left) when dropped.
     cgroup: Option<Cgroup>,
-    /// The group while a thread makes it, from the command's making to the unit's start.
-    making: Option<MakingCgroup>,
+    /// The cgroup and network while a thread prepares them, from the command to the start.
+    preparing: Option<Preparing>,
     probe: Option<Probe>,
     end: Option<End>,
     setup: Vec<(String, u64)>,
@@ -117,7 +117,7 @@ impl Containers {
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
             args.extend(extras.args(unit.index));
-            let (mut command, making) =
+            let (mut command, preparing) =
                 spec.command(&support, Path::new(worker.get_program()), &args)?;
             for (key, value) in worker.get_envs() {
                 if let Some(value) = value {
@@ -128,7 +128,7 @@ impl Containers {
             let kept = kept(&mut units, unit.index);
             kept.name = spec.name;
             kept.setup = vec![("asked".into(), asked), ("shim asked for".into(), now_ns())];
-            kept.making = Some(making);
+            kept.preparing = Some(preparing);
             Ok(command)
         };
         let taken = units.clone();
@@ -242,9 +242,6 @@ impl Containers {
 const LADDER_MEMORY: u64 = 256 << 20;
 const LADDER_PIDS: u64 = 64;
 
-/// The step when the cgroup, made on a thread while the shim started, was ready.
-const CGROUP_MADE: &str = "cgroup made (beside the shim's start)";
-
 /// The last start-up step: the worker's first line read here.
 const FIRST_LINE: &str = "first line read";
 
@@ -314,15 +311,19 @@ impl Kind for Containers {
         let index = unit.index;
         let started = self.processes.start(unit, reporter, stop);
         // Waited for whether or not the shim started, so a group made for nothing is removed.
-        let making = kept(&mut lock(&self.units), index).making.take();
-        let made = making.map(MakingCgroup::wait).transpose();
+        let preparing = kept(&mut lock(&self.units), index).preparing.take();
+        let prepared = preparing.map(Preparing::wait).transpose();
         let mut units = lock(&self.units);
         let kept = kept(&mut units, index);
-        match made {
-            Ok(Some((group, ready))) => {
-                kept.cgroup = Some(group);
-                kept.setup
-                    .extend(ready.map(|t| (CGROUP_MADE.to_string(), t)));
+        match prepared {
+            Ok(Some(prepared)) => {
+                kept.cgroup = Some(prepared.cgroup);
+                kept.setup.extend(
+                    prepared
+                        .marks
+                        .into_iter()
+                        .map(|(step, t)| (step.to_string(), t)),
+                );
             }
             Ok(None) => {}
             Err(e) => return started.and(Err(e)),
