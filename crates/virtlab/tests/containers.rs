@@ -675,6 +675,51 @@ fn a_cgroup_that_cannot_be_made_stops_its_shim_and_says_why() {
     assert!(groups_of(me).is_empty(), "{:?}", groups_of(me));
 }
 
+/// Pid 1 runs the worker's code without an exec: a panic there ends it as it ends a program,
+/// its message printed and exit status 101, reported as such, with nothing left behind.
+#[test]
+fn a_panic_in_pid_1_ends_it_with_status_101_and_leaves_nothing() {
+    let Some(_serial) = setup(&Limits::default()) else {
+        return;
+    };
+    let mounts_before = mount_count();
+    let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args([
+            "contain",
+            "--name",
+            "panics",
+            "--hostname",
+            "panics",
+            "--report",
+        ])
+        .args(["--", "worker", "--name", "panics", "--iterations", "3"])
+        .args(["--interval-ms", "10", "--panic-at", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(101), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("a panic on purpose at iteration 1"),
+        "{stderr}"
+    );
+    let first = stdout
+        .lines()
+        .find(|l| l.starts_with("0: panics pid 1"))
+        .unwrap_or_else(|| panic!("no first line in {stdout}"));
+    assert!(!stdout.lines().any(|l| l.starts_with("1: ")), "{stdout}");
+    let end = stdout
+        .lines()
+        .find(|l| l.starts_with("@virtlab-container "))
+        .unwrap_or_else(|| panic!("no end line in {stdout}"));
+    assert!(end.contains("exit status 101"), "{end}");
+    assert!(!is_alive(host_pid_in(first)), "pid 1 alive");
+    assert_eq!(mount_count(), mounts_before, "no mount reached the host");
+}
+
 #[test]
 fn bad_values_are_refused_before_anything_starts() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

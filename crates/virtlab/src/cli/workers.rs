@@ -115,6 +115,10 @@ pub struct WorkerArgs {
     /// Abort at this iteration (a crash, on purpose).
     #[arg(long)]
     crash_at: Option<u32>,
+    /// Panic at this iteration (on purpose: a container's pid 1 runs this code without an
+    /// exec, and a panic must end it as it ends a program).
+    #[arg(long, hide = true)]
+    panic_at: Option<u32>,
     #[cfg(target_os = "linux")]
     #[command(flatten)]
     container: super::container::WorkerExtras,
@@ -126,11 +130,18 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
     let mut extra = super::container::worker_extras(args.container, &args.name)?;
     #[cfg(not(target_os = "linux"))]
     let mut extra = |_| String::new();
+    let panic_at = args.panic_at;
+    let mut hook = move |i| {
+        if panic_at == Some(i) {
+            panic!("virtlab worker: a panic on purpose at iteration {i}");
+        }
+        extra(i)
+    };
     processes::worker_main(
         &args.work.work(&args.name)?,
         args.parent_pid,
         args.crash_at,
-        &mut extra,
+        &mut hook,
     )
 }
 
