@@ -2,8 +2,8 @@
 //! GPU product split into copy in, compute and copy out), each bar labelled with its total.
 
 use super::{
-    Chart, FONT, Key, Mark, PALETTE, below_height, draw_below, drawing_failed, render, row_y,
-    rows_chart, tick_label,
+    Chart, FONT, Key, Mark, below_height, draw_below, drawing_failed, render, row_y, rows_chart,
+    series_color, tick_label,
 };
 use crate::display::Figure;
 use crate::{Error, Result};
@@ -72,7 +72,7 @@ impl BarChart {
             .enumerate()
             .map(|(s, name)| Key {
                 name: name.clone(),
-                color: PALETTE[s % PALETTE.len()],
+                color: series_color(s),
                 mark: Mark::Block,
             })
             .collect()
@@ -160,7 +160,7 @@ impl Chart for BarChart {
             self.log_x,
         )?;
         for s in 0..self.segments.len() {
-            let color = PALETTE[s % PALETTE.len()];
+            let color = series_color(s);
             let rectangles = self.bars.iter().enumerate().map(|(i, (_, values))| {
                 let y = row_y(n, i);
                 let start: f64 = values[..s].iter().sum();

@@ -1,7 +1,7 @@
 //! Lane charts ("who ran when"): one row per worker, a bar for its lifetime and a tick for each
 //! iteration, on a shared time axis.
 
-use super::{Chart, PALETTE, drawing_failed, render, row_y, rows_chart};
+use super::{Chart, drawing_failed, render, row_y, rows_chart, series_color};
 use crate::display::Figure;
 use crate::{Error, Result};
 use plotters::coord::Shift;
@@ -108,7 +108,7 @@ impl Chart for LaneChart {
         )?;
         for (i, lane) in self.lanes.iter().enumerate() {
             let y = row_y(n, i);
-            let color = PALETTE[i % PALETTE.len()];
+            let color = series_color(i);
             chart
                 .draw_series([Rectangle::new(
                     [(lane.start, y - 0.28), (lane.end.max(lane.start), y + 0.28)],

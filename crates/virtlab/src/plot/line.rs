@@ -1,7 +1,8 @@
 //! Line charts: measured series with markers, dashed model series, reference lines, log axes.
 
 use super::{
-    Chart, FONT, Key, Mark, PALETTE, below_height, draw_below, drawing_failed, render, tick_label,
+    Chart, FONT, Key, Mark, below_height, draw_below, drawing_failed, render, series_color,
+    tick_label,
 };
 use crate::display::Figure;
 use crate::{Error, Result};
@@ -141,12 +142,12 @@ impl LineChart {
     fn keys(&self) -> Vec<Key> {
         let references = self.references.iter().enumerate().map(|(i, r)| Key {
             name: r.name.clone(),
-            color: PALETTE[(self.series.len() + i) % PALETTE.len()],
+            color: series_color(self.series.len() + i),
             mark: Mark::Dashed,
         });
         let series = self.series.iter().enumerate().map(|(i, s)| Key {
             name: s.name.clone(),
-            color: PALETTE[i % PALETTE.len()],
+            color: series_color(i),
             mark: if s.dashed { Mark::Dashed } else { Mark::Line },
         });
         references.chain(series).collect()
@@ -225,7 +226,7 @@ impl LineChart {
             .map_err(|e| fail(&e))?;
         let x_span = chart.x_range();
         for (i, reference) in self.references.iter().enumerate() {
-            let color = PALETTE[(self.series.len() + i) % PALETTE.len()];
+            let color = series_color(self.series.len() + i);
             let style = ShapeStyle {
                 color: color.mix(0.8),
                 filled: false,
@@ -241,7 +242,7 @@ impl LineChart {
                 .map_err(|e| fail(&e))?;
         }
         for (i, series) in self.series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
+            let color = series_color(i);
             let points: Vec<(f64, f64)> = series
                 .points
                 .iter()

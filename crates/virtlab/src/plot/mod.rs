@@ -36,6 +36,18 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(240, 228, 66),
 ];
 
+/// The colour of series (or bar segment, or lane) `i`: the palette, then the palette again as
+/// lighter tints, so a ninth to sixteenth series still differs from the first eight (chapter 7's
+/// start has eleven steps).
+fn series_color(i: usize) -> RGBColor {
+    let RGBColor(r, g, b) = PALETTE[i % PALETTE.len()];
+    if i < PALETTE.len() {
+        return RGBColor(r, g, b);
+    }
+    let tint = |c: u8| c + (255 - c) / 2;
+    RGBColor(tint(r), tint(g), tint(b))
+}
+
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -284,6 +296,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sixteen_series_get_sixteen_colours() {
+        let colours: Vec<RGBColor> = (0..16).map(series_color).collect();
+        for (i, a) in colours.iter().enumerate() {
+            for b in &colours[i + 1..] {
+                assert_ne!((a.0, a.1, a.2), (b.0, b.1, b.2));
+            }
+        }
+    }
+
+    #[test]
     fn notes_wrap_at_word_boundaries_and_make_room() {
         let note = "word ".repeat(60);
         let lines = wrap(&note);
@@ -294,7 +316,7 @@ mod tests {
                 .iter()
                 .map(|name| Key {
                     name: name.to_string(),
-                    color: PALETTE[0],
+                    color: series_color(0),
                     mark: Mark::Line,
                 })
                 .collect()
@@ -308,7 +330,7 @@ mod tests {
     fn a_legend_name_too_long_for_half_the_width_gets_a_row_of_its_own() {
         let key = |name: &str| Key {
             name: name.to_string(),
-            color: PALETTE[0],
+            color: series_color(0),
             mark: Mark::Block,
         };
         let short = [key("first chunk"), key("getting ready")];
