@@ -76,8 +76,7 @@ pub struct ContainArgs {
     /// Print the set-up steps' times and how the container ended as data lines.
     #[arg(long)]
     report: bool,
-    /// Wait for "go" on stdin (cgroup made; a network namespace may come with it) before
-    /// cloning pid 1.
+    /// Wait for "go" on stdin (the cgroup is made) before cloning pid 1.
     #[arg(long)]
     prepared_on_stdin: bool,
     /// The worker's command line after the program: `worker --name …`.

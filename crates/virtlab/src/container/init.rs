@@ -2,11 +2,12 @@
 //! single-threaded process (the notebook's multi-threaded process could not create a user
 //! namespace).
 //!
-//! The shim stays outside, like conmon beside a runtime: it clones the child straight into new
-//! user, pid, mount, uts, ipc and network namespaces (so the child is pid 1 there) — and, where
-//! the group has a cgroup v2 folder, straight into that folder (`clone3` with
-//! `CLONE_INTO_CGROUP`) —, sends it its host pid through a pipe (which also says "go"), then
-//! waits. It forwards the exit status, reports OOM kills as such, and removes the cgroup when
+//! The shim stays outside, like conmon beside a runtime: it waits for the "go" of the program
+//! that started it, which makes the cgroup meanwhile (see `handoff`), then clones the child
+//! straight into new user, pid, mount, uts, ipc and network namespaces (so the child is pid 1
+//! there) — and, where the group has a cgroup v2 folder, straight into that folder (`clone3`
+//! with `CLONE_INTO_CGROUP`) —, sends it its host pid through a pipe (which also says "go"),
+//! then waits. It forwards the exit status, reports OOM kills as such, and removes the cgroup when
 //! the worker ends — or when the program that started it dies (PR_SET_PDEATHSIG with SIGTERM,
 //! which the shim catches: it kills pid 1, which takes the whole namespace down, waits, removes
 //! the group).
@@ -62,8 +63,8 @@ pub struct Shim {
     pub hostname: String,
     /// Its cgroup's folders, one per hierarchy (none without limits).
     pub cgroup_dirs: Vec<PathBuf>,
-    /// The cgroup (and, as root, a network namespace) are being prepared while we start: wait
-    /// for "go" on stdin before cloning pid 1 (see `handoff`).
+    /// The cgroup is being made while we start: wait for "go" on stdin before using it (see
+    /// `handoff`).
     pub prepared_on_stdin: bool,
     /// Stop if this is no longer our parent (it died before we could arm the death signal).
     pub parent_pid: Option<u32>,
@@ -114,34 +115,21 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
         ));
     }
     // Before the group is ours to remove: when it could not be made, its maker removes what
-    // it made. A network namespace made for us (root only) is entered below; pid 1 inherits it.
-    let given_network = if shim.prepared_on_stdin {
-        super::handoff::receive_go()?
-    } else {
-        None
-    };
+    // it made.
+    if shim.prepared_on_stdin {
+        super::handoff::receive_go()?;
+    }
     let mut cgroup = Cgroup::open(shim.cgroup_dirs.clone());
     let child = Child::prepare(shim, &signals.old);
     let (read_end, write_end) = pipe()?;
-    if let Some(namespace) = &given_network {
-        check(
-            // SAFETY: setns moves this single-threaded process into the namespace given.
-            unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) },
-            "entering the network namespace made for the container",
-        )?;
-    }
-    let mut flags =
-        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if given_network.is_none() {
-        flags |= libc::CLONE_NEWNET;
-    }
+    let mut flags = libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWNET;
     if shim.user_namespace {
         flags |= libc::CLONE_NEWUSER;
     }
-    let child = Child {
-        own_network: given_network.is_none(),
-        ..child
-    };
     let cloned = clone_child(flags as u64, cgroup.unified_dir());
     if let Ok((0, _)) = cloned {
         drop(write_end);
@@ -412,9 +400,6 @@ struct Child {
     worker: WorkerMain,
     signal_mask: libc::sigset_t,
     report: bool,
-    /// Pid 1 was cloned into a network namespace of its own, whose `lo` it brings up (false:
-    /// it inherited one made for it, `lo` already up).
-    own_network: bool,
 }
 
 impl Child {
@@ -430,7 +415,6 @@ impl Child {
             worker: shim.worker,
             signal_mask: *signal_mask,
             report: shim.report,
-            own_network: true,
         }
     }
 
@@ -484,10 +468,8 @@ impl Child {
         marks.push(("ids mapped, hostname set", now_ns()));
         self.build_root()?;
         marks.push(("new root built", now_ns()));
-        if self.own_network {
-            bring_up_loopback()?;
-            marks.push(("lo up", now_ns()));
-        }
+        bring_up_loopback()?;
+        marks.push(("lo up", now_ns()));
         if self.report {
             print_marks(&marks);
         }
@@ -699,7 +681,7 @@ fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
 }
 
 /// A new network namespace has only `lo`, and down: bring it up so the worker can talk to itself.
-pub(super) fn bring_up_loopback() -> Result<()> {
+fn bring_up_loopback() -> Result<()> {
     // SAFETY: socket returns a new descriptor or -1.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
