@@ -133,23 +133,19 @@ enum Command {
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
     HideCgroup2(cli::container::HideArgs),
-    /// One container's shim (started by `container`; not run by hand).
-    #[cfg(target_os = "linux")]
-    #[command(hide = true)]
-    Contain(cli::container::ContainArgs),
     // Chapter 6 drives KVM with x86-64 guest code.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[command(flatten)]
     Vm(cli::vm::VmCommand),
-    /// The worker program that `processes` starts (one worker; not usually run by hand).
-    Worker(WorkerArgs),
+    // `worker` and the hidden `contain`.
+    #[command(flatten)]
+    Started(Started),
 }
 
-/// The programs `virtlab` starts itself, parsed without the other subcommands: the whole command
-/// line's parser took 0.27-0.44 ms of each worker's and container shim's start, this one
-/// 0.16-0.20 ms (in fresh processes, on the 2-vCPU EPYC).
-#[derive(Parser)]
-#[command(name = "virtlab")]
+/// The programs `virtlab` starts itself, parsed without the other subcommands (`StartedCli`):
+/// the whole command line's parser took 0.27-0.44 ms of each worker's and container shim's
+/// start, this one 0.16-0.20 ms (in fresh processes, on the 2-vCPU EPYC).
+#[derive(Subcommand)]
 enum Started {
     /// The worker program that `processes` starts (one worker; not usually run by hand).
     Worker(WorkerArgs),
@@ -164,14 +160,11 @@ impl Started {
     const NAMES: [&str; 2] = ["worker", "contain"];
 }
 
-impl From<Started> for Command {
-    fn from(started: Started) -> Command {
-        match started {
-            Started::Worker(args) => Command::Worker(args),
-            #[cfg(target_os = "linux")]
-            Started::Contain(args) => Command::Contain(args),
-        }
-    }
+#[derive(Parser)]
+#[command(name = "virtlab")]
+struct StartedCli {
+    #[command(subcommand)]
+    command: Started,
 }
 
 fn main() -> ExitCode {
@@ -179,7 +172,7 @@ fn main() -> ExitCode {
         .nth(1)
         .is_some_and(|word| Started::NAMES.iter().any(|name| word == *name));
     let command = if started {
-        Started::parse().into()
+        Command::Started(StartedCli::parse().command)
     } else {
         Cli::parse().command
     };
@@ -208,7 +201,7 @@ fn exit_code(result: virtlab::Result<()>) -> u8 {
 #[cfg(target_os = "linux")]
 fn worker_in_container(args: &[String]) -> i32 {
     let words = std::iter::once("virtlab").chain(args.iter().map(String::as_str));
-    match Started::try_parse_from(words) {
+    match StartedCli::try_parse_from(words).map(|cli| cli.command) {
         Ok(Started::Worker(args)) => exit_code(cli::workers::worker(args)).into(),
         Ok(_) => exit_code(Err(virtlab::Error::new(
             "a container runs only `virtlab worker`",
@@ -238,13 +231,15 @@ fn run(command: Command) -> virtlab::Result<()> {
         Command::Processes { workers, run } => cli::workers::processes(workers, &run),
         Command::Threads { threads, run } => cli::workers::threads(threads, &run),
         Command::Tasks { tasks, run } => cli::workers::tasks(tasks, &run),
-        Command::Worker(args) => cli::workers::worker(args),
+        Command::Started(Started::Worker(args)) => cli::workers::worker(args),
         #[cfg(target_os = "linux")]
         Command::Container(args) => cli::container::container(args),
         #[cfg(target_os = "linux")]
         Command::ContainerCost(args) => cli::container::container_cost(args),
         #[cfg(target_os = "linux")]
-        Command::Contain(args) => cli::container::contain(args, worker_in_container),
+        Command::Started(Started::Contain(args)) => {
+            cli::container::contain(args, worker_in_container)
+        }
         #[cfg(target_os = "linux")]
         Command::HideCgroup2(args) => cli::container::hide_cgroup2(args),
         Command::Scale {

@@ -101,7 +101,6 @@ pub fn tasks(count: usize, args: &RunArgs) -> Result<()> {
     print_run(&run, args.json)
 }
 
-/// `virtlab worker`: one worker process, as `processes` starts it.
 /// The worker program's flags (`virtlab worker`, started by the process and container kinds).
 #[derive(clap::Args)]
 pub struct WorkerArgs {

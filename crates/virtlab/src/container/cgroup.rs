@@ -198,13 +198,16 @@ impl Cgroup {
     /// `cgroup.procs`. For a single-threaded process (the container's pid 1 before it runs
     /// anything) moving its only thread moves the process. v2 refuses single threads outside
     /// threaded groups; it gets `clone3(CLONE_INTO_CGROUP)` instead.
-    pub fn join_current_thread(&self) -> Result<()> {
+    /// Returns whether there was a v1 hierarchy to join.
+    pub fn join_current_thread(&self) -> Result<bool> {
+        let mut joined = false;
         for dir in self.dirs.iter().filter(|d| d.join("tasks").exists()) {
             let path = dir.join("tasks");
             std::fs::write(&path, "0")
                 .map_err(|e| Error::io(format!("moving itself into {}", path.display()), e))?;
+            joined = true;
         }
-        Ok(())
+        Ok(joined)
     }
 
     /// The group's counters now.

@@ -445,8 +445,7 @@ impl Child {
         }
         let mut marks = vec![("child running", now_ns())];
         // First: nothing after this (set-up, worker) runs outside the group.
-        if cgroup.dirs().iter().any(|d| d.join("tasks").exists()) {
-            cgroup.join_current_thread()?;
+        if cgroup.join_current_thread()? {
             marks.push(("cgroup joined (v1, itself: no RCU wait)", now_ns()));
         }
         if self.user_namespace {

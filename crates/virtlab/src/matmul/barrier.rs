@@ -75,7 +75,7 @@ mod tests {
                         assert!(barrier.wait());
                         // Everyone has written this round's mark, and nobody the next one's.
                         let seen = written.load(Ordering::Relaxed);
-                        assert!(seen >= (round + 1) * parties, "round {round}: {seen}");
+                        assert_eq!(seen, (round + 1) * parties, "round {round}");
                         assert!(barrier.wait());
                     }
                 });

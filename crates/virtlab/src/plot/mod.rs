@@ -40,12 +40,12 @@ const PALETTE: [RGBColor; 8] = [
 /// lighter tints, so a ninth to sixteenth series still differs from the first eight (chapter 7's
 /// start has eleven steps).
 fn series_color(i: usize) -> RGBColor {
-    let RGBColor(r, g, b) = PALETTE[i % PALETTE.len()];
+    let base = PALETTE[i % PALETTE.len()];
     if i < PALETTE.len() {
-        return RGBColor(r, g, b);
+        return base;
     }
     let tint = |c: u8| c + (255 - c) / 2;
-    RGBColor(tint(r), tint(g), tint(b))
+    RGBColor(tint(base.0), tint(base.1), tint(base.2))
 }
 
 fn register_font() {
