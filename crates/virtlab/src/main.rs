@@ -195,23 +195,27 @@ fn exit_code(result: virtlab::Result<()>) -> u8 {
     }
 }
 
-/// A container's pid 1 runs its `virtlab worker …` command line here, in the process the shim
-/// cloned (the program is already loaded: one program start fewer than exec'ing it again).
-/// Only `worker` is run this way.
+/// A container's shim reads its `virtlab worker …` command line here; pid 1, which the shim
+/// clones, runs it (the program is already loaded: one program start fewer than exec'ing it
+/// again). Only `worker` is run this way.
 #[cfg(target_os = "linux")]
-fn worker_in_container(args: &[String]) -> i32 {
+fn worker_in_container(args: &[String]) -> virtlab::container::init::PreparedWorker {
     let words = std::iter::once("virtlab").chain(args.iter().map(String::as_str));
     match StartedCli::try_parse_from(words).map(|cli| cli.command) {
-        Ok(Started::Worker(args)) => exit_code(cli::workers::worker(args)).into(),
-        Ok(_) => exit_code(Err(virtlab::Error::new(
-            "a container runs only `virtlab worker`",
-            "start containers through `virtlab container` or the chapter-7 notebook",
-        )))
-        .into(),
-        Err(e) => {
+        Ok(Started::Worker(args)) => Box::new(move |host_pid| {
+            exit_code(cli::workers::worker(args.in_container(host_pid))).into()
+        }),
+        Ok(_) => Box::new(|_| {
+            exit_code(Err(virtlab::Error::new(
+                "a container runs only `virtlab worker`",
+                "start containers through `virtlab container` or the chapter-7 notebook",
+            )))
+            .into()
+        }),
+        Err(e) => Box::new(move |_| {
             let _ = e.print();
             e.exit_code()
-        }
+        }),
     }
 }
 

@@ -711,6 +711,33 @@ fn a_panic_in_pid_1_ends_it_with_status_101_and_leaves_nothing() {
     assert_eq!(mount_count(), mounts_before, "no mount reached the host");
 }
 
+/// The shim reads the worker's command line before it clones pid 1: a line it cannot read
+/// still ends pid 1 as an exec'd worker would end, with the parser's message and status 2.
+#[test]
+fn a_worker_line_that_cannot_be_read_ends_pid_1_with_the_parsers_message() {
+    let Some(_serial) = setup(&Limits::default()) else {
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["contain", "--name", "unread", "--hostname", "unread"])
+        .args(["--report", "--", "worker", "--iterations", "many"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("invalid value 'many'"), "{stderr}");
+    assert!(stderr.contains("--iterations"), "{stderr}");
+    let end = stdout
+        .lines()
+        .find(|l| l.starts_with("@virtlab-container "))
+        .unwrap_or_else(|| panic!("no end line in {stdout}"));
+    assert!(end.contains("exit status 2"), "{end}");
+}
+
 #[test]
 fn bad_values_are_refused_before_anything_starts() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -91,11 +91,11 @@ pub struct HideArgs {
     command: Vec<String>,
 }
 
-/// The worker's container flags (set by the shim and by `virtlab container`).
+/// The worker's container flags (set by `virtlab container`).
 #[derive(Args)]
 pub struct WorkerExtras {
-    /// Our pid as the host sees it (we are pid 1 of a container).
-    #[arg(long, hide = true)]
+    /// Our pid as the host sees it, when we are pid 1 of a container (set by the shim).
+    #[arg(skip)]
     host_pid: Option<u32>,
     /// Allocate and keep this many more MiB in each iteration.
     #[arg(long, value_name = "MIB", default_value_t = 0)]
@@ -179,6 +179,16 @@ pub fn contain(args: ContainArgs, worker: WorkerMain) -> Result<()> {
 }
 
 /// The worker's container flags as the hook `processes::worker_main` calls per iteration.
+impl WorkerExtras {
+    /// The same flags for pid 1 of a container whose host pid is `host_pid`.
+    pub fn with_host_pid(self, host_pid: u32) -> WorkerExtras {
+        WorkerExtras {
+            host_pid: Some(host_pid),
+            ..self
+        }
+    }
+}
+
 pub fn worker_extras(
     extras: WorkerExtras,
     name: &str,

@@ -123,6 +123,17 @@ pub struct WorkerArgs {
     container: super::container::WorkerExtras,
 }
 
+impl WorkerArgs {
+    /// The same worker as pid 1 of a container whose host pid is `host_pid`.
+    #[cfg(target_os = "linux")]
+    pub fn in_container(self, host_pid: u32) -> WorkerArgs {
+        WorkerArgs {
+            container: self.container.with_host_pid(host_pid),
+            ..self
+        }
+    }
+}
+
 /// `virtlab worker`: one worker, its lines on stdout.
 pub fn worker(args: WorkerArgs) -> Result<()> {
     #[cfg(target_os = "linux")]
