@@ -62,7 +62,7 @@ const CGROUP_LIMITS: Limits = Limits {
 
 /// Measures a plain process, our container without and with a cgroup (and crun and runc when
 /// `with_runtimes`), the steps of the one with a cgroup, and each namespace kind alone,
-/// `repeats` times each.
+/// `repeats` times each; each round starts one of every kind, so all see the same machine.
 pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     crate::error::check_range("repeats", repeats, 1, 100)?;
     // Two iterations 300 ms apart: alive when the process tree is taken after the first line.
@@ -73,6 +73,11 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     let mut grouped = (Vec::new(), Vec::new());
     let mut step_times: Vec<(String, Vec<f64>)> = Vec::new();
     let mut plain_steps: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut runtimes = if with_runtimes {
+        runtimes::prepare()?
+    } else {
+        Vec::new()
+    };
     for _ in 0..repeats {
         let quiet = executor::Options {
             snapshot: true,
@@ -88,6 +93,10 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
         );
         container_round(&work, Limits::default(), &mut plain, &mut plain_steps)?;
         container_round(&work, limits, &mut grouped, &mut step_times)?;
+        // In the same round as ours: both sides see the machine as it is this second.
+        for runtime in &mut runtimes {
+            runtime.sample();
+        }
     }
     let mut starts = vec![
         start("process", &mut process_ms, &mut process_rss),
@@ -98,9 +107,7 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
             &mut grouped.1,
         ),
     ];
-    if with_runtimes {
-        starts.extend(runtimes::measure(repeats)?);
-    }
+    starts.extend(runtimes.into_iter().map(runtimes::Runtime::cost));
     Ok(Costs {
         cpu: crate::machine::cpu_model(),
         repeats,

@@ -6,8 +6,10 @@
 //! cgroup layout whose cgroup2 lists a controller; as root it is then run with that mount
 //! hidden, one exec more, and its row says so.
 //!
-//! Each run gets its own state folder (`--root`) and a relative cgroup path named like ours
-//! (`virtlab-<pid>-…`), so nothing outlives it and a stale group is swept by the next run.
+//! The rows are sampled one start per round, in the same rounds as our own containers (see
+//! `cost::measure`). Each run gets its own state folder (`--root`) and a relative cgroup path
+//! named like ours (`virtlab-<pid>-…`), so nothing outlives it and a stale group is swept by
+//! the next run.
 
 use super::cost::StartCost;
 use crate::stats::median;
@@ -22,6 +24,9 @@ use std::time::{Duration, Instant};
 /// One row of the comparison: a runtime, and the global flags it is run with.
 struct Row {
     label: &'static str,
+    /// The label as a name for its bundle's folder and its containers' ids (rows are measured
+    /// side by side, so each needs its own).
+    name: &'static str,
     runtime: &'static str,
     flags: &'static [&'static str],
 }
@@ -32,16 +37,19 @@ struct Row {
 const ROWS: [Row; 3] = [
     Row {
         label: "crun",
+        name: "crun",
         runtime: "crun",
         flags: &[],
     },
     Row {
         label: "crun, no cgroup",
+        name: "crun-no-cgroup",
         runtime: "crun",
         flags: &["--cgroup-manager=disabled"],
     },
     Row {
         label: "runc",
+        name: "runc",
         runtime: "runc",
         flags: &[],
     },
@@ -49,33 +57,124 @@ const ROWS: [Row; 3] = [
 /// How long a runtime may take to show the first line before it counts as failed.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Starts the worker `repeats` times with each runtime (crun also without a cgroup); one row
-/// each.
-pub fn measure(repeats: usize) -> Result<Vec<StartCost>> {
+/// Each runtime row ready to be sampled (crun also without a cgroup): its bundle written and
+/// a first, untimed run made, which also finds how it must be run here. A row that cannot run
+/// keeps why.
+pub fn prepare() -> Result<Vec<Runtime>> {
     let program = crate::release::program()?;
     Ok(ROWS
         .iter()
-        .map(|row| match measure_one(row, &program, repeats) {
-            Ok((mut ms, mut rss, how)) => StartCost {
-                kind: row.label.into(),
-                samples_ms: ms.clone(),
-                first_line_ms: Some(median(&mut ms)),
-                memory_bytes: (!rss.is_empty()).then(|| median(&mut rss)),
-                note: format!("{}{}{how}", version(row.runtime), flags_note(row.flags)),
-            },
-            Err(e) => StartCost {
-                kind: row.label.into(),
-                samples_ms: Vec::new(),
-                first_line_ms: None,
-                memory_bytes: None,
-                note: e.to_string(),
-            },
+        .map(|row| Runtime {
+            row,
+            ready: Ready::new(row, &program),
+            samples: Vec::new(),
+            memory: Vec::new(),
         })
         .collect())
 }
 
-/// Start samples (ms), memory samples (bytes), and how the runtime had to be run.
-type Samples = (Vec<f64>, Vec<f64>, &'static str);
+/// One runtime row being measured: [`Runtime::sample`] once per round, beside our own
+/// containers' rounds (so a machine that slows down for a minute slows both sides alike), then
+/// [`Runtime::cost`].
+pub struct Runtime {
+    row: &'static Row,
+    ready: Result<Ready>,
+    samples: Vec<f64>,
+    memory: Vec<f64>,
+}
+
+/// A runtime that ran once: its program, its bundle, and the wrapper it needs here, if any.
+struct Ready {
+    binary: PathBuf,
+    bundle: Bundle,
+    /// `virtlab hide-cgroup2` when the runtime refuses this machine's hybrid cgroup layout.
+    wrapper: Option<PathBuf>,
+    /// How it had to be run, for the row's note.
+    how: &'static str,
+}
+
+impl Ready {
+    fn new(row: &Row, program: &Path) -> Result<Ready> {
+        let runtime = row.runtime;
+        let binary = find(runtime).ok_or_else(|| {
+            Error::new(
+                format!("{runtime} is not installed"),
+                format!(
+                    "install it: apt-get install {runtime} (scripts/setup does it where it can)"
+                ),
+            )
+        })?;
+        let bundle = Bundle::write(row, program)?;
+        // crun 1.8 refuses a hybrid cgroup layout whose cgroup2 lists a controller (this
+        // project's machines list hugetlb there). As root, it is run again where that mount is
+        // hidden.
+        let (wrapper, how) = match bundle.run(&binary, None, &run_id(row.name, 0)) {
+            Err(e) if e.problem().contains("hybrid mode") && is_root() => (
+                Some(program.to_path_buf()),
+                "; run with cgroup2 hidden (it refuses this hybrid v1/v2 layout), one exec more",
+            ),
+            Err(e) => return Err(e),
+            Ok(_) => (None, ""),
+        };
+        Ok(Ready {
+            binary,
+            bundle,
+            wrapper,
+            how,
+        })
+    }
+}
+
+impl Runtime {
+    /// One timed start; a failure ends this row's sampling and becomes its note.
+    pub fn sample(&mut self) {
+        let Ok(ready) = &self.ready else {
+            return;
+        };
+        let id = run_id(self.row.name, self.samples.len() + 1);
+        match ready
+            .bundle
+            .run(&ready.binary, ready.wrapper.as_deref(), &id)
+        {
+            Ok((first_ms, memory)) => {
+                self.samples.push(first_ms);
+                self.memory.extend(memory);
+            }
+            Err(e) => self.ready = Err(e),
+        }
+    }
+
+    /// The row: its median start and memory, or why it has none.
+    pub fn cost(self) -> StartCost {
+        let row = self.row;
+        match self.ready {
+            Ok(ready) if !self.samples.is_empty() => {
+                let (mut ms, mut memory) = (self.samples, self.memory);
+                StartCost {
+                    kind: row.label.into(),
+                    samples_ms: ms.clone(),
+                    first_line_ms: Some(median(&mut ms)),
+                    memory_bytes: (!memory.is_empty()).then(|| median(&mut memory)),
+                    note: format!(
+                        "{}{}{}",
+                        version(row.runtime),
+                        flags_note(row.flags),
+                        ready.how
+                    ),
+                }
+            }
+            result => StartCost {
+                kind: row.label.into(),
+                samples_ms: Vec::new(),
+                first_line_ms: None,
+                memory_bytes: None,
+                note: result
+                    .err()
+                    .map_or("no start was timed".into(), |e| e.to_string()),
+            },
+        }
+    }
+}
 
 /// "; run with --cgroup-manager=disabled" for a row with flags.
 fn flags_note(flags: &[&str]) -> String {
@@ -86,33 +185,9 @@ fn flags_note(flags: &[&str]) -> String {
     }
 }
 
-fn measure_one(row: &Row, program: &Path, repeats: usize) -> Result<Samples> {
-    let runtime = row.runtime;
-    let binary = find(runtime).ok_or_else(|| {
-        Error::new(
-            format!("{runtime} is not installed"),
-            format!("install it: apt-get install {runtime} (scripts/setup does it where it can)"),
-        )
-    })?;
-    let bundle = Bundle::write(runtime, program, row.flags)?;
-    let id = |i| format!("virtlab-{}-{runtime}-{i}", std::process::id());
-    // crun 1.8 refuses a hybrid cgroup layout whose cgroup2 lists a controller (this project's
-    // machines list hugetlb there). As root, it is run again where that mount is hidden.
-    let (wrapper, how) = match bundle.run(&binary, None, &id(0)) {
-        Err(e) if e.problem().contains("hybrid mode") && is_root() => (
-            Some(program),
-            "; run with cgroup2 hidden (it refuses this hybrid v1/v2 layout), one exec more",
-        ),
-        Err(e) => return Err(e),
-        Ok(_) => (None, ""),
-    };
-    let (mut ms, mut rss) = (Vec::new(), Vec::new());
-    for i in 1..=repeats {
-        let (first_ms, memory) = bundle.run(&binary, wrapper, &id(i))?;
-        ms.push(first_ms);
-        rss.extend(memory);
-    }
-    Ok((ms, rss, how))
+/// A container id of ours, unique to this run: `virtlab-<pid>-<row name>-<i>`.
+fn run_id(name: &str, i: usize) -> String {
+    format!("virtlab-{}-{name}-{i}", std::process::id())
 }
 
 fn is_root() -> bool {
@@ -183,9 +258,11 @@ struct Bundle {
 }
 
 impl Bundle {
-    fn write(runtime: &str, program: &Path, flags: &'static [&'static str]) -> Result<Bundle> {
-        let dir =
-            std::env::temp_dir().join(format!("virtlab-oci-{}-{runtime}", std::process::id()));
+    /// The bundle of `row`: its worker is named after the runtime, its folder and cgroup after
+    /// the row.
+    fn write(row: &Row, program: &Path) -> Result<Bundle> {
+        let (runtime, name, flags) = (row.runtime, row.name, row.flags);
+        let dir = std::env::temp_dir().join(format!("virtlab-oci-{}-{name}", std::process::id()));
         let bundle = Bundle { dir, flags };
         let rootfs = bundle.dir.join("rootfs");
         let io = |what: &str, e| Error::io(format!("writing the OCI bundle ({what})"), e);
@@ -239,7 +316,7 @@ impl Bundle {
             "linux": {
                 "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
                                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-                "cgroupsPath": format!("virtlab-{}-{runtime}", std::process::id())
+                "cgroupsPath": format!("virtlab-{}-{name}", std::process::id())
             }
         });
         std::fs::write(bundle.dir.join("config.json"), config.to_string())
@@ -353,5 +430,36 @@ impl Drop for Bundle {
         let _ = std::fs::remove_file(self.dir.join("config.json"));
         let _ = std::fs::remove_dir_all(self.dir.join("state"));
         let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_runtime_is_a_row_that_says_how_to_install_it() {
+        static MISSING: Row = Row {
+            label: "missing",
+            name: "missing",
+            runtime: "virtlab-no-such-runtime",
+            flags: &[],
+        };
+        let mut runtime = Runtime {
+            row: &MISSING,
+            ready: Ready::new(&MISSING, Path::new("/bin/true")),
+            samples: Vec::new(),
+            memory: Vec::new(),
+        };
+        runtime.sample();
+        let cost = runtime.cost();
+        assert_eq!(cost.kind, "missing");
+        assert!(cost.first_line_ms.is_none() && cost.samples_ms.is_empty());
+        assert!(
+            cost.note
+                .contains("apt-get install virtlab-no-such-runtime"),
+            "{}",
+            cost.note
+        );
     }
 }
