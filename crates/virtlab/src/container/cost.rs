@@ -78,7 +78,14 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     } else {
         Vec::new()
     };
-    for _ in 0..repeats {
+    for round in 0..repeats {
+        // In the same round as ours, so both sides see the machine as it is this second; first
+        // in every other round, so neither side always follows the other (a start right after
+        // another's busy teardown was faster here than one after an idle pause).
+        let runtimes_first = round % 2 == 1;
+        if runtimes_first {
+            runtimes.iter_mut().for_each(runtimes::Runtime::sample);
+        }
         let quiet = executor::Options {
             snapshot: true,
             ..executor::Options::quiet()
@@ -93,9 +100,8 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
         );
         container_round(&work, Limits::default(), &mut plain, &mut plain_steps)?;
         container_round(&work, limits, &mut grouped, &mut step_times)?;
-        // In the same round as ours: both sides see the machine as it is this second.
-        for runtime in &mut runtimes {
-            runtime.sample();
+        if !runtimes_first {
+            runtimes.iter_mut().for_each(runtimes::Runtime::sample);
         }
     }
     let mut starts = vec![
