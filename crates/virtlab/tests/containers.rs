@@ -674,25 +674,10 @@ fn a_panic_in_pid_1_ends_it_with_status_101_and_leaves_nothing() {
         return;
     };
     let mounts_before = mount_count();
-    let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-        .args([
-            "contain",
-            "--name",
-            "panics",
-            "--hostname",
-            "panics",
-            "--report",
-        ])
-        .args(["--", "worker", "--name", "panics", "--iterations", "3"])
-        .args(["--interval-ms", "10", "--panic-at", "1"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(101), "{stdout}{stderr}");
+    let worker = "worker --name panics --iterations 3 --interval-ms 10 --panic-at 1";
+    let (code, stdout, stderr) =
+        contain_reporting("panics", &worker.split(' ').collect::<Vec<_>>());
+    assert_eq!(code, Some(101), "{stdout}{stderr}");
     assert!(
         stderr.contains("a panic on purpose at iteration 1"),
         "{stderr}"
@@ -702,10 +687,7 @@ fn a_panic_in_pid_1_ends_it_with_status_101_and_leaves_nothing() {
         .find(|l| l.starts_with("0: panics pid 1"))
         .unwrap_or_else(|| panic!("no first line in {stdout}"));
     assert!(!stdout.lines().any(|l| l.starts_with("1: ")), "{stdout}");
-    let end = stdout
-        .lines()
-        .find(|l| l.starts_with("@virtlab-container "))
-        .unwrap_or_else(|| panic!("no end line in {stdout}"));
+    let end = end_line(&stdout);
     assert!(end.contains("exit status 101"), "{end}");
     assert!(!is_alive(host_pid_in(first)), "pid 1 alive");
     assert_eq!(mount_count(), mounts_before, "no mount reached the host");
@@ -718,24 +700,44 @@ fn a_worker_line_that_cannot_be_read_ends_pid_1_with_the_parsers_message() {
     let Some(_serial) = setup(&Limits::default()) else {
         return;
     };
+    let (code, stdout, stderr) = contain_reporting("unread", &["worker", "--iterations", "many"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("invalid value 'many'"), "{stderr}");
+    assert!(stderr.contains("--iterations"), "{stderr}");
+    let end = end_line(&stdout);
+    assert!(end.contains("exit status 2"), "{end}");
+}
+
+/// Runs one shim by hand, `virtlab contain --name N --hostname N --report -- worker…`; returns
+/// its exit code, stdout and stderr.
+fn contain_reporting(name: &str, worker: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-        .args(["contain", "--name", "unread", "--hostname", "unread"])
-        .args(["--report", "--", "worker", "--iterations", "many"])
+        .args([
+            "contain",
+            "--name",
+            name,
+            "--hostname",
+            name,
+            "--report",
+            "--",
+        ])
+        .args(worker)
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
-    assert!(stderr.contains("invalid value 'many'"), "{stderr}");
-    assert!(stderr.contains("--iterations"), "{stderr}");
-    let end = stdout
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The shim's end line (how the container ended).
+fn end_line(stdout: &str) -> &str {
+    stdout
         .lines()
         .find(|l| l.starts_with("@virtlab-container "))
-        .unwrap_or_else(|| panic!("no end line in {stdout}"));
-    assert!(end.contains("exit status 2"), "{end}");
+        .unwrap_or_else(|| panic!("no end line in {stdout}"))
 }
 
 #[test]
