@@ -178,7 +178,6 @@ pub fn contain(args: ContainArgs, worker: WorkerMain) -> Result<()> {
     std::process::exit(code)
 }
 
-/// The worker's container flags as the hook `processes::worker_main` calls per iteration.
 impl WorkerExtras {
     /// The same flags for pid 1 of a container whose host pid is `host_pid`.
     pub fn with_host_pid(self, host_pid: u32) -> WorkerExtras {
@@ -189,6 +188,7 @@ impl WorkerExtras {
     }
 }
 
+/// The worker's container flags as the hook `processes::worker_main` calls per iteration.
 pub fn worker_extras(
     extras: WorkerExtras,
     name: &str,

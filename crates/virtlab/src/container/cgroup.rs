@@ -360,13 +360,7 @@ fn sweep_stale(base: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let owner = name
-            .strip_prefix("virtlab-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if let Some(pid) = owner
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
+        if super::owner_is_gone(&name, "virtlab-") {
             let _ = Cgroup::open(vec![entry.path()]).remove();
         }
     }

@@ -61,8 +61,8 @@ const CGROUP_LIMITS: Limits = Limits {
 };
 
 /// Measures a plain process, our container without and with a cgroup (and crun and runc when
-/// `with_runtimes`), the steps of the one with a cgroup, and each namespace kind alone,
-/// `repeats` times each; each round starts one of every kind, so all see the same machine.
+/// `with_runtimes`), `repeats` starts each, in rounds that start one of every kind; then the
+/// steps of our containers, the two ways into a group and each namespace kind alone.
 pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     crate::error::check_range("repeats", repeats, 1, 100)?;
     // Two iterations 300 ms apart: alive when the process tree is taken after the first line.
@@ -78,30 +78,31 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     } else {
         Vec::new()
     };
+    // Ours and the runtimes in the same round, so all see the machine as it is this second;
+    // the order turns by one kind each round, so no kind always follows the same one (a start
+    // right after another's busy teardown was faster here than one after an idle pause).
+    let kinds = 3 + runtimes.len();
     for round in 0..repeats {
-        // In the same round as ours, so both sides see the machine as it is this second; first
-        // in every other round, so neither side always follows the other (a start right after
-        // another's busy teardown was faster here than one after an idle pause).
-        let runtimes_first = round % 2 == 1;
-        if runtimes_first {
-            runtimes.iter_mut().for_each(runtimes::Runtime::sample);
-        }
-        let quiet = executor::Options {
-            snapshot: true,
-            ..executor::Options::quiet()
-        };
-        let run = processes::run(&work, 1, quiet)?;
-        process_ms.extend(run.units.iter().filter_map(|u| u.first_line_ms));
-        process_rss.extend(
-            run.snapshot
-                .iter()
-                .flat_map(|s| s.children())
-                .map(|c| c.rss_bytes as f64),
-        );
-        container_round(&work, Limits::default(), &mut plain, &mut plain_steps)?;
-        container_round(&work, limits, &mut grouped, &mut step_times)?;
-        if !runtimes_first {
-            runtimes.iter_mut().for_each(runtimes::Runtime::sample);
+        for turn in 0..kinds {
+            match (round + turn) % kinds {
+                0 => {
+                    let quiet = executor::Options {
+                        snapshot: true,
+                        ..executor::Options::quiet()
+                    };
+                    let run = processes::run(&work, 1, quiet)?;
+                    process_ms.extend(run.units.iter().filter_map(|u| u.first_line_ms));
+                    process_rss.extend(
+                        run.snapshot
+                            .iter()
+                            .flat_map(|s| s.children())
+                            .map(|c| c.rss_bytes as f64),
+                    );
+                }
+                1 => container_round(&work, Limits::default(), &mut plain, &mut plain_steps)?,
+                2 => container_round(&work, limits, &mut grouped, &mut step_times)?,
+                runtime => runtimes[runtime - 3].sample(),
+            }
         }
     }
     let mut starts = vec![

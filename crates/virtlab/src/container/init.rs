@@ -19,8 +19,9 @@
 //! denied), enters a cgroup namespace, sets its hostname, builds a new root on a tmpfs
 //! (read-only binds of the host's /usr, /bin, /lib, /lib64, /etc; a private /tmp; a fresh
 //! /proc), pivots into it, brings `lo` up and runs the worker. It runs the worker's code itself
-//! ([`Shim::worker`]: the same `virtlab` program, already loaded) instead of exec'ing the
-//! program a second time: one program start fewer. Nothing goes through a shell.
+//! (the same `virtlab` program, already loaded; the shim has read its command line with
+//! [`Shim::worker`]) instead of exec'ing the program a second time: one program start fewer.
+//! Nothing goes through a shell.
 //!
 //! Why one long file: the shim and the child are two halves of one start-up sequence, with the
 //! same step log and the same raw system calls; reading them together is how to check them.
@@ -119,13 +120,14 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
             "containers are started by `virtlab container` or the chapter-7 notebook",
         ));
     }
+    // Read while the group may still be in the making.
+    let child = Child::prepare(shim, &signals.old);
     // Before the group is ours to remove: when it could not be made, its maker removes what
     // it made.
     if shim.prepared_on_stdin {
         super::handoff::receive_go()?;
     }
     let mut cgroup = Cgroup::open(shim.cgroup_dirs.clone());
-    let child = Child::prepare(shim, &signals.old);
     let (read_end, write_end) = pipe()?;
     let mut flags = libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
@@ -553,7 +555,7 @@ impl Child {
         )
     }
 
-    /// Runs the worker's command line in this process, as an exec'd worker would start: the
+    /// Runs the prepared worker in this process, as an exec'd worker would start: the
     /// environment holds only PATH and HOME, no descriptor beyond 0-2 is open, the signal
     /// mask is the one the shim started with.
     fn run_worker(self, host_pid: u32) -> i32 {

@@ -290,6 +290,15 @@ fn prepare(
         .map_err(|e| Error::os("starting a thread to prepare a container", e))
 }
 
+/// Whether `name` is `<prefix><pid>-…` of a process that no longer exists: what a run of ours
+/// killed without a chance to clean up left behind (a cgroup, an OCI bundle).
+fn owner_is_gone(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
 /// The set-up step of the thread that makes a container's cgroup.
 const CGROUP_MADE: &str = "cgroup made (beside the shim's start)";
 
@@ -311,6 +320,16 @@ mod tests {
         assert!(Limits::parse(None, None, Some("-3")).is_err());
         let l = Limits::parse(Some("0.5"), Some("64MiB"), Some("64")).unwrap();
         assert_eq!(l.describe(), "0.5 CPU, 64.0 MiB, 64 pids");
+    }
+
+    #[test]
+    fn only_names_of_processes_that_are_gone_are_stale() {
+        // Above the kernel's pid ceiling: no such process can exist.
+        assert!(owner_is_gone("virtlab-4194305-container-1", "virtlab-"));
+        let ours = format!("virtlab-oci-{}-crun", std::process::id());
+        assert!(!owner_is_gone(&ours, "virtlab-oci-"));
+        assert!(!owner_is_gone("virtlab-oci-4194305-crun", "virtlab-"));
+        assert!(!owner_is_gone("user.slice", "virtlab-"));
     }
 
     #[test]

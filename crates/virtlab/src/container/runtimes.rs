@@ -54,6 +54,8 @@ const ROWS: [Row; 3] = [
         flags: &[],
     },
 ];
+/// A bundle's folder in the temporary folder: `virtlab-oci-<our pid>-<row name>`.
+const BUNDLE_PREFIX: &str = "virtlab-oci-";
 /// How long a runtime may take to show the first line before it counts as failed.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -62,6 +64,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// keeps why.
 pub fn prepare() -> Result<Vec<Runtime>> {
     let program = crate::release::program()?;
+    sweep_stale_bundles();
     Ok(ROWS
         .iter()
         .map(|row| Runtime {
@@ -176,6 +179,21 @@ impl Runtime {
     }
 }
 
+/// Removes the bundles of runs whose process is gone (killed before its bundles were dropped).
+fn sweep_stale_bundles() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if super::owner_is_gone(&entry.file_name().to_string_lossy(), BUNDLE_PREFIX) {
+            drop(Bundle {
+                dir: entry.path(),
+                flags: &[],
+            });
+        }
+    }
+}
+
 /// "; run with --cgroup-manager=disabled" for a row with flags.
 fn flags_note(flags: &[&str]) -> String {
     if flags.is_empty() {
@@ -262,7 +280,8 @@ impl Bundle {
     /// the row.
     fn write(row: &Row, program: &Path) -> Result<Bundle> {
         let (runtime, name, flags) = (row.runtime, row.name, row.flags);
-        let dir = std::env::temp_dir().join(format!("virtlab-oci-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("{BUNDLE_PREFIX}{}-{name}", std::process::id()));
         let bundle = Bundle { dir, flags };
         let rootfs = bundle.dir.join("rootfs");
         let io = |what: &str, e| Error::io(format!("writing the OCI bundle ({what})"), e);
@@ -324,8 +343,6 @@ impl Bundle {
         Ok(bundle)
     }
 
-    /// `runtime run` with a state folder of its own: ms to the worker's first line, and the
-    /// memory of the runtime's process tree then.
     /// The runtime's command line with its own state folder, through `virtlab hide-cgroup2`
     /// when `wrapper` (the virtlab program) is given.
     fn command(&self, runtime: &Path, wrapper: Option<&Path>) -> Command {
@@ -344,6 +361,8 @@ impl Bundle {
         command
     }
 
+    /// `runtime run` with a state folder of its own: ms to the worker's first line, and the
+    /// memory of the runtime's process tree then.
     fn run(&self, runtime: &Path, wrapper: Option<&Path>, id: &str) -> Result<(f64, Option<f64>)> {
         let (reader, writer) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
         let writer_for_stderr = writer
