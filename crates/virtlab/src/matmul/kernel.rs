@@ -20,11 +20,17 @@ use super::memory::PackBuffer;
 use crate::isa::Isa;
 use std::ops::{Add, Mul};
 
-/// Bytes of one packed row of an A sliver (kc elements): 1 KiB, so a 12-row AVX-512 sliver
-/// (12 KiB) stays in a 32 KiB L1 while 16 KiB B slivers stream past it. Deeper panels re-read
-/// C fewer times (k/kc passes) but push the sliver out of L1: on the project's VMs 2 KiB ran
-/// level or slower (Xeon, AVX-512; Zen 4, AVX2).
+/// Bytes of one packed row of an A sliver (kc elements) for the AVX2 and portable kernels:
+/// 1 KiB, so a 6-row sliver (6 KiB) stays in a 32 KiB L1 while B slivers stream past it.
+/// Deeper panels re-read C fewer times (k/kc passes) but push the sliver out of L1: 2 KiB ran
+/// level or slower for AVX2 (Zen 4, f32 and f64, 2 threads).
 const KC_BYTES: usize = 1024;
+/// The same for the AVX-512 kernels: 2 KiB. Each panel ends with both threads meeting at a
+/// barrier (they share the packed A panels), and the 12×2-register tile finishes a panel twice
+/// as fast as AVX2's: half as many panels ran 2-4% faster at n = 2048-4096 and 8-19% at
+/// n = 1024, f32 and f64 (Zen 4, 2 threads, 2026-12-01; 1 KiB was chosen on a Xeon before the
+/// threads shared A).
+const KC_BYTES_AVX512: usize = 2048;
 /// L2 size assumed when the OS does not say (a common size for AVX2 and AVX-512 cores).
 const DEFAULT_L2_BYTES: usize = 1 << 20;
 
@@ -80,6 +86,8 @@ mod sealed {
     pub struct Micro<T> {
         pub mr: usize,
         pub nr: usize,
+        /// Bytes of one packed row of an A sliver: sets kc (see [`super::KC_BYTES`]).
+        pub kc_bytes: usize,
         pub run: MicroFn<T>,
         /// Packs an A sliver of exactly `mr` rows (see `pack_a`).
         pub(crate) pack_a: PackFn<T>,
@@ -340,6 +348,7 @@ macro_rules! kernels {
                     Isa::Avx512 => Micro {
                         mr: 12,
                         nr: 2 * $width512,
+                        kc_bytes: KC_BYTES_AVX512,
                         run: x86::$avx512,
                         pack_a: pack_a::<Self, 12>,
                         pack_b: pack_b::<Self, { 2 * $width512 }>,
@@ -348,6 +357,7 @@ macro_rules! kernels {
                     Isa::Avx2Fma => Micro {
                         mr: 6,
                         nr: 2 * $width256,
+                        kc_bytes: KC_BYTES,
                         run: x86::$avx2,
                         pack_a: pack_a::<Self, 6>,
                         pack_b: pack_b::<Self, { 2 * $width256 }>,
@@ -355,6 +365,7 @@ macro_rules! kernels {
                     Isa::Portable => Micro {
                         mr: 4,
                         nr: 2 * $portable_width,
+                        kc_bytes: KC_BYTES,
                         run: $portable,
                         pack_a: pack_a::<Self, 4>,
                         pack_b: pack_b::<Self, { 2 * $portable_width }>,
@@ -378,11 +389,11 @@ struct Blocks {
 }
 
 impl Blocks {
-    /// kc from [`KC_BYTES`]; nc so the kc×nc panel of B fills half the L2, leaving the rest for
-    /// C's rows and the A sliver's way in.
-    fn for_cache<T>(nr: usize, l2_bytes: usize) -> Self {
+    /// kc from the kernel's bytes per sliver row (`kc_bytes`); nc so the kc×nc panel of B
+    /// fills half the L2, leaving the rest for C's rows and the A sliver's way in.
+    fn for_cache<T>(nr: usize, kc_bytes: usize, l2_bytes: usize) -> Self {
         let size = std::mem::size_of::<T>();
-        let kc = KC_BYTES / size;
+        let kc = kc_bytes / size;
         let nc = (l2_bytes / 2 / (kc * size) / nr).max(1) * nr;
         Blocks { kc, nc }
     }
@@ -515,7 +526,7 @@ pub(crate) unsafe fn multiply<T: Scalar>(
         "shapes checked by the caller"
     );
     let micro = T::micro(isa);
-    let blocks = Blocks::for_cache::<T>(micro.nr, l2_bytes());
+    let blocks = Blocks::for_cache::<T>(micro.nr, micro.kc_bytes, l2_bytes());
     unsafe { multiply_with(micro, blocks, a, b, c, threads) }
 }
 
@@ -869,7 +880,8 @@ mod tests {
                 cols: n,
                 row_stride: n,
             };
-            let blocks = blocks.unwrap_or_else(|| Blocks::for_cache::<T>(micro.nr, l2_bytes()));
+            let blocks = blocks
+                .unwrap_or_else(|| Blocks::for_cache::<T>(micro.nr, micro.kc_bytes, l2_bytes()));
             unsafe { multiply_with(micro, blocks, a_ref, b_ref, c_mut, threads) };
             for (i, (got, want)) in c.iter().zip(&want).enumerate() {
                 assert!(
@@ -907,18 +919,20 @@ mod tests {
             check_blocked::<f64>(150, 600, 70, 2, 1e-14, blocks);
             check_blocked::<f32>(3, 600, 130, 1, 1e-6, blocks);
         }
-        let wide = Blocks::for_cache::<f32>(32, l2_bytes());
+        let wide = Blocks::for_cache::<f32>(32, KC_BYTES_AVX512, l2_bytes());
         check::<f32>(3, 5, wide.nc + 100, 1, 1e-6);
     }
 
     #[test]
     fn blocks_fill_half_the_l2_in_whole_micro_tiles() {
-        let blocks = Blocks::for_cache::<f64>(16, 2 << 20);
+        let blocks = Blocks::for_cache::<f64>(16, KC_BYTES, 2 << 20);
         assert_eq!((blocks.kc, blocks.nc), (128, 1024));
-        let blocks = Blocks::for_cache::<f32>(32, 2 << 20);
+        let blocks = Blocks::for_cache::<f32>(32, KC_BYTES, 2 << 20);
         assert_eq!((blocks.kc, blocks.nc), (256, 1024));
+        let blocks = Blocks::for_cache::<f64>(16, KC_BYTES_AVX512, 2 << 20);
+        assert_eq!((blocks.kc, blocks.nc), (256, 512));
         // A tiny cache still gets one whole micro-tile of columns.
-        assert_eq!(Blocks::for_cache::<f64>(16, 4096).nc, 16);
+        assert_eq!(Blocks::for_cache::<f64>(16, KC_BYTES, 4096).nc, 16);
     }
 
     #[test]
