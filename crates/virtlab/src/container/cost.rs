@@ -68,7 +68,7 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     // Two iterations 300 ms apart: alive when the process tree is taken after the first line.
     let work = Work::new("cost", 2, 300)?;
     let (limits, _) = Support::detect().allowed(&CGROUP_LIMITS);
-    let (mut process_ms, mut process_rss) = (Vec::new(), Vec::new());
+    let mut process = (Vec::new(), Vec::new());
     let mut plain = (Vec::new(), Vec::new());
     let mut grouped = (Vec::new(), Vec::new());
     let mut step_times: Vec<(String, Vec<f64>)> = Vec::new();
@@ -85,20 +85,7 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
     for round in 0..repeats {
         for turn in 0..kinds {
             match (round + turn) % kinds {
-                0 => {
-                    let quiet = executor::Options {
-                        snapshot: true,
-                        ..executor::Options::quiet()
-                    };
-                    let run = processes::run(&work, 1, quiet)?;
-                    process_ms.extend(run.units.iter().filter_map(|u| u.first_line_ms));
-                    process_rss.extend(
-                        run.snapshot
-                            .iter()
-                            .flat_map(|s| s.children())
-                            .map(|c| c.rss_bytes as f64),
-                    );
-                }
+                0 => process_round(&work, &mut process)?,
                 1 => container_round(&work, Limits::default(), &mut plain, &mut plain_steps)?,
                 2 => container_round(&work, limits, &mut grouped, &mut step_times)?,
                 runtime => runtimes[runtime - 3].sample(),
@@ -106,7 +93,7 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
         }
     }
     let mut starts = vec![
-        start("process", &mut process_ms, &mut process_rss),
+        start("process", &mut process.0, &mut process.1),
         start("container, no cgroup", &mut plain.0, &mut plain.1),
         start(
             &format!("container, {}", limits.describe()),
@@ -125,6 +112,25 @@ pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
         // Each is well under a millisecond: many rounds make the median steady on a busy machine.
         namespaces: namespaces_alone(repeats.max(31)),
     })
+}
+
+/// One plain worker process: its start → first line and its memory go into `samples`.
+fn process_round(work: &Work, samples: &mut (Vec<f64>, Vec<f64>)) -> Result<()> {
+    let options = executor::Options {
+        snapshot: true,
+        ..executor::Options::quiet()
+    };
+    let run = processes::run(work, 1, options)?;
+    samples
+        .0
+        .extend(run.units.iter().filter_map(|u| u.first_line_ms));
+    samples.1.extend(
+        run.snapshot
+            .iter()
+            .flat_map(|s| s.children())
+            .map(|c| c.rss_bytes as f64),
+    );
+    Ok(())
 }
 
 /// One container started with `limits`: its start → first line and the memory of its shim and

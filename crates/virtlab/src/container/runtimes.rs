@@ -65,15 +65,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 pub fn prepare() -> Result<Vec<Runtime>> {
     let program = crate::release::program()?;
     sweep_stale_bundles();
-    Ok(ROWS
-        .iter()
-        .map(|row| Runtime {
-            row,
-            ready: Ready::new(row, &program),
-            samples: Vec::new(),
-            memory: Vec::new(),
-        })
-        .collect())
+    Ok(ROWS.iter().map(|row| Runtime::new(row, &program)).collect())
 }
 
 /// One runtime row being measured: [`Runtime::sample`] once per round, beside our own
@@ -129,6 +121,16 @@ impl Ready {
 }
 
 impl Runtime {
+    /// The row made ready (see [`prepare`]), or the reason it cannot run, kept for its note.
+    fn new(row: &'static Row, program: &Path) -> Runtime {
+        Runtime {
+            row,
+            ready: Ready::new(row, program),
+            samples: Vec::new(),
+            memory: Vec::new(),
+        }
+    }
+
     /// One timed start; a failure ends this row's sampling and becomes its note.
     pub fn sample(&mut self) {
         let Ok(ready) = &self.ready else {
@@ -464,12 +466,7 @@ mod tests {
             runtime: "virtlab-no-such-runtime",
             flags: &[],
         };
-        let mut runtime = Runtime {
-            row: &MISSING,
-            ready: Ready::new(&MISSING, Path::new("/bin/true")),
-            samples: Vec::new(),
-            memory: Vec::new(),
-        };
+        let mut runtime = Runtime::new(&MISSING, Path::new("/bin/true"));
         runtime.sample();
         let cost = runtime.cost();
         assert_eq!(cost.kind, "missing");

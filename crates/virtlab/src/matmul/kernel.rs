@@ -27,9 +27,9 @@ use std::ops::{Add, Mul};
 const KC_BYTES: usize = 1024;
 /// The same for the AVX-512 kernels: 2 KiB. Each panel ends with both threads meeting at a
 /// barrier (they share the packed A panels), and the 12×2-register tile finishes a panel twice
-/// as fast as AVX2's: half as many panels ran 2-4% faster at n = 2048-4096 and 8-19% at
-/// n = 1024, f32 and f64 (Zen 4, 2 threads, 2026-12-01; 1 KiB was chosen on a Xeon before the
-/// threads shared A).
+/// as fast as AVX2's: half as many panels ran f64 1-4% faster at n = 2048-4096 and 16-21% at
+/// n = 1024, f32 8-11% faster at n = 1024-2048 (Zen 4, 2 threads, 2026-12-01; 1 KiB was chosen
+/// on a Xeon before the threads shared A).
 const KC_BYTES_AVX512: usize = 2048;
 /// L2 size assumed when the OS does not say (a common size for AVX2 and AVX-512 cores).
 const DEFAULT_L2_BYTES: usize = 1 << 20;
