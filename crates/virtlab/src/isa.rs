@@ -1,7 +1,7 @@
 //! Which SIMD instruction sets this CPU has, found in one place: chapter 0's inventory lists
-//! them, the FMA peak loop picks the widest, the matmul kernels use [`Isa::chosen`] (the widest,
-//! or the one `VIRTLAB_ISA` names, so an AVX2 path can be measured on an AVX-512 machine), and
-//! their tests run every one the CPU has.
+//! them, the FMA peak loop and the matmul kernels use [`Isa::chosen`] (the widest, or the one
+//! `VIRTLAB_ISA` names, so an AVX2 path can be measured on an AVX-512 machine), and their tests
+//! run every one the CPU has.
 
 use crate::{Error, Result};
 

@@ -208,10 +208,12 @@ pub fn thread_counts(cpus: usize) -> Vec<usize> {
 }
 
 /// Measures the peak for f64 and f32 on 1 … all usable CPUs, spending about `ms_per_point`
-/// milliseconds on each run (three runs per point; the best counts).
+/// milliseconds on each run (three runs per point; the best counts), with the instruction set
+/// the matmul kernels use ([`Isa::chosen`]: the widest, or the one `VIRTLAB_ISA` names), so
+/// chapter 4's kernel is held against the peak of its own vectors.
 pub fn measure(ms_per_point: u64) -> Result<Peak> {
     check_range("the measuring time per point (ms)", ms_per_point, 10, 5000)?;
-    let isa = Isa::detect();
+    let isa = Isa::chosen()?;
     let cpus = machine::usable_cpus();
     let target = Duration::from_millis(ms_per_point);
     let mut points = Vec::new();
@@ -352,14 +354,18 @@ impl Peak {
     }
 
     /// The saved measurement, if one exists and was taken on this machine (same CPU model and
-    /// usable CPU count); `Ok(None)` otherwise.
+    /// usable CPU count) with the instruction set chosen now; `Ok(None)` otherwise.
     pub fn saved() -> Result<Option<Peak>> {
         Ok(store::load::<Peak>(STORE_NAME)?.filter(Peak::is_from_this_machine))
     }
 
-    /// Whether this measurement was taken on the machine we run on now.
+    /// Whether this measurement was taken on the machine we run on now, with the instruction
+    /// set [`Isa::chosen`] picks now (a peak measured under `VIRTLAB_ISA=avx2` is not the
+    /// AVX-512 kernels' peak).
     pub fn is_from_this_machine(&self) -> bool {
-        self.usable_cpus == machine::usable_cpus() && self.cpu_model == machine::cpu_model()
+        self.usable_cpus == machine::usable_cpus()
+            && self.cpu_model == machine::cpu_model()
+            && Isa::chosen().is_ok_and(|isa| isa.name() == self.instruction_set)
     }
 
     /// Shows [`Peak::table`] as the cell's output in a notebook.
@@ -449,9 +455,14 @@ mod tests {
             ..foreign
         };
         assert!(!fewer_cpus.is_from_this_machine());
-        let here = Peak {
+        let other_vectors = Peak {
             usable_cpus: machine::usable_cpus(),
             ..fewer_cpus
+        };
+        assert!(!other_vectors.is_from_this_machine());
+        let here = Peak {
+            instruction_set: Isa::chosen().unwrap().name().into(),
+            ..other_vectors
         };
         assert!(here.is_from_this_machine());
     }

@@ -494,35 +494,49 @@ fn a_run_as_json_reports_every_unit_and_a_deadline_times_them_out() {
 }
 
 #[test]
-fn virtlab_isa_forces_the_matmul_kernels_and_names_them() {
-    let run = |isa: &str| {
+fn virtlab_isa_forces_the_matmul_kernels_and_the_peak_and_names_them() {
+    let dir = temp_dir("isa");
+    let run = |isa: &str, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_virtlab"))
-            .args([
-                "matmul",
-                "--device",
-                "cpu",
-                "--sweep",
-                "96",
-                "--repeats",
-                "1",
-            ])
+            .args(args)
             .env("VIRTLAB_ISA", isa)
+            .env("VIRTLAB_CACHE_DIR", dir.as_os_str())
             .stdin(std::process::Stdio::null())
             .output()
             .expect("the virtlab binary should start")
     };
-    let out = run("portable");
+    let matmul = [
+        "matmul",
+        "--device",
+        "cpu",
+        "--sweep",
+        "96",
+        "--repeats",
+        "1",
+    ];
+    let out = run("portable", &matmul);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("CPU portable ("),
         "{}",
         text(&out.stdout)
     );
-    let out = run("sse9");
-    assert!(!out.status.success());
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("instruction set cannot be 'sse9'") && stderr.contains("Fix:"),
-        "{stderr}"
+    // Chapter 0's peak is measured with the same vectors, so chapter 4 compares like with like.
+    let out = run(
+        "portable",
+        &["machine", "--peak", "--peak-ms", "10", "--json"],
     );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let instruction_set = json["peak"]["instruction_set"].as_str().unwrap();
+    assert!(instruction_set.starts_with("portable"), "{instruction_set}");
+    for args in [&matmul[..], &["machine", "--peak", "--peak-ms", "10"]] {
+        let out = run("sse9", args);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("instruction set cannot be 'sse9'") && stderr.contains("Fix:"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

@@ -15,7 +15,6 @@
 //! Why one long file: the blocking, the packing and the micro-kernels are one algorithm whose
 //! unsafe code is best reviewed in one place.
 
-use super::barrier::SpinBarrier;
 use super::memory::PackBuffer;
 use crate::isa::Isa;
 use std::ops::{Add, Mul};
@@ -25,11 +24,10 @@ use std::ops::{Add, Mul};
 /// Deeper panels re-read C fewer times (k/kc passes) but push the sliver out of L1: 2 KiB ran
 /// level or slower for AVX2 (Zen 4, f32 and f64, 2 threads).
 const KC_BYTES: usize = 1024;
-/// The same for the AVX-512 kernels: 2 KiB. Each panel ends with both threads meeting at a
-/// barrier (they share the packed A panels), and the 12×2-register tile finishes a panel twice
-/// as fast as AVX2's: half as many panels ran f64 1-4% faster at n = 2048-4096 and 16-21% at
-/// n = 1024, f32 8-11% faster at n = 1024-2048 (Zen 4, 2 threads, 2026-12-01; 1 KiB was chosen
-/// on a Xeon before the threads shared A).
+/// The same for the AVX-512 kernels: 2 KiB. The 12×2-register tile finishes a panel twice as
+/// fast as AVX2's, and half as many panels re-read C half as often: f64 ran 2-6% faster than
+/// with 1 KiB at n = 1024-4096 and f32 level (Zen 5, 2 threads, 2026-12-01; on Zen 4, when the
+/// threads still met at a barrier after each panel, f64 1-21% and f32 8-11% faster).
 const KC_BYTES_AVX512: usize = 2048;
 /// L2 size assumed when the OS does not say (a common size for AVX2 and AVX-512 cores).
 const DEFAULT_L2_BYTES: usize = 1 << 20;
@@ -541,8 +539,15 @@ unsafe fn multiply_with<T: Scalar>(
     threads: usize,
 ) {
     let (m, n) = (c.rows, c.cols);
-    // Split the longer side of C, in whole micro-tiles, so each thread packs and fills its own part.
-    let split_rows = m > n;
+    // Each thread takes its own strip of C, in whole micro-tiles, and packs everything it reads
+    // itself: nothing one thread writes is read by another. A strip of rows packs all of B
+    // again in every thread, a strip of columns all of A, so columns are cut only when A is
+    // the much smaller one (C more than twice as wide as tall). Measured on an AMD EPYC Zen 5
+    // (2 vCPU, 2 threads, 2026-12-01): square products ran up to 10% faster in row strips than
+    // in column strips sharing one packed A at a barrier (the design before; level at some sizes
+    // and moments) and 4-5% faster than column strips each packing all of A; at m = n/2 the two
+    // were level, at m = n/4 to n/8 column strips won by up to 6%.
+    let split_rows = 2 * m >= n;
     let (extent, unit) = if split_rows {
         (m, micro.mr)
     } else {
@@ -551,96 +556,30 @@ unsafe fn multiply_with<T: Scalar>(
     let parts = threads.clamp(1, extent.div_ceil(unit).max(1));
     let chunk = extent.div_ceil(parts).div_ceil(unit) * unit;
     if parts == 1 {
-        unsafe { serial(micro, blocks, a, b, c, PanelsOfA::Own) };
+        unsafe { serial(micro, blocks, a, b, c) };
         return;
     }
-    let parts = extent.div_ceil(chunk);
-    // Split by columns, every thread needs all of A: its panels are packed once, together.
-    let slivers = c.rows.div_ceil(micro.mr);
-    let mut shared: Vec<PackBuffer<T>> = if split_rows {
-        Vec::new()
-    } else {
-        (0..2)
-            .map(|_| PackBuffer::new(blocks.kc * micro.mr * slivers))
-            .collect()
-    };
-    let panels: Vec<Panel<T>> = shared
-        .iter_mut()
-        .map(|buffer| Panel(buffer.as_mut_slice().as_mut_ptr()))
-        .collect();
-    let barrier = SpinBarrier::new(parts);
     std::thread::scope(|scope| {
-        for (part, start) in (0..extent).step_by(chunk).enumerate() {
+        for start in (0..extent).step_by(chunk) {
             let len = chunk.min(extent - start);
-            let (a, b, c, panels_of_a) = if split_rows {
-                (
-                    a.rows_range(start, len),
-                    b,
-                    c.rows_range(start, len),
-                    PanelsOfA::Own,
-                )
+            let (a, b, c) = if split_rows {
+                (a.rows_range(start, len), b, c.rows_range(start, len))
             } else {
-                let shared = PanelsOfA::Shared {
-                    panels: [panels[0], panels[1]],
-                    part,
-                    parts,
-                    barrier: &barrier,
-                };
-                (
-                    a,
-                    b.cols_range(start, len),
-                    c.cols_range(start, len),
-                    shared,
-                )
+                (a, b.cols_range(start, len), c.cols_range(start, len))
             };
-            let barrier = &barrier;
-            scope.spawn(move || {
-                // SAFETY: each thread writes its own rows or columns of C, and its own slivers of
-                // the shared panels of A, read by all only after the barrier.
-                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-                    serial(micro, blocks, a, b, c, panels_of_a)
-                }));
-                if let Err(panic) = done {
-                    // The others would wait for this thread at the barrier for ever.
-                    barrier.break_it();
-                    std::panic::resume_unwind(panic);
-                }
-            });
+            // SAFETY: each thread writes its own rows or columns of C.
+            scope.spawn(move || unsafe { serial(micro, blocks, a, b, c) });
         }
     });
 }
 
-/// A shared panel of packed A, written by every thread of a product (each its own slivers).
-#[derive(Clone, Copy)]
-struct Panel<T>(*mut T);
-
-// SAFETY: the threads write disjoint slivers of a panel and read it only after a barrier.
-unsafe impl<T: Send> Send for Panel<T> {}
-
-/// Where a thread's packed panels of A come from.
-enum PanelsOfA<'a, T> {
-    /// This thread packs every panel whole, for itself.
-    Own,
-    /// The threads of one product share the panels: each packs every `parts`-th sliver, and
-    /// they meet at `barrier` before using it. Two panels alternate, so a thread packs the next
-    /// while another may still read the last; packing all of A in every thread cost 5-7% of an
-    /// f32 product on two threads (AVX2, n = 1024) and doubled A's traffic through the L3.
-    Shared {
-        panels: [Panel<T>; 2],
-        part: usize,
-        parts: usize,
-        barrier: &'a SpinBarrier,
-    },
-}
-
-/// The blocked product on the calling thread, with its panels of A packed as `panels_of_a` says.
+/// The blocked product on the calling thread.
 unsafe fn serial<T: Scalar>(
     micro: Micro<T>,
     blocks: Blocks,
     a: MatRef<T>,
     b: MatRef<T>,
     c: MatMut<T>,
-    panels_of_a: PanelsOfA<'_, T>,
 ) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     let (mr, nr) = (micro.mr, micro.nr);
@@ -658,45 +597,19 @@ unsafe fn serial<T: Scalar>(
     // A full-size B panel whatever n is, so one spare buffer serves every later product.
     let mut b_buffer = PackBuffer::new(kc_max * nc_max);
     let b_packed = b_buffer.as_mut_slice();
-    let mut own_panel = None;
-    // The panel each step of k packs into and reads, and which of its slivers this thread packs.
-    let (panels, first_sliver, sliver_step) = match &panels_of_a {
-        PanelsOfA::Own => {
-            let own = own_panel
-                .insert(PackBuffer::new(kc_max * mr * slivers))
-                .as_mut_slice()
-                .as_mut_ptr();
-            ([own, own], 0, 1)
-        }
-        PanelsOfA::Shared {
-            panels,
-            part,
-            parts,
-            ..
-        } => ([panels[0].0, panels[1].0], *part, *parts),
-    };
+    let mut a_buffer = PackBuffer::<T>::new(kc_max * mr * slivers);
+    let a_packed = a_buffer.as_mut_slice().as_mut_ptr();
     let mut edge = vec![T::default(); mr * nr];
-    for (step, pc) in (0..k).step_by(kc_max).enumerate() {
+    for pc in (0..k).step_by(kc_max) {
         let kc = kc_max.min(k - pc);
-        let a_packed = panels[step % 2];
         // All of A's kc-deep column panel is packed once and reused for every panel of B:
         // packing it again per B panel cost 4-9% of an f32 product (AVX2, n = 2048).
-        for (s, i0) in (0..m)
-            .step_by(mr)
-            .enumerate()
-            .skip(first_sliver)
-            .step_by(sliver_step)
-        {
+        for (s, i0) in (0..m).step_by(mr).enumerate() {
             let height = mr.min(m - i0);
             // SAFETY: the panel holds `slivers` slivers of kc_max·mr elements.
             let sliver =
                 unsafe { std::slice::from_raw_parts_mut(a_packed.add(s * kc * mr), kc * mr) };
             unsafe { (micro.pack_a)(a, i0, height, pc, kc, sliver) };
-        }
-        if let PanelsOfA::Shared { barrier, .. } = &panels_of_a
-            && !barrier.wait()
-        {
-            return;
         }
         for jc in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - jc);
@@ -901,6 +814,7 @@ mod tests {
             (29, 300, 33),
             (64, 513, 17),
             (3, 2, 70),
+            (7, 40, 300),
             (100, 0, 9),
         ] {
             for threads in [1, 3] {

@@ -11,7 +11,6 @@
 //! paths (`cpu.rs`, `gpu.rs`) and the reports (`report.rs`) plug into; splitting it would split
 //! the types from the code that checks them.
 
-mod barrier;
 pub mod cpu;
 pub mod gpu;
 mod kernel;
