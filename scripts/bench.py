@@ -193,9 +193,15 @@ def matmul_gflops(n, runs_ms):
 NUMPY_CORETYPE = {"avx2": "Haswell"}
 
 
+# OpenBLAS settings the peer does not inherit (virtlab's matmul::numpy does the same): this
+# project's machines export OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512 to every process,
+# which held numpy to its AVX2 kernels on an AVX-512 CPU under a label that did not say so.
+INHERITED_OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
 def numpy_env():
-    """The numpy peer's environment: OpenBLAS held to the instruction set VIRTLAB_ISA names."""
-    env = dict(os.environ)
+    """The numpy peer's environment: OpenBLAS held to the instruction set VIRTLAB_ISA names, or left to choose."""
+    env = {name: value for name, value in os.environ.items() if name not in INHERITED_OPENBLAS_TUNING}
     coretype = NUMPY_CORETYPE.get(os.environ.get("VIRTLAB_ISA", "").strip().lower())
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype

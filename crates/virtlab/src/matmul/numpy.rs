@@ -6,7 +6,9 @@
 //! environment), one fresh process per size, the same warm-up ([`super::cpu::WARM_UP`]) and
 //! the same number of timed runs as ours. OpenBLAS is held to the thread count our kernel used
 //! (`OPENBLAS_NUM_THREADS`), and to its AVX2 (Haswell) kernels when `VIRTLAB_ISA=avx2` holds
-//! ours to AVX2, so both sides use the same cores and the same vectors. When numpy cannot run, the [`Outcome`] says why.
+//! ours to AVX2, so both sides use the same cores and the same vectors; otherwise OpenBLAS picks
+//! its kernels and cache sizes from the CPU itself ([`INHERITED_TUNING`] is not passed on). When
+//! numpy cannot run, the [`Outcome`] says why.
 
 use super::{Device, Dtype, Run, flops};
 use crate::isa::{ISA_ENV, Isa};
@@ -100,6 +102,13 @@ fn peer_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers/matmul.py")
 }
 
+/// OpenBLAS settings the peer does not inherit: they would hold it to kernels or blocking other
+/// than the ones its label names. The project's 2-vCPU machines export
+/// `OPENBLAS_CORETYPE=Haswell` and `OPENBLAS_L2_SIZE=512` to every process: on an AVX-512 Zen 5
+/// that kept numpy on its AVX2 kernels at about half its own choice's speed, under a label that
+/// did not say so.
+const INHERITED_TUNING: [&str; 2] = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"];
+
 /// The OpenBLAS kernels that match ours: Haswell's when `VIRTLAB_ISA` holds ours to AVX2 (on an
 /// AVX-512 CPU numpy would otherwise use its AVX-512 kernels); OpenBLAS's own choice otherwise.
 fn coretype() -> Option<&'static str> {
@@ -122,18 +131,7 @@ fn beside_with(
     };
     for point in run.points.iter().filter(|p| p.device == Device::Cpu) {
         let threads = point.threads.unwrap_or(1);
-        let mut command = Command::new(python);
-        command
-            .arg(script)
-            .args(["--device", "cpu", "--dtype", point.dtype.name()])
-            .args(["--n", &point.n.to_string()])
-            .args(["--repeats", &point.runs_ms.len().to_string()])
-            .env("OPENBLAS_NUM_THREADS", threads.to_string())
-            // A kernel's stdin is its command pipe; the peer reads nothing.
-            .stdin(Stdio::null());
-        if let Some(core) = coretype {
-            command.env("OPENBLAS_CORETYPE", core);
-        }
+        let command = peer_command(python, script, point, threads, coretype);
         let (peer, runs_ms) = run_peer(python, command)?;
         let measured = NumpyPoint {
             dtype: point.dtype,
@@ -156,6 +154,33 @@ fn beside_with(
         return Err("the run has no CPU products to put numpy beside".to_string());
     }
     Ok(numpy)
+}
+
+/// The peer's command for one of our points: same size, type, runs and threads, OpenBLAS held
+/// to `coretype` or left to choose.
+fn peer_command(
+    python: &Path,
+    script: &Path,
+    point: &super::Point,
+    threads: usize,
+    coretype: Option<&str>,
+) -> Command {
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .args(["--device", "cpu", "--dtype", point.dtype.name()])
+        .args(["--n", &point.n.to_string()])
+        .args(["--repeats", &point.runs_ms.len().to_string()])
+        .env("OPENBLAS_NUM_THREADS", threads.to_string())
+        // A kernel's stdin is its command pipe; the peer reads nothing.
+        .stdin(Stdio::null());
+    for name in INHERITED_TUNING {
+        command.env_remove(name);
+    }
+    if let Some(core) = coretype {
+        command.env("OPENBLAS_CORETYPE", core);
+    }
+    command
 }
 
 /// Runs one peer process: its name and times, or why not, with the fix.
@@ -260,6 +285,37 @@ mod tests {
         assert!((p.gflops() - flops(128) / 3e-3 / 1e9).abs() < 1e-9);
         assert_eq!(lines.len(), 2);
         assert!(lines[1].contains("n =   128") && lines[1].contains("1 thread)"));
+    }
+
+    #[test]
+    fn openblas_is_held_only_to_the_kernels_the_label_names() {
+        let point = &cpu_run(&[64]).points[0];
+        let env_of = |coretype| {
+            let command = peer_command(
+                Path::new("python3"),
+                Path::new("peer.py"),
+                point,
+                2,
+                coretype,
+            );
+            command
+                .get_envs()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.map(|v| v.to_string_lossy().into_owned()),
+                    )
+                })
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let own_choice = env_of(None);
+        assert_eq!(own_choice["OPENBLAS_NUM_THREADS"].as_deref(), Some("2"));
+        // Removed, whatever the calling process has set.
+        assert_eq!(own_choice["OPENBLAS_CORETYPE"], None);
+        assert_eq!(own_choice["OPENBLAS_L2_SIZE"], None);
+        let held = env_of(Some("Haswell"));
+        assert_eq!(held["OPENBLAS_CORETYPE"].as_deref(), Some("Haswell"));
+        assert_eq!(held["OPENBLAS_L2_SIZE"], None);
     }
 
     #[test]
