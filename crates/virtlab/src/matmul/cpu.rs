@@ -7,7 +7,6 @@ use crate::error::check_range;
 use crate::isa::Isa;
 use crate::{Error, Result, machine};
 use ndarray::{Array2, ArrayView2};
-use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 /// A·B on `threads` threads with virtlab's packed kernel ([`Isa::chosen`]'s instruction set).
@@ -46,10 +45,9 @@ pub fn multiply<T: Scalar>(
 fn product<T: Scalar>(isa: Isa, a: ArrayView2<T>, b: ArrayView2<T>, threads: usize) -> Array2<T> {
     let (m, n) = (a.nrows(), b.ncols());
     // Not zeroed first: the kernel writes every element of C.
-    let mut storage: Vec<MaybeUninit<T>> = memory::vec_on_huge_pages(m * n);
-    // SAFETY: MaybeUninit elements need no initialisation.
-    unsafe { storage.set_len(m * n) };
-    let mut c = Array2::from_shape_vec((m, n), storage).expect("m·n elements make an m×n array");
+    let mut c = memory::huge_page_array::<T>(m * n)
+        .into_shape_with_order((m, n))
+        .expect("m·n elements make an m×n array");
     let (a_ref, b_ref) = (mat_ref(&a), mat_ref(&b));
     let c_mut = MatMut {
         ptr: c.as_mut_ptr() as *mut T,
@@ -68,9 +66,15 @@ fn product<T: Scalar>(isa: Isa, a: ArrayView2<T>, b: ArrayView2<T>, threads: usi
 /// An n×n matrix of row-major values on huge pages when large, as numpy allocates its arrays
 /// (it gives the same hint from 4 MiB), so both sides of the benchmark read memory alike.
 fn square_matrix<T: Scalar>(values: &[f64], n: usize) -> Array2<T> {
-    let mut storage = memory::vec_on_huge_pages(n * n);
-    storage.extend(values.iter().map(|&x| T::from_f64(x)));
-    Array2::from_shape_vec((n, n), storage).expect("n·n values make an n×n array")
+    assert_eq!(values.len(), n * n, "n·n values");
+    let mut storage = memory::huge_page_array(n * n);
+    for (slot, &x) in storage.iter_mut().zip(values) {
+        slot.write(T::from_f64(x));
+    }
+    // SAFETY: `values` has n·n elements, so every slot was written.
+    unsafe { storage.assume_init() }
+        .into_shape_with_order((n, n))
+        .expect("n·n values make an n×n array")
 }
 
 fn mat_ref<T>(view: &ArrayView2<T>) -> MatRef<T> {
