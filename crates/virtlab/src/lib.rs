@@ -210,6 +210,7 @@ pub mod executor;
 pub mod gpu;
 pub mod isa;
 pub mod langvm;
+pub mod load;
 pub mod machine;
 pub mod matmul;
 pub mod memory;

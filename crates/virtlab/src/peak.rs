@@ -8,6 +8,7 @@
 use crate::display::{Figure, Table};
 use crate::error::check_range;
 use crate::isa::Isa;
+use crate::load::{self, Load};
 use crate::plot::LineChart;
 use crate::{Result, machine, store};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ const ACCUMULATORS: usize = 12;
 const PORTABLE_LANES: usize = 8;
 /// Each point is measured this many times; the best run is the peak.
 const REPEATS: usize = 3;
+/// Scaling from one thread to every usable CPU below this share of perfect (n × one thread's
+/// rate) is not what independent cores give: something else had a share of them.
+const SCALING_EXPECTED: f64 = 0.85;
 /// Where [`Peak::save`] keeps the result.
 const STORE_NAME: &str = "cpu-peak";
 
@@ -179,6 +183,10 @@ pub struct PeakPoint {
     /// All those threads together, in GFLOP/s (10⁹ floating-point operations per second; an FMA
     /// counts as two); the best of three runs.
     pub gflops: f64,
+    /// What other programs and the hypervisor took while the three runs went on (`None` where
+    /// `/proc/stat` cannot be read, and in results saved before it was recorded).
+    #[serde(default)]
+    pub load: Option<Load>,
 }
 
 /// The measured floating-point peak of this machine.
@@ -220,13 +228,16 @@ pub fn measure(ms_per_point: u64) -> Result<Peak> {
     for precision in [Precision::F64, Precision::F32] {
         let iterations = calibrate(isa, precision, target);
         for threads in thread_counts(cpus) {
-            let gflops = (0..REPEATS)
-                .map(|_| run_threads(isa, precision, threads, iterations))
-                .fold(0.0, f64::max);
+            let (gflops, load) = load::during(|| {
+                (0..REPEATS)
+                    .map(|_| run_threads(isa, precision, threads, iterations))
+                    .fold(0.0, f64::max)
+            });
             points.push(PeakPoint {
                 precision,
                 threads,
                 gflops,
+                load,
             });
         }
     }
@@ -296,6 +307,120 @@ impl Peak {
         self.gflops(precision, self.usable_cpus)
     }
 
+    fn point(&self, precision: Precision, threads: usize) -> Option<&PeakPoint> {
+        self.points
+            .iter()
+            .find(|p| p.precision == precision && p.threads == threads)
+    }
+
+    /// Every usable CPU's rate as a share of perfect scaling (`usable_cpus` × one thread's).
+    pub fn scaling(&self, precision: Precision) -> Option<f64> {
+        let single = self.gflops(precision, 1)?;
+        let all = self.all_cores(precision)?;
+        Some(all / (single * self.usable_cpus as f64))
+    }
+
+    /// What makes this peak doubtful as a ceiling, each with its likely cause and what to do:
+    /// threads that did not scale on free cores, a measurement that shared the CPUs with other
+    /// programs. Empty when the measurement looks like what a quiet machine gives.
+    pub fn doubts(&self) -> Vec<String> {
+        let mut doubts = Vec::new();
+        for precision in [Precision::F64, Precision::F32] {
+            let (Some(scaling), Some(all)) = (
+                self.scaling(precision),
+                self.point(precision, self.usable_cpus),
+            ) else {
+                continue;
+            };
+            let single_load = self.point(precision, 1).and_then(|p| p.load.as_ref());
+            let name = precision.name();
+            let n = self.usable_cpus;
+            if n >= 2 && scaling < SCALING_EXPECTED {
+                let cause = match all.load.as_ref() {
+                    Some(load) => load.busy_cause().unwrap_or_else(|| {
+                        format!(
+                            "no other program was seen taking CPU time ({}), so the {n} CPUs \
+                             themselves share something: hyperthreads of one core, or a host \
+                             that gives fewer physical cores than vCPUs",
+                            load.summary()
+                        )
+                    }),
+                    None => "whether other programs ran could not be read (/proc/stat)".into(),
+                };
+                doubts.push(format!(
+                    "{name} on {n} threads ran at {:.0}% of {n} × one thread's rate, where free \
+                     cores give about 100%: {cause}",
+                    100.0 * scaling
+                ));
+            } else if let Some(cause) = all.load.as_ref().and_then(Load::busy_cause) {
+                doubts.push(format!(
+                    "{name} on {n} threads: {cause}; the peak may read low"
+                ));
+            }
+            // One thread needs one free CPU: only others filling every CPU slows it.
+            if let Some(load) = single_load.filter(|l| l.free_cpus() < 1.0 - load::BUSY_CPUS) {
+                doubts.push(format!(
+                    "{name} on 1 thread: {} left it {:.1} free CPU, so the one-thread rate (and \
+                     the ideal line drawn from it) reads low",
+                    load.summary(),
+                    load.free_cpus()
+                ));
+            }
+        }
+        doubts
+    }
+
+    /// What this measurement showed, computed from its numbers: the rate on every CPU, how it
+    /// scaled from one thread, and whether the machine was quiet, with what to do when it was not.
+    pub fn what_we_saw(&self) -> Table {
+        let mut t = Table::new(
+            format!("What this run measured ({})", self.cpu_model),
+            ["question", "answer, from the numbers above"],
+        );
+        let n = self.usable_cpus;
+        for precision in [Precision::F64, Precision::F32] {
+            let (Some(all), Some(scaling)) = (self.all_cores(precision), self.scaling(precision))
+            else {
+                continue;
+            };
+            let name = precision.name();
+            let verdict = if n < 2 {
+                "one usable CPU: nothing to scale across".to_string()
+            } else if scaling >= SCALING_EXPECTED {
+                format!(
+                    "{:.2}× one thread ({:.0}% of perfect): the CPUs worked independently",
+                    scaling * n as f64,
+                    100.0 * scaling
+                )
+            } else {
+                format!(
+                    "{:.2}× one thread ({:.0}% of perfect): NOT what {n} free cores give; see \
+                     the last row",
+                    scaling * n as f64,
+                    100.0 * scaling
+                )
+            };
+            t.row([
+                format!("How fast on all {n} CPUs ({name})?"),
+                format!("{all:.1} GFLOP/s, {:.1} per thread", all / n as f64),
+            ]);
+            t.row([format!("Did the threads scale ({name})?"), verdict]);
+        }
+        let doubts = self.doubts();
+        let quiet = match Load::busiest(self.points.iter().filter_map(|p| p.load.as_ref())) {
+            None => "not observable here (/proc/stat cannot be read)".to_string(),
+            Some(busiest) if doubts.is_empty() => {
+                format!("yes: at the busiest point {}", busiest.summary())
+            }
+            Some(_) => format!("this peak is doubtful as a ceiling: {}", doubts.join("; ")),
+        };
+        t.row([
+            "Was the machine quiet, is this a true ceiling?".to_string(),
+            quiet,
+        ]);
+        t
+    }
+
     /// One row per point: GFLOP/s, per thread, and how close to perfect scaling from one thread.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
@@ -309,6 +434,7 @@ impl Peak {
                 "GFLOP/s",
                 "per thread",
                 "scaling vs 1 thread",
+                "other programs' CPUs",
             ],
         );
         for p in &self.points {
@@ -320,6 +446,9 @@ impl Peak {
                 format!("{:.1}", p.gflops),
                 format!("{:.1}", p.gflops / p.threads as f64),
                 format!("{:.0}%", 100.0 * efficiency),
+                p.load
+                    .as_ref()
+                    .map_or("not observable".into(), |l| format!("{:.2}", l.others_cpus)),
             ]);
         }
         t
@@ -344,6 +473,10 @@ impl Peak {
                 chart = chart
                     .dashed_series(format!("{} ideal (1 thread × n)", precision.name()), ideal);
             }
+        }
+        let doubts = self.doubts();
+        if !doubts.is_empty() {
+            chart = chart.note(format!("Warning: {}.", doubts.join("; ")));
         }
         chart.render()
     }
@@ -436,6 +569,77 @@ mod tests {
         assert!(peak.plot().unwrap().svg().contains("f64 measured"));
         peak.save().unwrap();
         assert_eq!(Peak::saved().unwrap(), Some(peak));
+    }
+
+    fn two_cpu_peak(f64_gflops: [f64; 2], others_cpus: [f64; 2]) -> Peak {
+        let point = |threads: usize| PeakPoint {
+            precision: Precision::F64,
+            threads,
+            gflops: f64_gflops[threads - 1],
+            load: Some(Load {
+                seconds: 0.6,
+                machine_cpus: 2,
+                others_cpus: others_cpus[threads - 1],
+                steal_cpus: 0.0,
+            }),
+        };
+        Peak {
+            cpu_model: "test CPU".into(),
+            usable_cpus: 2,
+            instruction_set: "AVX-512 FMA".into(),
+            ms_per_point: 200,
+            measured_unix_s: 0,
+            points: vec![point(1), point(2)],
+        }
+    }
+
+    #[test]
+    fn a_quiet_peak_that_scales_has_no_doubts() {
+        let peak = two_cpu_peak([123.4, 246.4], [0.02, 0.03]);
+        assert!(peak.doubts().is_empty(), "{:?}", peak.doubts());
+        let said = peak.what_we_saw().to_string();
+        assert!(
+            said.contains("2.00× one thread (100% of perfect)"),
+            "{said}"
+        );
+        assert!(said.contains("yes: at the busiest point"), "{said}");
+    }
+
+    #[test]
+    fn a_busy_peak_that_does_not_scale_names_the_other_program() {
+        // The issue's case: 123.5 on 1 thread, 123.9 on 2, with a build on one CPU.
+        let peak = two_cpu_peak([123.5, 123.9], [0.9, 0.95]);
+        let doubts = peak.doubts();
+        assert_eq!(doubts.len(), 1, "{doubts:?}");
+        assert!(doubts[0].contains("50% of 2 × one thread"), "{}", doubts[0]);
+        assert!(
+            doubts[0].contains("other programs kept 0.9"),
+            "{}",
+            doubts[0]
+        );
+        assert!(doubts[0].contains("re-run this cell"), "{}", doubts[0]);
+        let said = peak.what_we_saw().to_string();
+        assert!(said.contains("NOT what 2 free cores give"), "{said}");
+        assert!(said.contains("doubtful"), "{said}");
+        assert!(peak.plot().unwrap().svg().contains("Warning"));
+    }
+
+    #[test]
+    fn no_scaling_on_a_quiet_machine_points_at_shared_cores() {
+        let doubts = two_cpu_peak([120.0, 130.0], [0.01, 0.02]).doubts();
+        assert_eq!(doubts.len(), 1, "{doubts:?}");
+        assert!(doubts[0].contains("hyperthreads"), "{}", doubts[0]);
+    }
+
+    #[test]
+    fn a_one_thread_point_without_a_free_cpu_is_doubted() {
+        let doubts = two_cpu_peak([60.0, 240.0], [1.8, 0.0]).doubts();
+        assert!(
+            doubts
+                .iter()
+                .any(|d| d.contains("1 thread") && d.contains("reads low")),
+            "{doubts:?}"
+        );
     }
 
     #[test]

@@ -642,6 +642,7 @@ mod tests {
                 precision: Precision::F64,
                 threads: 2,
                 gflops: 200.0,
+                load: None,
             }],
         }
     }

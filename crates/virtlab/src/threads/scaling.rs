@@ -4,6 +4,7 @@
 
 use crate::display::{Figure, Table};
 use crate::error::check_range;
+use crate::load::{self, Load};
 use crate::outcome::Outcome;
 use crate::plot::LineChart;
 use crate::stats::median;
@@ -103,22 +104,34 @@ pub struct ScalePoint {
     /// Speed-up per thread: 1.0 (100%) is perfect scaling; lower means threads waited or shared
     /// a core.
     pub efficiency: f64,
+    /// What other programs and the hypervisor took while this count's runs went on (`None`
+    /// where it cannot be read).
+    #[serde(default)]
+    pub load: Option<Load>,
 }
 
-fn points_from(times: &[(usize, f64)]) -> Vec<ScalePoint> {
+/// A speed-up at or below this on two or more free CPUs is "no scaling": a job that is all
+/// parallel gets close to the CPU count.
+const NO_SCALING: f64 = 1.3;
+/// Monte Carlo samples the Python peer runs: Python takes about a microsecond per sample, so
+/// the Rust job's hundred million would take minutes there.
+const PYTHON_SAMPLES: u64 = 300_000;
+
+fn points_from(times: &[(usize, f64, Option<Load>)]) -> Vec<ScalePoint> {
     let single = times
         .iter()
-        .find(|(t, _)| *t == 1)
-        .map_or(f64::NAN, |(_, s)| *s);
+        .find(|(t, _, _)| *t == 1)
+        .map_or(f64::NAN, |(_, s, _)| *s);
     times
         .iter()
-        .map(|&(threads, seconds)| {
+        .map(|(threads, seconds, load)| {
             let speedup = single / seconds;
             ScalePoint {
-                threads,
-                seconds,
+                threads: *threads,
+                seconds: *seconds,
                 speedup,
-                efficiency: speedup / threads as f64,
+                efficiency: speedup / *threads as f64,
+                load: load.clone(),
             }
         })
         .collect()
@@ -138,7 +151,8 @@ pub struct Scaling {
     pub rayon: Vec<ScalePoint>,
     /// Amdahl's parallel fraction p fitted to the std-thread speed-ups up to the CPU count.
     pub amdahl_p: f64,
-    /// The same job in Python threads (relative speed-ups), or why it could not run.
+    /// The same loop in Python threads on a smaller job (relative speed-ups), or why it could
+    /// not run.
     pub python: Outcome<PythonScaling>,
     /// π as estimated by the last run (a check that the work was done).
     pub pi_estimate: f64,
@@ -168,13 +182,14 @@ pub fn scale(max_threads: usize, single_thread_ms: u64) -> Result<Scaling> {
     let mut measure = |runner: Runner| -> Result<Vec<ScalePoint>> {
         let mut times = Vec::new();
         for &t in &counts {
+            let sampler = load::Sampler::start();
             let mut runs = Vec::new();
             for _ in 0..3 {
                 let (hits, seconds) = runner.run(t, samples)?;
                 pi_estimate = 4.0 * hits as f64 / samples as f64;
                 runs.push(seconds);
             }
-            times.push((t, median(&mut runs)));
+            times.push((t, median(&mut runs), sampler.stop()));
         }
         Ok(points_from(&times))
     };
@@ -234,6 +249,9 @@ pub fn fit_amdahl(points: &[(usize, f64)]) -> f64 {
 pub struct PythonScaling {
     /// The Python version that ran it, e.g. `3.12.3`.
     pub version: String,
+    /// Samples in Python's whole job: far fewer than Rust's, so compare time per sample.
+    #[serde(default)]
+    pub samples: u64,
     /// One point per thread count; the speed-ups are relative to Python's own one-thread time.
     pub points: Vec<ScalePoint>,
 }
@@ -255,7 +273,12 @@ fn python_scaling(counts: &[usize]) -> std::result::Result<PythonScaling, String
         .join(",");
     let output = std::process::Command::new("python3")
         .arg(&script)
-        .args(["--threads", &counts_arg, "--samples", "300000"])
+        .args([
+            "--threads",
+            &counts_arg,
+            "--samples",
+            &PYTHON_SAMPLES.to_string(),
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| {
@@ -269,45 +292,223 @@ fn python_scaling(counts: &[usize]) -> std::result::Result<PythonScaling, String
     }
     let peer: PythonPeerOutput = serde_json::from_slice(&output.stdout)
         .map_err(|e| format!("the Python peer's output was not understood ({e})"))?;
+    let times: Vec<_> = peer.times.into_iter().map(|(t, s)| (t, s, None)).collect();
     Ok(PythonScaling {
         version: peer.python,
-        points: points_from(&peer.times),
+        samples: PYTHON_SAMPLES,
+        points: points_from(&times),
     })
 }
 
 impl Scaling {
-    /// One row per runner and thread count: seconds, speed-up and efficiency; the caption gives
-    /// the samples, the usable CPUs and the fitted Amdahl p.
+    /// One row per runner and thread count: the job's size, seconds, time per sample (the
+    /// Python job is smaller, so only this compares the languages), speed-up, efficiency and
+    /// what other programs took meanwhile; the caption gives the usable CPUs and Amdahl's p.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!(
-                "Speed-up of a fixed CPU-bound job ({} samples; {} usable CPUs; Amdahl p = {:.3})",
-                self.samples, self.usable_cpus, self.amdahl_p
+                "Speed-up of a fixed CPU-bound job ({} usable CPUs; Amdahl p = {:.3}; Python runs \
+                 a smaller job: compare ns per sample, not seconds)",
+                self.usable_cpus, self.amdahl_p
             ),
-            ["runner", "threads", "seconds", "speed-up", "efficiency"],
+            [
+                "runner",
+                "samples",
+                "threads",
+                "seconds",
+                "ns per sample",
+                "speed-up",
+                "efficiency",
+                "other programs' CPUs",
+            ],
         );
-        let (python_name, python) = match &self.python {
-            Outcome::Measured(p) => (format!("Python {} threads", p.version), p.points.as_slice()),
+        let (python_name, python_samples, python) = match &self.python {
+            Outcome::Measured(p) => (
+                format!("Python {} threads", p.version),
+                p.samples,
+                p.points.as_slice(),
+            ),
             Outcome::Skipped(why) => {
                 t.row(["Python threads".to_string(), format!("skipped: {why}")]);
-                (String::new(), &[][..])
+                (String::new(), 0, &[][..])
             }
         };
-        for (name, points) in [
-            ("std threads", &self.std_threads[..]),
-            ("rayon", &self.rayon[..]),
-            (python_name.as_str(), python),
+        for (name, samples, points) in [
+            ("std threads", self.samples, &self.std_threads[..]),
+            ("rayon", self.samples, &self.rayon[..]),
+            (python_name.as_str(), python_samples, python),
         ] {
             for p in points {
                 t.row([
                     name.to_string(),
+                    samples.to_string(),
                     p.threads.to_string(),
                     format!("{:.3}", p.seconds),
+                    format!("{:.1}", 1e9 * p.seconds / samples.max(1) as f64),
                     format!("{:.2}×", p.speedup),
                     format!("{:.0}%", 100.0 * p.efficiency),
+                    p.load
+                        .as_ref()
+                        .map_or("not measured".into(), |l| format!("{:.2}", l.others_cpus)),
                 ]);
             }
         }
+        t
+    }
+
+    /// The best speed-up a runner reached on at most as many threads as usable CPUs, and where.
+    fn best_on_free_cpus(&self, points: &[ScalePoint]) -> Option<(usize, f64)> {
+        points
+            .iter()
+            .filter(|p| p.threads <= self.usable_cpus)
+            .map(|p| (p.threads, p.speedup))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// What makes this run doubtful, with the likely cause and what to do: no speed-up on two
+    /// or more usable CPUs. Empty when it looks like what a quiet machine gives.
+    pub fn doubts(&self) -> Vec<String> {
+        let cpus = self.usable_cpus;
+        let Some((threads, speedup)) = self.best_on_free_cpus(&self.std_threads) else {
+            return Vec::new();
+        };
+        if cpus < 2 || speedup > NO_SCALING {
+            return Vec::new();
+        }
+        let busiest = Load::busiest(
+            self.std_threads
+                .iter()
+                .chain(&self.rayon)
+                .filter_map(|p| p.load.as_ref()),
+        );
+        let cause = match busiest {
+            Some(load) => load.busy_cause().unwrap_or_else(|| {
+                format!(
+                    "no other program was seen taking CPU time ({}): this process may be \
+                     limited to fewer CPUs than it reports (a cgroup quota), or the vCPUs share \
+                     one physical core",
+                    load.summary()
+                )
+            }),
+            None => "whether other programs ran could not be read (/proc/stat)".into(),
+        };
+        vec![format!(
+            "the best speed-up was {speedup:.2}× (on {threads} threads) with {cpus} usable CPUs, \
+             where an all-parallel job gets close to {cpus}×: {cause}"
+        )]
+    }
+
+    /// What this run showed, computed from its numbers: how far the threads sped the job up,
+    /// what more threads than CPUs did, Amdahl's p, Python under the GIL, and whether the
+    /// machine was quiet (with the likely cause and what to do when it was not).
+    pub fn what_we_saw(&self) -> Table {
+        let cpus = self.usable_cpus;
+        let mut t = Table::new(
+            "What this run measured",
+            ["question", "answer, from the numbers above"],
+        );
+        for (name, points) in [("std threads", &self.std_threads), ("rayon", &self.rayon)] {
+            let Some((threads, speedup)) = self.best_on_free_cpus(points) else {
+                continue;
+            };
+            let verdict = if cpus < 2 {
+                "one usable CPU: threads can only take turns".to_string()
+            } else if speedup > NO_SCALING {
+                format!(
+                    "{speedup:.2}× on {threads} threads ({:.0}% of the {cpus}× that {cpus} CPUs \
+                     allow)",
+                    100.0 * speedup / cpus as f64
+                )
+            } else {
+                format!(
+                    "{speedup:.2}× at best: NO scaling on {cpus} usable CPUs (see the last row)"
+                )
+            };
+            t.row([format!("How much faster on {cpus} CPUs ({name})?"), verdict]);
+        }
+        let at_cpus = self.std_threads.iter().find(|p| p.threads == cpus);
+        if let (Some(at_cpus), Some(most)) = (at_cpus, self.std_threads.last())
+            && most.threads > cpus
+        {
+            let change = most.speedup / at_cpus.speedup;
+            let trend = if (0.9..=1.1).contains(&change) {
+                "about the same: the extra threads only take turns on the CPUs"
+            } else if change < 0.9 {
+                "slower: switching between the extra threads costs more than it gains"
+            } else {
+                "faster, which more threads than CPUs cannot give on a quiet machine: the run at \
+                 the CPU count was probably slowed by another program"
+            };
+            t.row([
+                format!(
+                    "And with more threads than CPUs ({} threads)?",
+                    most.threads
+                ),
+                format!(
+                    "{:.2}× against {:.2}× on {cpus} threads: {trend}",
+                    most.speedup, at_cpus.speedup
+                ),
+            ]);
+        }
+        let share = if self.amdahl_p >= 0.95 {
+            "nearly all of the job ran in parallel"
+        } else if self.amdahl_p >= 0.5 {
+            "part of the job ran as if serial"
+        } else {
+            "most of the job ran as if serial"
+        };
+        t.row([
+            "Amdahl's fit?".to_string(),
+            format!("p = {:.3}: {share}", self.amdahl_p),
+        ]);
+        if let Outcome::Measured(python) = &self.python
+            && let (Some(one), Some(best)) = (
+                python.points.first(),
+                python
+                    .points
+                    .iter()
+                    .max_by(|a, b| a.speedup.total_cmp(&b.speedup)),
+            )
+        {
+            let rust_per_sample = self
+                .std_threads
+                .first()
+                .map(|p| p.seconds / self.samples.max(1) as f64);
+            let gil = if best.speedup > NO_SCALING {
+                "so its threads ran in parallel: a free-threaded Python without the GIL?"
+            } else {
+                "so its threads took turns: the GIL lets one run Python code at a time"
+            };
+            let mut answer = format!(
+                "best {:.2}× (on {} threads), {gil}",
+                best.speedup, best.threads
+            );
+            if let Some(rust) = rust_per_sample {
+                answer += &format!(
+                    "; on one thread a sample took {:.0} ns in Python and {:.1} ns in Rust ({:.0}× \
+                     as long)",
+                    1e9 * one.seconds / python.samples.max(1) as f64,
+                    1e9 * rust,
+                    one.seconds / python.samples.max(1) as f64 / rust
+                );
+            }
+            t.row([format!("Python {} threads?", python.version), answer]);
+        }
+        let doubts = self.doubts();
+        let quiet = match Load::busiest(
+            self.std_threads
+                .iter()
+                .chain(&self.rayon)
+                .filter_map(|p| p.load.as_ref()),
+        ) {
+            None => "not observable here (/proc/stat cannot be read)".to_string(),
+            Some(_) if !doubts.is_empty() => format!("no: {}", doubts.join("; ")),
+            Some(busiest) => match busiest.busy_cause() {
+                Some(cause) => format!("not quite, though the threads still scaled: {cause}"),
+                None => format!("yes: at the busiest count {}", busiest.summary()),
+            },
+        };
+        t.row(["Was the machine quiet?".to_string(), quiet]);
         t
     }
 
@@ -332,6 +533,10 @@ impl Scaling {
                 format!("Python {} threads (GIL)", python.version),
                 speedups(&python.points),
             );
+        }
+        let doubts = self.doubts();
+        if !doubts.is_empty() {
+            chart = chart.note(format!("Warning: {}.", doubts.join("; ")));
         }
         chart
             .dashed_series(
@@ -423,6 +628,70 @@ mod tests {
             Outcome::Skipped(why) => assert!(why.contains("python"), "{why}"),
         }
         assert!(scaling.plot().unwrap().svg().contains("Amdahl, p ="));
+    }
+
+    /// A 2-CPU run whose std threads and rayon both took these (threads, seconds), with other
+    /// programs using `others` CPUs throughout.
+    fn two_cpu_run(times: &[(usize, f64)], others: f64) -> Scaling {
+        let load = Load {
+            seconds: 1.0,
+            machine_cpus: 2,
+            others_cpus: others,
+            steal_cpus: 0.0,
+        };
+        let points = points_from(
+            &times
+                .iter()
+                .map(|&(t, s)| (t, s, Some(load.clone())))
+                .collect::<Vec<_>>(),
+        );
+        Scaling {
+            samples: 100_000_000,
+            usable_cpus: 2,
+            std_threads: points.clone(),
+            rayon: points,
+            amdahl_p: 0.0,
+            python: Outcome::Measured(PythonScaling {
+                version: "3.11.2".into(),
+                samples: 300_000,
+                points: points_from(&[(1, 0.24, None), (2, 0.25, None)]),
+            }),
+            pi_estimate: std::f64::consts::PI,
+        }
+    }
+
+    #[test]
+    fn no_speed_up_on_two_busy_cpus_is_flagged_with_its_cause() {
+        // The issue's busy render: 1.00× at 2, 4 and 8 threads with a build on one CPU.
+        let busy = two_cpu_run(&[(1, 0.4), (2, 0.4), (4, 0.4), (8, 0.4)], 0.95);
+        let doubts = busy.doubts();
+        assert_eq!(doubts.len(), 1);
+        assert!(doubts[0].contains("1.00×") && doubts[0].contains("0.9 of the 2 CPUs"));
+        let said = busy.what_we_saw().to_string();
+        assert!(said.contains("NO scaling on 2 usable CPUs"), "{said}");
+        assert!(said.contains("no: the best speed-up"), "{said}");
+        assert!(busy.plot().unwrap().svg().contains("Warning"));
+    }
+
+    #[test]
+    fn a_quiet_run_that_scales_says_so_and_compares_time_per_sample() {
+        let quiet = two_cpu_run(&[(1, 0.4), (2, 0.201), (4, 0.202), (8, 0.205)], 0.02);
+        assert!(quiet.doubts().is_empty());
+        let said = quiet.what_we_saw().to_string();
+        assert!(said.contains("1.99× on 2 threads"), "{said}");
+        assert!(said.contains("only take turns"), "{said}");
+        assert!(said.contains("yes: at the busiest count"), "{said}");
+        // 0.24 s for 300 000 samples is 800 ns a sample; 0.4 s for 10⁸ is 4 ns: 200× as long.
+        assert!(
+            said.contains("800 ns in Python and 4.0 ns in Rust (200×"),
+            "{said}"
+        );
+        assert!(said.contains("took turns: the GIL"), "{said}");
+        let table = quiet.table().to_string();
+        assert!(
+            table.contains("300000") && table.contains("800.0"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::display::{Figure, Table};
 use crate::error::check_range;
+use crate::load::{self, Load};
 use crate::plot::LineChart;
 use crate::stats::median;
 use crate::threads::check_thread_count;
@@ -143,27 +144,124 @@ pub fn sharing_costs(
 
 /// Tables and plots a set of sharing measurements.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SharingCosts(pub Vec<SharingPoint>);
+pub struct SharingCosts {
+    /// Every method at every thread count.
+    pub points: Vec<SharingPoint>,
+    /// What other programs and the hypervisor took while they were measured (each point lasts
+    /// milliseconds, too short for `/proc/stat`'s ticks, so one reading covers them all).
+    pub load: Option<Load>,
+}
 
 impl SharingCosts {
     /// Measures every method at each of `thread_counts` (each count 1 to 10 000), each
     /// thread adding 1 `increments_per_thread` times (1 to 10⁹); see [`sharing_costs`].
     pub fn measure(thread_counts: &[usize], increments_per_thread: u64) -> Result<SharingCosts> {
-        sharing_costs(thread_counts, increments_per_thread).map(SharingCosts)
+        let (points, load) = load::during(|| sharing_costs(thread_counts, increments_per_thread));
+        Ok(SharingCosts {
+            points: points?,
+            load,
+        })
     }
 
     /// One row per method and thread count: the checked total and ns per increment.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
-            "One counter, many threads (median of 3)",
+            format!(
+                "One counter, many threads (median of 3; {})",
+                self.load.as_ref().map_or(
+                    "other programs' CPU use not observable".into(),
+                    Load::summary
+                )
+            ),
             ["method", "threads", "final total", "ns per increment"],
         );
-        for p in &self.0 {
+        for p in &self.points {
             t.row([
                 p.method.name().to_string(),
                 p.threads.to_string(),
                 p.total.to_string(),
                 format!("{:.2}", p.ns_per_increment),
+            ]);
+        }
+        t
+    }
+
+    /// ns per increment of `method` at its fewest and its most threads.
+    fn ends(&self, method: Sharing) -> Option<(&SharingPoint, &SharingPoint)> {
+        let points = || self.points.iter().filter(move |p| p.method == method);
+        Some((
+            points().min_by_key(|p| p.threads)?,
+            points().max_by_key(|p| p.threads)?,
+        ))
+    }
+
+    /// What this run showed, computed from its numbers: how each method's cost per increment
+    /// moved from the fewest to the most threads, and which was cheapest with the most threads.
+    pub fn what_we_saw(&self) -> Table {
+        let mut t = Table::new(
+            "What this run measured",
+            ["question", "answer, from the numbers above"],
+        );
+        for method in Sharing::ALL {
+            let Some((few, many)) = self.ends(method) else {
+                continue;
+            };
+            if few.threads == many.threads {
+                continue;
+            }
+            let ratio = many.ns_per_increment / few.ns_per_increment;
+            let trend = if ratio > 1.3 {
+                "dearer per increment as threads were added: they queued for one lock or cache \
+                 line and paid to hand it over"
+            } else if ratio < 0.77 {
+                "cheaper per increment: the threads' increments ran in parallel"
+            } else {
+                "about flat: the increments went one after another whatever the thread count \
+                 (no parallel gain), and handing over the lock or cache line added little here"
+            };
+            t.row([
+                format!(
+                    "{} from {} to {} threads?",
+                    method.name(),
+                    few.threads,
+                    many.threads
+                ),
+                format!(
+                    "{:.2} → {:.2} ns per increment ({ratio:.2}×): {trend}",
+                    few.ns_per_increment, many.ns_per_increment
+                ),
+            ]);
+        }
+        let most = self.points.iter().map(|p| p.threads).max();
+        let at_most: Vec<&SharingPoint> = self
+            .points
+            .iter()
+            .filter(|p| Some(p.threads) == most)
+            .collect();
+        if let (Some(cheapest), Some(dearest)) = (
+            at_most
+                .iter()
+                .min_by(|a, b| a.ns_per_increment.total_cmp(&b.ns_per_increment)),
+            at_most
+                .iter()
+                .max_by(|a, b| a.ns_per_increment.total_cmp(&b.ns_per_increment)),
+        ) {
+            t.row([
+                format!("Cheapest with {} threads?", cheapest.threads),
+                format!(
+                    "{} at {:.2} ns per increment, {:.0}× cheaper than {} ({:.2} ns)",
+                    cheapest.method.name(),
+                    cheapest.ns_per_increment,
+                    dearest.ns_per_increment / cheapest.ns_per_increment,
+                    dearest.method.name(),
+                    dearest.ns_per_increment
+                ),
+            ]);
+        }
+        if let Some(cause) = self.load.as_ref().and_then(Load::busy_cause) {
+            t.row([
+                "Was the machine quiet?".to_string(),
+                format!("no: {cause}; the costs with more threads than free CPUs read high"),
             ]);
         }
         t
@@ -178,7 +276,7 @@ impl SharingCosts {
         for method in Sharing::ALL {
             chart = chart.series(
                 method.name(),
-                self.0
+                self.points
                     .iter()
                     .filter(|p| p.method == method)
                     .map(|p| (p.threads as f64, p.ns_per_increment)),
@@ -197,13 +295,52 @@ impl SharingCosts {
 mod tests {
     use super::*;
 
+    fn point(method: Sharing, threads: usize, ns_per_increment: f64) -> SharingPoint {
+        SharingPoint {
+            method,
+            threads,
+            total: threads as u64,
+            ns_per_increment,
+        }
+    }
+
+    #[test]
+    fn what_we_saw_words_each_trend_as_measured() {
+        // The issue's flat run: Mutex ~10.9 ns and the atomic 4.6 ns from 1 to 8 threads.
+        let costs = SharingCosts {
+            load: None,
+            points: vec![
+                point(Sharing::Mutex, 1, 10.9),
+                point(Sharing::Atomic, 1, 4.6),
+                point(Sharing::PerThreadSums, 1, 1.0),
+                point(Sharing::Mutex, 8, 10.95),
+                point(Sharing::Atomic, 8, 9.2),
+                point(Sharing::PerThreadSums, 8, 0.5),
+            ],
+        };
+        let said = costs.what_we_saw().to_string();
+        assert!(
+            said.contains("10.90 → 10.95 ns per increment (1.00×): about flat"),
+            "{said}"
+        );
+        assert!(
+            said.contains("4.60 → 9.20 ns per increment (2.00×): dearer"),
+            "{said}"
+        );
+        assert!(said.contains("(0.50×): cheaper"), "{said}");
+        assert!(
+            said.contains("per-thread sums at 0.50 ns per increment, 22× cheaper than Mutex<u64>"),
+            "{said}"
+        );
+    }
+
     #[test]
     fn every_sharing_method_reaches_the_same_total() {
         let costs = SharingCosts::measure(&[1, 4], 10_000).unwrap();
-        assert_eq!(costs.0.len(), 6);
+        assert_eq!(costs.points.len(), 6);
         assert!(
             costs
-                .0
+                .points
                 .iter()
                 .all(|p| p.total == p.threads as u64 * 10_000 && p.ns_per_increment > 0.0)
         );
