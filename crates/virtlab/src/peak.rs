@@ -246,9 +246,7 @@ pub fn measure(ms_per_point: u64) -> Result<Peak> {
         usable_cpus: cpus,
         instruction_set: isa.name().into(),
         ms_per_point,
-        measured_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        measured_unix_s: crate::units::unix_now(),
         points,
     })
 }
@@ -499,6 +497,25 @@ impl Peak {
         self.usable_cpus == machine::usable_cpus()
             && self.cpu_model == machine::cpu_model()
             && Isa::chosen().is_ok_and(|isa| isa.name() == self.instruction_set)
+    }
+
+    /// The saved peak when it was measured on this machine and nothing makes it doubtful
+    /// ([`Peak::doubts`]); otherwise a new measurement of `ms_per_point` per run, saved when
+    /// it is itself beyond doubt. Chapter 4 draws its throughput against this.
+    pub fn reuse_or_measure(ms_per_point: u64) -> Result<Peak> {
+        if let Some(saved) = Peak::saved()?.filter(|p| p.doubts().is_empty()) {
+            return Ok(saved);
+        }
+        let peak = measure(ms_per_point)?;
+        if peak.doubts().is_empty() {
+            peak.save()?;
+        }
+        Ok(peak)
+    }
+
+    /// When it was measured, e.g. `2026-12-07 14:02 UTC`.
+    pub fn measured_utc(&self) -> String {
+        crate::units::utc(self.measured_unix_s)
     }
 
     /// Shows [`Peak::table`] as the cell's output in a notebook.

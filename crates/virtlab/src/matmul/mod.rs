@@ -322,6 +322,10 @@ pub struct Run {
     pub plan: Plan,
     /// Every measured product: the CPU's sizes first, then the GPU's, each in the plan's order.
     pub points: Vec<Point>,
+    /// What other programs and the hypervisor took while the CPU part ran (`None` when it did
+    /// not run, `/proc/stat` cannot be read, or in runs recorded before this was kept).
+    #[serde(default)]
+    pub cpu_load: Option<crate::load::Load>,
 }
 
 /// Runs the plan: CPU sizes first, then GPU sizes, calling `on_point` as each completes.
@@ -329,13 +333,16 @@ pub struct Run {
 pub fn sweep(plan: &Plan, mut on_point: impl FnMut(&Point)) -> Result<Run> {
     plan.check()?;
     let mut points = Vec::new();
+    let mut cpu_load = None;
     if plan.devices != Devices::Gpu {
         let threads = plan.threads.unwrap_or_else(machine::usable_cpus);
+        let sampler = crate::load::Sampler::start();
         for &n in &plan.sizes {
             let point = cpu::measure(n, plan.dtype, threads, plan.repeats)?;
             on_point(&point);
             points.push(point);
         }
+        cpu_load = sampler.stop();
     }
     let (mut gpu_info, mut gpu_skipped) = (None, None);
     if plan.devices != Devices::Cpu {
@@ -363,6 +370,7 @@ pub fn sweep(plan: &Plan, mut on_point: impl FnMut(&Point)) -> Result<Run> {
         gpu_skipped,
         plan: plan.clone(),
         points,
+        cpu_load,
     })
 }
 
@@ -557,25 +565,7 @@ pub(crate) fn check_error(device: &str, n: usize, dtype: Dtype, max_error: f64) 
 }
 
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        (rest % 3600) / 60
-    )
+    crate::units::utc(crate::units::unix_now())
 }
 
 #[cfg(test)]

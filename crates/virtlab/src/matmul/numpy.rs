@@ -245,6 +245,7 @@ mod tests {
             gpu_skipped: Some("no GPU".into()),
             plan: Plan::new(sizes, Dtype::F32, Devices::Cpu),
             points,
+            cpu_load: None,
         }
     }
 

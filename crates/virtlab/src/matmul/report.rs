@@ -5,6 +5,7 @@ use super::gpu::published_peak_tflops;
 use super::numpy::Numpy;
 use super::{Device, Dtype, GpuTimes, Point, Run, flops};
 use crate::display::{Figure, Table};
+use crate::load::Load;
 use crate::outcome::Outcome;
 use crate::peak::{Peak, Precision};
 use crate::plot::{BarChart, LineChart};
@@ -174,10 +175,16 @@ pub fn throughput(
                     .and_then(|p| p.threads)
                     .unwrap_or(live.usable_cpus);
                 chart = chart.series(format!("virtlab CPU {dtype}, {threads} threads"), points);
-                match cpu_peak.and_then(|p| p.gflops(cpu_precision(dtype), threads)) {
-                    Some(g) => add_peak(
+                match cpu_peak.and_then(|p| Some((p, p.gflops(cpu_precision(dtype), threads)?))) {
+                    Some((peak, g)) => add_peak(
                         &mut peaks,
-                        (format!("FMA peak {dtype}, {threads} threads (chapter 0)"), g),
+                        (
+                            format!(
+                                "FMA peak {dtype}, {threads} threads (measured {})",
+                                peak.measured_utc()
+                            ),
+                            g,
+                        ),
                     ),
                     None => missing.push(format!(
                         "no FMA peak for {dtype} on {threads} threads (run chapter 0 on this machine)"
@@ -242,10 +249,78 @@ pub fn throughput(
     for (name, gflops) in peaks {
         chart = chart.reference(name, gflops);
     }
+    let mut notes = Vec::new();
+    if let Some(peak) = cpu_peak {
+        let warnings = peak_warnings(live, numpy, peak);
+        if !warnings.is_empty() {
+            notes.push(format!("Warning: {}.", warnings.join("; ")));
+        }
+    }
     if !missing.is_empty() {
-        chart = chart.note(format!("Not drawn: {}.", missing.join("; ")));
+        notes.push(format!("Not drawn: {}.", missing.join("; ")));
+    }
+    if !notes.is_empty() {
+        chart = chart.note(notes.join(" "));
     }
     chart.render()
+}
+
+/// Why the FMA peak line may not be a true ceiling for this run, each with its likely cause:
+/// doubts from the peak's own measurement, a peak measured busier than this run, and any
+/// product (ours or numpy's) above it — which no program can do against a true peak.
+pub fn peak_warnings(live: &Run, numpy: &Outcome<Numpy>, peak: &Peak) -> Vec<String> {
+    let mut warnings = peak.doubts();
+    let peak_others =
+        Load::busiest(peak.points.iter().filter_map(|p| p.load.as_ref())).map(|l| l.others_cpus);
+    if let (Some(peak_others), Some(run)) = (peak_others, &live.cpu_load)
+        && peak_others >= run.others_cpus + crate::load::BUSY_CPUS
+    {
+        warnings.push(format!(
+            "the peak was measured with other programs using {peak_others:.1} CPUs, this run \
+             with {:.1}",
+            run.others_cpus
+        ));
+    }
+    let numpy_points: Vec<(String, Dtype, usize, usize, f64)> = match numpy {
+        Outcome::Measured(peer) => peer
+            .points
+            .iter()
+            .map(|p| (peer.label(), p.dtype, p.n, p.threads, p.gflops()))
+            .collect(),
+        Outcome::Skipped(_) => Vec::new(),
+    };
+    let ours = live
+        .points
+        .iter()
+        .filter(|p| p.device == Device::Cpu)
+        .map(|p| {
+            let threads = p.threads.unwrap_or(live.usable_cpus);
+            ("our kernel".to_string(), p.dtype, p.n, threads, p.gflops())
+        });
+    let mut above: Vec<(String, Dtype, usize, usize, f64)> = Vec::new();
+    for (who, dtype, n, threads, gflops) in ours.chain(numpy_points) {
+        let Some(ceiling) = peak.gflops(cpu_precision(dtype), threads) else {
+            continue;
+        };
+        let seen = above.iter_mut().find(|a| a.0 == who && a.1 == dtype);
+        match seen {
+            Some(best) if best.4 >= gflops => {}
+            Some(best) => *best = (who, dtype, n, threads, gflops),
+            None if gflops > ceiling => above.push((who, dtype, n, threads, gflops)),
+            None => {}
+        }
+    }
+    for (who, dtype, n, threads, gflops) in above {
+        let ceiling = peak
+            .gflops(cpu_precision(dtype), threads)
+            .unwrap_or(f64::NAN);
+        warnings.push(format!(
+            "{who} reached {gflops:.1} GFLOP/s ({dtype}, n = {n}), above the FMA peak line \
+             ({ceiling:.1}), which no program can exceed: the peak reads low — re-run chapter \
+             0's peak cell (or this chapter) with nothing else running"
+        ));
+    }
+    warnings
 }
 
 fn cpu_precision(dtype: Dtype) -> Precision {
@@ -473,11 +548,17 @@ pub fn what_we_saw(
             largest.gflops(),
             largest.n
         );
-        if let Some(peak) = cpu_peak.and_then(|p| p.gflops(cpu_precision(dtype), threads)) {
+        if let Some((ceiling, measured)) = cpu_peak
+            .and_then(|p| Some((p.gflops(cpu_precision(dtype), threads)?, p.measured_utc())))
+        {
+            let share = 100.0 * largest.gflops() / ceiling;
             answer += &format!(
-                ", {:.0}% of chapter 0's FMA peak ({peak:.0} GFLOP/s)",
-                100.0 * largest.gflops() / peak
+                ", {share:.0}% of the FMA peak ({ceiling:.0} GFLOP/s, measured {measured})"
             );
+            if share > 100.0 {
+                answer += ": above a ceiling no program can pass, so that peak reads low (see \
+                           the chart's warning)";
+            }
         }
         table.row([format!("How fast is our {dtype} kernel here?"), answer]);
         let beside = match numpy {
@@ -554,6 +635,13 @@ pub fn what_we_saw(
         ),
     };
     table.row(["And the GPU?".to_string(), answer]);
+    if let Some(load) = &live.cpu_load {
+        let quiet = match load.busy_cause() {
+            Some(cause) => format!("no: {cause}; our GFLOP/s read low"),
+            None => format!("yes: {}", load.summary()),
+        };
+        table.row(["Was the machine quiet while ours ran?".to_string(), quiet]);
+    }
     table
 }
 
@@ -579,6 +667,7 @@ mod tests {
             gpu_skipped: None,
             plan: Plan::new(&[1000], Dtype::F64, super::super::Devices::Both),
             points,
+            cpu_load: None,
         }
     }
 
@@ -677,12 +766,62 @@ mod tests {
             "virtlab CPU f64, 2 threads",
             "numpy 2.4.6 f64",
             "H100 80GB HBM3 f64 (recorded 2026-11-23)",
-            "FMA peak f64, 2 threads (chapter 0)",
+            "FMA peak f64, 2 threads (measured 1970-01-01 00:00 UTC)",
             "published peak",
         ] {
             assert!(svg.contains(text), "missing {text}");
         }
         assert!(!svg.contains("Not drawn"), "everything is drawn");
+        assert!(!svg.contains("Warning"), "nothing is above the peak");
+    }
+
+    #[test]
+    fn a_product_above_the_peak_is_flagged_as_a_low_peak() {
+        // 2·2048³ flops in 50 ms is 343.6 GFLOP/s, above the fixture's 200 GFLOP/s peak.
+        let live = cpu_only(vec![
+            point(Device::Cpu, 1024, 20.0),
+            point(Device::Cpu, 2048, 50.0),
+        ]);
+        let warnings = peak_warnings(&live, &no_numpy(), &peak());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(
+                "our kernel reached 343.6 GFLOP/s (f64, n = 2048), above the FMA peak line (200.0)"
+            ),
+            "{}",
+            warnings[0]
+        );
+        let svg = throughput(&live, &no_numpy(), None, Some(&peak())).unwrap();
+        assert!(svg.svg().contains("Warning"));
+        let said = what_we_saw(&live, &no_numpy(), None, Some(&peak())).to_string();
+        assert!(
+            said.contains("172% of the FMA peak") && said.contains("reads low"),
+            "{said}"
+        );
+        // A peak measured busier than the run is named too.
+        let mut busy_peak = peak();
+        busy_peak.points[0].load = Some(Load {
+            seconds: 0.6,
+            machine_cpus: 2,
+            others_cpus: 0.9,
+            steal_cpus: 0.0,
+        });
+        let quiet_run = Run {
+            cpu_load: Some(Load {
+                seconds: 2.0,
+                machine_cpus: 2,
+                others_cpus: 0.02,
+                steal_cpus: 0.0,
+            }),
+            ..cpu_only(vec![point(Device::Cpu, 1024, 20.0)])
+        };
+        let warnings = peak_warnings(&quiet_run, &no_numpy(), &busy_peak);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("using 0.9 CPUs, this run with 0.0")),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -834,7 +973,7 @@ mod tests {
         let table = what_we_saw(&live, &numpy(&[(2048, 200.0)]), None, Some(&peak()));
         let text = table.to_string();
         for fact in [
-            "42.9 GFLOP/s at n = 2048 on 2 threads, 21% of chapter 0's FMA peak (200",
+            "42.9 GFLOP/s at n = 2048 on 2 threads, 21% of the FMA peak (200 GFLOP/s, measured 1970",
             "ours is 0.50× numpy",
             // Throughput fell with size here: the table says so rather than claiming a climb.
             "lowest 42.9 GFLOP/s at n = 2048, highest 107.4 at n = 1024",
