@@ -318,54 +318,54 @@ impl Peak {
         Some(all / (single * self.usable_cpus as f64))
     }
 
-    /// What makes this peak doubtful as a ceiling, each with its likely cause and what to do:
-    /// threads that did not scale on free cores, a measurement that shared the CPUs with other
-    /// programs. Empty when the measurement looks like what a quiet machine gives.
-    pub fn doubts(&self) -> Vec<String> {
-        let mut doubts = Vec::new();
+    /// What makes this peak doubtful as a ceiling, in one sentence with its likely cause and
+    /// what to do: threads that did not scale from one thread to every CPU, a point that shared
+    /// the CPUs with other programs. `None` when it looks like what a quiet machine gives.
+    pub fn doubt(&self) -> Option<String> {
+        let n = self.usable_cpus;
+        let mut problems = Vec::new();
+        let mut no_scaling = false;
         for precision in [Precision::F64, Precision::F32] {
-            let (Some(scaling), Some(all)) = (
-                self.scaling(precision),
-                self.point(precision, self.usable_cpus),
-            ) else {
-                continue;
-            };
-            let single_load = self.point(precision, 1).and_then(|p| p.load.as_ref());
             let name = precision.name();
-            let n = self.usable_cpus;
-            if n >= 2 && scaling < SCALING_EXPECTED {
-                let cause = match all.load.as_ref() {
-                    Some(load) => load.busy_cause().unwrap_or_else(|| {
-                        format!(
-                            "no other program was seen taking CPU time ({}), so the {n} CPUs \
-                             themselves share something: hyperthreads of one core, or a host \
-                             that gives fewer physical cores than vCPUs",
-                            load.summary()
-                        )
-                    }),
-                    None => "whether other programs ran could not be read (/proc/stat)".into(),
-                };
-                doubts.push(format!(
-                    "{name} on {n} threads ran at {:.0}% of {n} × one thread's rate, where free \
-                     cores give about 100%: {cause}",
+            if let Some(scaling) = self
+                .scaling(precision)
+                .filter(|s| n >= 2 && *s < SCALING_EXPECTED)
+            {
+                no_scaling = true;
+                problems.push(format!(
+                    "{name} on {n} threads ran at {:.0}% of {n} × one thread's rate (free cores \
+                     give about 100%)",
                     100.0 * scaling
-                ));
-            } else if let Some(cause) = all.load.as_ref().and_then(Load::busy_cause) {
-                doubts.push(format!(
-                    "{name} on {n} threads: {cause}; the peak may read low"
                 ));
             }
             // One thread needs one free CPU: only others filling every CPU slows it.
-            if let Some(load) = single_load.filter(|l| l.free_cpus() < 1.0 - load::BUSY_CPUS) {
-                doubts.push(format!(
-                    "{name} on 1 thread: {} left it {:.1} free CPU, so the one-thread rate (and \
-                     the ideal line drawn from it) reads low",
-                    load.summary(),
+            let single = self.point(precision, 1).and_then(|p| p.load.as_ref());
+            if let Some(load) = single.filter(|l| l.free_cpus() < 1.0 - load::BUSY_CPUS) {
+                problems.push(format!(
+                    "{name} on 1 thread had {:.1} free CPU, so its rate and the ideal line drawn \
+                     from it read low",
                     load.free_cpus()
                 ));
             }
         }
-        doubts
+        let loads: Vec<&Load> = self.points.iter().filter_map(|p| p.load.as_ref()).collect();
+        let busy_cause = Load::busiest(loads.iter().copied()).and_then(Load::busy_cause);
+        let cause = match busy_cause {
+            Some(cause) => cause,
+            None if !no_scaling => return None,
+            None if loads.is_empty() => {
+                "whether other programs ran could not be read (/proc/stat)".to_string()
+            }
+            None => format!(
+                "no other program was seen taking CPU time, so the {n} CPUs themselves share \
+                 something: hyperthreads of one core, or a host that gives fewer physical cores \
+                 than vCPUs"
+            ),
+        };
+        if problems.is_empty() {
+            problems.push("the rates may read low".to_string());
+        }
+        Some(format!("{}: {cause}", problems.join("; ")))
     }
 
     /// What this measurement showed, computed from its numbers: the rate on every CPU, how it
@@ -404,13 +404,11 @@ impl Peak {
             ]);
             t.row([format!("Did the threads scale ({name})?"), verdict]);
         }
-        let doubts = self.doubts();
-        let quiet = match Load::busiest(self.points.iter().filter_map(|p| p.load.as_ref())) {
-            None => "not observable here (/proc/stat cannot be read)".to_string(),
-            Some(busiest) if doubts.is_empty() => {
-                format!("yes: at the busiest point {}", busiest.summary())
-            }
-            Some(_) => format!("this peak is doubtful as a ceiling: {}", doubts.join("; ")),
+        let busiest = Load::busiest(self.points.iter().filter_map(|p| p.load.as_ref()));
+        let quiet = match (self.doubt(), busiest) {
+            (Some(doubt), _) => format!("no, this peak is doubtful as a ceiling: {doubt}"),
+            (None, Some(busiest)) => format!("yes: at the busiest point {}", busiest.summary()),
+            (None, None) => "not observable here (/proc/stat cannot be read)".to_string(),
         };
         t.row([
             "Was the machine quiet, is this a true ceiling?".to_string(),
@@ -472,9 +470,8 @@ impl Peak {
                     .dashed_series(format!("{} ideal (1 thread × n)", precision.name()), ideal);
             }
         }
-        let doubts = self.doubts();
-        if !doubts.is_empty() {
-            chart = chart.note(format!("Warning: {}.", doubts.join("; ")));
+        if let Some(doubt) = self.doubt() {
+            chart = chart.note(format!("Warning: {doubt}."));
         }
         chart.render()
     }
@@ -500,14 +497,14 @@ impl Peak {
     }
 
     /// The saved peak when it was measured on this machine and nothing makes it doubtful
-    /// ([`Peak::doubts`]); otherwise a new measurement of `ms_per_point` per run, saved when
+    /// ([`Peak::doubt`]); otherwise a new measurement of `ms_per_point` per run, saved when
     /// it is itself beyond doubt. Chapter 4 draws its throughput against this.
     pub fn reuse_or_measure(ms_per_point: u64) -> Result<Peak> {
-        if let Some(saved) = Peak::saved()?.filter(|p| p.doubts().is_empty()) {
+        if let Some(saved) = Peak::saved()?.filter(|p| p.doubt().is_none()) {
             return Ok(saved);
         }
         let peak = measure(ms_per_point)?;
-        if peak.doubts().is_empty() {
+        if peak.doubt().is_none() {
             peak.save()?;
         }
         Ok(peak)
@@ -613,7 +610,7 @@ mod tests {
     #[test]
     fn a_quiet_peak_that_scales_has_no_doubts() {
         let peak = two_cpu_peak([123.4, 246.4], [0.02, 0.03]);
-        assert!(peak.doubts().is_empty(), "{:?}", peak.doubts());
+        assert_eq!(peak.doubt(), None);
         let said = peak.what_we_saw().to_string();
         assert!(
             said.contains("2.00× one thread (100% of perfect)"),
@@ -625,38 +622,36 @@ mod tests {
     #[test]
     fn a_busy_peak_that_does_not_scale_names_the_other_program() {
         // The issue's case: 123.5 on 1 thread, 123.9 on 2, with a build on one CPU.
-        let peak = two_cpu_peak([123.5, 123.9], [0.9, 0.95]);
-        let doubts = peak.doubts();
-        assert_eq!(doubts.len(), 1, "{doubts:?}");
-        assert!(doubts[0].contains("50% of 2 × one thread"), "{}", doubts[0]);
+        let doubt = two_cpu_peak([123.5, 123.9], [0.9, 0.95]).doubt().unwrap();
         assert!(
-            doubts[0].contains("other programs kept 0.9"),
-            "{}",
-            doubts[0]
+            doubt.starts_with("f64 on 2 threads ran at 50% of 2 × one thread"),
+            "{doubt}"
         );
-        assert!(doubts[0].contains("re-run this cell"), "{}", doubts[0]);
+        assert!(
+            doubt.contains("other programs kept 0.9") && doubt.contains("re-run"),
+            "{doubt}"
+        );
+        let peak = two_cpu_peak([123.5, 123.9], [0.9, 0.95]);
         let said = peak.what_we_saw().to_string();
         assert!(said.contains("NOT what 2 free cores give"), "{said}");
-        assert!(said.contains("doubtful"), "{said}");
+        assert!(said.contains("no, this peak is doubtful"), "{said}");
         assert!(peak.plot().unwrap().svg().contains("Warning"));
     }
 
     #[test]
     fn no_scaling_on_a_quiet_machine_points_at_shared_cores() {
-        let doubts = two_cpu_peak([120.0, 130.0], [0.01, 0.02]).doubts();
-        assert_eq!(doubts.len(), 1, "{doubts:?}");
-        assert!(doubts[0].contains("hyperthreads"), "{}", doubts[0]);
+        let doubt = two_cpu_peak([120.0, 130.0], [0.01, 0.02]).doubt().unwrap();
+        assert!(doubt.contains("hyperthreads"), "{doubt}");
     }
 
     #[test]
     fn a_one_thread_point_without_a_free_cpu_is_doubted() {
-        let doubts = two_cpu_peak([60.0, 240.0], [1.8, 0.0]).doubts();
+        let doubt = two_cpu_peak([60.0, 240.0], [1.8, 0.0]).doubt().unwrap();
         assert!(
-            doubts
-                .iter()
-                .any(|d| d.contains("1 thread") && d.contains("reads low")),
-            "{doubts:?}"
+            doubt.contains("f64 on 1 thread had 0.2 free CPU"),
+            "{doubt}"
         );
+        assert!(doubt.contains("other programs kept 1.8"), "{doubt}");
     }
 
     #[test]

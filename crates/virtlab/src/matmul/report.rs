@@ -269,7 +269,7 @@ pub fn throughput(
 /// doubts from the peak's own measurement, a peak measured busier than this run, and any
 /// product (ours or numpy's) above it — which no program can do against a true peak.
 pub fn peak_warnings(live: &Run, numpy: &Outcome<Numpy>, peak: &Peak) -> Vec<String> {
-    let mut warnings = peak.doubts();
+    let mut warnings: Vec<String> = peak.doubt().into_iter().collect();
     let peak_others =
         Load::busiest(peak.points.iter().filter_map(|p| p.load.as_ref())).map(|l| l.others_cpus);
     if let (Some(peak_others), Some(run)) = (peak_others, &live.cpu_load)

@@ -156,7 +156,9 @@ mod tests {
 
     #[test]
     fn threads_run_in_this_process_each_on_its_own_os_thread() {
-        let work = Work::new("thread", 2, 20).unwrap();
+        // Long enough that every thread is still alive when the snapshot is read, even on a
+        // machine whose other programs delay the snapshot's thread (20 ms was not, under load).
+        let work = Work::new("thread", 2, 300).unwrap();
         let options = Options {
             echo: false,
             ..Options::default()

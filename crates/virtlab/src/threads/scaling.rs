@@ -85,6 +85,11 @@ impl Runner {
     }
 }
 
+/// "on 1 thread", "on 4 threads".
+fn on_threads(n: usize) -> String {
+    format!("on {n} thread{}", if n == 1 { "" } else { "s" })
+}
+
 /// `samples` split into `parts` (seed, count) chunks whose counts add up to `samples`.
 fn chunks(samples: u64, parts: usize) -> impl Iterator<Item = (u64, u64)> {
     let parts = parts as u64;
@@ -393,8 +398,9 @@ impl Scaling {
             None => "whether other programs ran could not be read (/proc/stat)".into(),
         };
         vec![format!(
-            "the best speed-up was {speedup:.2}× (on {threads} threads) with {cpus} usable CPUs, \
-             where an all-parallel job gets close to {cpus}×: {cause}"
+            "the best speed-up was {speedup:.2}× ({}) with {cpus} usable CPUs, where an \
+             all-parallel job gets close to {cpus}×: {cause}",
+            on_threads(threads)
         )]
     }
 
@@ -415,8 +421,8 @@ impl Scaling {
                 "one usable CPU: threads can only take turns".to_string()
             } else if speedup > NO_SCALING {
                 format!(
-                    "{speedup:.2}× on {threads} threads ({:.0}% of the {cpus}× that {cpus} CPUs \
-                     allow)",
+                    "{speedup:.2}× {} ({:.0}% of the {cpus}× that {cpus} CPUs allow)",
+                    on_threads(threads),
                     100.0 * speedup / cpus as f64
                 )
             } else {
@@ -450,7 +456,10 @@ impl Scaling {
                 ),
             ]);
         }
-        let share = if self.amdahl_p >= 0.95 {
+        let doubts = self.doubts();
+        let share = if !doubts.is_empty() {
+            "here p measures the CPUs this process got, not the job (see the last row)"
+        } else if self.amdahl_p >= 0.95 {
             "nearly all of the job ran in parallel"
         } else if self.amdahl_p >= 0.5 {
             "part of the job ran as if serial"
@@ -480,8 +489,9 @@ impl Scaling {
                 "so its threads took turns: the GIL lets one run Python code at a time"
             };
             let mut answer = format!(
-                "best {:.2}× (on {} threads), {gil}",
-                best.speedup, best.threads
+                "best {:.2}× ({}), {gil}",
+                best.speedup,
+                on_threads(best.threads)
             );
             if let Some(rust) = rust_per_sample {
                 answer += &format!(
@@ -494,7 +504,6 @@ impl Scaling {
             }
             t.row([format!("Python {} threads?", python.version), answer]);
         }
-        let doubts = self.doubts();
         let quiet = match Load::busiest(
             self.std_threads
                 .iter()

@@ -210,14 +210,27 @@ impl SharingCosts {
                 continue;
             }
             let ratio = many.ns_per_increment / few.ns_per_increment;
-            let trend = if ratio > 1.3 {
-                "dearer per increment as threads were added: they queued for one lock or cache \
-                 line and paid to hand it over"
-            } else if ratio < 0.77 {
-                "cheaper per increment: the threads' increments ran in parallel"
-            } else {
-                "about flat: the increments went one after another whatever the thread count \
-                 (no parallel gain), and handing over the lock or cache line added little here"
+            let trend = match (method, ratio) {
+                (Sharing::PerThreadSums, r) if r > 1.3 => {
+                    "dearer per increment, with no shared line to queue for: fewer free CPUs \
+                     than threads (other programs, or thread start-up on a short count)"
+                }
+                (_, r) if r > 1.3 => {
+                    "dearer per increment as threads were added: they queued for one lock or \
+                     cache line and paid to hand it over"
+                }
+                (_, r) if r < 0.77 => {
+                    "cheaper per increment: the threads' increments ran in parallel"
+                }
+                (Sharing::PerThreadSums, _) => {
+                    "about flat: the private counts did not run in parallel here (fewer free \
+                     CPUs than threads)"
+                }
+                _ => {
+                    "about flat: the increments went one after another whatever the thread \
+                     count (no parallel gain), and handing over the lock or cache line added \
+                     little here"
+                }
             };
             t.row([
                 format!(
