@@ -2,7 +2,7 @@
 
 use super::kernel::{self, MatMut, MatRef, Scalar};
 use super::memory;
-use super::{Device, Dtype, Point, check_fits, random_values, relative_error};
+use super::{Device, Dtype, Point, check_fits, footprint, random_values, relative_error};
 use crate::error::check_range;
 use crate::isa::Isa;
 use crate::{Error, Result, machine};
@@ -115,22 +115,23 @@ fn measure_typed<T: Scalar>(
     check_range("the matrix size n", n, 1, 100_000)?;
     check_range("the number of timed runs", repeats, 1, 100)?;
     let isa = Isa::chosen()?;
-    let size = size_of::<T>() as u64;
-    // The f64 copies of A and B kept for the check count too.
+    // A, B and C, and the f64 copies of A and B kept for the check: at most that much is held
+    // at once (C's f64 copy is made once A and B are gone).
     check_fits(
         n,
-        [size + 8, size + 8, size],
+        dtype,
+        footprint(dtype, true),
         machine::available_memory(),
         "this machine",
     )?;
-    let a64 = random_values(n * n, 1);
-    let b64 = random_values(n * n, 2);
+    let mut a64 = random_values(n * n, 1);
+    let mut b64 = random_values(n * n, 2);
     let (a, b) = (square_matrix::<T>(&a64, n), square_matrix::<T>(&b64, n));
-    // The check compares against the values actually multiplied (f32 inputs are rounded).
-    let (a64, b64): (Vec<f64>, Vec<f64>) = (
-        a.iter().map(|x| x.to_f64()).collect(),
-        b.iter().map(|x| x.to_f64()).collect(),
-    );
+    // The check compares against the values actually multiplied (f32 inputs are rounded),
+    // rounded in place rather than copied.
+    for x in a64.iter_mut().chain(b64.iter_mut()) {
+        *x = T::from_f64(*x).to_f64();
+    }
     // Checked once here; the timed runs measure the product alone.
     let warming = Instant::now();
     let mut c = multiply(a.view(), b.view(), threads)?;
@@ -148,6 +149,7 @@ fn measure_typed<T: Scalar>(
         c = product(isa, a.view(), b.view(), threads);
         runs_ms.push(started.elapsed().as_secs_f64() * 1e3);
     }
+    drop((a, b));
     let c64: Vec<f64> = c.iter().map(|x| x.to_f64()).collect();
     let max_error = relative_error(&a64, &b64, &c64, n);
     super::check_error("CPU", n, dtype, max_error)?;

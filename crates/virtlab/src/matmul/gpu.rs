@@ -8,7 +8,7 @@
 //! no half-precision crate is compiled. cuBLAS is column-major: a row-major C = A·B is computed
 //! as the column-major Cᵀ = Bᵀ·Aᵀ, by passing B first.
 
-use super::{Device, Dtype, GpuTimes, Point, check_fits, random_values, relative_error};
+use super::{Device, Dtype, GpuTimes, Point, check_fits, footprint, random_values, relative_error};
 use crate::error::check_range;
 use crate::gpu::{GpuStatus, probe};
 use crate::{Error, Result, machine};
@@ -107,10 +107,10 @@ impl Gpu {
         check_range("the matrix size n", n, 1, 100_000)?;
         check_range("the number of timed runs", repeats, 1, 100)?;
         // The host holds A, B and C in the device format plus f64 copies of A and B for the check.
-        let size = dtype.bytes();
         check_fits(
             n,
-            [size + 8, size + 8, size],
+            dtype,
+            footprint(dtype, true),
             machine::available_memory(),
             "this machine",
         )?;
@@ -119,7 +119,7 @@ impl Gpu {
             .context()
             .mem_get_info()
             .map_err(|e| cuda_error("asking the GPU for free memory", e))?;
-        check_fits(n, [size; 3], free as u64, "the GPU")?;
+        check_fits(n, dtype, footprint(dtype, false), free as u64, "the GPU")?;
         let (a, b) = (random_values(n * n, 1), random_values(n * n, 2));
         match dtype {
             Dtype::F64 => self.measure_typed(n, dtype, repeats, a, b, |x| x, |x| x),

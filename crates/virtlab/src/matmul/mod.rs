@@ -472,27 +472,72 @@ impl Run {
     }
 }
 
+/// Bytes per element of an n×n matrix that a product of `dtype` holds: A, B and C in that type
+/// and, when `checked`, the f64 copies of A and B that the result is checked against.
+pub(crate) fn footprint(dtype: Dtype, checked: bool) -> Footprint {
+    Footprint {
+        matrices: 3 * dtype.bytes(),
+        check_copies: if checked { 2 * 8 } else { 0 },
+    }
+}
+
+/// What a product holds in memory, per element of one n×n matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Footprint {
+    /// A, B and C together, in the product's type (24 for f64).
+    pub matrices: u64,
+    /// The f64 copies of A and B kept to check the result (16), or 0 where none are kept.
+    pub check_copies: u64,
+}
+
+impl Footprint {
+    /// Bytes for n×n matrices: (A, B and C, the check's copies).
+    pub fn bytes(self, n: usize) -> (u64, u64) {
+        let elements = (n as u64).saturating_mul(n as u64);
+        (
+            elements.saturating_mul(self.matrices),
+            elements.saturating_mul(self.check_copies),
+        )
+    }
+
+    /// What n×n matrices take, in words: `2.2 GiB for A, B and C (f64)`, and the check's copies
+    /// when there are any.
+    pub fn describe(self, n: usize, dtype: Dtype) -> String {
+        let (matrices, copies) = self.bytes(n);
+        let mut text = format!("{} for A, B and C ({dtype})", units::bytes(matrices));
+        if copies > 0 {
+            text += &format!(
+                " and {} for the f64 copies of A and B that check the result",
+                units::bytes(copies)
+            );
+        }
+        text
+    }
+}
+
 /// Refuses a product whose matrices would not fit in `available` bytes, before allocating.
 pub(crate) fn check_fits(
     n: usize,
-    bytes_per_matrix_element: [u64; 3],
+    dtype: Dtype,
+    footprint: Footprint,
     available: u64,
     place: &str,
 ) -> Result<()> {
-    let elements = (n as u64).saturating_mul(n as u64);
-    let needed: u64 = bytes_per_matrix_element
-        .iter()
-        .map(|b| elements.saturating_mul(*b))
-        .sum();
+    let (matrices, copies) = footprint.bytes(n);
+    let needed = matrices.saturating_add(copies);
     if needed <= available {
         return Ok(());
     }
-    let per_element: u64 = bytes_per_matrix_element.iter().sum();
+    let per_element = footprint.matrices + footprint.check_copies;
     let largest = ((available as f64 / per_element as f64).sqrt() as usize).max(1);
+    let parts = if copies > 0 {
+        format!("{}: {}", units::bytes(needed), footprint.describe(n, dtype))
+    } else {
+        footprint.describe(n, dtype)
+    };
     Err(Error::new(
         format!(
-            "n = {n} needs {} for A, B and C, but {place} has {} available",
-            units::bytes(needed),
+            "n = {n} needs {parts}, but {place} has {} available",
             units::bytes(available)
         ),
         format!("choose n ≤ {largest}"),
@@ -612,14 +657,28 @@ mod tests {
 
     #[test]
     fn too_big_is_refused_with_the_numbers_and_a_size_that_fits() {
-        let e = check_fits(100_000, [8, 8, 8], 16 << 30, "this machine").unwrap_err();
-        assert!(
-            e.problem().contains("n = 100000") && e.problem().contains("16.0 GiB"),
-            "{e}"
-        );
+        let checked = footprint(Dtype::F64, true);
+        let e = check_fits(90_000, Dtype::F64, checked, 16 << 30, "this machine").unwrap_err();
+        // Three f64 matrices of 90000² are 3·90000²·8 B = 194.4 GB = 181.0 GiB; the check's two
+        // f64 copies add 129.6 GB = 120.7 GiB.
+        for part in [
+            "n = 90000 needs 301.7 GiB: 181.0 GiB for A, B and C (f64)",
+            "and 120.7 GiB for the f64 copies of A and B that check the result",
+            "this machine has 16.0 GiB available",
+        ] {
+            assert!(e.problem().contains(part), "{e}");
+        }
         let largest: usize = e.fix().trim_start_matches("choose n ≤ ").parse().unwrap();
-        assert!(check_fits(largest, [8, 8, 8], 16 << 30, "x").is_ok());
-        assert!(check_fits(largest + 1, [8, 8, 8], 16 << 30, "x").is_err());
+        assert!(check_fits(largest, Dtype::F64, checked, 16 << 30, "x").is_ok());
+        assert!(check_fits(largest + 1, Dtype::F64, checked, 16 << 30, "x").is_err());
+        // On a GPU only the three matrices count, in the product's type.
+        let gpu = footprint(Dtype::F32, false);
+        assert_eq!(gpu.bytes(10_000), (1_200_000_000, 0));
+        let e = check_fits(100_000, Dtype::F32, gpu, 80 << 30, "the GPU").unwrap_err();
+        assert_eq!(
+            e.problem(),
+            "n = 100000 needs 111.8 GiB for A, B and C (f32), but the GPU has 80.0 GiB available"
+        );
     }
 
     #[test]

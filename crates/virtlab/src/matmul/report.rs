@@ -3,13 +3,13 @@
 
 use super::gpu::published_peak_tflops;
 use super::numpy::Numpy;
-use super::{Device, Dtype, GpuTimes, Point, Run, flops};
+use super::{Device, Dtype, GpuTimes, Point, Run, flops, footprint};
 use crate::display::{Figure, Table};
 use crate::load::Load;
 use crate::outcome::Outcome;
 use crate::peak::{Peak, Precision};
 use crate::plot::{BarChart, LineChart};
-use crate::{Error, Result};
+use crate::{Error, Result, units};
 use std::collections::BTreeSet;
 
 /// The essay's time for one 10000×10000 f64 product with numpy on its CPU, in seconds.
@@ -516,6 +516,48 @@ pub fn essay_comparison(ours: &Run, numpy: &Outcome<Numpy>, recorded: Option<&Ru
     table
 }
 
+/// How long and how much memory the essay's 10000×10000 f64 case would take here: an estimate
+/// from this run's f64 throughput at its largest size (ours, and numpy's when it ran), said to
+/// be one. The opt-in multiplies twice on each side, a warm-up and a timed run.
+pub fn essay_estimate(live: &Run, numpy: &Outcome<Numpy>) -> String {
+    let Some(ours) = live
+        .points
+        .iter()
+        .filter(|p| p.device == Device::Cpu && p.dtype == Dtype::F64)
+        .max_by_key(|p| p.n)
+    else {
+        return "This run has no f64 point on the CPU to estimate the essay's case from.".into();
+    };
+    let seconds = |gflops: f64| flops(ESSAY_N) / (gflops * 1e9);
+    let mut total = 2.0 * seconds(ours.gflops());
+    let mut text = format!(
+        "An estimate from this sweep's f64 throughput at n = {}, not a measurement: one \
+         {ESSAY_N}×{ESSAY_N} product would take ~{:.0} s with our kernel ({:.1} GFLOP/s)",
+        ours.n,
+        seconds(ours.gflops()),
+        ours.gflops()
+    );
+    if let Outcome::Measured(peer) = numpy
+        && let Some(theirs) = peer.point(Dtype::F64, ours.n)
+    {
+        text += &format!(
+            " and ~{:.0} s with numpy ({:.1} GFLOP/s)",
+            seconds(theirs.gflops()),
+            theirs.gflops()
+        );
+        total += 2.0 * seconds(theirs.gflops());
+    }
+    let (matrices, _) = footprint(Dtype::F64, false).bytes(ESSAY_N);
+    text += &format!(
+        "; the opt-in multiplies twice on each side (a warm-up and a timed run), ~{total:.0} s in \
+         all (a size that outgrows a cache, or a busy machine, can make it longer). Memory: our \
+         side holds {}; numpy's, run after it in its own process, {} for its A, B and C.",
+        footprint(Dtype::F64, true).describe(ESSAY_N, Dtype::F64),
+        units::bytes(matrices)
+    );
+    text
+}
+
 /// What this run showed, computed from its numbers: our kernel at its largest size against
 /// chapter 0's peak and numpy, how throughput went across the sizes, and the GPU when one ran
 /// or was recorded. Nothing here is asserted beforehand: a run under load reads differently.
@@ -580,25 +622,9 @@ pub fn what_we_saw(
             beside,
         ]);
         if points.len() > 1 {
-            let low = points
-                .iter()
-                .min_by(|a, b| a.gflops().total_cmp(&b.gflops()))
-                .expect("two or more");
-            let high = points
-                .iter()
-                .max_by(|a, b| a.gflops().total_cmp(&b.gflops()))
-                .expect("two or more");
             table.row([
                 format!("How did size change it ({dtype})?"),
-                format!(
-                    "lowest {:.1} GFLOP/s at n = {}, highest {:.1} at n = {}; small products spend \
-                     a larger share on packing and on starting threads, and a run under load \
-                     moves single points",
-                    low.gflops(),
-                    low.n,
-                    high.gflops(),
-                    high.n
-                ),
+                size_trend(&points),
             ]);
         }
     }
@@ -643,6 +669,38 @@ pub fn what_we_saw(
         table.row(["Was the machine quiet while ours ran?".to_string(), quiet]);
     }
     table
+}
+
+/// How throughput went across the sizes, worded for what happened: the lowest and highest
+/// points, and whether it grew with size, fell at the largest, or went up and down.
+fn size_trend(points: &[&Point]) -> String {
+    let by = |better: fn(f64, f64) -> bool| {
+        points
+            .iter()
+            .copied()
+            .reduce(|a, b| if better(b.gflops(), a.gflops()) { b } else { a })
+            .expect("two or more points")
+    };
+    let (low, high) = (by(|b, a| b < a), by(|b, a| b > a));
+    let smallest = points.iter().map(|p| p.n).min().unwrap_or(0);
+    let largest = points.iter().map(|p| p.n).max().unwrap_or(0);
+    let reading = if low.n == smallest && high.n == largest {
+        "it grew with size: a small product spends a larger share on packing and on starting \
+         threads"
+    } else if low.n == largest {
+        "it fell at the largest size: matrices that outgrow a cache, or a busy machine, can do \
+         that (a run under load moves single points)"
+    } else {
+        "it did not grow steadily with size: a run under load moves single points, and each size \
+         fits the caches differently"
+    };
+    format!(
+        "lowest {:.1} GFLOP/s at n = {}, highest {:.1} at n = {}: {reading}",
+        low.gflops(),
+        low.n,
+        high.gflops(),
+        high.n
+    )
 }
 
 #[cfg(test)]
@@ -964,6 +1022,52 @@ mod tests {
     }
 
     #[test]
+    fn the_essays_case_is_estimated_from_the_sweep_and_said_to_be() {
+        // 2·2048³ flop in 0.4 s is 42.9 GFLOP/s: 2·10000³ flop takes 46.6 s at that rate.
+        let live = cpu_only(vec![
+            point(Device::Cpu, 1024, 25.0),
+            point(Device::Cpu, 2048, 400.0),
+        ]);
+        let text = essay_estimate(&live, &numpy(&[(2048, 200.0)]));
+        for fact in [
+            "An estimate from this sweep's f64 throughput at n = 2048, not a measurement",
+            "~47 s with our kernel (42.9 GFLOP/s) and ~23 s with numpy (85.9 GFLOP/s)",
+            "~140 s in all",
+            "2.2 GiB for A, B and C (f64) and 1.5 GiB for the f64 copies",
+        ] {
+            assert!(text.contains(fact), "missing '{fact}' in {text}");
+        }
+        let alone = essay_estimate(&live, &no_numpy());
+        assert!(
+            alone.contains("~93 s in all") && !alone.contains("numpy ("),
+            "{alone}"
+        );
+        let f32_only = cpu_only(vec![Point {
+            dtype: Dtype::F32,
+            ..point(Device::Cpu, 1024, 10.0)
+        }]);
+        assert!(essay_estimate(&f32_only, &no_numpy()).contains("no f64 point"));
+    }
+
+    #[test]
+    fn the_size_reading_follows_the_numbers() {
+        let rising = [
+            point(Device::Cpu, 256, 1.0),
+            point(Device::Cpu, 2048, 200.0),
+        ];
+        let refs: Vec<&Point> = rising.iter().collect();
+        assert!(size_trend(&refs).contains("it grew with size"));
+        let mixed = [
+            point(Device::Cpu, 256, 1.0),
+            point(Device::Cpu, 512, 2.0),
+            point(Device::Cpu, 1024, 20.0),
+        ];
+        let refs: Vec<&Point> = mixed.iter().collect();
+        let text = size_trend(&refs);
+        assert!(text.contains("did not grow steadily"), "{text}");
+    }
+
+    #[test]
     fn what_we_saw_is_computed_from_the_run() {
         let live = cpu_only(vec![
             point(Device::Cpu, 512, 5.0),
@@ -976,7 +1080,7 @@ mod tests {
             "42.9 GFLOP/s at n = 2048 on 2 threads, 21% of the FMA peak (200 GFLOP/s, measured 1970",
             "ours is 0.50× numpy",
             // Throughput fell with size here: the table says so rather than claiming a climb.
-            "lowest 42.9 GFLOP/s at n = 2048, highest 107.4 at n = 1024",
+            "lowest 42.9 GFLOP/s at n = 2048, highest 107.4 at n = 1024: it fell at the largest",
             "no GPU: no driver library; and no recorded GPU run",
         ] {
             assert!(text.contains(fact), "missing '{fact}' in {text}");

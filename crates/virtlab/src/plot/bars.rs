@@ -1,14 +1,23 @@
 //! Horizontal bar charts: one bar per category, optionally stacked from named segments (e.g. a
 //! GPU product split into copy in, compute and copy out), each bar labelled with its total.
 
+use super::ticks::text_px;
 use super::{
     Chart, FONT, Key, Mark, below_height, draw_below, drawing_failed, render, row_y, rows_chart,
-    series_color, tick_label,
+    rows_plot_width, series_color, tick_label,
 };
 use crate::display::Figure;
 use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// Pixels kept clear between a bar's total label and the chart's frame.
+const LABEL_CLEARANCE_PX: f64 = 6.0;
+
+/// The label written after a bar: its total, set off by a space.
+fn total_label(total: f64) -> String {
+    format!(" {}", tick_label(total))
+}
 
 /// A horizontal bar chart, built step by step and drawn with [`BarChart::render`]: one bar per
 /// category, each a stack of named segments, labelled with its total.
@@ -78,23 +87,39 @@ impl BarChart {
             .collect()
     }
 
-    /// The value axis: from 0, or on a log axis the decades around every total (as log10).
+    /// The value axis: from 0, or on a log axis from the decade of the smallest total (as
+    /// log10), and long enough that every bar's total label ends inside the frame.
     fn x_range(&self) -> std::ops::Range<f64> {
+        let labels: Vec<&str> = self.bars.iter().map(|(l, _)| l.as_str()).collect();
+        let width = rows_plot_width(&labels);
         let totals = self.bars.iter().map(|(_, v)| v.iter().sum::<f64>());
-        let widest = totals.clone().fold(0.0, f64::max);
+        let start = if self.log_x {
+            totals.clone().fold(f64::INFINITY, f64::min).log10().floor()
+        } else {
+            0.0
+        };
+        // A total drawn at a share s of the axis ends at s·width + its label's width: the
+        // axis is made long enough that this stays clear of the frame for every bar.
+        let span = totals
+            .map(|total| {
+                let reach = self.x_of(total, start) - start;
+                let room =
+                    (width - text_px(&total_label(total)) - LABEL_CLEARANCE_PX).max(width / 4.0);
+                reach * width / room
+            })
+            .fold(0.0, f64::max);
         if self.log_x {
-            let narrowest = totals.fold(f64::INFINITY, f64::min);
-            // A whole decade of room on the right for the total's label.
-            return narrowest.log10().floor()..widest.log10().floor() + 1.0;
+            start..start + span.max(1.0)
+        } else {
+            start..if span > 0.0 { span } else { 1.0 }
         }
-        // Room on the right for the total's label.
-        0.0..if widest > 0.0 { widest * 1.25 } else { 1.0 }
     }
 
-    /// Where `value` (a position along a bar) is drawn: itself, or its log10 clamped to the axis.
-    fn x_of(&self, value: f64, axis: &std::ops::Range<f64>) -> f64 {
+    /// Where `value` (a position along a bar) is drawn: itself, or its log10 clamped to the
+    /// axis' start.
+    fn x_of(&self, value: f64, start: f64) -> f64 {
         if self.log_x {
-            value.log10().max(axis.start)
+            value.log10().max(start)
         } else {
             value
         }
@@ -164,7 +189,10 @@ impl Chart for BarChart {
             let rectangles = self.bars.iter().enumerate().map(|(i, (_, values))| {
                 let y = row_y(n, i);
                 let start: f64 = values[..s].iter().sum();
-                let (from, to) = (self.x_of(start, &axis), self.x_of(start + values[s], &axis));
+                let (from, to) = (
+                    self.x_of(start, axis.start),
+                    self.x_of(start + values[s], axis.start),
+                );
                 Rectangle::new([(from, y - 0.32), (to, y + 0.32)], color.filled())
             });
             chart.draw_series(rectangles).map_err(|e| fail(&e))?;
@@ -174,8 +202,8 @@ impl Chart for BarChart {
                 let total: f64 = values.iter().sum();
                 let y = row_y(n, i);
                 Text::new(
-                    format!(" {}", tick_label(total)),
-                    (self.x_of(total, &axis), y + 0.12),
+                    total_label(total),
+                    (self.x_of(total, axis.start), y + 0.12),
                     (FONT, 13).into_font(),
                 )
             }))
@@ -203,13 +231,57 @@ mod tests {
         }
     }
 
+    /// Where each bar's total label ends, in pixels from the plotting area's left edge.
+    fn label_ends(chart: &BarChart) -> Vec<f64> {
+        let axis = chart.x_range();
+        let labels: Vec<&str> = chart.bars.iter().map(|(l, _)| l.as_str()).collect();
+        let width = rows_plot_width(&labels);
+        chart
+            .bars
+            .iter()
+            .map(|(_, values)| {
+                let total: f64 = values.iter().sum();
+                let share = (chart.x_of(total, axis.start) - axis.start) / (axis.end - axis.start);
+                share * width + text_px(&total_label(total))
+            })
+            .collect()
+    }
+
     #[test]
-    fn log_bars_span_whole_decades_and_refuse_zero() {
+    fn total_labels_end_inside_the_frame() {
+        let long_name = "a bar whose name takes a good part of the chart's width";
+        let linear = BarChart::new("t", &["a"])
+            .bar(long_name, &[12_345.6])
+            .bar("short", &[9_999.9]);
+        // Just under a decade: its label once ran into the frame of a log axis.
+        let log = BarChart::new("t", &["a"])
+            .log_x()
+            .bar(long_name, &[1.0])
+            .bar("nearly ten", &[9.9])
+            .bar("nearly a hundred", &[98_765.4]);
+        for chart in [linear, log] {
+            let width = rows_plot_width(
+                &chart
+                    .bars
+                    .iter()
+                    .map(|(l, _)| l.as_str())
+                    .collect::<Vec<_>>(),
+            );
+            for end in label_ends(&chart) {
+                assert!(end + LABEL_CLEARANCE_PX <= width + 1e-9, "{end} of {width}");
+            }
+        }
+    }
+
+    #[test]
+    fn log_bars_span_decades_and_refuse_zero() {
         let chart = BarChart::new("slowdown", &["measured"])
             .log_x()
             .bar("native", &[1.0])
             .bar("python", &[85.0]);
-        assert_eq!(chart.x_range(), 0.0..2.0);
+        let axis = chart.x_range();
+        assert_eq!(axis.start, 0.0);
+        assert!(axis.end >= 85f64.log10() && axis.end < 3.0, "{axis:?}");
         let svg = chart.render().unwrap().svg().to_string();
         // Tick labels on whole decades (each text sits on a line of its own in the SVG).
         for text in ["native", "python", "85", "1", "10", "100"] {

@@ -1,5 +1,6 @@
 //! Line charts: measured series with markers, dashed model series, reference lines, log axes.
 
+use super::ticks::{Axis, Ticked, Ticks};
 use super::{
     Chart, FONT, Key, Mark, below_height, draw_below, drawing_failed, render, series_color,
     tick_label,
@@ -8,11 +9,21 @@ use crate::display::Figure;
 use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::ops::Range;
 
 const HEIGHT: u32 = 440;
+/// The plotting area's size inside the chart's margins, caption and label areas (below), in
+/// pixels, rounded down: what the ticks have to fit their labels into.
+const PLOT_WIDTH: f64 = (super::WIDTH - 2 * MARGIN - Y_LABELS - 8) as f64;
+const PLOT_HEIGHT: f64 = (HEIGHT - 2 * MARGIN - X_LABELS - CAPTION) as f64;
+const MARGIN: u32 = 12;
+const X_LABELS: u32 = 44;
+const Y_LABELS: u32 = 64;
+/// The caption's height: its 20 px text and the space plotters leaves under it, with room.
+const CAPTION: u32 = 40;
 
 #[derive(Debug, Clone)]
 struct Series {
@@ -195,27 +206,14 @@ impl LineChart {
         let (plot_area, below) = root.split_vertically(HEIGHT);
         let mut chart = ChartBuilder::on(&plot_area)
             .caption(&self.title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
+            .margin(MARGIN)
+            .x_label_area_size(X_LABELS)
+            .y_label_area_size(Y_LABELS)
             .build_cartesian_2d(x, y)
             .map_err(|e| fail(&e))?;
-        let integer_x = self
-            .series
-            .iter()
-            .flat_map(|s| &s.points)
-            .all(|(x, _)| x.fract() == 0.0);
-        let x_ticks = if integer_x && !self.log_x { 12 } else { 10 };
         chart
             .configure_mesh()
-            .x_labels(x_ticks)
-            .x_label_formatter(&|v| {
-                if integer_x && v.fract() != 0.0 {
-                    String::new()
-                } else {
-                    tick_label(*v)
-                }
-            })
+            .x_label_formatter(&|v| tick_label(*v))
             .y_label_formatter(&|v| tick_label(*v))
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
@@ -299,37 +297,57 @@ impl Chart for LineChart {
 
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
         let (x, y) = self.ranges()?;
-        // plotters labels a log axis only at its few round key points (100, 200, 1000, …);
-        // 1-2-5 steps label every part of it.
-        let log = |range: Range<f64>| {
-            let ticks = log_ticks(&range);
-            range.log_scale().with_key_points(ticks)
+        let (x_ticks, y_ticks) = self.ticks(&x, &y);
+        // plotters picks ticks by count and knows no label's width: each axis gets its own.
+        let linear = |range: Range<f64>, ticks| Ticked::new(RangedCoordf64::from(range), ticks);
+        let log = |range: Range<f64>, ticks| {
+            Ticked::<LogCoord<f64>>::new(range.log_scale().into(), ticks)
         };
         match (self.log_x, self.log_y) {
-            (false, false) => self.draw_on(root, x, y),
-            (true, false) => self.draw_on(root, log(x), y),
-            (false, true) => self.draw_on(root, x, log(y)),
-            (true, true) => self.draw_on(root, log(x), log(y)),
+            (false, false) => self.draw_on(root, linear(x, x_ticks), linear(y, y_ticks)),
+            (true, false) => self.draw_on(root, log(x, x_ticks), linear(y, y_ticks)),
+            (false, true) => self.draw_on(root, linear(x, x_ticks), log(y, y_ticks)),
+            (true, true) => self.draw_on(root, log(x, x_ticks), log(y, y_ticks)),
         }
     }
 }
 
-/// The 1, 2, 5 × 10ᵏ values inside a positive range, for labelling a log axis.
-fn log_ticks(range: &Range<f64>) -> Vec<f64> {
-    let first = range.start.log10().floor() as i32;
-    let last = range.end.log10().ceil() as i32;
-    let ticks_in = |steps: &[f64]| -> Vec<f64> {
-        (first..=last)
-            .flat_map(|power| steps.iter().map(move |step| step * 10f64.powi(power)))
-            .filter(|tick| range.contains(tick))
-            .collect()
-    };
-    let coarse = ticks_in(&[1.0, 2.0, 5.0]);
-    // A range narrower than a factor of ten can hold a single 1-2-5 tick: use every digit then.
-    if coarse.len() >= 3 {
-        coarse
-    } else {
-        ticks_in(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+impl LineChart {
+    /// The ticks of both axes. A log x axis follows the data's own values (the sizes or counts
+    /// measured); an x axis of whole numbers (threads, counts) is labelled at whole numbers.
+    fn ticks(&self, x: &Range<f64>, y: &Range<f64>) -> (Ticks, Ticks) {
+        let xs: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .filter(|x| x.is_finite())
+            .collect();
+        let whole_x = xs.iter().all(|x| x.fract() == 0.0);
+        let x_axis = Axis {
+            range: x.clone(),
+            log: self.log_x,
+            pixels: PLOT_WIDTH,
+            horizontal: true,
+            label: &tick_label,
+        };
+        let y_axis = Axis {
+            range: y.clone(),
+            log: self.log_y,
+            pixels: PLOT_HEIGHT,
+            horizontal: false,
+            label: &tick_label,
+        };
+        let x_ticks = if self.log_x {
+            x_axis.log(&xs)
+        } else {
+            x_axis.linear(whole_x)
+        };
+        let y_ticks = if self.log_y {
+            y_axis.log(&[])
+        } else {
+            y_axis.linear(false)
+        };
+        (x_ticks, y_ticks)
     }
 }
 
@@ -422,38 +440,40 @@ mod tests {
         assert!(err.problem().contains("log-scale x axis"), "{err}");
     }
 
+    /// The texts of an SVG's <text> elements.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("</text>")
+            .filter_map(|part| part.rsplit('>').next())
+            .map(|t| t.trim().to_string())
+            .collect()
+    }
+
     #[test]
-    fn log_axes_are_labelled_in_1_2_5_steps() {
-        assert_eq!(log_ticks(&(205.0..2560.0)), [500.0, 1000.0, 2000.0]);
-        assert_eq!(
-            log_ticks(&(35.0..2500.0)),
-            [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
-        );
-        let narrow = log_ticks(&(25.0..75.0));
-        assert_eq!(
-            narrow,
-            [30.0, 40.0, 50.0, 60.0, 70.0],
-            "every digit in a narrow range"
-        );
+    fn log_axes_are_labelled_at_the_sizes_measured_and_in_1_2_5_steps() {
         let svg = LineChart::new("throughput")
-            .series("f64", [(256.0, 45.0), (2048.0, 113.0)])
+            .series("f64", [(256.0, 45.0), (512.0, 80.0), (2048.0, 113.0)])
             .log_x()
             .log_y()
             .render()
             .unwrap()
             .svg()
             .to_string();
-        let texts: Vec<&str> = svg
-            .split("</text>")
-            .filter_map(|part| part.rsplit('>').next())
-            .map(str::trim)
-            .collect();
-        for label in ["50", "100", "500", "1000", "2000"] {
+        let texts = texts(&svg);
+        for label in ["256", "512", "2048", "40", "50", "100"] {
             assert!(
-                texts.contains(&label),
+                texts.iter().any(|t| t == label),
                 "no tick {label} on the log axes: {texts:?}"
             );
         }
+        assert!(!texts.iter().any(|t| t == "1000"), "{texts:?}");
+    }
+
+    #[test]
+    fn a_whole_number_axis_has_no_fractional_ticks() {
+        let svg = chart().render().unwrap().svg().to_string();
+        let texts = texts(&svg);
+        assert!(texts.iter().any(|t| t == "1") && texts.iter().any(|t| t == "2"));
+        assert!(!texts.iter().any(|t| t == "1.5"), "{texts:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod bars;
 mod lanes;
 mod line;
+mod ticks;
 
 pub use bars::BarChart;
 pub use lanes::LaneChart;
@@ -23,9 +24,14 @@ use std::sync::Once;
 const WIDTH: u32 = 760;
 const FONT: &str = "sans-serif";
 
-/// Colours picked to stay distinct for common colour-vision deficiencies (Okabe–Ito, all eight:
-/// chapter 5's warm-up chart has eight series). Yellow, the faintest on white, comes last.
-const PALETTE: [RGBColor; 8] = [
+/// Sixteen colours, one per series (or bar segment, or lane), each clearly apart from every
+/// other: Okabe–Ito's eight, picked to stay distinct for common colour-vision deficiencies
+/// (yellow, the faintest on white, last of them), then eight of other hues and lightness, chosen
+/// to keep the whole set apart (chapter 7's start has eleven steps). Every pair differs by at
+/// least 25 in CIELAB ΔE (the test checks it); under simulated deuteranopia and protanopia
+/// (Viénot 1999) the closest pair still differs by about 13, where tints of the first eight made
+/// "cgroup joined" and "lo up" two near-identical blues.
+const PALETTE: [RGBColor; 16] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -34,18 +40,20 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(86, 180, 233),
     RGBColor(0, 0, 0),
     RGBColor(240, 228, 66),
+    // crimson, indigo, khaki, plum, cyan, dark grey, lime, brown
+    RGBColor(165, 0, 38),
+    RGBColor(51, 34, 136),
+    RGBColor(189, 183, 107),
+    RGBColor(110, 30, 110),
+    RGBColor(23, 190, 207),
+    RGBColor(80, 80, 80),
+    RGBColor(166, 216, 84),
+    RGBColor(140, 81, 10),
 ];
 
-/// The colour of series (or bar segment, or lane) `i`: the palette, then the palette again as
-/// lighter tints, so a ninth to sixteenth series still differs from the first eight (chapter 7's
-/// start has eleven steps).
+/// The colour of series (or bar segment, or lane) `i`; a seventeenth series starts over.
 fn series_color(i: usize) -> RGBColor {
-    let base = PALETTE[i % PALETTE.len()];
-    if i < PALETTE.len() {
-        return base;
-    }
-    let tint = |c: u8| c + (255 - c) / 2;
-    RGBColor(tint(base.0), tint(base.1), tint(base.2))
+    PALETTE[i % PALETTE.len()]
 }
 
 fn register_font() {
@@ -98,17 +106,34 @@ fn rows_chart<'a, DB: DrawingBackend>(
     labels: &[&str],
     x: std::ops::Range<f64>,
     log_x: bool,
-) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+) -> Result<ChartContext<'a, DB, Cartesian2d<ticks::Ticked<RangedCoordf64>, RangedCoordf64>>> {
     let fail = |e: &dyn std::fmt::Display| drawing_failed(title, e);
     let n = labels.len();
-    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
     root.fill(&WHITE).map_err(|e| fail(&e))?;
+    // On a log axis x is the value's log10, so whole steps are whole decades.
+    let value = |v: f64| if log_x { 10f64.powf(v) } else { v };
+    let label = |v: f64| tick_label(value(v));
+    let mut ticks = ticks::Axis {
+        range: x.clone(),
+        log: false,
+        pixels: rows_plot_width(labels),
+        horizontal: true,
+        label: &label,
+    }
+    .linear(log_x);
+    if log_x {
+        // Lines between decades at fractions of a log10 mean nothing.
+        ticks.light.clear();
+    }
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 20))
-        .margin(12)
+        .margin(ROWS_MARGIN)
         .x_label_area_size(44)
-        .y_label_area_size((longest * 8 + 20).min(380))
-        .build_cartesian_2d(x.clone(), -0.5..n as f64 - 0.5)
+        .y_label_area_size(rows_label_width(labels))
+        .build_cartesian_2d(
+            ticks::Ticked::new(x.clone().into(), ticks),
+            -0.5..n as f64 - 0.5,
+        )
         .map_err(|e| fail(&e))?;
     let row_label = |v: &f64| {
         let index = v.round();
@@ -122,13 +147,7 @@ fn rows_chart<'a, DB: DrawingBackend>(
         .disable_y_mesh()
         .y_labels(n)
         .y_label_formatter(&row_label)
-        // On a log axis x is the value's log10, so the ticks fall on whole decades.
-        .x_labels(if log_x {
-            (x.end - x.start) as usize + 1
-        } else {
-            10
-        })
-        .x_label_formatter(&|v| tick_label(if log_x { 10f64.powf(*v) } else { *v }))
+        .x_label_formatter(&|v| label(*v))
         .x_desc(x_label)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
@@ -136,6 +155,20 @@ fn rows_chart<'a, DB: DrawingBackend>(
         .draw()
         .map_err(|e| fail(&e))?;
     Ok(chart)
+}
+
+const ROWS_MARGIN: u32 = 12;
+
+/// The width of the row labels' area beside a [`rows_chart`].
+fn rows_label_width(labels: &[&str]) -> u32 {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    (longest * 8 + 20).min(380)
+}
+
+/// The width of a [`rows_chart`]'s plotting area, in pixels: what is left of the chart beside
+/// its row labels and margins.
+fn rows_plot_width(labels: &[&str]) -> f64 {
+    f64::from(WIDTH - 2 * ROWS_MARGIN - rows_label_width(labels))
 }
 
 /// The y of row `i` of `n` in a [`rows_chart`].
@@ -295,14 +328,55 @@ fn encode_png(rgb: &[u8], height: u32) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// CIELAB (D65) of an sRGB colour.
+    fn lab(c: RGBColor) -> [f64; 3] {
+        let linear = |u: u8| {
+            let u = f64::from(u) / 255.0;
+            if u <= 0.04045 {
+                u / 12.92
+            } else {
+                ((u + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        let (r, g, b) = (linear(c.0), linear(c.1), linear(c.2));
+        let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
+        let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
+        let f = |t: f64| {
+            if t > 0.008856 {
+                t.cbrt()
+            } else {
+                7.787 * t + 16.0 / 116.0
+            }
+        };
+        [
+            116.0 * f(y) - 16.0,
+            500.0 * (f(x) - f(y)),
+            200.0 * (f(y) - f(z)),
+        ]
+    }
+
     #[test]
-    fn sixteen_series_get_sixteen_colours() {
-        let colours: Vec<RGBColor> = (0..16).map(series_color).collect();
+    fn sixteen_series_get_sixteen_clearly_different_colours() {
+        let colours: Vec<[f64; 3]> = (0..16).map(|i| lab(series_color(i))).collect();
         for (i, a) in colours.iter().enumerate() {
-            for b in &colours[i + 1..] {
-                assert_ne!((a.0, a.1, a.2), (b.0, b.1, b.2));
+            for (j, b) in colours.iter().enumerate().skip(i + 1) {
+                let delta = a
+                    .iter()
+                    .zip(b)
+                    .map(|(p, q)| (p - q).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(
+                    delta >= 25.0,
+                    "series {i} and {j} differ by only ΔE {delta:.1}"
+                );
             }
         }
+        // Chapter 7's "cgroup joined" and "lo up": the 1st and the 9th series.
+        let rgb = |c: RGBColor| (c.0, c.1, c.2);
+        assert_ne!(rgb(series_color(0)), rgb(series_color(8)));
+        assert_eq!(rgb(series_color(16)), rgb(series_color(0)));
     }
 
     #[test]

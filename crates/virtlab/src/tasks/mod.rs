@@ -25,6 +25,8 @@ use crate::timeline::thread_id;
 use crate::work::Work;
 use crate::{Error, Result, units};
 use runtime::RuntimeThread;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 /// The most tasks one run or scale step may start.
 pub const MAX_TASKS: usize = 1_000_000_000;
@@ -56,6 +58,8 @@ fn process_threads() -> usize {
 /// aborts it at its next `.await`.
 pub struct Tasks {
     threads_before: usize,
+    /// The OS threads the tasks' lines came from, so the summary says what happened.
+    line_threads: Arc<Mutex<BTreeSet<u64>>>,
     runtime: Option<RuntimeThread>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -66,6 +70,7 @@ impl Tasks {
         let threads_before = process_threads();
         Ok(Tasks {
             threads_before,
+            line_threads: Arc::default(),
             runtime: Some(RuntimeThread::start()?),
             tasks: Vec::new(),
         })
@@ -88,13 +93,18 @@ impl Kind for Tasks {
             .as_ref()
             .ok_or_else(|| Error::bug("tasks started after their runtime was shut down"))?;
         let ender = reporter.clone();
+        let line_threads = Arc::clone(&self.line_threads);
         let task = runtime.handle().spawn(async move {
             let name = unit.work.name.clone();
             executor::drive_async(&unit.work, &reporter, &mut |i| {
                 if unit.fault_at == Some(i) {
                     panic!("{name} panicked on purpose at iteration {i}");
                 }
-                Ok(Some(format!("{} ({name}, tid {})", word(i), thread_id())))
+                let tid = thread_id();
+                if let Ok(mut seen) = line_threads.lock() {
+                    seen.insert(tid);
+                }
+                Ok(Some(format!("{} ({name}, tid {tid})", word(i))))
             })
             .await
         });
@@ -126,8 +136,25 @@ impl Kind for Tasks {
         let threads_during = process_threads();
         let tid = self.runtime.as_ref().map_or(0, RuntimeThread::tid);
         self.runtime = None;
+        let seen: Vec<u64> = self
+            .line_threads
+            .lock()
+            .map(|seen| seen.iter().copied().collect())
+            .unwrap_or_default();
+        let on = match seen.as_slice() {
+            [] => format!("one runtime thread (tid {tid}), no line printed"),
+            [one] => format!("one OS thread (tid {one})"),
+            many => format!(
+                "{} OS threads (tids {})",
+                many.len(),
+                many.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         format!(
-            "{} tasks on one OS thread (tid {tid}); threads in this process: {} before, {} while they ran",
+            "{} tasks on {on}; threads in this process: {} before, {} while they ran",
             self.tasks.len(),
             self.threads_before,
             threads_during

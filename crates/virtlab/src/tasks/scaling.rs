@@ -187,6 +187,80 @@ impl TaskScaling {
         t
     }
 
+    /// What this run showed, computed from its numbers and worded for the result obtained:
+    /// each kind's wall time at its smallest and largest count over the sleep, and tasks beside
+    /// threads at the largest count both reached, in time and in memory each.
+    pub fn what_we_saw(&self) -> Table {
+        let mut t = Table::new(
+            format!(
+                "What this run measured (units that each sleep {} ms)",
+                self.sleep_ms
+            ),
+            ["question", "answer, from the numbers above"],
+        );
+        let over = |p: &ScalePoint| {
+            format!(
+                "{} took {:.1} ms ({:.1} ms over the sleep)",
+                p.count,
+                p.wall_ms,
+                p.wall_ms - self.sleep_ms as f64
+            )
+        };
+        let span = |points: &[ScalePoint]| match (points.first(), points.last()) {
+            (Some(first), Some(last)) if points.len() > 1 => {
+                format!("{}; {}", over(first), over(last))
+            }
+            (Some(only), _) => over(only),
+            _ => format!("not measured: {}", self.thread_limit),
+        };
+        t.row([
+            "How long did sleeping tasks take?".to_string(),
+            span(&self.tasks),
+        ]);
+        t.row(["And sleeping threads?".to_string(), span(&self.threads)]);
+        let common =
+            self.tasks.iter().rev().find_map(|task| {
+                Some((task, self.threads.iter().find(|t| t.count == task.count)?))
+            });
+        if let Some((task, thread)) = common {
+            let ratio = thread.wall_ms / task.wall_ms;
+            let time = if ratio >= 1.1 {
+                format!("threads took {ratio:.1}× as long as tasks")
+            } else if ratio <= 1.0 / 1.1 {
+                format!("tasks took {:.1}× as long as threads here", 1.0 / ratio)
+            } else {
+                "about the same: the sleep itself dominates at this count".to_string()
+            };
+            t.row([
+                format!("At {} of each, in time?", task.count),
+                format!(
+                    "tasks {:.1} ms, threads {:.1} ms: {time}",
+                    task.wall_ms, thread.wall_ms
+                ),
+            ]);
+            let memory = if task.bytes_each > 0.0 && thread.bytes_each > 0.0 {
+                let ratio = thread.bytes_each / task.bytes_each;
+                if ratio >= 1.0 {
+                    format!("a thread held {ratio:.0}× what a task did")
+                } else {
+                    format!("a task held {:.1}× what a thread did here", 1.0 / ratio)
+                }
+            } else {
+                "one of them read at or below zero (noise at this count): no ratio".to_string()
+            };
+            let bytes = |b: f64| units::bytes(b.max(0.0) as u64);
+            t.row([
+                format!("At {} of each, in memory?", task.count),
+                format!(
+                    "a task {} of heap, a thread {} resident: {memory}",
+                    bytes(task.bytes_each),
+                    bytes(thread.bytes_each)
+                ),
+            ]);
+        }
+        t
+    }
+
     /// Wall time against units started, for tasks and threads on log axes, beside the sleep itself.
     pub fn plot(&self) -> Result<Figure> {
         let line = |points: &[ScalePoint]| {
@@ -246,6 +320,61 @@ mod tests {
         assert!(scaling.plot().unwrap().svg().contains("tokio tasks"));
         assert!(scaling.tasks.iter().all(|p| p.peak_rss_bytes > 0.0));
         assert_eq!(decades(5), vec![1]);
+        assert_eq!(scaling.what_we_saw().rows().len(), 4);
+    }
+
+    fn point(count: usize, wall_ms: f64, bytes_each: f64) -> ScalePoint {
+        ScalePoint {
+            count,
+            wall_ms,
+            bytes_each,
+            peak_rss_bytes: 1e7,
+        }
+    }
+
+    #[test]
+    fn what_we_saw_is_worded_for_the_result_obtained() {
+        let scaling = TaskScaling {
+            sleep_ms: 100,
+            tasks: vec![
+                point(1, 100.2, 600.0),
+                point(10, 100.5, 500.0),
+                point(100, 101.0, 400.0),
+            ],
+            threads: vec![point(1, 100.3, 12_000.0), point(10, 130.0, 8_000.0)],
+            thread_limit: "threads stop at 10 (test)".into(),
+        };
+        let text = scaling.what_we_saw().to_string();
+        for fact in [
+            "1 took 100.2 ms (0.2 ms over the sleep); 100 took 101.0 ms (1.0 ms over the sleep)",
+            "At 10 of each, in time?",
+            "tasks 100.5 ms, threads 130.0 ms: threads took 1.3× as long as tasks",
+            "a thread held 16× what a task did",
+        ] {
+            assert!(text.contains(fact), "missing '{fact}' in {text}");
+        }
+        // The surprising result is reported as it came.
+        let surprising = TaskScaling {
+            tasks: vec![point(10, 150.0, -50.0)],
+            threads: vec![point(10, 110.0, 8_000.0)],
+            ..scaling
+        };
+        let text = surprising.what_we_saw().to_string();
+        assert!(
+            text.contains("tasks took 1.4× as long as threads here"),
+            "{text}"
+        );
+        assert!(text.contains("no ratio"), "{text}");
+        let no_threads = TaskScaling {
+            threads: Vec::new(),
+            ..surprising
+        };
+        let text = no_threads.what_we_saw().to_string();
+        assert!(
+            text.contains("not measured: threads stop at 10 (test)"),
+            "{text}"
+        );
+        assert_eq!(no_threads.what_we_saw().rows().len(), 2);
     }
 
     #[test]

@@ -188,6 +188,66 @@ impl BlockingTrap {
         t
     }
 
+    /// What this run showed, computed from its numbers and worded for the result obtained:
+    /// each setup's median and worst lateness beside the ticker alone and the CPU slice.
+    pub fn what_we_saw(&self) -> Table {
+        let mut t = Table::new(
+            format!(
+                "What this run measured ({} ms ticker, CPU work in {} ms slices)",
+                self.tick_ms, self.burn_ms
+            ),
+            ["setup", "what happened"],
+        );
+        let alone = self.median(Setup::Alone);
+        let slice = self.burn_ms as f64;
+        for r in &self.results {
+            let (median, worst) = (r.percentile(50.0), r.percentile(100.0));
+            if r.lateness_ms.is_empty() {
+                t.row([r.setup.name(), "no tick woke: nothing to say"]);
+                continue;
+            }
+            let measured = format!("median {median:.2} ms late, worst {worst:.2} ms");
+            let beside_alone = if r.setup == Setup::Alone || alone.is_nan() || alone <= 0.01 {
+                String::new()
+            } else {
+                format!(" (median {:.1}× the ticker alone)", median / alone)
+            };
+            let share = format!(
+                "{:.0}% of a {} ms slice",
+                100.0 * worst / slice,
+                self.burn_ms
+            );
+            let verdict = match r.setup {
+                Setup::Alone if median < 1.5 => {
+                    "about tokio's floor: its timer counts in whole milliseconds".to_string()
+                }
+                Setup::Alone => "above tokio's 1 ms floor: something else (another busy process) \
+                                 delayed the wake-ups"
+                    .to_string(),
+                Setup::BlockingTask if worst >= slice / 2.0 && median > 2.0 * alone => {
+                    format!("the trap: the worst wake-up waited {share} for the computing task")
+                }
+                Setup::BlockingTask => format!(
+                    "not the trap this time: the worst wake-up waited only {share}, so the \
+                     computing task rarely held the thread when a tick was due"
+                ),
+                Setup::SpawnBlocking | Setup::MultiThread if worst < slice / 2.0 => {
+                    "the computation did not hold the ticker up: no wake-up waited half a slice"
+                        .to_string()
+                }
+                Setup::SpawnBlocking | Setup::MultiThread => format!(
+                    "a wake-up still waited {share}: tokio did not block the ticker here, but \
+                     the threads competed for the machine's cores"
+                ),
+            };
+            t.row([
+                r.setup.name().to_string(),
+                format!("{measured}{beside_alone}: {verdict}"),
+            ]);
+        }
+        t
+    }
+
     /// Each setup's lateness distribution: percentile on x, lateness on a log y axis.
     pub fn plot(&self) -> Result<Figure> {
         let mut chart = LineChart::new("The blocking trap: how late a ticker task wakes")
@@ -219,6 +279,51 @@ mod tests {
         assert!(trap.results.iter().all(|r| !r.lateness_ms.is_empty()));
         assert!(trap.plot().unwrap().svg().contains("spawn_blocking"));
         assert!(trap.median(Setup::Alone).is_finite());
+        assert_eq!(trap.what_we_saw().rows().len(), 4);
+    }
+
+    fn trap_with(alone: &[f64], blocked: &[f64], off: &[f64]) -> BlockingTrap {
+        let result = |setup, lateness: &[f64]| TrapResult {
+            setup,
+            lateness_ms: lateness.to_vec(),
+        };
+        BlockingTrap {
+            tick_ms: 10,
+            duration_ms: 1000,
+            burn_ms: 50,
+            results: vec![
+                result(Setup::Alone, alone),
+                result(Setup::BlockingTask, blocked),
+                result(Setup::SpawnBlocking, off),
+                result(Setup::MultiThread, off),
+            ],
+        }
+    }
+
+    #[test]
+    fn what_we_saw_is_worded_for_the_result_obtained() {
+        let trapped = trap_with(&[1.0, 1.1, 1.2], &[20.0, 30.0, 48.0], &[1.0, 1.1, 1.3]);
+        let text = trapped.what_we_saw().to_string();
+        for fact in [
+            "median 1.10 ms late, worst 1.20 ms: about tokio's floor",
+            "median 30.00 ms late, worst 48.00 ms (median 27.3× the ticker alone): the trap: \
+             the worst wake-up waited 96% of a 50 ms slice",
+            "no wake-up waited half a slice",
+        ] {
+            assert!(text.contains(fact), "missing '{fact}' in {text}");
+        }
+        // A busy machine: the ticker is late alone, the computing task never caught a tick,
+        // and the threads competed for the cores.
+        let busy = trap_with(&[3.0, 4.0, 5.0], &[3.0, 4.0, 6.0], &[3.0, 4.0, 40.0]);
+        let text = busy.what_we_saw().to_string();
+        for fact in [
+            "above tokio's 1 ms floor",
+            "not the trap this time: the worst wake-up waited only 12% of a 50 ms slice",
+            "a wake-up still waited 80% of a 50 ms slice",
+        ] {
+            assert!(text.contains(fact), "missing '{fact}' in {text}");
+        }
+        assert!(!text.contains("the trap: "), "{text}");
     }
 
     #[test]
