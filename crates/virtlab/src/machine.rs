@@ -62,10 +62,11 @@ pub struct Machine {
     /// metal, or a hypervisor that hides itself).
     pub hypervisor: Option<String>,
     /// Whether this machine can make virtual machines, and how guest code would run: e.g.
-    /// "hardware-assisted KVM (AMD-V)", "software virtualization (KVM-PVM): …", or why not.
+    /// "hardware-assisted KVM (AMD-V)", "KVM-PVM (paravirtualization, …): …", or why not.
     pub virtualization: String,
-    /// The container this runs in and the file that gave it away, e.g. `Docker (/.dockerenv)`;
-    /// `None` when none is seen.
+    /// The marker file that says this runs in a container, as seen, e.g. `/.dockerenv present
+    /// (Docker's marker file)`: a file, not proof of who started the container. `None` when no
+    /// marker is seen.
     pub container: Option<String>,
     /// The SIMD extensions the CPU has, e.g. `["sse4.2", "avx", "avx2", "fma", "avx512f"]`: the
     /// vector width sets the floating-point peak.
@@ -165,7 +166,9 @@ impl Machine {
         ]);
         t.row([
             "container",
-            self.container.as_deref().unwrap_or("none seen"),
+            self.container
+                .as_deref()
+                .unwrap_or("no marker file seen (/.dockerenv, /run/.containerenv)"),
             "",
         ]);
         let simd = if self.simd.is_empty() {
@@ -355,13 +358,14 @@ mod os {
     }
 
     pub fn container() -> Option<String> {
-        if std::path::Path::new("/.dockerenv").exists() {
-            return Some("Docker (/.dockerenv)".into());
-        }
-        if std::path::Path::new("/run/.containerenv").exists() {
-            return Some("Podman (/run/.containerenv)".into());
-        }
-        None
+        // Only the file is seen: other runtimes write Docker's marker too.
+        [
+            ("/.dockerenv", "Docker's marker file"),
+            ("/run/.containerenv", "Podman's marker file"),
+        ]
+        .into_iter()
+        .find(|(path, _)| std::path::Path::new(path).exists())
+        .map(|(path, whose)| format!("{path} present ({whose})"))
     }
 
     fn read(path: &str) -> Option<String> {

@@ -53,6 +53,12 @@ pub struct CostArgs {
     /// Leave out crun and runc.
     #[arg(long)]
     no_runtimes: bool,
+    /// Memory limit of the container measured with a cgroup, with a unit (64MiB, 1GiB).
+    #[arg(long, default_value = "256MiB", allow_hyphen_values = true)]
+    memory: String,
+    /// Most processes in the container measured with a cgroup.
+    #[arg(long, default_value = "64", allow_hyphen_values = true)]
+    pids: String,
     /// Stop when the program that started this one dies (set by the notebooks).
     #[arg(long, hide = true)]
     die_with_parent: bool,
@@ -207,7 +213,8 @@ pub fn container_cost(args: CostArgs) -> Result<()> {
     if args.die_with_parent {
         virtlab::release::die_with_parent();
     }
-    let costs = cost::measure(args.repeats, !args.no_runtimes)?;
+    let limits = Limits::parse(None, Some(&args.memory), Some(&args.pids))?;
+    let costs = cost::measure(args.repeats, !args.no_runtimes, &limits)?;
     if args.json {
         super::print_json(&costs)?;
     } else {

@@ -6,6 +6,7 @@
 //! period) or the process moving itself (which does not).
 
 use super::Limits;
+use super::init::PID1_SETUP;
 use super::kind::Containers;
 use super::runtimes;
 use super::support::{NAMESPACES, Support};
@@ -17,6 +18,9 @@ use crate::{Error, Result, units};
 use crate::{executor, processes};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+
+/// The start chart's one segment for [`PID1_SETUP`]'s steps.
+const PID1_SETUP_SEGMENT: &str = "pid 1 set up (ids, hostname, root, lo)";
 
 /// One way of starting the worker, measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,22 +56,26 @@ pub struct Costs {
     pub namespaces: Vec<(String, f64)>,
 }
 
-/// The limits of the "with a cgroup" container: memory and pids, what keeps a container from
-/// hurting its neighbours (each left out where this machine cannot set it).
-const CGROUP_LIMITS: Limits = Limits {
-    cpu: None,
-    memory: Some(256 << 20),
-    pids: Some(64),
-};
+/// The limits of the "with a cgroup" container: the memory and pids limits of `limits`, what
+/// keeps a container from hurting its neighbours (each left out where this machine cannot set
+/// it). A CPU quota is left out: it would throttle the very start being timed.
+fn cgroup_limits(limits: &Limits) -> Limits {
+    let wanted = Limits {
+        cpu: None,
+        ..*limits
+    };
+    Support::detect().allowed(&wanted).0
+}
 
-/// Measures a plain process, our container without and with a cgroup (and crun and runc when
-/// `with_runtimes`), `repeats` starts each, in rounds that start one of every kind; then the
-/// steps of our containers, the two ways into a group and each namespace kind alone.
-pub fn measure(repeats: usize, with_runtimes: bool) -> Result<Costs> {
+/// Measures a plain process, our container without and with a cgroup holding the memory and
+/// pids limits of `limits` (and crun and runc when `with_runtimes`), `repeats` starts each, in
+/// rounds that start one of every kind; then the steps of our containers, the two ways into a
+/// group and each namespace kind alone.
+pub fn measure(repeats: usize, with_runtimes: bool, limits: &Limits) -> Result<Costs> {
     crate::error::check_range("repeats", repeats, 1, 100)?;
     // Two iterations 300 ms apart: alive when the process tree is taken after the first line.
     let work = Work::new("cost", 2, 300)?;
-    let (limits, _) = Support::detect().allowed(&CGROUP_LIMITS);
+    let limits = cgroup_limits(limits);
     let mut process = (Vec::new(), Vec::new());
     let mut plain = (Vec::new(), Vec::new());
     let mut grouped = (Vec::new(), Vec::new());
@@ -168,18 +176,28 @@ fn container_round(
 /// [`measure`], run by the release `virtlab` program (`container-cost --json`): a notebook's
 /// own process is large and many-threaded, which slows every fork it makes (the namespaces'
 /// row), and its build is unoptimised.
-pub fn measure_in_release_build(repeats: usize, with_runtimes: bool) -> Result<Costs> {
+pub fn measure_in_release_build(
+    repeats: usize,
+    with_runtimes: bool,
+    limits: &Limits,
+) -> Result<Costs> {
     crate::error::check_range("repeats", repeats, 1, 100)?;
     let repeats = repeats.to_string();
     let mut args = vec![
-        "container-cost",
-        "--json",
-        "--die-with-parent",
-        "--repeats",
-        &repeats,
+        "container-cost".to_string(),
+        "--json".into(),
+        "--die-with-parent".into(),
+        "--repeats".into(),
+        repeats,
     ];
+    if let Some(bytes) = limits.memory {
+        args.extend(["--memory".into(), bytes.to_string()]);
+    }
+    if let Some(pids) = limits.pids {
+        args.extend(["--pids".into(), pids.to_string()]);
+    }
     if !with_runtimes {
-        args.push("--no-runtimes");
+        args.push("--no-runtimes".into());
     }
     let output = crate::release::command(args)?
         .output()
@@ -487,12 +505,39 @@ impl Costs {
         t
     }
 
+    /// The steps as drawn: [`Costs::step_rows`] with pid 1's own set-up steps (ids, hostname,
+    /// root, `lo`) summed into one, so that no two segments share a colour (the chart palette
+    /// has eight distinct ones; the table keeps every step).
+    fn chart_rows(&self) -> Vec<(String, f64, f64)> {
+        let mut rows: Vec<(String, f64, f64)> = Vec::new();
+        let mut setup_at = None;
+        for (name, plain, grouped) in self.step_rows() {
+            let (plain, grouped) = (plain.unwrap_or(0.0), grouped.unwrap_or(0.0));
+            if !PID1_SETUP.contains(&name.as_str()) {
+                rows.push((name, plain, grouped));
+                continue;
+            }
+            match setup_at {
+                Some(i) => {
+                    let row: &mut (String, f64, f64) = &mut rows[i];
+                    row.1 += plain;
+                    row.2 += grouped;
+                }
+                None => {
+                    setup_at = Some(rows.len());
+                    rows.push((PID1_SETUP_SEGMENT.into(), plain, grouped));
+                }
+            }
+        }
+        rows
+    }
+
     /// The steps as one stacked bar per container: without and with a cgroup.
     pub fn plot(&self) -> Result<Figure> {
-        let rows = self.step_rows();
+        let rows = self.chart_rows();
         let names: Vec<&str> = rows.iter().map(|(n, _, _)| n.as_str()).collect();
-        let plain: Vec<f64> = rows.iter().map(|r| r.1.unwrap_or(0.0)).collect();
-        let grouped: Vec<f64> = rows.iter().map(|r| r.2.unwrap_or(0.0)).collect();
+        let plain: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        let grouped: Vec<f64> = rows.iter().map(|r| r.2).collect();
         BarChart::new("Our container's start, step by step", &names)
             .x_label("milliseconds")
             .bar("no cgroup", &plain)
@@ -515,6 +560,23 @@ impl Costs {
             ]);
         }
         t
+    }
+
+    /// Which namespace kinds cost most and least beyond a bare fork, in this run.
+    pub fn namespaces_summary(&self) -> String {
+        let Some(((_, base), kinds)) = self.namespaces.split_first() else {
+            return "The namespace kinds were not measured.".into();
+        };
+        let by_cost = |a: &&(String, f64), b: &&(String, f64)| a.1.total_cmp(&b.1);
+        match (kinds.iter().max_by(by_cost), kinds.iter().min_by(by_cost)) {
+            (Some((dearest, most)), Some((cheapest, least))) => format!(
+                "Beyond a bare fork ({base:.3} ms): the dearest namespace here was {dearest} \
+                 ({:+.3} ms), the cheapest {cheapest} ({:+.3} ms).",
+                most - base,
+                least - base
+            ),
+            _ => "No namespace kind could be created here.".into(),
+        }
     }
 
     /// Shows the start-cost table inline in a notebook.
@@ -546,5 +608,72 @@ mod tests {
         assert_eq!(rows[2], ("lo up".to_string(), Some(0.4), Some(0.2)));
         assert!(costs.steps_table().to_string().contains("–"));
         assert!(costs.plot().is_ok());
+    }
+
+    #[test]
+    fn the_namespace_summary_names_the_dearest_and_the_cheapest() {
+        let costs = Costs {
+            cpu: "cpu".into(),
+            repeats: 1,
+            starts: Vec::new(),
+            steps: Vec::new(),
+            steps_no_cgroup: Vec::new(),
+            joins: Vec::new(),
+            namespaces: vec![
+                ("none".into(), 0.5),
+                ("uts".into(), 0.52),
+                ("net".into(), 1.4),
+                ("mnt".into(), 0.7),
+            ],
+        };
+        let text = costs.namespaces_summary();
+        assert!(
+            text.contains("dearest namespace here was net (+0.900 ms)"),
+            "{text}"
+        );
+        assert!(text.contains("the cheapest uts (+0.020 ms)"), "{text}");
+    }
+
+    #[test]
+    fn the_chart_draws_pid_1_set_up_as_one_segment_and_stays_within_eight_colours() {
+        let named = |l: &[&str]| {
+            l.iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), i as f64))
+                .collect::<Vec<_>>()
+        };
+        // Every step a container with a cgroup v1 group reports, in order.
+        let steps = [
+            "shim asked for",
+            "cgroup made (beside the shim's start)",
+            "shim started",
+            "namespaces cloned",
+            "child running",
+            "cgroup joined (v1, itself: no RCU wait)",
+            PID1_SETUP[0],
+            PID1_SETUP[1],
+            PID1_SETUP[2],
+            "first line read",
+        ];
+        let costs = Costs {
+            cpu: "cpu".into(),
+            repeats: 1,
+            starts: Vec::new(),
+            steps: named(&steps),
+            steps_no_cgroup: Vec::new(),
+            joins: Vec::new(),
+            namespaces: Vec::new(),
+        };
+        let rows = costs.chart_rows();
+        assert!(rows.len() <= 8, "{rows:?}");
+        assert_eq!(rows.len(), steps.len() - 2);
+        let setup = rows.iter().find(|r| r.0 == PID1_SETUP_SEGMENT).unwrap();
+        assert_eq!(setup.2, 6.0 + 7.0 + 8.0, "the three steps summed");
+        assert_eq!(rows.last().unwrap().0, "first line read", "order kept");
+        assert_eq!(
+            costs.steps_table().rows().len(),
+            steps.len(),
+            "the table keeps all"
+        );
     }
 }

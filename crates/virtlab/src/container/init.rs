@@ -104,6 +104,10 @@ pub struct End {
     pub stats: Stats,
 }
 
+/// The marks of pid 1 setting itself up once in its groups, in order: ids mapped and hostname
+/// set, new root built, `lo` up. The start chart draws them as one segment.
+pub(crate) const PID1_SETUP: [&str; 3] = ["ids mapped, hostname set", "new root built", "lo up"];
+
 /// Runs the shim; returns how the container ended and the exit code to forward (the worker's,
 /// or 128 + its signal).
 pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
@@ -470,11 +474,12 @@ impl Child {
             unsafe { libc::sethostname(self.hostname.as_ptr().cast(), self.hostname.len()) },
             "setting the hostname",
         )?;
-        marks.push(("ids mapped, hostname set", now_ns()));
+        let [ids_mapped, root_built, lo_up] = PID1_SETUP;
+        marks.push((ids_mapped, now_ns()));
         self.build_root()?;
-        marks.push(("new root built", now_ns()));
+        marks.push((root_built, now_ns()));
         bring_up_loopback()?;
-        marks.push(("lo up", now_ns()));
+        marks.push((lo_up, now_ns()));
         if self.report {
             print_marks(&marks);
         }

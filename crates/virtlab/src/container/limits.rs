@@ -148,6 +148,35 @@ impl QuotaSweep {
         chart.render()
     }
 
+    /// What each quota did, in words chosen from the counters: periods throttled, the wait per
+    /// 100 ms period, the CPU received against the quota (below it by more than 5 points of
+    /// one CPU: other programs on this machine wanted the CPU too).
+    pub fn summary(&self) -> String {
+        self.runs
+            .iter()
+            .map(|r| {
+                let quota = 100.0 * r.cpu;
+                let received = 100.0 * r.cpu_share;
+                let wait = r.throttled_ms / (r.periods.max(1) as f64);
+                let against = if received < quota - 5.0 {
+                    "below its quota: a quota is a ceiling, not a reservation, and other \
+                     programs on this machine wanted the CPU too"
+                } else if received > quota + 5.0 {
+                    "above its quota"
+                } else {
+                    "at its quota"
+                };
+                format!(
+                    "At {quota:.0} %: {} of {} periods ended throttled, {wait:.0} ms of each \
+                     100 ms period spent waiting on average, and the worker received {received:.0} \
+                     % of one CPU, {against}.",
+                    r.throttled_periods, r.periods
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
@@ -232,4 +261,57 @@ fn only(containers: Vec<ContainerReport>) -> Result<ContainerReport> {
         .into_iter()
         .next()
         .ok_or_else(|| Error::bug("the container left no report"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::Status;
+
+    fn run(cpu: f64, cpu_share: f64, periods: u64, throttled: u64, ms: f64) -> QuotaRun {
+        QuotaRun {
+            cpu,
+            cpu_share,
+            periods,
+            throttled_periods: throttled,
+            throttled_ms: ms,
+            report: ContainerReport {
+                name: "c".into(),
+                shim_pid: None,
+                host_pid: None,
+                status: Status::Completed,
+                oom_killed: false,
+                first_line_ms: None,
+                probe: None,
+                end_stats: None,
+                samples: Vec::new(),
+                lines: Vec::new(),
+                setup: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_summary_says_what_each_quota_did() {
+        let sweep = QuotaSweep {
+            runs: vec![run(1.0, 0.8, 20, 0, 0.0), run(0.5, 0.5, 20, 19, 980.0)],
+        };
+        let text = sweep.summary();
+        assert!(
+            text.contains("At 100 %: 0 of 20 periods ended throttled, 0 ms of each 100 ms period"),
+            "{text}"
+        );
+        assert!(
+            text.contains("received 80 % of one CPU, below its quota"),
+            "{text}"
+        );
+        assert!(
+            text.contains("At 50 %: 19 of 20 periods ended throttled, 49 ms of each"),
+            "{text}"
+        );
+        assert!(
+            text.contains("received 50 % of one CPU, at its quota."),
+            "{text}"
+        );
+    }
 }

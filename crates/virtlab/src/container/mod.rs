@@ -9,7 +9,8 @@
 //! container brings beyond a process ([`run`]). [`support`] says what this machine allows,
 //! [`cgroup`] holds one group per container, [`probe`] compares what a container sees with
 //! the host, [`limits`] watches quotas act, [`cost`] and [`runtimes`] measure what it costs beside
-//! a process, crun and runc.
+//! a process, crun and runc, and [`report`] sets it beside a process and chapter 6's VM on the
+//! cost ladder.
 
 pub mod cgroup;
 pub mod cost;
@@ -18,6 +19,7 @@ pub mod init;
 pub mod kind;
 pub mod limits;
 pub mod probe;
+pub mod report;
 pub mod run;
 pub mod runtimes;
 pub mod support;

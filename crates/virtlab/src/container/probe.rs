@@ -111,43 +111,123 @@ impl Probe {
         let mut header = vec!["fact".to_string()];
         header.extend(probes.iter().map(|p| p.seen_from.clone()));
         let mut t = Table::new("What each one sees: private rooms, shared kitchen", header);
-        let rows: [Fact; 15] = [
-            ("pid", |p| p.pid.to_string()),
-            ("pid on the host", |p| {
-                p.host_pid.unwrap_or(p.pid).to_string()
-            }),
-            ("hostname", |p| p.hostname.clone()),
-            ("root folder", |p| p.root.join(" ")),
-            ("mounts", |p| p.mounts.to_string()),
-            ("processes visible", |p| p.processes.to_string()),
-            ("network interfaces", |p| p.interfaces.join(" ")),
-            ("user id (inside → outside)", |p| {
-                format!(
-                    "{} → {}",
-                    p.uid,
-                    p.uid_outside.map_or("?".into(), |u| u.to_string())
-                )
-            }),
-            ("kernel release", |p| p.kernel.clone()),
-            ("boot id", |p| p.boot_id.clone()),
-            ("CPUs usable", |p| p.cpus.to_string()),
-            ("CPU quota visible", |p| p.cpu_quota.clone()),
-            ("memory reported", |p| {
-                crate::units::bytes(p.memory_total_kib * 1024)
-            }),
-            ("cgroup it sees itself in", |p| cgroup_seen(&p.cgroups)),
-            ("create /usr/virtlab-probe", |p| {
-                p.write_usr.clone().unwrap_or_else(|| "not tried".into())
-            }),
-        ];
-        for (fact, value) in rows {
+        for (fact, value) in FACTS {
             let mut row = vec![fact.to_string()];
             row.extend(probes.iter().map(value));
             t.row(row);
         }
         t
     }
+
+    /// Which facts every container saw as the host (`views[0]`) did, which none did, and
+    /// which some did, written from the values in [`Probe::table`] (the write test left out:
+    /// the host does not try it).
+    pub fn compared(views: &[Probe]) -> String {
+        let Some((host, containers)) = views.split_first() else {
+            return "Nothing was probed.".into();
+        };
+        if containers.is_empty() {
+            return "No container reported a probe: nothing to compare with the host.".into();
+        }
+        let (mut same, mut different, mut mixed) = (Vec::new(), Vec::new(), Vec::new());
+        for (fact, value) in &FACTS[..FACTS.len() - 1] {
+            let host_value = value(host);
+            match containers.iter().filter(|c| value(c) == host_value).count() {
+                n if n == containers.len() => same.push(*fact),
+                0 => different.push(*fact),
+                n => mixed.push(format!("{fact} ({n} of {})", containers.len())),
+            }
+        }
+        let list = |facts: &[&str]| {
+            if facts.is_empty() {
+                "nothing".to_string()
+            } else {
+                facts.join(", ")
+            }
+        };
+        let all = match containers.len() {
+            1 => "the container".to_string(),
+            n => format!("all {n} containers"),
+        };
+        let mut text = format!(
+            "As the host saw it, in {all}: {}. Different from the host in {all}: {}.",
+            list(&same),
+            list(&different)
+        );
+        if !mixed.is_empty() {
+            text += &format!(" The same in some only: {}.", mixed.join(", "));
+        }
+        text
+    }
+
+    /// Whose powers a container's root has, from the user ids seen inside and outside.
+    pub fn user_ids(views: &[Probe]) -> String {
+        let mut seen: Vec<(u32, Option<u32>)> = views
+            .iter()
+            .filter(|p| p.host_pid.is_some())
+            .map(|p| (p.uid, p.uid_outside))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        match seen.as_slice() {
+            [] => "No container reported its user ids.".into(),
+            [(inside, Some(outside))] if inside == outside => format!(
+                "Every container's user {inside} is user {outside} outside: its user namespace \
+                 maps the id to itself.{}",
+                if *inside == 0 {
+                    " This runs as root, so root inside is root outside, with root's powers over \
+                     whatever its namespaces and mounts let it reach; started by a normal user, \
+                     root inside would map to that user's id, with only that user's powers."
+                } else {
+                    ""
+                }
+            ),
+            [(inside, Some(outside))] => format!(
+                "Every container's user {inside} is user {outside} outside: inside it may act \
+                 as {}, outside it has only user {outside}'s powers.",
+                if *inside == 0 { "root" } else { "that user" }
+            ),
+            _ => format!(
+                "The containers' user ids (inside → outside) differ: {}.",
+                seen.iter()
+                    .map(|(i, o)| format!("{i} → {}", o.map_or("?".into(), |o| o.to_string())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
 }
+
+/// The table's rows, in order; the last is the write test, which only containers try.
+const FACTS: [Fact; 15] = [
+    ("pid", |p| p.pid.to_string()),
+    ("pid on the host", |p| {
+        p.host_pid.unwrap_or(p.pid).to_string()
+    }),
+    ("hostname", |p| p.hostname.clone()),
+    ("root folder", |p| p.root.join(" ")),
+    ("mounts", |p| p.mounts.to_string()),
+    ("processes visible", |p| p.processes.to_string()),
+    ("network interfaces", |p| p.interfaces.join(" ")),
+    ("user id (inside → outside)", |p| {
+        format!(
+            "{} → {}",
+            p.uid,
+            p.uid_outside.map_or("?".into(), |u| u.to_string())
+        )
+    }),
+    ("kernel release", |p| p.kernel.clone()),
+    ("boot id", |p| p.boot_id.clone()),
+    ("CPUs usable", |p| p.cpus.to_string()),
+    ("CPU quota visible", |p| p.cpu_quota.clone()),
+    ("memory reported", |p| {
+        crate::units::bytes(p.memory_total_kib * 1024)
+    }),
+    ("cgroup it sees itself in", |p| cgroup_seen(&p.cgroups)),
+    ("create /usr/virtlab-probe", |p| {
+        p.write_usr.clone().unwrap_or_else(|| "not tried".into())
+    }),
+];
 
 /// Maps `uid` through uid_map lines "inside outside count".
 fn outside_uid(map: &str, uid: u32) -> Option<u32> {
@@ -217,6 +297,41 @@ mod tests {
         assert_eq!(p.write_usr, None);
         let t = Probe::table(&[p.clone(), p]);
         assert_eq!(t.rows().len(), 15);
+    }
+
+    #[test]
+    fn the_comparison_and_the_user_ids_are_read_from_the_views() {
+        let host = Probe::here("host", None);
+        let mut inside = Probe {
+            seen_from: "c-1".into(),
+            pid: 1,
+            host_pid: Some(4242),
+            hostname: "c-1".into(),
+            uid: 0,
+            uid_outside: Some(0),
+            ..host.clone()
+        };
+        let text = Probe::compared(&[host.clone(), inside.clone()]);
+        assert!(text.contains("in the container: root folder"), "{text}");
+        assert!(text.contains("kernel release, boot id"), "{text}");
+        assert!(
+            text.contains(
+                "Different from the host in the container: pid, pid on the host, hostname"
+            ),
+            "{text}"
+        );
+        assert!(
+            Probe::user_ids(&[host.clone(), inside.clone()])
+                .contains("root inside is root outside")
+        );
+        inside.uid_outside = Some(1000);
+        let text = Probe::user_ids(&[host.clone(), inside.clone()]);
+        assert!(text.contains("user 0 is user 1000 outside"), "{text}");
+        assert!(!text.contains("root outside"), "{text}");
+        let mut other = inside.clone();
+        other.kernel = "another".into();
+        let text = Probe::compared(&[host, inside, other]);
+        assert!(text.contains("kernel release (1 of 2)"), "{text}");
     }
 
     #[test]

@@ -9,9 +9,9 @@
 //! Why one long file: three measurements (start phases, exit round trip, guest vs native loop)
 //! that share the timing helpers and their tables; about a quarter is tests.
 
-use super::guest::{Guest, native_compute};
+use super::guest::{Guest, Ring, native_compute};
 use super::kind::MAX_VMS;
-use super::{GuestExit, Vm, support};
+use super::{GuestExit, VcpuCounts, Vm, support};
 use crate::display::{Figure, Html, Table};
 use crate::plot::BarChart;
 use crate::stats::median;
@@ -354,56 +354,127 @@ impl ExitCost {
     }
 }
 
-/// The same compute loop (`dec rcx; jnz`) in the guest and natively.
+/// The compute loop run in one guest: where, how long, and what KVM did meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GuestLoop {
+    /// The privilege level the vCPU was at when it reported the loop's end (read back from KVM).
+    pub ring: u8,
+    /// Rounds the guest ran.
+    pub rounds: u32,
+    /// ns per round (the median of the runs).
+    pub ns_per_round: f64,
+    /// KVM's counters between the two reports around the loop (the median run's); `None`
+    /// where the kernel has no statistics fd.
+    pub counts: Option<VcpuCounts>,
+}
+
+impl GuestLoop {
+    /// Instructions KVM emulated per round of the loop.
+    pub fn emulated_per_round(&self) -> Option<f64> {
+        self.counts
+            .map(|c| c.emulated_instructions as f64 / f64::from(self.rounds))
+    }
+}
+
+/// The same compute loop (`dec rcx; jnz`) in a guest's ring 0, in its ring 3, and natively.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComputeCost {
     /// The virtualization mode these figures were taken in.
     pub mode: String,
-    /// Rounds the guest ran.
-    pub guest_rounds: u32,
+    /// In ring 0 (kernel mode), where every guest of this chapter runs.
+    pub kernel: GuestLoop,
+    /// In ring 3 (user mode), after the guest's `iretq`.
+    pub user: GuestLoop,
     /// Rounds the native loop ran.
     pub native_rounds: u32,
-    /// ns per round in the guest.
-    pub guest_ns_per_round: f64,
     /// ns per round natively (median of 3).
     pub native_ns_per_round: f64,
 }
 
 impl ComputeCost {
-    /// How many times slower the guest ran the loop.
-    pub fn slowdown(&self) -> f64 {
-        self.guest_ns_per_round / self.native_ns_per_round.max(1e-6)
+    /// How many times the native time per round `guest` took.
+    pub fn slowdown(&self, guest: &GuestLoop) -> f64 {
+        guest.ns_per_round / self.native_ns_per_round.max(1e-6)
     }
 
     /// The measurements as a table.
     pub fn table(&self) -> Table {
         let mut t = Table::new(
             format!("The same loop in the guest and natively, {}", self.mode),
-            ["where", "rounds", "ns per round", "× native"],
+            [
+                "where",
+                "rounds",
+                "ns per round",
+                "× native",
+                "instructions KVM emulated per round",
+                "exits during the loop",
+            ],
         );
-        t.row([
-            "guest (vCPU)".to_string(),
-            self.guest_rounds.to_string(),
-            format!("{:.3}", self.guest_ns_per_round),
-            format!("{:.1}", self.slowdown()),
-        ]);
+        for (what, guest) in [
+            ("guest, ring 0 (kernel mode)", &self.kernel),
+            ("guest, ring 3 (user mode)", &self.user),
+        ] {
+            t.row([
+                format!("{what}, ring {} seen", guest.ring),
+                guest.rounds.to_string(),
+                format!("{:.3}", guest.ns_per_round),
+                format!("{:.1}", self.slowdown(guest)),
+                guest
+                    .emulated_per_round()
+                    .map_or("not counted here".into(), |n| format!("{n:.3}")),
+                guest
+                    .counts
+                    .map_or("not counted here".into(), |c| c.exits.to_string()),
+            ]);
+        }
         t.row([
             "native (this CPU)".to_string(),
             self.native_rounds.to_string(),
             format!("{:.3}", self.native_ns_per_round),
             "1.0".into(),
+            "-".into(),
+            "-".into(),
         ]);
         t
     }
 
-    /// The measurements as a bar chart.
+    /// What this run showed, in words chosen from its numbers: how ring 3 and ring 0 compare
+    /// with native, and how many of their instructions KVM emulated.
+    pub fn summary(&self) -> String {
+        let speed = |guest: &GuestLoop| {
+            let times = self.slowdown(guest);
+            let pace = if times < 1.5 {
+                format!("about native speed ({times:.1}× native's time per round)")
+            } else {
+                format!("{} times slower than native", ratio(times))
+            };
+            let emulated = match guest.emulated_per_round() {
+                Some(n) if n >= 0.01 => {
+                    format!("KVM emulated {n:.1} instructions per round (the loop has 2)")
+                }
+                Some(_) => "KVM emulated none of the loop's instructions".into(),
+                None => "this kernel does not count emulated instructions".into(),
+            };
+            format!("{:.2} ns per round, {pace}; {emulated}", guest.ns_per_round)
+        };
+        format!(
+            "In ring 3 the guest ran the loop at {}. In ring 0: {}. Natively: {:.2} ns per round.",
+            speed(&self.user),
+            speed(&self.kernel),
+            self.native_ns_per_round
+        )
+    }
+
+    /// The measurements as a bar chart, on a logarithmic axis (they may differ a thousandfold).
     pub fn plot(&self) -> Result<Figure> {
         BarChart::new(
             format!("One loop round ({})", short_mode(&self.mode)),
             &["ns"],
         )
-        .x_label("ns per round (dec rcx; jnz)")
-        .bar("guest", &[self.guest_ns_per_round])
+        .x_label("ns per round (dec rcx; jnz), log scale")
+        .log_x()
+        .bar("guest, ring 0", &[self.kernel.ns_per_round])
+        .bar("guest, ring 3", &[self.user.ns_per_round])
         .bar("native", &[self.native_ns_per_round])
         .render()
     }
@@ -419,17 +490,25 @@ impl ComputeCost {
     }
 }
 
-/// Runs the loop in a guest and natively, each sized to take about `target_ms` (after a short
-/// calibration run), and compares the time per round.
+/// A ratio with the digits that matter: `2700`, `35`, `3.4`.
+fn ratio(times: f64) -> String {
+    if times >= 10.0 {
+        format!("{times:.0}")
+    } else {
+        format!("{times:.1}")
+    }
+}
+
+/// Runs the loop in a guest's ring 0, in its ring 3 and natively, each sized to take about
+/// `target_ms` (after a short calibration run), three times each, and compares the median time
+/// per round.
 pub fn compute_cost(target_ms: u64) -> Result<ComputeCost> {
     check_compute_ms(target_ms)?;
     let found = support();
     found.ready()?;
     let target = target_ms as f64 * 1e6;
-    let probe = 10_000;
-    let guest_probe = guest_loop_ns(probe)? / f64::from(probe);
-    let guest_rounds = rounds_for(target, guest_probe);
-    let guest_ns_per_round = guest_loop_ns(guest_rounds)? / f64::from(guest_rounds);
+    let kernel = guest_loop(Ring::Kernel, target)?;
+    let user = guest_loop(Ring::User, target)?;
 
     let native_probe = 1_000_000;
     let native_probe_ns = native_loop_ns(native_probe) / f64::from(native_probe);
@@ -439,9 +518,9 @@ pub fn compute_cost(target_ms: u64) -> Result<ComputeCost> {
         .collect();
     Ok(ComputeCost {
         mode: found.label(),
-        guest_rounds,
+        kernel,
+        user,
         native_rounds,
-        guest_ns_per_round,
         native_ns_per_round: median(&mut native),
     })
 }
@@ -451,13 +530,34 @@ fn rounds_for(target_ns: f64, ns_per_round: f64) -> u32 {
         as u32
 }
 
-/// ns between the guest's two marks around its loop.
-fn guest_loop_ns(rounds: u32) -> Result<f64> {
-    let mut vm = Vm::new("compute", MEASURE_MEMORY, &Guest::compute(rounds)?)?;
+/// The loop in `ring`, sized to take about `target_ns` after a calibration run; the median of
+/// three runs.
+fn guest_loop(ring: Ring, target_ns: f64) -> Result<GuestLoop> {
+    let probe = 10_000;
+    let calibration = run_guest_loop(ring, probe)?;
+    let rounds = rounds_for(target_ns, calibration.ns_per_round);
+    let mut runs = (0..3)
+        .map(|_| run_guest_loop(ring, rounds))
+        .collect::<Result<Vec<_>>>()?;
+    runs.sort_by(|a, b| a.ns_per_round.total_cmp(&b.ns_per_round));
+    Ok(runs[1])
+}
+
+/// One VM running the loop in `ring`: time and KVM's counters between its two reports.
+fn run_guest_loop(ring: Ring, rounds: u32) -> Result<GuestLoop> {
+    let mut vm = Vm::new("compute", MEASURE_MEMORY, &Guest::compute(rounds, ring)?)?;
     expect_report(&mut vm, 0)?;
+    let before = vm.counts();
     let t = Instant::now();
     expect_report(&mut vm, 1)?;
-    Ok(t.elapsed().as_nanos() as f64)
+    let ns = t.elapsed().as_nanos() as f64;
+    let counts = vm.counts().zip(before).map(|(after, b)| after.since(&b));
+    Ok(GuestLoop {
+        ring: vm.ring()?,
+        rounds,
+        ns_per_round: ns / f64::from(rounds),
+        counts,
+    })
 }
 
 fn native_loop_ns(rounds: u32) -> f64 {
@@ -495,6 +595,53 @@ mod tests {
         assert!(compute_cost(1).is_err());
     }
 
+    fn guest_loop(ring: u8, ns_per_round: f64, emulated: Option<u64>) -> GuestLoop {
+        GuestLoop {
+            ring,
+            rounds: 1000,
+            ns_per_round,
+            counts: emulated.map(|emulated_instructions| VcpuCounts {
+                exits: 1,
+                emulated_instructions,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_summary_is_worded_from_the_numbers() {
+        let pvm = ComputeCost {
+            mode: "m".into(),
+            kernel: guest_loop(0, 1000.0, Some(2000)),
+            user: guest_loop(3, 0.6, Some(0)),
+            native_rounds: 1000,
+            native_ns_per_round: 0.5,
+        };
+        let text = pvm.summary();
+        for fact in [
+            "In ring 3 the guest ran the loop at 0.60 ns per round, about native speed (1.2×",
+            "KVM emulated none of the loop's instructions",
+            "In ring 0: 1000.00 ns per round, 2000 times slower than native; KVM emulated 2.0",
+            "Natively: 0.50 ns",
+        ] {
+            assert!(text.contains(fact), "missing '{fact}' in {text}");
+        }
+        // Hardware-assisted: both rings near native, and a kernel without counters says so.
+        let hardware = ComputeCost {
+            kernel: guest_loop(0, 0.55, None),
+            ..pvm
+        };
+        let text = hardware.summary();
+        assert!(
+            text.contains("In ring 0: 0.55 ns per round, about native speed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("does not count emulated instructions"),
+            "{text}"
+        );
+        assert_eq!(hardware.table().rows().len(), 3);
+    }
+
     #[test]
     fn costs_are_measured_on_real_vms() {
         let _serial = super::super::tests::one_at_a_time();
@@ -509,6 +656,8 @@ mod tests {
         let exits = exit_cost(200).unwrap();
         assert!(exits.guest_exit_ns > 0.0);
         let compute = compute_cost(10).unwrap();
-        assert!(compute.guest_rounds >= 1000 && compute.native_rounds >= 1000);
+        assert!(compute.kernel.rounds >= 1000 && compute.native_rounds >= 1000);
+        assert_eq!((compute.kernel.ring, compute.user.ring), (0, 3));
+        assert!(compute.summary().contains("In ring 3"));
     }
 }

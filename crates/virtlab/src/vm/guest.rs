@@ -4,9 +4,14 @@
 //!
 //! The guest talks to us only through `out` on an I/O port: each `out` leaves the guest (a VM
 //! exit), our side reads the value and decides when to let the guest go on.
+//!
+//! Every guest starts in ring 0, the CPU's most privileged level, where an operating system's
+//! kernel runs. The compute loop can also drop to ring 3 first, where applications run: under
+//! KVM-PVM that is the difference between KVM emulating each instruction and the CPU running it.
 
+use super::layout;
 use crate::{Error, Result};
-use iced_x86::code_asm::{CodeAssembler, CodeLabel, eax, ebx, ecx, rcx};
+use iced_x86::code_asm::{CodeAssembler, CodeLabel, eax, ebx, ecx, ptr, rax, rcx};
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
 
 /// Where the code sits in guest memory; the vCPU starts here.
@@ -15,6 +20,25 @@ pub const CODE_ADDRESS: u64 = 0x8000;
 pub const REPORT_PORT: u16 = 0x10;
 /// Most iterations a loop guest may run (the counter is a 32-bit register).
 pub const MAX_ITERATIONS: u32 = 1_000_000_000;
+
+/// A privilege level of the guest's CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Ring {
+    /// Ring 0: kernel mode, where every guest starts (and the essay loop stays).
+    Kernel,
+    /// Ring 3: user mode, where an operating system runs its applications.
+    User,
+}
+
+impl Ring {
+    /// The level's number, 0 or 3.
+    pub fn number(self) -> u8 {
+        match self {
+            Ring::Kernel => 0,
+            Ring::User => 3,
+        }
+    }
+}
 
 /// A guest program: its machine code and a commented listing of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +94,36 @@ impl Guest {
 
     /// A fixed compute loop of `count` rounds of `dec rcx; jnz` (the same two instructions
     /// [`native_compute`] runs on the host), framed by two reports so our side can time it:
-    /// it reports 0 before the loop and 1 after it, then halts.
-    pub fn compute(count: u32) -> Result<Guest> {
+    /// it reports 0 before the loop and 1 after it, then stops. In [`Ring::User`] the guest
+    /// first leaves ring 0 the way a kernel starts an application (`iretq` to a ring-3 code
+    /// segment); ring 3 may not `hlt`, so it then waits in `jmp $` for our side to drop the VM.
+    pub fn compute(count: u32, ring: Ring) -> Result<Guest> {
         crate::error::check_range("the compute loop's count", count, 1, MAX_ITERATIONS)?;
         let mut p = Program::new()?;
         let mut spin = p.asm.create_label();
+        if ring == Ring::User {
+            let mut user = p.asm.create_label();
+            p.emit("ring 3's stack segment", |a| {
+                a.push(i32::from(layout::USER_DATA_SELECTOR))
+            })?;
+            p.emit("ring 3's stack pointer", |a| {
+                a.push(layout::STACK_TOP as i32)
+            })?;
+            p.emit("flags: I/O level 3, so ring 3 may `out`", |a| {
+                a.push(layout::USER_RFLAGS as i32)
+            })?;
+            p.emit("ring 3's code segment", |a| {
+                a.push(i32::from(layout::USER_CODE_SELECTOR))
+            })?;
+            p.emit("where ring 3 starts: the next line", |a| {
+                a.lea(rax, ptr(user))
+            })?;
+            p.emit("(pushed)", |a| a.push(rax))?;
+            p.emit("return to ring 3, as a kernel starts a program", |a| {
+                a.iretq()
+            })?;
+            p.label(&mut user)?;
+        }
         p.emit("report 0: loop starts", |a| a.xor(eax, eax))?;
         p.emit("the VM exits to us", |a| a.out(u32::from(REPORT_PORT), eax))?;
         p.emit("rounds to run", |a| a.mov(ecx, count))?;
@@ -83,8 +132,18 @@ impl Guest {
         p.emit("again until zero", |a| a.jnz(spin))?;
         p.emit("report 1: loop done", |a| a.inc(eax))?;
         p.emit("the VM exits to us", |a| a.out(u32::from(REPORT_PORT), eax))?;
-        p.emit("stop this CPU", |a| a.hlt())?;
-        p.finish(format!("compute loop, {count} rounds"))
+        match ring {
+            Ring::Kernel => p.emit("stop this CPU", |a| a.hlt())?,
+            Ring::User => {
+                let mut wait = p.asm.create_label();
+                p.label(&mut wait)?;
+                p.emit("ring 3 may not hlt: wait to be stopped", |a| a.jmp(wait))?;
+            }
+        }
+        p.finish(format!(
+            "compute loop, {count} rounds, in ring {}",
+            ring.number()
+        ))
     }
 
     /// A guest that reports iteration 0 and then loops forever without another exit: only our
@@ -263,9 +322,33 @@ mod tests {
         let asm = decoded(&runaway);
         assert!(asm.last().unwrap().starts_with("jmp"));
         assert_eq!(&runaway.code()[runaway.code().len() - 2..], &[0xeb, 0xfe]);
-        let compute = decoded(&Guest::compute(5).unwrap());
+        let compute = decoded(&Guest::compute(5, Ring::Kernel).unwrap());
         assert!(compute.iter().any(|s| s == "dec rcx"));
         assert_eq!(compute.iter().filter(|s| s.starts_with("out")).count(), 2);
+        assert!(!compute.iter().any(|s| s == "iretq"));
+    }
+
+    #[test]
+    fn the_ring_3_loop_returns_to_ring_3_before_its_first_report() {
+        let guest = Guest::compute(5, Ring::User).unwrap();
+        let asm = decoded(&guest);
+        let iretq = asm.iter().position(|s| s == "iretq").unwrap();
+        let first_out = asm.iter().position(|s| s.starts_with("out")).unwrap();
+        assert!(iretq < first_out, "{asm:?}");
+        assert_eq!(asm[0], "push 23h", "ring 3's stack segment first");
+        assert!(asm.contains(&"push 3002h".to_string()), "{asm:?}");
+        assert!(!asm.iter().any(|s| s == "hlt"), "ring 3 may not hlt");
+        // The address pushed for iretq is the instruction right after it.
+        let ends: Vec<u64> = Decoder::with_ip(64, guest.code(), CODE_ADDRESS, DecoderOptions::NONE)
+            .iter()
+            .map(|i| i.next_ip())
+            .collect();
+        let lea = Decoder::with_ip(64, guest.code(), CODE_ADDRESS, DecoderOptions::NONE)
+            .iter()
+            .find(|i| i.mnemonic() == iced_x86::Mnemonic::Lea)
+            .unwrap();
+        assert_eq!(lea.memory_displacement64(), ends[iretq]);
+        assert_eq!(guest.listing().lines().count(), 1 + guest.instructions());
     }
 
     #[test]
@@ -273,7 +356,7 @@ mod tests {
         assert!(Guest::essay_loop(0, None).is_err());
         let e = Guest::essay_loop(3, Some(3)).unwrap_err();
         assert!(e.problem().contains("fault iteration cannot be 3"));
-        assert!(Guest::compute(0).is_err());
+        assert!(Guest::compute(0, Ring::User).is_err());
     }
 
     #[test]

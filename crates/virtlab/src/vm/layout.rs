@@ -7,7 +7,7 @@
 //!
 //! | address | what |
 //! |---|---|
-//! | `0x0500` | GDT: null, 64-bit code, data |
+//! | `0x0500` | GDT: null, 64-bit code, data (ring 0), then the same two for ring 3 |
 //! | `0x1000` | PML4 (level 4 page table) |
 //! | `0x2000` | PDPT (level 3) |
 //! | `0x3000` | page directory: 2 MiB pages |
@@ -66,6 +66,13 @@ pub fn parse_memory(text: &str) -> crate::Result<u64> {
 pub const CODE_SELECTOR: u16 = 0x08;
 /// The data segments' selector (GDT entry 2).
 pub const DATA_SELECTOR: u16 = 0x10;
+/// Ring 3's code segment: GDT entry 3, requested privilege level 3 (the low two bits).
+pub const USER_CODE_SELECTOR: u16 = 0x18 | 3;
+/// Ring 3's data (and stack) segment: GDT entry 4, requested privilege level 3.
+pub const USER_DATA_SELECTOR: u16 = 0x20 | 3;
+/// RFLAGS for ring 3: bit 1 (always set) and I/O privilege level 3 (bits 12-13), which lets
+/// ring-3 code use `out`, the guest's only way to report.
+pub const USER_RFLAGS: u64 = 0x3002;
 
 // Control-register bits for 64-bit long mode with paging.
 /// CR0: protected mode.
@@ -91,31 +98,43 @@ pub const EFER_LMA: u64 = 1 << 10;
 
 // The pieces do not overlap, and the smallest memory holds them and 4 KiB of code.
 const _: () = {
-    assert!(GDT_ADDRESS + 24 <= PML4_ADDRESS);
+    assert!(GDT_ADDRESS + 8 * 5 <= PML4_ADDRESS);
     assert!(PD_ADDRESS + 4096 <= STACK_TOP);
     assert!(CODE_ADDRESS + 4096 <= MIN_MEMORY);
 };
 
 const PRESENT: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
+/// Ring 3 may use the page (without it, only ring 0 may). Ring-0 code is unaffected, as CR4
+/// turns on neither SMEP nor SMAP.
+const USER: u64 = 1 << 2;
 const PAGE_SIZE_BIT: u64 = 1 << 7;
 
-/// The GDT's three 8-byte descriptors: null, 64-bit code (L=1), data. Base 0, limit 4 GiB;
-/// in long mode only the code segment's L bit and the present bits really matter.
-pub fn gdt() -> [u64; 3] {
-    [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff]
+/// The GDT's five 8-byte descriptors: null, then for ring 0 (privilege 0 in bits 45-46) 64-bit
+/// code (L=1) and data, then the same two for ring 3 (privilege 3). Base 0, limit 4 GiB; in
+/// long mode only the code segments' L bits, the privilege levels and the present bits really
+/// matter.
+pub fn gdt() -> [u64; 5] {
+    [
+        0,
+        0x00af_9b00_0000_ffff,
+        0x00cf_9300_0000_ffff,
+        0x00af_fb00_0000_ffff,
+        0x00cf_f300_0000_ffff,
+    ]
 }
 
 /// The page tables as (guest address, 8-byte entries): one PML4 entry, one PDPT entry, and one
-/// 2 MiB page-directory entry per 2 MiB of guest memory, each mapping its own address.
+/// 2 MiB page-directory entry per 2 MiB of guest memory, each mapping its own address, open to
+/// ring 3 as to ring 0.
 pub fn page_tables(memory_bytes: u64) -> Vec<(u64, Vec<u64>)> {
     let large_pages = memory_bytes.div_ceil(LARGE_PAGE).clamp(1, 512);
     let directory = (0..large_pages)
-        .map(|i| (i * LARGE_PAGE) | PRESENT | WRITABLE | PAGE_SIZE_BIT)
+        .map(|i| (i * LARGE_PAGE) | PRESENT | WRITABLE | USER | PAGE_SIZE_BIT)
         .collect();
     vec![
-        (PML4_ADDRESS, vec![PDPT_ADDRESS | PRESENT | WRITABLE]),
-        (PDPT_ADDRESS, vec![PD_ADDRESS | PRESENT | WRITABLE]),
+        (PML4_ADDRESS, vec![PDPT_ADDRESS | PRESENT | WRITABLE | USER]),
+        (PDPT_ADDRESS, vec![PD_ADDRESS | PRESENT | WRITABLE | USER]),
         (PD_ADDRESS, directory),
     ]
 }
@@ -174,10 +193,39 @@ mod tests {
     }
 
     #[test]
-    fn code_descriptor_is_64_bit() {
-        let code = gdt()[1];
-        assert_ne!(code & (1 << 53), 0, "L bit: 64-bit code");
-        assert_eq!(code & (1 << 54), 0, "D bit must be clear when L is set");
-        assert_ne!(code & (1 << 47), 0, "present");
+    fn code_descriptors_are_64_bit() {
+        for code in [gdt()[1], gdt()[3]] {
+            assert_ne!(code & (1 << 53), 0, "L bit: 64-bit code");
+            assert_eq!(code & (1 << 54), 0, "D bit must be clear when L is set");
+            assert_ne!(code & (1 << 47), 0, "present");
+            assert_ne!(code & (1 << 43), 0, "code, not data");
+        }
+    }
+
+    #[test]
+    fn each_selector_names_a_descriptor_of_its_own_ring() {
+        let privilege = |descriptor: u64| (descriptor >> 45) & 3;
+        for (selector, ring) in [
+            (CODE_SELECTOR, 0),
+            (DATA_SELECTOR, 0),
+            (USER_CODE_SELECTOR, 3),
+            (USER_DATA_SELECTOR, 3),
+        ] {
+            let descriptor = gdt()[usize::from(selector >> 3)];
+            assert_eq!(privilege(descriptor), ring, "{selector:#x}");
+            assert_eq!(
+                u64::from(selector & 3),
+                ring,
+                "requested level {selector:#x}"
+            );
+        }
+        assert_eq!((USER_RFLAGS >> 12) & 3, 3, "I/O privilege level 3");
+    }
+
+    #[test]
+    fn every_table_entry_is_open_to_ring_3() {
+        for (_, entries) in page_tables(4 << 20) {
+            assert!(entries.iter().all(|e| e & USER != 0));
+        }
     }
 }

@@ -29,6 +29,29 @@ pub struct Startup {
     pub vcpu: Duration,
 }
 
+/// Two of KVM's own counters for a vCPU, read from its statistics file descriptor
+/// (`KVM_GET_STATS_FD`, Linux 5.14 and later): what the hypervisor did for this guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct VcpuCounts {
+    /// Times the guest left for the hypervisor (`exits`).
+    pub exits: u64,
+    /// Guest instructions KVM carried out in its instruction emulator (`insn_emulation`)
+    /// instead of letting the CPU run them.
+    pub emulated_instructions: u64,
+}
+
+impl VcpuCounts {
+    /// What happened between `earlier` and these counts.
+    pub fn since(&self, earlier: &VcpuCounts) -> VcpuCounts {
+        VcpuCounts {
+            exits: self.exits.saturating_sub(earlier.exits),
+            emulated_instructions: self
+                .emulated_instructions
+                .saturating_sub(earlier.emulated_instructions),
+        }
+    }
+}
+
 impl Startup {
     /// All phases together.
     pub fn total(&self) -> Duration {
@@ -219,6 +242,37 @@ impl Vm {
         unsafe { run.__bindgen_anon_1.internal.suberror }
     }
 
+    /// The privilege level the vCPU is at now (0 for kernel mode, 3 for user mode): the low
+    /// bits of its code segment selector, as KVM saved them at the last exit.
+    pub fn ring(&self) -> Result<u8> {
+        let sregs = self
+            .vcpu
+            .get_sregs()
+            .map_err(|e| kvm_error("KVM_GET_SREGS", e))?;
+        Ok((sregs.cs.selector & 3) as u8)
+    }
+
+    /// KVM's exit and emulation counters for this vCPU so far; `None` where the kernel offers
+    /// no statistics file descriptor (before Linux 5.14) or names them otherwise.
+    pub fn counts(&self) -> Option<VcpuCounts> {
+        use std::os::fd::AsRawFd;
+        // KVM_GET_STATS_FD is _IO(0xAE, 0xce); kvm-ioctls has no wrapper for it.
+        const KVM_GET_STATS_FD: libc::c_ulong = 0xAECE;
+        // SAFETY: an ioctl without an argument on the vCPU fd we own; it returns a new fd or -1.
+        let fd = unsafe { libc::ioctl(self.vcpu.as_raw_fd(), KVM_GET_STATS_FD as _, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` was just returned to us and nothing else owns it.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let named = read_stats(&file)?;
+        let get = |name: &str| named.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        Some(VcpuCounts {
+            exits: get("exits")?,
+            emulated_instructions: get("insn_emulation")?,
+        })
+    }
+
     /// Bytes of guest memory the host has actually backed with pages so far (resident).
     pub fn resident_bytes(&self) -> u64 {
         let Ok(host) = self.memory.get_host_address(GuestAddress(0)) else {
@@ -240,6 +294,47 @@ impl Vm {
         }
         in_core.iter().filter(|b| *b & 1 != 0).count() as u64 * 4096
     }
+}
+
+/// Every single-value counter in a KVM statistics file, by name. The file is a header (six
+/// u32: flags, name size, count, id offset, descriptors' offset, data's offset), descriptors
+/// (flags u32, exponent i16, size u16, offset u32, bucket size u32, then the name) and data
+/// (u64 values). See the kernel's Documentation/virt/kvm/api.rst, KVM_GET_STATS_FD.
+fn read_stats(file: &std::fs::File) -> Option<Vec<(String, u64)>> {
+    use std::os::unix::fs::FileExt;
+    let u32_at = |bytes: &[u8], at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let mut header = [0u8; 24];
+    file.read_exact_at(&mut header, 0).ok()?;
+    let (name_size, count) = (u32_at(&header, 4)?, u32_at(&header, 8)?);
+    let (descriptors_at, data_at) = (u32_at(&header, 16)?, u32_at(&header, 20)?);
+    let descriptor_size = 16 + name_size;
+    // A sanity bound: a kernel lists a few dozen counters.
+    if count > 4096 || name_size > 4096 {
+        return None;
+    }
+    let mut descriptors = vec![0u8; descriptor_size * count];
+    file.read_exact_at(&mut descriptors, descriptors_at as u64)
+        .ok()?;
+    let mut named = Vec::new();
+    for d in descriptors.chunks_exact(descriptor_size) {
+        let size = u16::from_le_bytes([d[6], d[7]]);
+        if size != 1 {
+            continue; // a histogram, not one value
+        }
+        let offset = u32_at(d, 8)?;
+        let name = &d[16..];
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        let name = String::from_utf8_lossy(&name[..end]);
+        let mut value = [0u8; 8];
+        file.read_exact_at(&mut value, (data_at + offset) as u64)
+            .ok()?;
+        named.push((name.into_owned(), u64::from_le_bytes(value)));
+    }
+    Some(named)
 }
 
 /// Checks a guest memory size before anything is mapped.

@@ -2,13 +2,15 @@
 //! driven from Rust through the rust-vmm crates, runs a small guest program of our own in
 //! 64-bit mode, and we measure what being virtual costs.
 //!
-//! - [`support()`]: can this machine make VMs, and are they hardware-assisted or emulated?
+//! - [`support()`]: can this machine make VMs, and are they hardware-assisted or
+//!   paravirtualized (KVM-PVM)?
 //! - [`guest`]: the guest program, as assembly text and the bytes it assembles to.
 //! - [`layout`]: the guest memory's tables (GDT, identity-mapped page tables).
 //! - [`probe`]: the price of being virtual from inside this machine (cpuid, steal time).
-//! - `cost` (Linux, x86-64): making a VM phase by phase, an exit's round trip, guest vs
-//!   native compute.
+//! - `cost` (Linux, x86-64): making a VM phase by phase, an exit's round trip, the same loop
+//!   in the guest's ring 0, its ring 3 and natively.
 //! - `kind` (Linux, x86-64): VMs as the executor's units, one vCPU thread each; `kind::run`.
+//! - `report` (Linux, x86-64): the chapter's conclusions, worded from its run.
 //! - `Vm` (Linux, x86-64): one VM with one vCPU, run exit by exit; `Interrupter` stops it
 //!   from another thread.
 //!
@@ -27,18 +29,40 @@ pub mod kind;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod machine;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod report;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod vcpu;
 
-pub use guest::{Guest, native_compute};
+pub use guest::{Guest, Ring, native_compute};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use kind::Vms;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub use machine::{Startup, Vm};
+pub use machine::{Startup, VcpuCounts, Vm};
 pub use support::{Mode, Support, support};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use vcpu::Interrupter;
 
 use std::fmt;
+
+/// Published, not measured here, for scale beside our kernel-less guest: Firecracker's
+/// SPECIFICATION.md bounds a microVM's guest boot (a Linux kernel up to its init) at 125 ms and
+/// its monitor's start at about 12 ms.
+pub const FIRECRACKER: &str = "Firecracker's published specification (SPECIFICATION.md in its \
+                               repository): a microVM boots a Linux guest in at most 125 ms, its \
+                               monitor starting in about 12 ms";
+
+/// How long `a` took beside `b`, in words for a sentence: "2.3× as long as", "about as long
+/// as" (within 10 %), "40 % of the time of". Chapters 6 and 7 compare their starts with it.
+pub(crate) fn as_long_as(a: f64, b: f64) -> String {
+    let times = a / b;
+    if (0.9..=1.1).contains(&times) {
+        "about as long as".into()
+    } else if times > 1.0 {
+        format!("{times:.1}× as long as")
+    } else {
+        format!("{:.0} % of the time of", 100.0 * times)
+    }
+}
 
 /// Guest memory of each VM on the cost ladder: one 2 MiB page, what the smallest real guests
 /// of this chapter get.

@@ -116,7 +116,9 @@ pub struct Steal {
     pub machine_cpus: usize,
     /// How long the job ran.
     pub wall: Duration,
-    /// CPU seconds the machine had (`machine_cpus` × wall).
+    /// CPU seconds `/proc/stat` counted on all CPUs over the job, whatever they went to (about
+    /// `machine_cpus` × wall; counted in whole clock ticks, so the shares below come from one
+    /// counter and add up to 100 %).
     pub capacity_s: f64,
     /// Seconds counted as steal in `/proc/stat` over the job.
     pub steal_s: f64,
@@ -145,8 +147,12 @@ impl Steal {
             ["what", "CPU seconds", "share"],
         );
         let share = |s: f64| format!("{:.1}%", 100.0 * s / self.capacity_s.max(1e-9));
+        let idle = (self.capacity_s - self.busy_s - self.steal_s).max(0.0);
         t.row([
-            format!("capacity ({} CPUs × wall time)", self.machine_cpus),
+            format!(
+                "counted on {} CPUs over the job (/proc/stat)",
+                self.machine_cpus
+            ),
             format!("{:.2}", self.capacity_s),
             "100%".into(),
         ]);
@@ -159,6 +165,11 @@ impl Steal {
             "stolen: the host ran someone else".to_string(),
             format!("{:.2}", self.steal_s),
             share(self.steal_s),
+        ]);
+        t.row([
+            "idle or waiting for I/O".to_string(),
+            format!("{idle:.2}"),
+            share(idle),
         ]);
         t
     }
@@ -202,7 +213,7 @@ pub fn steal_during_job(ms: u64) -> Result<Steal> {
         cpus,
         machine_cpus: all_cpus,
         wall,
-        capacity_s: wall.as_secs_f64() * all_cpus as f64,
+        capacity_s: seconds(|t| t.total),
         steal_s: seconds(|t| t.steal),
         busy_s: seconds(|t| t.busy),
     })
@@ -213,6 +224,8 @@ pub fn steal_during_job(ms: u64) -> Result<Steal> {
 struct Ticks {
     busy: u64,
     steal: u64,
+    /// Every column up to steal: all the time the CPUs had, whatever it went to.
+    total: u64,
     cpus: usize,
 }
 
@@ -240,16 +253,18 @@ fn parse_stat(text: &str) -> Option<Ticks> {
         .map(|f| f.parse().ok())
         .collect::<Option<_>>()?;
     // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-    let &[user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = fields.as_slice() else {
+    let &[user, nice, system, idle, iowait, irq, softirq, steal, ..] = fields.as_slice() else {
         return None;
     };
     let cpus = text
         .lines()
         .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
         .count();
+    let busy = user + nice + system + irq + softirq;
     Some(Ticks {
-        busy: user + nice + system + irq + softirq,
+        busy,
         steal,
+        total: busy + idle + iowait + steal,
         cpus,
     })
 }
@@ -275,6 +290,7 @@ mod tests {
             Some(Ticks {
                 busy: 10 + 1 + 5 + 3 + 4,
                 steal: 7,
+                total: 10 + 1 + 5 + 100 + 2 + 3 + 4 + 7,
                 cpus: 2
             })
         );
@@ -288,6 +304,11 @@ mod tests {
         let steal = steal_during_job(100).unwrap();
         assert!(steal.capacity_s > 0.0);
         assert!(steal.share() >= 0.0);
+        // Every share is of the same counter: none can pass 100 %.
+        assert!(
+            steal.busy_s + steal.steal_s <= steal.capacity_s,
+            "{steal:?}"
+        );
         assert!(steal.table().to_string().contains("stolen"));
         assert!(steal_during_job(10).is_err());
     }

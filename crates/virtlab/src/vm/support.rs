@@ -1,8 +1,9 @@
 //! Can this machine make virtual machines, and how fast will they be? Looks at `/dev/kvm` (there?
 //! may we open it?), the CPU's virtualization flag (`vmx` for Intel VT-x, `svm` for AMD-V) and
 //! the KVM modules loaded. Three answers: hardware-assisted KVM (guest code runs on the CPU at
-//! native speed), software KVM-PVM (nested guests whose code is emulated: much slower), or none,
-//! with what to do about it.
+//! native speed), KVM-PVM (paravirtualization without the CPU's extensions: a guest kernel
+//! written for PVM runs natively at the CPU's ring 3; a bare guest's ring-0 code, like ours,
+//! goes through KVM's instruction emulator), or none, with what to do about it.
 //!
 //! `VIRTLAB_KVM_DEVICE` names another device file to use instead of `/dev/kvm` (tests point it
 //! at a missing path to see the no-KVM answer).
@@ -23,8 +24,10 @@ pub enum Mode {
     /// KVM on the CPU's own virtualization extensions: guest code runs natively, and only
     /// touches of (fake) hardware leave the guest.
     Hardware(&'static str),
-    /// KVM-PVM: software virtualization for guests inside a VM that has no nested hardware
-    /// support; code of guests that are not PVM-aware is emulated.
+    /// KVM-PVM (Huang et al., SOSP 2023): paravirtualization for guests inside a VM that has
+    /// no nested hardware support. A PVM-aware guest kernel runs natively at the CPU's ring 3,
+    /// as do a guest's own ring-3 programs; a bare ring-0 guest such as ours is run by KVM's
+    /// instruction emulator.
     SoftwarePvm,
     /// `/dev/kvm` works but neither a CPU flag nor PVM was seen: speed unknown.
     Unknown,
@@ -115,7 +118,10 @@ impl Support {
     pub fn label(&self) -> String {
         match &self.mode {
             Mode::Hardware(what) => format!("hardware-assisted KVM ({what})"),
-            Mode::SoftwarePvm => "software virtualization (KVM-PVM): guest code is emulated".into(),
+            Mode::SoftwarePvm => "KVM-PVM (paravirtualization, no VT-x/AMD-V): a PVM-aware guest \
+                                  kernel runs natively in ring 3; a bare ring-0 guest like ours \
+                                  goes through KVM's instruction emulator"
+                .into(),
             Mode::Unknown => "KVM of an unknown kind (no vmx/svm flag, no PVM)".into(),
             Mode::Unavailable => "no usable KVM".into(),
         }

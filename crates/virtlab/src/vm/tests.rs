@@ -1,6 +1,7 @@
 //! Real VMs on this machine's KVM. Skipped (with a line on stderr) where `/dev/kvm` cannot be
 //! used; the no-KVM path itself is tested in `support` and by the CLI tests.
 
+use super::guest::Ring;
 use super::*;
 use std::sync::{Mutex, MutexGuard, mpsc};
 
@@ -88,7 +89,12 @@ fn the_compute_guest_marks_its_loop() {
     if !kvm_usable() {
         return;
     }
-    let mut vm = Vm::new("vm-c", 64 << 10, &Guest::compute(1000).unwrap()).unwrap();
+    let mut vm = Vm::new(
+        "vm-c",
+        64 << 10,
+        &Guest::compute(1000, Ring::Kernel).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         run_to_end(&mut vm),
         [
@@ -97,6 +103,31 @@ fn the_compute_guest_marks_its_loop() {
             GuestExit::Halted
         ]
     );
+}
+
+#[test]
+fn the_ring_3_guest_reports_from_ring_3_and_kvm_counts_its_work() {
+    let _serial = one_at_a_time();
+    if !kvm_usable() {
+        return;
+    }
+    let rounds = 100_000;
+    let mut vm = Vm::new(
+        "vm-u",
+        64 << 10,
+        &Guest::compute(rounds, Ring::User).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(vm.ring().unwrap(), 0, "every guest starts in ring 0");
+    assert_eq!(vm.run().unwrap(), GuestExit::Report(0));
+    assert_eq!(vm.ring().unwrap(), 3, "the iretq reached ring 3");
+    let before = vm.counts();
+    assert_eq!(vm.run().unwrap(), GuestExit::Report(1));
+    assert_eq!(vm.ring().unwrap(), 3);
+    // Where the kernel has statistics fds (5.14 and later), the report's exit was counted.
+    if let (Some(before), Some(after)) = (before, vm.counts()) {
+        assert!(after.exits > before.exits, "{before:?} → {after:?}");
+    }
 }
 
 #[test]
