@@ -93,11 +93,11 @@
 //! each measurement runs in a fresh probe process (the release-built `virtlab`).
 //!
 //! ```no_run
-//! use virtlab::cost::{KINDS, Ladder};
+//! use virtlab::cost::{COMPARED_COUNT, KINDS, Ladder};
 //!
-//! let ladder = Ladder::measured(&KINDS, &[10, 100], 3)?; // reused when saved on this boot
-//! println!("{}", ladder.table());
-//! ladder.plot()?.save_svg("ladder.svg")?; // cheapest bottom left, dearest top right
+//! let ladder = Ladder::measured(&KINDS, &[1, 4, COMPARED_COUNT], 3)?; // reused when saved on this boot
+//! println!("{}", ladder.table()); // what one more unit costs: the slope over the counts
+//! ladder.plot(COMPARED_COUNT)?.save_svg("ladder.svg")?; // cheapest bottom left, dearest top right
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!

@@ -91,10 +91,10 @@ enum Command {
     },
     /// The cost ladder: time from asking to running and memory per unit, for each kind of worker.
     Ladder {
-        /// Kinds to measure, comma-separated: task, thread, process, vm.
+        /// Kinds to measure, comma-separated: task, wasm, thread, process, container, vm.
         #[arg(long, value_delimiter = ',', default_value = "task,thread,process")]
         kinds: Vec<String>,
-        /// Units alive together, comma-separated.
+        /// Units alive together, comma-separated (three or more to fit what one more costs).
         #[arg(
             long,
             value_delimiter = ',',

@@ -6,6 +6,10 @@
 //! 16 KiB kernel stack and a process's page tables show up; it is read per process, so other
 //! programs starting and stopping on the machine do not blur it.
 //!
+//! The memory charged to this process's control group (cgroup v2 `memory.current`/`memory.peak`,
+//! v1 `memory.usage_in_bytes`/`memory.max_usage_in_bytes`) is read here too: the figure a
+//! container's limit acts on.
+//!
 //! Elsewhere every reading is `None` (or NaN), and callers say "not observable".
 
 /// This process's resident memory (Linux /proc), `None` elsewhere.
@@ -78,6 +82,59 @@ fn measure_kernel_stack() -> Option<u64> {
     (threads > 0).then(|| (total / threads + page / 2) / page * page)
 }
 
+/// What the kernel charges to this process's memory cgroup: every page its processes use
+/// (counted once, charged to the group that first touched it), the page cache of files they
+/// read, and kernel memory such as page tables and stacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMemory {
+    /// The group's folder, e.g. `/sys/fs/cgroup/memory/…`.
+    pub group: std::path::PathBuf,
+    /// Charged now, in bytes.
+    pub current: u64,
+    /// The most ever charged, in bytes, where the kernel keeps it.
+    pub peak: Option<u64>,
+}
+
+/// This process's memory cgroup and its charge (v2, else v1), `None` where neither is
+/// readable.
+pub fn cgroup_memory() -> Option<CgroupMemory> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path_of = |wanted: &dyn Fn(&str) -> bool| {
+        own.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+            wanted(list).then(|| path.trim_start_matches('/').to_string())
+        })
+    };
+    let read = |dir: &std::path::Path, file: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let v2 =
+        path_of(&|list| list.is_empty()).map(|p| (root.join(p), "memory.current", "memory.peak"));
+    let v1 = path_of(&|list| list.split(',').any(|c| c == "memory")).map(|p| {
+        (
+            root.join("memory").join(p),
+            "memory.usage_in_bytes",
+            "memory.max_usage_in_bytes",
+        )
+    });
+    [v2, v1]
+        .into_iter()
+        .flatten()
+        .find_map(|(group, current, peak)| {
+            Some(CgroupMemory {
+                current: read(&group, current)?,
+                peak: read(&group, peak),
+                group,
+            })
+        })
+}
+
 /// The value of a `Name:   123 kB` line, in bytes.
 fn kib_field(text: &str, name: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(name))?;
@@ -109,5 +166,18 @@ mod tests {
             "{stack}"
         );
         assert!(heap_in_use() > 0.0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_readable_cgroup_charges_at_least_this_process_resident_pages() {
+        // Containers and CI runners without a memory controller have nothing to read.
+        if let Some(group) = cgroup_memory() {
+            assert!(group.current >= resident_bytes().unwrap() / 2, "{group:?}");
+            assert!(
+                group.peak.is_none_or(|peak| peak >= group.current),
+                "{group:?}"
+            );
+        }
     }
 }

@@ -1,20 +1,20 @@
 //! The cost ladder from a terminal: every kind of worker measured by one method, and the probe
 //! each measurement runs in (a fresh process, started by the ladder itself).
 
-use super::{print, print_json};
+use super::print_json;
 use virtlab::cost::{self, Ladder};
 use virtlab::{Result, release};
 
-/// `virtlab ladder`: measures `kinds` at `counts` (`rounds` fresh probe processes per count).
+/// `virtlab ladder`: measures `kinds` at `counts` now (`rounds` fresh probe processes per
+/// count) and prints what one more unit of each costs, then every point.
 pub fn ladder(kinds: &[String], counts: &[usize], rounds: usize, json: bool) -> Result<()> {
-    for kind in kinds {
-        cost::check(kind, counts, rounds)?;
+    let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+    let ladder = Ladder::measured_anew(&kinds, counts, rounds)?;
+    if json {
+        return print_json(&ladder);
     }
-    let mut ladder = Ladder::saved()?;
-    for kind in kinds {
-        ladder.measure(kind, counts, rounds)?;
-    }
-    print(&ladder, json, Ladder::table)
+    print!("{}\n{}", ladder.table(), ladder.points_table());
+    Ok(())
 }
 
 /// `virtlab ladder-probe`: one round, as JSON (run by `ladder`, not usually by hand).

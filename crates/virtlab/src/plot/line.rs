@@ -31,6 +31,8 @@ struct Series {
     points: Vec<(f64, f64)>,
     /// Dashed and without markers: a model or ideal to compare against, not a measurement.
     dashed: bool,
+    /// A fixed palette slot (see [`LineChart::color`]); else the series' place on the chart.
+    color: Option<usize>,
 }
 
 /// A labelled horizontal line, e.g. a machine's peak throughput.
@@ -109,7 +111,19 @@ impl LineChart {
             name,
             points,
             dashed,
+            color: None,
         });
+        self
+    }
+
+    /// Draws the series added last in palette colour `slot`, whatever its place on this chart:
+    /// the same slot is the same colour on every chart, so a thing keeps its colour from one
+    /// chart to the next (a kind of worker on the cost ladder). Without a series, nothing
+    /// changes.
+    pub fn color(mut self, slot: usize) -> Self {
+        if let Some(last) = self.series.last_mut() {
+            last.color = Some(slot);
+        }
         self
     }
 
@@ -158,7 +172,7 @@ impl LineChart {
         });
         let series = self.series.iter().enumerate().map(|(i, s)| Key {
             name: s.name.clone(),
-            color: series_color(i),
+            color: series_color(s.color.unwrap_or(i)),
             mark: if s.dashed { Mark::Dashed } else { Mark::Line },
         });
         references.chain(series).collect()
@@ -240,7 +254,7 @@ impl LineChart {
                 .map_err(|e| fail(&e))?;
         }
         for (i, series) in self.series.iter().enumerate() {
-            let color = series_color(i);
+            let color = series_color(series.color.unwrap_or(i));
             let points: Vec<(f64, f64)> = series
                 .points
                 .iter()
@@ -494,6 +508,28 @@ mod tests {
             .render()
             .unwrap();
         assert!(fig.svg().contains("ideal"));
+    }
+
+    #[test]
+    fn a_fixed_colour_follows_the_series_not_its_place() {
+        let rgb = |slot: usize| {
+            let c = series_color(slot);
+            format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+        };
+        let alone = LineChart::new("t")
+            .series("process", [(1.0, 2.0), (2.0, 3.0)])
+            .color(3)
+            .render()
+            .unwrap();
+        assert!(alone.svg().contains(&rgb(3)), "slot 3 is drawn");
+        assert!(
+            !alone.svg().contains(&rgb(0)),
+            "not the first series' colour"
+        );
+        let keys = chart().color(5).keys();
+        let last = keys.last().map(|k| (k.color.0, k.color.1, k.color.2));
+        let five = series_color(5);
+        assert_eq!(last, Some((five.0, five.1, five.2)));
     }
 
     #[test]
