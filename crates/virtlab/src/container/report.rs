@@ -4,7 +4,6 @@
 //! boots one.
 
 use crate::cost::{Ladder, Rung, duration_text};
-use crate::units;
 use crate::vm::as_long_as;
 
 /// The rungs of `kind` and of the container at the smallest count both were measured at.
@@ -20,16 +19,24 @@ fn beside<'a>(ladder: &'a Ladder, kind: &str) -> Option<(&'a Rung, &'a Rung)> {
 pub fn ladder_compared(ladder: &Ladder) -> String {
     let mut text = Vec::new();
     match beside(ladder, "process") {
-        Some((container, process)) => text.push(format!(
-            "With {} alive at once, a container went from asking to running in {} and took {} \
-             of memory, a process {} and {}: the container took {} the process.",
-            container.count,
-            duration_text(container.asked_to_running_ms),
-            units::bytes(container.bytes_each() as u64),
-            duration_text(process.asked_to_running_ms),
-            units::bytes(process.bytes_each() as u64),
-            as_long_as(container.asked_to_running_ms, process.asked_to_running_ms)
-        )),
+        Some((container, process)) => {
+            let per_unit = |kind: &str| {
+                ladder
+                    .cost(kind)
+                    .map_or("an unknown amount".into(), |c| c.per_unit_text())
+            };
+            text.push(format!(
+                "With {} alive at once, a container went from asking to running in {}, a process \
+                 in {}: the container took {} the process. One more container held {} of memory, \
+                 one more process {} (the slope over the counts measured).",
+                container.count,
+                duration_text(container.asked_to_running_ms),
+                duration_text(process.asked_to_running_ms),
+                as_long_as(container.asked_to_running_ms, process.asked_to_running_ms),
+                per_unit("container"),
+                per_unit("process"),
+            ))
+        }
         None => text.push("The ladder has no container rung beside a process rung.".into()),
     }
     match beside(ladder, "vm") {
@@ -63,6 +70,8 @@ mod tests {
             user_bytes_each: 1048576.0,
             kernel_bytes_each: 0.0,
             rounds: 3,
+            measured_at: None,
+            fresh: true,
         }
     }
 

@@ -58,6 +58,11 @@ impl KindCost {
         Self::part_text(&self.kernel)
     }
 
+    /// One more unit, user space and kernel together, as sentences write it.
+    pub fn per_unit_text(&self) -> String {
+        bytes_text(self.per_unit_bytes())
+    }
+
     /// Whether both lines are checked against three counts or more and fit well.
     fn trusted(&self) -> bool {
         self.user.trusted() && self.kernel.trusted()

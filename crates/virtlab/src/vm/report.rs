@@ -154,6 +154,8 @@ mod tests {
             user_bytes_each: 0.0,
             kernel_bytes_each: 0.0,
             rounds: 3,
+            measured_at: None,
+            fresh: true,
         }
     }
 
