@@ -261,14 +261,18 @@ impl LineChart {
                 .copied()
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .collect();
-            let style = color.stroke_width(2);
             let drawn = if series.dashed {
+                let style = color.stroke_width(2);
                 chart.draw_series(DashedLineSeries::new(points.iter().copied(), 6, 4, style))
             } else {
+                let (radius, width) = measured_marker(self.measured_after(i));
                 chart
-                    .draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))
+                    .draw_series(points.iter().map(|p| Circle::new(*p, radius, color.filled())))
                     .map_err(|e| fail(&e))?;
-                chart.draw_series(LineSeries::new(points.iter().copied(), style))
+                chart.draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(width),
+                ))
             };
             drawn.map_err(|e| fail(&e))?;
             if let Some(&last) = points.last().filter(|_| self.label_points) {
@@ -294,6 +298,21 @@ impl LineChart {
         root.present().map_err(|e| fail(&e))?;
         Ok(())
     }
+}
+
+impl LineChart {
+    /// How many measured (solid) series are drawn after series `i`, over it.
+    fn measured_after(&self, i: usize) -> usize {
+        self.series[i + 1..].iter().filter(|s| !s.dashed).count()
+    }
+}
+
+/// Marker radius and line width of a measured series with `later` measured series drawn over
+/// it: each earlier one a size larger, so series that measure the same (std threads and rayon
+/// on free cores) show as rings and bands around each other instead of one hiding the other.
+fn measured_marker(later: usize) -> (i32, u32) {
+    let step = later.min(2);
+    (4 + 2 * step as i32, 2 + step as u32)
 }
 
 impl Chart for LineChart {
@@ -536,5 +555,20 @@ mod tests {
     fn single_point_gets_a_visible_range() {
         let r = padded([3.0].into_iter(), false, false, "y").unwrap();
         assert!(r.start < 3.0 && r.end > 3.0);
+    }
+
+    #[test]
+    fn series_drawn_under_others_are_drawn_larger() {
+        assert_eq!(measured_marker(0), (4, 2));
+        assert_eq!(measured_marker(1), (6, 3));
+        assert_eq!(measured_marker(5), (8, 4));
+        let chart = LineChart::new("t")
+            .series("std threads", [(1.0, 1.0), (2.0, 2.0)])
+            .series("rayon", [(1.0, 1.0), (2.0, 2.0)])
+            .dashed_series("ideal", [(1.0, 1.0), (2.0, 2.0)]);
+        assert_eq!(chart.measured_after(0), 1, "rayon is drawn over std threads");
+        assert_eq!(chart.measured_after(1), 0, "the dashed line does not count");
+        let svg = chart.render().unwrap();
+        assert!(svg.svg().contains(r#"r="6""#) && svg.svg().contains(r#"r="4""#));
     }
 }
