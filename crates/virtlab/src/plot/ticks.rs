@@ -171,7 +171,8 @@ impl Axis<'_> {
 
     /// Ticks on a log axis: at the data's own values when they are a few round ones that fit
     /// (sizes 256 to 2048, counts 1, 10, …, 100000), else at every second or third of them, else
-    /// at 1-2-5 × 10ᵏ thinned to whole decades and then to every other decade until they fit.
+    /// at 1-2-5 × 10ᵏ (every digit in a range too narrow for three of those), thinned to 1-3,
+    /// whole decades and then every other decade until they fit.
     /// The lighter lines fall on every digit × 10ᵏ between the labels.
     pub fn log(&self, data: &[f64]) -> Ticks {
         let Range { start, end } = self.range;
@@ -205,14 +206,26 @@ impl Axis<'_> {
                 }
             }
         }
-        let coarse = self.decades(&[1.0, 2.0, 5.0], 1);
-        let mut candidates = Vec::new();
-        // A range narrower than a factor of ten can hold a single 1-2-5 tick: try every digit.
-        if coarse.len() < 3 {
-            candidates.push(self.decades(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], 1));
-        }
-        candidates.push(coarse);
-        candidates.extend((1..=6).map(|every| self.decades(&[1.0], every)));
+        // From every digit to whole decades, each set sparser than the one before, so the first
+        // that fits is the finest. A range wide enough for three 1-2-5 ticks starts there.
+        const STEPS: [&[f64]; 6] = [
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0],
+            &[1.0, 2.0, 3.0, 5.0, 7.0],
+            &[1.0, 2.0, 5.0],
+            &[1.0, 3.0],
+            &[1.0],
+        ];
+        let from = if self.decades(STEPS[3], 1).len() >= 3 {
+            3
+        } else {
+            0
+        };
+        let mut candidates: Vec<Vec<f64>> = STEPS[from..]
+            .iter()
+            .map(|steps| self.decades(steps, 1))
+            .collect();
+        candidates.extend((2..=6).map(|every| self.decades(&[1.0], every)));
         for labelled in &candidates {
             if labelled.len() >= 2 && self.fits(labelled) {
                 return finish(labelled.clone());
@@ -313,6 +326,12 @@ mod tests {
         assert_eq!(
             x.log(&measured).labelled,
             [500.0, 1000.0, 2000.0, 5000.0, 10_000.0]
+        );
+        // Chapter 3's wall times, 80 to 475 ms: every digit crowds 90 against 100, so the
+        // next finer set after it, not 100 and 200 alone.
+        assert_eq!(
+            axis(80.0..475.0, true, 332.0, false).log(&[]).labelled,
+            [80.0, 100.0, 200.0, 300.0, 400.0]
         );
         // Narrower than a decade: every digit.
         assert_eq!(
