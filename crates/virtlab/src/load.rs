@@ -89,6 +89,19 @@ impl Load {
     }
 }
 
+/// The row a "what this run measured" table ends with: whether the machine was quiet while
+/// `load` was read, and if not, its cause and `consequence` (what reads wrong because of it).
+pub fn quiet_row(load: Option<&Load>, consequence: &str) -> [String; 2] {
+    let answer = match load {
+        None => "not observable here (/proc/stat cannot be read)".to_string(),
+        Some(load) => match load.busy_cause() {
+            Some(cause) => format!("no: {cause}; {consequence}"),
+            None => format!("yes: {}", load.summary()),
+        },
+    };
+    ["Was the machine quiet?".to_string(), answer]
+}
+
 /// Counters read at the start of a measurement; [`Sampler::stop`] turns them into a [`Load`].
 /// The counters tick 100 times a second, so a load over less than about half a second is coarse.
 #[derive(Debug, Clone)]
@@ -266,6 +279,19 @@ mod tests {
         );
         assert!(load(0.0, 0.2).busy_cause().unwrap().contains("steal"));
         assert!((load(0.5, 0.5).free_cpus() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_quiet_row_says_yes_no_or_not_observable() {
+        assert!(
+            quiet_row(Some(&load(0.02, 0.0)), "x")[1].starts_with("yes: other programs used 0.02")
+        );
+        let busy = quiet_row(Some(&load(1.2, 0.0)), "the times read high");
+        assert!(
+            busy[1].starts_with("no: other programs kept 1.2")
+                && busy[1].ends_with("the times read high")
+        );
+        assert!(quiet_row(None, "x")[1].contains("not observable"));
     }
 
     #[test]

@@ -661,13 +661,10 @@ pub fn what_we_saw(
         ),
     };
     table.row(["And the GPU?".to_string(), answer]);
-    if let Some(load) = &live.cpu_load {
-        let quiet = match load.busy_cause() {
-            Some(cause) => format!("no: {cause}; our GFLOP/s read low"),
-            None => format!("yes: {}", load.summary()),
-        };
-        table.row(["Was the machine quiet while ours ran?".to_string(), quiet]);
-    }
+    table.row(crate::load::quiet_row(
+        live.cpu_load.as_ref(),
+        "our GFLOP/s read low",
+    ));
     table
 }
 

@@ -267,7 +267,11 @@ impl LineChart {
             } else {
                 let (radius, width) = measured_marker(self.measured_after(i));
                 chart
-                    .draw_series(points.iter().map(|p| Circle::new(*p, radius, color.filled())))
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|p| Circle::new(*p, radius, color.filled())),
+                    )
                     .map_err(|e| fail(&e))?;
                 chart.draw_series(LineSeries::new(
                     points.iter().copied(),
@@ -566,7 +570,11 @@ mod tests {
             .series("std threads", [(1.0, 1.0), (2.0, 2.0)])
             .series("rayon", [(1.0, 1.0), (2.0, 2.0)])
             .dashed_series("ideal", [(1.0, 1.0), (2.0, 2.0)]);
-        assert_eq!(chart.measured_after(0), 1, "rayon is drawn over std threads");
+        assert_eq!(
+            chart.measured_after(0),
+            1,
+            "rayon is drawn over std threads"
+        );
         assert_eq!(chart.measured_after(1), 0, "the dashed line does not count");
         let svg = chart.render().unwrap();
         assert!(svg.svg().contains(r#"r="6""#) && svg.svg().contains(r#"r="4""#));

@@ -37,6 +37,9 @@ pub struct TaskScaling {
     pub threads: Vec<ScalePoint>,
     /// Why the thread series stops where it does.
     pub thread_limit: String,
+    /// What other programs and the hypervisor took while it was measured.
+    #[serde(default)]
+    pub load: Option<crate::load::Load>,
 }
 
 /// Counts 1, 10, 100, … up to `max`.
@@ -73,6 +76,7 @@ pub fn scale(max_tasks: usize, sleep_ms: u64, with_threads: bool) -> Result<Task
     check_range("the sleep (ms)", sleep_ms, 1, 60_000)?;
     check_memory("tasks", max_tasks, TASK_BYTES_ESTIMATE)?;
     let sleep = Duration::from_millis(sleep_ms);
+    let sampler = crate::load::Sampler::start();
     let mut tasks = Vec::new();
     for n in decades(max_tasks) {
         tasks.push(sleeping_tasks(n, sleep)?);
@@ -92,6 +96,7 @@ pub fn scale(max_tasks: usize, sleep_ms: u64, with_threads: bool) -> Result<Task
         tasks,
         threads,
         thread_limit: format!("threads stop at {last} ({why})"),
+        load: sampler.stop(),
     })
 }
 
@@ -258,6 +263,10 @@ impl TaskScaling {
                 ),
             ]);
         }
+        t.row(crate::load::quiet_row(
+            self.load.as_ref(),
+            "units wake late and the times over the sleep read high",
+        ));
         t
     }
 
@@ -320,7 +329,8 @@ mod tests {
         assert!(scaling.plot().unwrap().svg().contains("tokio tasks"));
         assert!(scaling.tasks.iter().all(|p| p.peak_rss_bytes > 0.0));
         assert_eq!(decades(5), vec![1]);
-        assert_eq!(scaling.what_we_saw().rows().len(), 4);
+        // Two spans, time and memory at a common count, and whether the machine was quiet.
+        assert_eq!(scaling.what_we_saw().rows().len(), 5);
     }
 
     fn point(count: usize, wall_ms: f64, bytes_each: f64) -> ScalePoint {
@@ -343,6 +353,7 @@ mod tests {
             ],
             threads: vec![point(1, 100.3, 12_000.0), point(10, 130.0, 8_000.0)],
             thread_limit: "threads stop at 10 (test)".into(),
+            load: None,
         };
         let text = scaling.what_we_saw().to_string();
         for fact in [
@@ -374,7 +385,7 @@ mod tests {
             text.contains("not measured: threads stop at 10 (test)"),
             "{text}"
         );
-        assert_eq!(no_threads.what_we_saw().rows().len(), 2);
+        assert_eq!(no_threads.what_we_saw().rows().len(), 3);
     }
 
     #[test]

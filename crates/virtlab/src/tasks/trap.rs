@@ -53,6 +53,9 @@ pub struct TrapResult {
     pub setup: Setup,
     /// How late each wake-up came after the moment it was due, in ms, smallest first.
     pub lateness_ms: Vec<f64>,
+    /// What other programs and the hypervisor took while this setup ran.
+    #[serde(default)]
+    pub load: Option<crate::load::Load>,
 }
 
 impl TrapResult {
@@ -94,6 +97,7 @@ pub fn blocking_trap(tick_ms: u64, duration_ms: u64, burn_ms: u64) -> Result<Blo
         } else {
             current_thread_runtime
         };
+        let sampler = crate::load::Sampler::start();
         let mut lateness = on_own_runtime(build, async move || {
             let total = Duration::from_millis(duration_ms);
             let slice = Duration::from_millis(burn_ms);
@@ -127,6 +131,7 @@ pub fn blocking_trap(tick_ms: u64, duration_ms: u64, burn_ms: u64) -> Result<Blo
         results.push(TrapResult {
             setup,
             lateness_ms: lateness,
+            load: sampler.stop(),
         });
     }
     Ok(BlockingTrap {
@@ -245,6 +250,12 @@ impl BlockingTrap {
                 format!("{measured}{beside_alone}: {verdict}"),
             ]);
         }
+        let busiest =
+            crate::load::Load::busiest(self.results.iter().filter_map(|r| r.load.as_ref()));
+        t.row(crate::load::quiet_row(
+            busiest,
+            "every setup wakes later than on a quiet machine",
+        ));
         t
     }
 
@@ -279,13 +290,16 @@ mod tests {
         assert!(trap.results.iter().all(|r| !r.lateness_ms.is_empty()));
         assert!(trap.plot().unwrap().svg().contains("spawn_blocking"));
         assert!(trap.median(Setup::Alone).is_finite());
-        assert_eq!(trap.what_we_saw().rows().len(), 4);
+        // One row per setup, and whether the machine was quiet.
+        assert_eq!(trap.what_we_saw().rows().len(), 5);
+        assert!(trap.results.iter().all(|r| r.load.is_some()));
     }
 
     fn trap_with(alone: &[f64], blocked: &[f64], off: &[f64]) -> BlockingTrap {
         let result = |setup, lateness: &[f64]| TrapResult {
             setup,
             lateness_ms: lateness.to_vec(),
+            load: None,
         };
         BlockingTrap {
             tick_ms: 10,

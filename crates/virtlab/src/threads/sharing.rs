@@ -271,12 +271,10 @@ impl SharingCosts {
                 ),
             ]);
         }
-        if let Some(cause) = self.load.as_ref().and_then(Load::busy_cause) {
-            t.row([
-                "Was the machine quiet?".to_string(),
-                format!("no: {cause}; the costs with more threads than free CPUs read high"),
-            ]);
-        }
+        t.row(load::quiet_row(
+            self.load.as_ref(),
+            "the costs with more threads than free CPUs read high",
+        ));
         t
     }
 
