@@ -229,4 +229,9 @@ pub mod units;
 pub mod vm;
 pub mod work;
 
+/// The tests' one way to say they could not run here (shared with the integration tests).
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_common;
+
 pub use error::{Error, Result};
