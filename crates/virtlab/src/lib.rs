@@ -95,7 +95,7 @@
 //! ```no_run
 //! use virtlab::cost::{KINDS, Ladder};
 //!
-//! let ladder = Ladder::measured(&KINDS, &[10, 100], 3)?; // reused when saved on this boot
+//! let ladder = Ladder::measured(&KINDS, &[1, 10], 3)?; // reused when saved on this boot
 //! println!("{}", ladder.table());
 //! ladder.plot()?.save_svg("ladder.svg")?; // cheapest bottom left, dearest top right
 //! # Ok::<(), virtlab::Error>(())
@@ -111,8 +111,9 @@
 //!
 //! let plan = Plan::new(&[64], Dtype::F64, Devices::Cpu).threads(1).repeats(1);
 //! let run = matmul::sweep(&plan, |point| println!("{}", point.line()))?;
-//! let point = &run.points[0];
-//! assert!(point.gflops() > 0.0 && point.max_error <= point.tolerance);
+//! for point in &run.points {
+//!     assert!(point.gflops() > 0.0 && point.max_error <= point.tolerance);
+//! }
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
