@@ -14,10 +14,13 @@ use virtlab::container::support::Support;
 use virtlab::executor;
 use virtlab::work::Work;
 
+mod common;
+
 /// Tests here look for groups and processes by owner, so they must not overlap.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Holds the lock, or None (with the reason printed) where this machine cannot run containers.
+/// Holds the lock, or None (the test skipped, with the reason) where this machine cannot run
+/// containers.
 fn setup(limits: &Limits) -> Option<std::sync::MutexGuard<'static, ()>> {
     // SAFETY: set before any test thread reads it; every test sets the same value.
     unsafe { std::env::set_var("VIRTLAB_WORKER", env!("CARGO_BIN_EXE_virtlab")) };
@@ -25,7 +28,7 @@ fn setup(limits: &Limits) -> Option<std::sync::MutexGuard<'static, ()>> {
     match Support::detect().check(limits) {
         Ok(()) => Some(guard),
         Err(e) => {
-            eprintln!("skipped: {e}");
+            common::skip(e);
             None
         }
     }
@@ -301,14 +304,12 @@ fn without_clone3_pid_1_is_moved_into_its_v2_group_before_it_starts() {
 /// group, and that the group is gone after.
 fn shim_in_a_v2_group(name: &str, step: &str, prepare: impl FnOnce(&mut Command)) {
     let Some(mount) = cgroup2_mount() else {
-        eprintln!("skipped: no cgroup2 mounted");
-        return;
+        return common::skip("no cgroup2 mounted");
     };
     let me = std::process::id();
     let dir = mount.join(format!("virtlab-{me}-{name}"));
     if let Err(e) = std::fs::create_dir(&dir) {
-        eprintln!("skipped: cannot create {}: {e}", dir.display());
-        return;
+        return common::skip(format!("cannot create {}: {e}", dir.display()));
     }
     let mut command = Command::new(env!("CARGO_BIN_EXE_virtlab"));
     command
@@ -553,8 +554,7 @@ fn a_normal_user_gets_root_inside_mapped_to_itself_and_no_cgroup_limits() {
     use std::os::unix::process::CommandExt;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to run the CLI as another user");
-        return;
+        return common::skip("needs root to run the CLI as another user");
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let nobody = 65534;
@@ -574,8 +574,7 @@ fn a_normal_user_gets_root_inside_mapped_to_itself_and_no_cgroup_limits() {
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && err.contains("user namespace") {
-        eprintln!("skipped: {err}");
-        return;
+        return common::skip(err);
     }
     assert!(out.status.success(), "{text}{err}");
     let ids = text

@@ -4,6 +4,8 @@
 
 use std::process::{Command, Output};
 
+mod common;
+
 fn virtlab(args: &[&str], device: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_virtlab"));
     command.args(args).stdin(std::process::Stdio::null());
@@ -17,11 +19,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Whether KVM works here; when it does not, the calling test is skipped with the reason.
 fn kvm_usable() -> bool {
-    virtlab::vm::support()
-        .ready()
-        .map_err(|e| eprintln!("skipped: {e}"))
-        .is_ok()
+    virtlab::vm::support().ready().map_err(common::skip).is_ok()
 }
 
 #[test]
@@ -148,10 +148,6 @@ fn bad_values_get_a_clear_error() {
             "guest memory cannot be \"3TiB\"",
         ),
         (&["vm", "--guest-memory", "1000"], "between 65536 and"),
-        (
-            &["vm", "--fault-unit", "9", "--fault-at", "1"],
-            "unit to fault cannot be 9",
-        ),
         (&["vm", "--runaway-vm", "0"], "runaway VM cannot be 0"),
         (&["vm", "--timeout-ms", "0"], "--timeout-ms cannot be 0"),
         (&["vm", "--iterations", "0"], "iterations cannot be 0"),
@@ -164,11 +160,27 @@ fn bad_values_get_a_clear_error() {
         ),
     ];
     for (args, expected) in cases {
-        let out = virtlab(args, None);
-        let stderr = text(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert!(stderr.contains("Fix:"), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        refused_with(args, expected);
     }
+}
+
+/// The unit to fault is checked against the VMs the run starts, after KVM itself.
+#[test]
+fn a_fault_in_a_vm_past_the_last_gets_a_clear_error() {
+    if !kvm_usable() {
+        return;
+    }
+    refused_with(
+        &["vm", "--fault-unit", "9", "--fault-at", "1"],
+        "unit to fault cannot be 9",
+    );
+}
+
+fn refused_with(args: &[&str], expected: &str) {
+    let out = virtlab(args, None);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    assert!(stderr.contains("Fix:"), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
 }

@@ -4,6 +4,10 @@
 //! `virtlab` program ([`Comparison::in_release_build`]), fully optimised (a notebook's own build
 //! is not), and with wasmtime when it was built with the `wasmtime` feature.
 //!
+//! Both run on a thread of their own whose stack is sized for the plan ([`on_own_stack`]): in a
+//! notebook's build wasmi's stack grows with every sample of one call, and an overflow on the
+//! kernel's own thread would end its process with every variable in it.
+//!
 //! Why one long file: the two measurements share their runtime dispatch, their series type and
 //! their tables and charts; a hundred lines are tests.
 
@@ -28,6 +32,66 @@ pub const PUBLISHED: [(&str, f64); 2] = [
     ("published: wasm in Firefox, SPEC (Jangda 2019)", 1.45),
     ("published: wasm in Chrome, SPEC (Jangda 2019)", 1.55),
 ];
+
+/// The stack a measurement's thread gets when wasmi's calls stay shallow: a main thread's.
+const BASE_STACK: usize = 8 << 20;
+/// Stack per sample of one wasmi call in a build with debug assertions, where it is needed, with
+/// margin. wasmi dispatches its instructions by tail calls, which evcxr's build (opt-level 2 with
+/// debug assertions) does not all turn into jumps, so one call's stack grows with the samples it
+/// runs: on one thread of a cell, 1000 samples needed 2 MiB (1 MiB overflowed), 10,000 16 MiB
+/// (8 overflowed), 100,000 128 MiB (64 overflowed): at most 1.3 KiB a sample. A release build,
+/// and a build without optimisation (wasmi then loops instead), keep the stack flat.
+const WASMI_STACK_PER_SAMPLE: usize = 2 << 10;
+/// The most stack a measurement's thread asks for (address space; only what is used is memory).
+const MAX_STACK: usize = 1 << 30;
+
+/// The stack a thread needs to run `plan` in this process: [`BASE_STACK`], plus room for the
+/// largest wasmi call in a build with debug assertions. Err when that is over [`MAX_STACK`],
+/// saying how to run it (`in_release_build`) or the most samples that fit.
+fn stack_for(plan: &Plan) -> Result<usize> {
+    if !(cfg!(debug_assertions) && plan.runtimes.contains(&Runtime::Wasmi)) {
+        return Ok(BASE_STACK);
+    }
+    let samples = plan.samples.max(STARTUP_SAMPLES);
+    let most = ((MAX_STACK - BASE_STACK) / WASMI_STACK_PER_SAMPLE) as u64;
+    if samples > most {
+        return Err(Error::new(
+            format!(
+                "{samples} samples in one wasmi call need about {} MiB of stack in a build with \
+                 debug assertions (a notebook's: wasmi's tail calls are not all jumps there), \
+                 more than the {} MiB this process gives a measurement",
+                (samples as usize * WASMI_STACK_PER_SAMPLE) >> 20,
+                MAX_STACK >> 20
+            ),
+            format!(
+                "run it with `in_release_build` (the release program runs any size), or with at \
+                 most {most} samples here"
+            ),
+        ));
+    }
+    Ok(BASE_STACK + samples as usize * WASMI_STACK_PER_SAMPLE)
+}
+
+/// Runs `measure` on a thread of its own with `stack` bytes of stack, and returns its result; a
+/// panic on it goes on in the caller. A notebook cell runs on the kernel's thread, whose stack
+/// is a fixed few MiB, and an overflow there kills the kernel's process silently (no Rust
+/// message, every variable lost): what may recurse deeply runs here instead.
+fn on_own_stack<T: Send>(stack: usize, measure: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("virtlab-measure".into())
+            .stack_size(stack)
+            .spawn_scoped(scope, measure)
+            .map_err(|e| {
+                Error::os(
+                    format!("starting a thread with {} MiB of stack", stack >> 20),
+                    e,
+                )
+            })?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
 
 /// What one runtime did: one entry per run (or chunk), timed by the runtime's own clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,10 +286,16 @@ pub struct Comparison {
 impl Comparison {
     /// Runs `plan` in this process (wasmtime needs the `wasmtime` feature; see
     /// [`Comparison::in_release_build`]). A missing runtime is skipped; one that fails is an
-    /// error. In a notebook use [`Comparison::in_release_build`]: the notebook's build of wasmi
-    /// may not turn its tail calls into jumps, and a long run can overflow the stack.
+    /// error. It runs on a thread of its own, with the stack it needs (see [`stack_for`]). In a
+    /// notebook prefer [`Comparison::in_release_build`]: the notebook's build is not fully
+    /// optimised, and its wasmi needs stack for every sample of a call (up to about 500,000).
     pub fn measure(plan: &Plan) -> Result<Comparison> {
         plan.check()?;
+        on_own_stack(stack_for(plan)?, || Comparison::measure_here(plan))
+    }
+
+    /// [`Comparison::measure`] on the calling thread.
+    fn measure_here(plan: &Plan) -> Result<Comparison> {
         let guests = Guests::new()?;
         let mut rows = Vec::new();
         for &runtime in &plan.runtimes {
@@ -446,9 +516,15 @@ pub struct Warmup {
 }
 
 impl Warmup {
-    /// Runs `plan` as a warm-up in this process (see [`Comparison::measure`]).
+    /// Runs `plan` as a warm-up in this process, on a thread of its own (see
+    /// [`Comparison::measure`]).
     pub fn measure(plan: &Plan) -> Result<Warmup> {
         plan.check()?;
+        on_own_stack(stack_for(plan)?, || Warmup::measure_here(plan))
+    }
+
+    /// [`Warmup::measure`] on the calling thread.
+    fn measure_here(plan: &Plan) -> Result<Warmup> {
         let guests = Guests::new()?;
         let rows = plan
             .runtimes
@@ -650,6 +726,38 @@ mod tests {
         assert!(warmup.table().to_string().contains("wasmi"));
         warmup.plot().unwrap();
         warmup.first_chunk_plot().unwrap();
+    }
+
+    #[test]
+    fn a_measurement_gets_the_stack_its_wasmi_calls_need_or_says_how_to_run_it() {
+        let plan =
+            |samples, runtimes: &[Runtime]| Plan::new(samples, 1).unwrap().runtimes(runtimes);
+        assert_eq!(
+            stack_for(&plan(1_000_000, &[Runtime::Native])),
+            Ok(BASE_STACK)
+        );
+        let (small, large) = (
+            stack_for(&plan(10, &[Runtime::Wasmi])).unwrap(),
+            stack_for(&plan(100_000, &[Runtime::Wasmi])).unwrap(),
+        );
+        if cfg!(debug_assertions) {
+            // The start-up runs' samples count too; 100,000 samples needed 128 MiB in a cell.
+            assert_eq!(
+                small,
+                BASE_STACK + STARTUP_SAMPLES as usize * WASMI_STACK_PER_SAMPLE
+            );
+            assert!(large >= 128 << 20, "{large}");
+            let e = stack_for(&plan(crate::langvm::MAX_SAMPLES, &[Runtime::Wasmi])).unwrap_err();
+            assert!(e.fix().contains("in_release_build"), "{e}");
+            assert!(
+                Comparison::measure(&plan(crate::langvm::MAX_SAMPLES, &[Runtime::Wasmi])).is_err()
+            );
+        } else {
+            assert_eq!((small, large), (BASE_STACK, BASE_STACK));
+        }
+        // Run on a thread of its own, the measurement still returns its results.
+        let warmup = Warmup::measure(&plan(1000, &[Runtime::Wasmi])).unwrap();
+        assert_eq!(warmup.rows.len(), 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Real VMs on this machine's KVM. Skipped (with a line on stderr) where `/dev/kvm` cannot be
-//! used; the no-KVM path itself is tested in `support` and by the CLI tests.
+//! Real VMs on this machine's KVM. Skipped (recorded as skips, see `tests/common`) where
+//! `/dev/kvm` cannot be used; the no-KVM path itself is tested in `support` and by the CLI tests.
 
 use super::guest::Ring;
 use super::*;
@@ -11,14 +11,9 @@ pub(super) fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether KVM works here; when it does not, the calling test is skipped with the reason.
 pub(super) fn kvm_usable() -> bool {
-    match support().ready() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            false
-        }
-    }
+    support().ready().map_err(crate::test_common::skip).is_ok()
 }
 
 /// Open fds of this process that are KVM VMs or vCPUs.
