@@ -63,6 +63,16 @@ impl KindCost {
         bytes_text(self.per_unit_bytes())
     }
 
+    /// What a legend adds to a line it cannot vouch for: " (poor fit)", " (two counts)", "".
+    fn caveat(fit: &Fit) -> &'static str {
+        match (fit.counts, fit.r_squared) {
+            (1, _) => " (one count)",
+            (_, None) => " (two counts)",
+            _ if !fit.trusted() => " (poor fit)",
+            _ => "",
+        }
+    }
+
     /// Whether both lines are checked against three counts or more and fit well.
     fn trusted(&self) -> bool {
         self.user.trusted() && self.kernel.trusted()
@@ -102,16 +112,19 @@ fn when_text(at: Option<u64>, now: u64) -> String {
         return "at an unknown time".into();
     };
     let minutes = now.saturating_sub(at) / 60;
-    let age = if minutes < 120 {
+    let age = if minutes == 0 {
+        "under a minute".to_string()
+    } else if minutes < 120 {
         format!("{minutes} min")
     } else {
         format!("{:.1} h", minutes as f64 / 60.0)
     };
-    format!(
-        "{:02}:{:02} UTC, {age} before this was shown",
-        at % 86_400 / 3600,
-        at % 3600 / 60
-    )
+    format!("{}, {age} before this was shown", clock(at))
+}
+
+/// "01:52 UTC": the time of day of a point in time (seconds since 1970).
+fn clock(at: u64) -> String {
+    format!("{:02}:{:02} UTC", at % 86_400 / 3600, at % 3600 / 60)
 }
 
 /// Which of `rungs` this call measured and which it reused, with when: "this run, 3 rounds
@@ -131,12 +144,20 @@ fn provenance(rungs: &[&Rung], now: u64) -> String {
         _ => String::new(),
     };
     let (fresh, reused) = (counts(true), counts(false));
-    let earliest = rungs
+    let times: Vec<u64> = rungs
         .iter()
         .filter(|r| !r.fresh)
         .filter_map(|r| r.measured_at)
-        .min();
-    let reused_text = format!("reused from {}", when_text(earliest, now));
+        .collect();
+    let (earliest, latest) = (times.iter().min().copied(), times.iter().max().copied());
+    let reused_text = match (earliest, latest) {
+        (Some(first), Some(last)) if last / 60 > first / 60 => format!(
+            "reused from runs between {}, and {}",
+            when_text(Some(first), now),
+            clock(last)
+        ),
+        _ => format!("reused from {}", when_text(earliest, now)),
+    };
     match (fresh.is_empty(), reused.is_empty()) {
         (_, true) => format!("this run, {rounds}"),
         (true, false) => format!("{reused_text}; {rounds}"),
@@ -183,10 +204,15 @@ impl Ladder {
                     .then(|| format!("{kind}: {}", provenance(&of_kind, now)))
             })
             .collect();
+        let lead = if rungs.iter().any(|r| r.fresh) {
+            "Not all measured by this run"
+        } else {
+            "None measured by this run, all reused from an earlier one"
+        };
         if reused.is_empty() {
             "Every point measured by this run.".into()
         } else {
-            format!("Not all measured by this run — {}.", reused.join("; "))
+            format!("{lead} — {}.", reused.join("; "))
         }
     }
 
@@ -325,14 +351,22 @@ impl Ladder {
             };
             chart = chart
                 .series(
-                    format!("{kind}: user space, {} per unit", cost.user_text()),
+                    format!(
+                        "{kind}: user space, {} per unit{}",
+                        cost.user_text(),
+                        KindCost::caveat(&cost.user)
+                    ),
                     totals(Rung::user_bytes),
                 )
                 .color(color_slot(kind));
             if cost.kernel.resolved(resolution()) {
                 chart = chart
                     .dashed_series(
-                        format!("{kind}: kernel, {} per unit", cost.kernel_text()),
+                        format!(
+                            "{kind}: kernel, {} per unit{}",
+                            cost.kernel_text(),
+                            KindCost::caveat(&cost.kernel)
+                        ),
                         totals(Rung::kernel_bytes),
                     )
                     .color(color_slot(kind));
@@ -345,7 +379,7 @@ impl Ladder {
         );
         if !unresolved.is_empty() {
             note += &format!(
-                "No kernel line for {}: across the counts measured its kernel share rises by less than {} (two pages; the readings come in whole pages), which is noise, not a cost. ",
+                "No kernel line for {}: across the counts measured its kernel share rises by less than {} (two pages; the readings come in whole pages), too little to tell from the readings' whole pages. ",
                 unresolved.join(", "),
                 units::bytes(resolution() as u64)
             );
@@ -465,10 +499,12 @@ impl Ladder {
     /// way it went.
     pub fn what_we_saw(&self, count: usize) -> Result<Table> {
         let compared = self.compared(count)?;
+        let rungs: Vec<&Rung> = self.rungs.iter().collect();
         let mut t = Table::new(
             format!(
-                "What this ladder measured ({}; {count} started together; memory: what one more holds)",
-                self.cpu
+                "What this ladder measured ({}; {count} started together; memory: what one more holds). {}",
+                self.cpu,
+                self.reuse_note(&rungs)
             ),
             ["question", "answer, from the numbers above"],
         );
@@ -565,6 +601,17 @@ fn split_text(cost: &KindCost) -> String {
         cost.user_text(),
         cost.kernel_text()
     );
+    // Every user-space page is mapped by an 8-byte page-table entry: a kernel share near
+    // user ÷ 512 (4 KiB pages) is those entries, not a structure of the unit's own.
+    let page = memory::page_size() as f64;
+    let entries = user * 8.0 / page;
+    if resolved(&cost.user) && resolved(&cost.kernel) && (0.5..=2.0).contains(&(kernel / entries)) {
+        text += &format!(
+            " That kernel share is about what the page-table entries mapping its user-space pages take ({} at 8 bytes per {} page).",
+            bytes_text(entries),
+            units::bytes(page as u64)
+        );
+    }
     if cost.kind == "thread" {
         text += &format!(
             " Its user space is the stack pages it touched: Rust reserves {} of address space for each thread's stack ({}), and untouched pages hold no memory.",
@@ -703,6 +750,12 @@ pub(super) mod tests {
             provenance(&tasks, now),
             "reused from 01:52 UTC, 38 min before this was shown; 3 rounds per count"
         );
+        ladder.rungs[1].measured_at = Some(3600 * 25 + 80 * 60);
+        let tasks = ladder.rungs_of("task");
+        assert_eq!(
+            provenance(&tasks, now),
+            "reused from runs between 01:52 UTC, 38 min before this was shown, and 02:20 UTC; 3 rounds per count"
+        );
         let mixed = [tasks[0], ladder.rungs_of("thread")[0]];
         assert!(provenance(&mixed, now).starts_with("this run at 1; reused from 01:52 UTC"));
         let note = ladder.reuse_note(&ladder.rungs.iter().collect::<Vec<_>>());
@@ -713,6 +766,36 @@ pub(super) mod tests {
         assert!(!note.contains("thread"), "{note}");
         assert!(ladder.points_table().to_string().contains("reused from"));
         assert_eq!(when_text(None, now), "at an unknown time");
+        assert!(when_text(Some(now - 30), now).contains("under a minute before"));
+        for r in &mut ladder.rungs {
+            r.fresh = false;
+        }
+        let all = ladder.rungs.iter().collect::<Vec<_>>();
+        assert!(
+            ladder
+                .reuse_note(&all)
+                .starts_with("None measured by this run")
+        );
+        let saw = ladder.what_we_saw(16).unwrap().to_string();
+        assert!(saw.contains("None measured by this run"), "{saw}");
+    }
+
+    #[test]
+    fn a_kernel_share_the_size_of_the_page_tables_for_the_heap_is_named_so() {
+        // 10 000 tasks of 2 KiB each, and the page-table entries for those pages.
+        let page = memory::page_size() as f64;
+        let counts = [1.0, 1000.0, 10_000.0];
+        let line = |each: f64| Fit::of(&counts.map(|n| (n, 300_000.0 + each * n))).unwrap();
+        let task = KindCost {
+            kind: "task".into(),
+            user: line(2048.0),
+            kernel: line(2048.0 * 8.0 / page),
+        };
+        let text = split_text(&task);
+        assert!(
+            text.contains("page-table entries mapping its user-space pages"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -745,6 +828,7 @@ pub(super) mod tests {
             "{saw}"
         );
         assert!(saw.contains("Rust reserves"), "{saw}");
+        assert!(!saw.contains("page-table entries"), "{saw}");
         assert_eq!(ratio(0.5, "sooner", "later"), "2.0× later");
         assert_eq!(ratio(1.05, "sooner", "later"), "about the same");
         let advice = ladder.which_one_when(16, 0.05, 12.5).unwrap().to_string();
