@@ -3,43 +3,34 @@
 //! leaves out (a kernel to boot) said next to its number, and a published figure for a VM that
 //! boots one.
 
-use crate::cost::{Ladder, Rung, duration_text};
+use crate::cost::Ladder;
 use crate::units;
-use crate::vm::as_long_as;
-
-/// The rungs of `kind` and of the container at the smallest count both were measured at.
-fn beside<'a>(ladder: &'a Ladder, kind: &str) -> Option<(&'a Rung, &'a Rung)> {
-    ladder
-        .rungs_of("container")
-        .into_iter()
-        .filter_map(|c| Some((c, ladder.rung(kind, c.count)?)))
-        .min_by_key(|(c, _)| c.count)
-}
+use crate::vm::compare::starts;
 
 /// The container's rung against a process's and a VM's, in sentences chosen for the numbers.
 pub fn ladder_compared(ladder: &Ladder) -> String {
     let mut text = Vec::new();
-    match beside(ladder, "process") {
-        Some((container, process)) => text.push(format!(
-            "With {} alive at once, a container went from asking to running in {} and took {} \
-             of memory, a process {} and {}: the container took {} the process.",
-            container.count,
-            duration_text(container.asked_to_running_ms),
-            units::bytes(container.bytes_each() as u64),
-            duration_text(process.asked_to_running_ms),
-            units::bytes(process.bytes_each() as u64),
-            as_long_as(container.asked_to_running_ms, process.asked_to_running_ms)
-        )),
-        None => text.push("The ladder has no container rung beside a process rung.".into()),
+    text.push(starts(ladder, "container", "process").unwrap_or_else(|| {
+        "The ladder has no container rung beside a process rung at the same count.".into()
+    }));
+    let memory = |kind: &str| {
+        ladder
+            .rungs_of(kind)
+            .into_iter()
+            .max_by_key(|r| r.count)
+            .map(|r| (r.count, units::bytes(r.bytes_each() as u64)))
+    };
+    if let (Some((n, container)), Some((m, process))) = (memory("container"), memory("process")) {
+        text.push(format!(
+            "Memory per unit: a container {container} (with {n} alive), a process {process} \
+             (with {m})."
+        ));
     }
-    match beside(ladder, "vm") {
-        Some((container, vm)) => text.push(format!(
-            "Chapter 6's VM, measured on this boot, started in {}: {} the container. That VM \
-             runs no kernel — its guest is a few instructions that report at once — so it \
-             shows what making a virtual CPU and its memory costs, not what booting a guest \
-             system costs; for scale, {}.",
-            duration_text(vm.asked_to_running_ms),
-            as_long_as(vm.asked_to_running_ms, container.asked_to_running_ms),
+    match starts(ladder, "vm", "container") {
+        Some(vm) => text.push(format!(
+            "Chapter 6's VM was measured on this boot too. {vm} That VM runs no kernel — its guest is \
+             a few instructions that report at once — so its rung shows what making a virtual \
+             CPU and its memory costs, not what booting a guest system costs; for scale, {}.",
             crate::vm::FIRECRACKER
         )),
         None => text.push(format!(
@@ -54,6 +45,7 @@ pub fn ladder_compared(ladder: &Ladder) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::Rung;
 
     fn rung(kind: &str, count: usize, ms: f64) -> Rung {
         Rung {
@@ -80,9 +72,10 @@ mod tests {
         };
         let text = ladder_compared(&ladder);
         for fact in [
-            "With 1 alive at once, a container went from asking to running in 3.55 ms",
+            "With 1 of each alive at once, a container went from asking to running in 3.55 ms",
             "the container took 5.6× as long as the process",
-            "started in 339.0 µs: 10 % of the time of the container",
+            "a VM went from asking to running in 339.0 µs, a container in 3.55 ms: the VM took 10 % of the time of the container.",
+            "Memory per unit: a container 1.0 MiB (with 4 alive)",
             "runs no kernel",
             "125 ms",
         ] {

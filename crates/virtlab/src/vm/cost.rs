@@ -403,6 +403,7 @@ impl ComputeCost {
             format!("The same loop in the guest and natively, {}", self.mode),
             [
                 "where",
+                "ring read back from the vCPU",
                 "rounds",
                 "ns per round",
                 "× native",
@@ -415,10 +416,11 @@ impl ComputeCost {
             ("guest, ring 3 (user mode)", &self.user),
         ] {
             t.row([
-                format!("{what}, ring {} seen", guest.ring),
+                what.to_string(),
+                guest.ring.to_string(),
                 guest.rounds.to_string(),
-                format!("{:.3}", guest.ns_per_round),
-                format!("{:.1}", self.slowdown(guest)),
+                ns(guest.ns_per_round),
+                ratio(self.slowdown(guest)),
                 guest
                     .emulated_per_round()
                     .map_or("not counted here".into(), |n| format!("{n:.3}")),
@@ -429,8 +431,9 @@ impl ComputeCost {
         }
         t.row([
             "native (this CPU)".to_string(),
+            "-".into(),
             self.native_rounds.to_string(),
-            format!("{:.3}", self.native_ns_per_round),
+            ns(self.native_ns_per_round),
             "1.0".into(),
             "-".into(),
             "-".into(),
@@ -455,13 +458,16 @@ impl ComputeCost {
                 Some(_) => "KVM emulated none of the loop's instructions".into(),
                 None => "this kernel does not count emulated instructions".into(),
             };
-            format!("{:.2} ns per round, {pace}; {emulated}", guest.ns_per_round)
+            format!(
+                "{} ns per round, {pace}; {emulated}",
+                ns(guest.ns_per_round)
+            )
         };
         format!(
-            "In ring 3 the guest ran the loop at {}. In ring 0: {}. Natively: {:.2} ns per round.",
+            "In ring 3 the guest ran the loop at {}. In ring 0: {}. Natively: {} ns per round.",
             speed(&self.user),
             speed(&self.kernel),
-            self.native_ns_per_round
+            ns(self.native_ns_per_round)
         )
     }
 
@@ -487,6 +493,17 @@ impl ComputeCost {
     /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
+    }
+}
+
+/// Nanoseconds with the digits that matter: `1700`, `35.2`, `0.52`.
+fn ns(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
     }
 }
 
@@ -620,7 +637,7 @@ mod tests {
         for fact in [
             "In ring 3 the guest ran the loop at 0.60 ns per round, about native speed (1.2×",
             "KVM emulated none of the loop's instructions",
-            "In ring 0: 1000.00 ns per round, 2000 times slower than native; KVM emulated 2.0",
+            "In ring 0: 1000 ns per round, 2000 times slower than native; KVM emulated 2.0",
             "Natively: 0.50 ns",
         ] {
             assert!(text.contains(fact), "missing '{fact}' in {text}");
