@@ -10,9 +10,10 @@ use crate::vm::compare::starts;
 /// The container's rung against a process's and a VM's, in sentences chosen for the numbers.
 pub fn ladder_compared(ladder: &Ladder) -> String {
     let mut text = Vec::new();
-    text.push(starts(ladder, "container", "process").unwrap_or_else(|| {
-        "The ladder has no container rung beside a process rung at the same count.".into()
-    }));
+    text.push(match starts(ladder, "container", "process") {
+        Some(words) => format!("On the cost ladder, {words}"),
+        None => "The ladder has no container rung beside a process rung at the same count.".into(),
+    });
     let memory = |kind: &str| {
         ladder
             .rungs_of(kind)
@@ -28,7 +29,7 @@ pub fn ladder_compared(ladder: &Ladder) -> String {
     }
     match starts(ladder, "vm", "container") {
         Some(vm) => text.push(format!(
-            "Chapter 6's VM was measured on this boot too. {vm} That VM runs no kernel — its guest is \
+            "Chapter 6's VM was measured on this boot too: {vm} That VM runs no kernel — its guest is \
              a few instructions that report at once — so its rung shows what making a virtual \
              CPU and its memory costs, not what booting a guest system costs; for scale, {}.",
             crate::vm::FIRECRACKER
@@ -72,7 +73,7 @@ mod tests {
         };
         let text = ladder_compared(&ladder);
         for fact in [
-            "With 1 of each alive at once, a container went from asking to running in 3.55 ms",
+            "On the cost ladder, with 1 of each alive at once, a container went from asking to running in 3.55 ms",
             "the container took 5.6× as long as the process",
             "a VM went from asking to running in 339.0 µs, a container in 3.55 ms: the VM took 10 % of the time of the container.",
             "Memory per unit: a container 1.0 MiB (with 4 alive)",

@@ -28,7 +28,7 @@ pub fn as_long_as(a: f64, b: f64) -> String {
 }
 
 /// `kind`'s start from asking to running against `other`'s on `ladder`, at the smallest and
-/// the largest count both were measured at: "With 1 of each alive at once, a VM went from asking
+/// the largest count both were measured at, to follow a comma: "with 1 of each alive at once, a VM went from asking
 /// to running in 708.0 µs, a process in 631.0 µs: the VM took 1.1× as long as the process; with
 /// 16 of each, …". `None` when no count has both.
 pub fn starts(ladder: &Ladder, kind: &str, other: &str) -> Option<String> {
@@ -52,7 +52,7 @@ pub fn starts(ladder: &Ladder, kind: &str, other: &str) -> Option<String> {
     let (name, other_name) = (shown(kind), shown(other));
     let (a, b, how) = at(first)?;
     let mut text = format!(
-        "With {first} of each alive at once, a {name} went from asking to running in {a}, a \
+        "with {first} of each alive at once, a {name} went from asking to running in {a}, a \
          {other_name} in {b}: the {name} took {how} the {other_name}"
     );
     if last != first {
@@ -102,7 +102,7 @@ mod tests {
         let text = starts(&ladder, "vm", "process").unwrap();
         assert_eq!(
             text,
-            "With 1 of each alive at once, a VM went from asking to running in 708.0 µs, a \
+            "with 1 of each alive at once, a VM went from asking to running in 708.0 µs, a \
              process in 631.0 µs: the VM took 1.1× as long as the process; with 16 of each, \
              1.00 ms against 2.00 ms: 50 % of the time of the process."
         );

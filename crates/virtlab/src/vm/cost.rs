@@ -330,13 +330,14 @@ impl ExitCost {
         t
     }
 
-    /// The measurements as a bar chart.
+    /// The measurements as a bar chart, on a logarithmic axis (they differ a thousandfold).
     pub fn plot(&self) -> Result<Figure> {
         BarChart::new(
             format!("One round trip ({})", short_mode(&self.mode)),
             &["ns"],
         )
-        .x_label("ns (median)")
+        .x_label("ns (median), log scale")
+        .log_x()
         .bar("guest I/O exit", &[self.guest_exit_ns])
         .bar("system call", &[self.syscall_ns])
         .bar("function call", &[self.function_call_ns])
@@ -446,8 +447,10 @@ impl ComputeCost {
     pub fn summary(&self) -> String {
         let speed = |guest: &GuestLoop| {
             let times = self.slowdown(guest);
-            let pace = if times < 1.5 {
+            let pace = if times < 1.25 {
                 format!("about native speed ({times:.1}× native's time per round)")
+            } else if times < 10.0 {
+                format!("{times:.1}× native's time per round")
             } else {
                 format!("{} times slower than native", ratio(times))
             };
@@ -650,6 +653,15 @@ mod tests {
         let text = hardware.summary();
         assert!(
             text.contains("In ring 0: 0.55 ns per round, about native speed"),
+            "{text}"
+        );
+        let between = ComputeCost {
+            user: guest_loop(3, 0.75, Some(0)),
+            ..hardware.clone()
+        };
+        let text = between.summary();
+        assert!(
+            text.contains("at 0.75 ns per round, 1.5× native's time per round;"),
             "{text}"
         );
         assert!(

@@ -31,10 +31,10 @@ pub fn start_compared(start: Option<&StartCost>, ladder: &Ladder) -> String {
         ));
     }
     text.push(format!(
-        "On the cost ladder: {}",
+        "On the cost ladder, {}",
         super::compare::starts(ladder, "vm", "process").unwrap_or_else(|| {
-            "it has no VM rung beside a process rung at the same count, so no comparison with \
-             a process here."
+            "no VM rung stands beside a process rung at the same count: no comparison with a \
+             process here."
                 .into()
         })
     ));
