@@ -7,7 +7,7 @@
 
 use super::Limits;
 use super::init::PID1_SETUP;
-use super::kind::Containers;
+use super::kind::{Containers, FIRST_LINE, WORKER_RUNNING};
 use super::runtimes;
 use super::support::{NAMESPACES, Support};
 use crate::display::{Figure, Table};
@@ -19,8 +19,16 @@ use crate::{executor, processes};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// The start chart's one segment for [`PID1_SETUP`]'s steps.
-const PID1_SETUP_SEGMENT: &str = "pid 1 set up (ids, hostname, root, lo)";
+/// The start chart's segments that stand for several steps each: pid 1's own set-up, and the
+/// worker from its start to its first line. With them the chart has at most eight segments, as
+/// many as the chart palette has distinct colours (the table keeps every step).
+const CHART_GROUPS: [(&str, &[&str]); 2] = [
+    ("pid 1 set up (ids, hostname, root, lo)", &PID1_SETUP),
+    (
+        "worker: running → first line",
+        &[WORKER_RUNNING, FIRST_LINE],
+    ),
+];
 
 /// One way of starting the worker, measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -505,28 +513,22 @@ impl Costs {
         t
     }
 
-    /// The steps as drawn: [`Costs::step_rows`] with pid 1's own set-up steps (ids, hostname,
-    /// root, `lo`) summed into one, so that no two segments share a colour (the chart palette
-    /// has eight distinct ones; the table keeps every step).
+    /// The steps as drawn: [`Costs::step_rows`] with each of [`CHART_GROUPS`] summed into one
+    /// segment, so that no two segments share a colour.
     fn chart_rows(&self) -> Vec<(String, f64, f64)> {
         let mut rows: Vec<(String, f64, f64)> = Vec::new();
-        let mut setup_at = None;
         for (name, plain, grouped) in self.step_rows() {
             let (plain, grouped) = (plain.unwrap_or(0.0), grouped.unwrap_or(0.0));
-            if !PID1_SETUP.contains(&name.as_str()) {
-                rows.push((name, plain, grouped));
-                continue;
-            }
-            match setup_at {
-                Some(i) => {
-                    let row: &mut (String, f64, f64) = &mut rows[i];
+            let label = CHART_GROUPS
+                .iter()
+                .find(|(_, steps)| steps.contains(&name.as_str()))
+                .map_or(name, |(label, _)| label.to_string());
+            match rows.iter_mut().find(|r| r.0 == label) {
+                Some(row) => {
                     row.1 += plain;
                     row.2 += grouped;
                 }
-                None => {
-                    setup_at = Some(rows.len());
-                    rows.push((PID1_SETUP_SEGMENT.into(), plain, grouped));
-                }
+                None => rows.push((label, plain, grouped)),
             }
         }
         rows
@@ -635,7 +637,7 @@ mod tests {
     }
 
     #[test]
-    fn the_chart_draws_pid_1_set_up_as_one_segment_and_stays_within_eight_colours() {
+    fn the_chart_sums_its_step_groups_and_stays_within_eight_colours() {
         let named = |l: &[&str]| {
             l.iter()
                 .enumerate()
@@ -653,7 +655,8 @@ mod tests {
             PID1_SETUP[0],
             PID1_SETUP[1],
             PID1_SETUP[2],
-            "first line read",
+            WORKER_RUNNING,
+            FIRST_LINE,
         ];
         let costs = Costs {
             cpu: "cpu".into(),
@@ -666,10 +669,15 @@ mod tests {
         };
         let rows = costs.chart_rows();
         assert!(rows.len() <= 8, "{rows:?}");
-        assert_eq!(rows.len(), steps.len() - 2);
-        let setup = rows.iter().find(|r| r.0 == PID1_SETUP_SEGMENT).unwrap();
+        assert_eq!(rows.len(), steps.len() - 3);
+        let setup = rows.iter().find(|r| r.0 == CHART_GROUPS[0].0).unwrap();
         assert_eq!(setup.2, 6.0 + 7.0 + 8.0, "the three steps summed");
-        assert_eq!(rows.last().unwrap().0, "first line read", "order kept");
+        let last = rows.last().unwrap();
+        assert_eq!(
+            (last.0.as_str(), last.2),
+            (CHART_GROUPS[1].0, 9.0 + 10.0),
+            "order kept"
+        );
         assert_eq!(
             costs.steps_table().rows().len(),
             steps.len(),

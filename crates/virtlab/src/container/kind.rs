@@ -186,7 +186,7 @@ impl Containers {
                         .events
                         .iter()
                         .find(|e| e.lane == unit.name && e.kind == EventKind::Start)
-                        .map(|e| ("worker running".to_string(), e.t_ns)),
+                        .map(|e| (WORKER_RUNNING.to_string(), e.t_ns)),
                 );
                 setup.sort_by_key(|m| m.1);
                 ContainerReport {
@@ -242,8 +242,11 @@ impl Containers {
 const LADDER_MEMORY: u64 = 256 << 20;
 const LADDER_PIDS: u64 = 64;
 
+/// The start-up step that ends when the worker's code starts, by its own clock.
+pub(crate) const WORKER_RUNNING: &str = "worker running";
+
 /// The last start-up step: the worker's first line read here.
-const FIRST_LINE: &str = "first line read";
+pub(crate) const FIRST_LINE: &str = "first line read";
 
 /// Keeps a container's data lines (the shim's steps and end, the worker's probe) and a copy of
 /// its lines for people; the shim's end decides how the unit ended.

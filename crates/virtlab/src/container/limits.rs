@@ -159,8 +159,8 @@ impl QuotaSweep {
                 let received = 100.0 * r.cpu_share;
                 let wait = r.throttled_ms / (r.periods.max(1) as f64);
                 let against = if received < quota - 5.0 {
-                    "below its quota: a quota is a ceiling, not a reservation, and other \
-                     programs on this machine wanted the CPU too"
+                    "below its quota (a ceiling, not a reservation: other programs on this \
+                     machine may have wanted the CPU)"
                 } else if received > quota + 5.0 {
                     "above its quota"
                 } else {

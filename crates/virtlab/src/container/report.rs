@@ -3,50 +3,29 @@
 //! leaves out (a kernel to boot) said next to its number, and a published figure for a VM that
 //! boots one.
 
-use crate::cost::{Ladder, Rung, duration_text};
-use crate::vm::as_long_as;
-
-/// The rungs of `kind` and of the container at the smallest count both were measured at.
-fn beside<'a>(ladder: &'a Ladder, kind: &str) -> Option<(&'a Rung, &'a Rung)> {
-    ladder
-        .rungs_of("container")
-        .into_iter()
-        .filter_map(|c| Some((c, ladder.rung(kind, c.count)?)))
-        .min_by_key(|(c, _)| c.count)
-}
+use crate::cost::Ladder;
+use crate::vm::compare::starts;
 
 /// The container's rung against a process's and a VM's, in sentences chosen for the numbers.
 pub fn ladder_compared(ladder: &Ladder) -> String {
     let mut text = Vec::new();
-    match beside(ladder, "process") {
-        Some((container, process)) => {
-            let per_unit = |kind: &str| {
-                ladder
-                    .cost(kind)
-                    .map_or("an unknown amount".into(), |c| c.per_unit_text())
-            };
-            text.push(format!(
-                "With {} alive at once, a container went from asking to running in {}, a process \
-                 in {}: the container took {} the process. One more container held {} of memory, \
-                 one more process {} (the slope over the counts measured).",
-                container.count,
-                duration_text(container.asked_to_running_ms),
-                duration_text(process.asked_to_running_ms),
-                as_long_as(container.asked_to_running_ms, process.asked_to_running_ms),
-                per_unit("container"),
-                per_unit("process"),
-            ))
-        }
-        None => text.push("The ladder has no container rung beside a process rung.".into()),
+    text.push(match starts(ladder, "container", "process") {
+        Some(words) => format!("On the cost ladder, {words}"),
+        None => "The ladder has no container rung beside a process rung at the same count.".into(),
+    });
+    if let (Some(container), Some(process)) = (ladder.cost("container"), ladder.cost("process")) {
+        text.push(format!(
+            "One more container held {} of memory, one more process {} (the slope over the \
+             counts measured).",
+            container.per_unit_text(),
+            process.per_unit_text()
+        ));
     }
-    match beside(ladder, "vm") {
-        Some((container, vm)) => text.push(format!(
-            "Chapter 6's VM, measured on this boot, started in {}: {} the container. That VM \
-             runs no kernel — its guest is a few instructions that report at once — so it \
-             shows what making a virtual CPU and its memory costs, not what booting a guest \
-             system costs; for scale, {}.",
-            duration_text(vm.asked_to_running_ms),
-            as_long_as(vm.asked_to_running_ms, container.asked_to_running_ms),
+    match starts(ladder, "vm", "container") {
+        Some(vm) => text.push(format!(
+            "Chapter 6's VM was measured on this boot too: {vm} That VM runs no kernel — its guest is \
+             a few instructions that report at once — so its rung shows what making a virtual \
+             CPU and its memory costs, not what booting a guest system costs; for scale, {}.",
             crate::vm::FIRECRACKER
         )),
         None => text.push(format!(
@@ -61,6 +40,7 @@ pub fn ladder_compared(ladder: &Ladder) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::Rung;
 
     fn rung(kind: &str, count: usize, ms: f64) -> Rung {
         Rung {
@@ -89,9 +69,10 @@ mod tests {
         };
         let text = ladder_compared(&ladder);
         for fact in [
-            "With 1 alive at once, a container went from asking to running in 3.55 ms",
+            "On the cost ladder, with 1 of each alive at once, a container went from asking to running in 3.55 ms",
             "the container took 5.6× as long as the process",
-            "started in 339.0 µs: 10 % of the time of the container",
+            "a VM went from asking to running in 339.0 µs, a container in 3.55 ms: the VM took 10 % of the time of the container.",
+            "One more container held 1.0 MiB of memory, one more process 1.0 MiB",
             "runs no kernel",
             "125 ms",
         ] {

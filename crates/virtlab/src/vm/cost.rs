@@ -330,13 +330,14 @@ impl ExitCost {
         t
     }
 
-    /// The measurements as a bar chart.
+    /// The measurements as a bar chart, on a logarithmic axis (they differ a thousandfold).
     pub fn plot(&self) -> Result<Figure> {
         BarChart::new(
             format!("One round trip ({})", short_mode(&self.mode)),
             &["ns"],
         )
-        .x_label("ns (median)")
+        .x_label("ns (median), log scale")
+        .log_x()
         .bar("guest I/O exit", &[self.guest_exit_ns])
         .bar("system call", &[self.syscall_ns])
         .bar("function call", &[self.function_call_ns])
@@ -403,6 +404,7 @@ impl ComputeCost {
             format!("The same loop in the guest and natively, {}", self.mode),
             [
                 "where",
+                "ring read back from the vCPU",
                 "rounds",
                 "ns per round",
                 "× native",
@@ -415,10 +417,11 @@ impl ComputeCost {
             ("guest, ring 3 (user mode)", &self.user),
         ] {
             t.row([
-                format!("{what}, ring {} seen", guest.ring),
+                what.to_string(),
+                guest.ring.to_string(),
                 guest.rounds.to_string(),
-                format!("{:.3}", guest.ns_per_round),
-                format!("{:.1}", self.slowdown(guest)),
+                ns(guest.ns_per_round),
+                ratio(self.slowdown(guest)),
                 guest
                     .emulated_per_round()
                     .map_or("not counted here".into(), |n| format!("{n:.3}")),
@@ -429,8 +432,9 @@ impl ComputeCost {
         }
         t.row([
             "native (this CPU)".to_string(),
+            "-".into(),
             self.native_rounds.to_string(),
-            format!("{:.3}", self.native_ns_per_round),
+            ns(self.native_ns_per_round),
             "1.0".into(),
             "-".into(),
             "-".into(),
@@ -443,8 +447,10 @@ impl ComputeCost {
     pub fn summary(&self) -> String {
         let speed = |guest: &GuestLoop| {
             let times = self.slowdown(guest);
-            let pace = if times < 1.5 {
+            let pace = if times < 1.25 {
                 format!("about native speed ({times:.1}× native's time per round)")
+            } else if times < 10.0 {
+                format!("{times:.1}× native's time per round")
             } else {
                 format!("{} times slower than native", ratio(times))
             };
@@ -455,13 +461,16 @@ impl ComputeCost {
                 Some(_) => "KVM emulated none of the loop's instructions".into(),
                 None => "this kernel does not count emulated instructions".into(),
             };
-            format!("{:.2} ns per round, {pace}; {emulated}", guest.ns_per_round)
+            format!(
+                "{} ns per round, {pace}; {emulated}",
+                ns(guest.ns_per_round)
+            )
         };
         format!(
-            "In ring 3 the guest ran the loop at {}. In ring 0: {}. Natively: {:.2} ns per round.",
+            "In ring 3 the guest ran the loop at {}. In ring 0: {}. Natively: {} ns per round.",
             speed(&self.user),
             speed(&self.kernel),
-            self.native_ns_per_round
+            ns(self.native_ns_per_round)
         )
     }
 
@@ -487,6 +496,17 @@ impl ComputeCost {
     /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
         self.to_html().evcxr_display();
+    }
+}
+
+/// Nanoseconds with the digits that matter: `1700`, `35.2`, `0.52`.
+fn ns(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
     }
 }
 
@@ -620,7 +640,7 @@ mod tests {
         for fact in [
             "In ring 3 the guest ran the loop at 0.60 ns per round, about native speed (1.2×",
             "KVM emulated none of the loop's instructions",
-            "In ring 0: 1000.00 ns per round, 2000 times slower than native; KVM emulated 2.0",
+            "In ring 0: 1000 ns per round, 2000 times slower than native; KVM emulated 2.0",
             "Natively: 0.50 ns",
         ] {
             assert!(text.contains(fact), "missing '{fact}' in {text}");
@@ -633,6 +653,15 @@ mod tests {
         let text = hardware.summary();
         assert!(
             text.contains("In ring 0: 0.55 ns per round, about native speed"),
+            "{text}"
+        );
+        let between = ComputeCost {
+            user: guest_loop(3, 0.75, Some(0)),
+            ..hardware.clone()
+        };
+        let text = between.summary();
+        assert!(
+            text.contains("at 0.75 ns per round, 1.5× native's time per round;"),
             "{text}"
         );
         assert!(

@@ -6,6 +6,7 @@
 //!   paravirtualized (KVM-PVM)?
 //! - [`guest`]: the guest program, as assembly text and the bytes it assembles to.
 //! - [`layout`]: the guest memory's tables (GDT, identity-mapped page tables).
+//! - [`compare`]: starts compared in words, from the cost ladder (chapters 6 and 7).
 //! - [`probe`]: the price of being virtual from inside this machine (cpuid, steal time).
 //! - `cost` (Linux, x86-64): making a VM phase by phase, an exit's round trip, the same loop
 //!   in the guest's ring 0, its ring 3 and natively.
@@ -17,6 +18,7 @@
 //! A guest talks to us only by leaving: each `out` is a VM exit that returns from `Vm::run`
 //! as a [`GuestExit`].
 
+pub mod compare;
 pub mod guest;
 pub mod layout;
 pub mod probe;
@@ -33,6 +35,7 @@ pub mod report;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod vcpu;
 
+pub use compare::FIRECRACKER;
 pub use guest::{Guest, Ring, native_compute};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use kind::Vms;
@@ -43,26 +46,6 @@ pub use support::{Mode, Support, support};
 pub use vcpu::Interrupter;
 
 use std::fmt;
-
-/// Published, not measured here, for scale beside our kernel-less guest: Firecracker's
-/// SPECIFICATION.md bounds a microVM's guest boot (a Linux kernel up to its init) at 125 ms and
-/// its monitor's start at about 12 ms.
-pub const FIRECRACKER: &str = "Firecracker's published specification (SPECIFICATION.md in its \
-                               repository): a microVM boots a Linux guest in at most 125 ms, its \
-                               monitor starting in about 12 ms";
-
-/// How long `a` took beside `b`, in words for a sentence: "2.3× as long as", "about as long
-/// as" (within 10 %), "40 % of the time of". Chapters 6 and 7 compare their starts with it.
-pub(crate) fn as_long_as(a: f64, b: f64) -> String {
-    let times = a / b;
-    if (0.9..=1.1).contains(&times) {
-        "about as long as".into()
-    } else if times > 1.0 {
-        format!("{times:.1}× as long as")
-    } else {
-        format!("{:.0} % of the time of", 100.0 * times)
-    }
-}
 
 /// Guest memory of each VM on the cost ladder: one 2 MiB page, what the smallest real guests
 /// of this chapter get.

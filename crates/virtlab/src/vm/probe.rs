@@ -96,12 +96,14 @@ pub fn cost_table(costs: &[OpCost]) -> Table {
     t
 }
 
-/// The costs as a bar chart.
+/// The costs as a bar chart, on a logarithmic axis (they differ a thousandfold).
 pub fn cost_plot(costs: &[OpCost]) -> Result<Figure> {
     costs
         .iter()
         .fold(
-            BarChart::new("One operation inside this machine", &["ns"]).x_label("ns (median)"),
+            BarChart::new("One operation inside this machine", &["ns"])
+                .x_label("ns (median), log scale")
+                .log_x(),
             |chart, c| chart.bar(c.name, &[c.ns]),
         )
         .render()
