@@ -84,8 +84,14 @@ impl BarChart {
         let widest = totals.clone().fold(0.0, f64::max);
         if self.log_x {
             let narrowest = totals.fold(f64::INFINITY, f64::min);
-            // A whole decade of room on the right for the total's label.
-            return narrowest.log10().floor()..widest.log10().floor() + 1.0;
+            let (start, top) = (narrowest.log10().floor(), widest.log10());
+            // Whole decades, the widest bar ending at most 80% of the way along, so its total's
+            // label stays inside the frame (85 on a 1-100 axis would end at 96%).
+            let mut end = top.floor() + 1.0;
+            while top - start > 0.8 * (end - start) {
+                end += 1.0;
+            }
+            return start..end;
         }
         // Room on the right for the total's label.
         0.0..if widest > 0.0 { widest * 1.25 } else { 1.0 }
@@ -209,7 +215,13 @@ mod tests {
             .log_x()
             .bar("native", &[1.0])
             .bar("python", &[85.0]);
-        assert_eq!(chart.x_range(), 0.0..2.0);
+        // 85 is 96% of the way to 100: a decade more leaves its label room.
+        assert_eq!(chart.x_range(), 0.0..3.0);
+        let short = BarChart::new("s", &["m"])
+            .log_x()
+            .bar("a", &[1.0])
+            .bar("b", &[30.0]);
+        assert_eq!(short.x_range(), 0.0..2.0);
         let svg = chart.render().unwrap().svg().to_string();
         // Tick labels on whole decades (each text sits on a line of its own in the SVG).
         for text in ["native", "python", "85", "1", "10", "100"] {
