@@ -207,7 +207,8 @@ fn javascript(speed: &Speeds) -> String {
 fn startup(comparison: &Comparison) -> String {
     // Per runtime: median start-up, and for WebAssembly in this process the median engine +
     // compile of the same rounds and the first one in the process (before the timed runs).
-    let mut starts: Vec<(Runtime, f64, Option<(f64, f64)>)> = comparison
+    type Compile = Option<(f64, f64)>;
+    let mut starts: Vec<(Runtime, f64, Compile)> = comparison
         .rows
         .iter()
         .filter(|r| !r.startup_s.is_empty())
