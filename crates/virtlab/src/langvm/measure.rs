@@ -161,7 +161,7 @@ fn run(
 }
 
 /// Milliseconds, three significant digits.
-fn ms(seconds: f64) -> String {
+pub(super) fn ms(seconds: f64) -> String {
     let ms = seconds * 1e3;
     match ms {
         m if m >= 100.0 => format!("{m:.0}"),
