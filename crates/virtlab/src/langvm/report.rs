@@ -159,10 +159,10 @@ fn wasmtime_vs_v8(speed: &Speeds) -> String {
     };
     let ratio = wasmtime / v8;
     let why = if (ratio - 1.0).abs() <= LEVEL {
-        "as expected when both turn our loop into much the same machine instructions as native \
+        "As expected when both turn our loop into much the same machine instructions as native \
          code's"
     } else if ratio > 1.0 {
-        "the two compilers chose different machine instructions for the same bytes: Cranelift \
+        "The two compilers chose different machine instructions for the same bytes: Cranelift \
          is built to compile quickly and rewrites less than V8's TurboFan (docs/performance.md \
          shows one such choice, an unsigned conversion, that cost this very loop 1.6× on a \
          Xeon)"
@@ -302,23 +302,26 @@ fn chunk_rates(comparison: &Comparison, warmup: &Warmup) -> String {
             "yes: for all {n}, a warm chunk's time per sample was within 25% of the speed run's"
         ),
         (n, false) => {
+            // The speed runs and the warm-up ran one after the other, each timed by a wall clock.
             let mut answer = format!(
-                "not for all {n}: a warm chunk's time per sample against the speed run's: {}.",
+                "not for all {n}: a warm chunk's time per sample against the speed run's: {}. \
+                 The two ran at different moments and every runtime times itself with a wall \
+                 clock, so on a machine busy with other work either may include time spent \
+                 waiting for a CPU.",
                 apart.join(", ")
             );
             if faster > 0 {
                 // Each runtime times with a wall clock: a longer timed piece more often includes
                 // time spent waiting while other work has the CPU, and a median of many short
                 // chunks leaves those out.
-                answer += " Faster in chunks: the clocks are wall clocks, and on a machine busy \
-                           with other work a run of the whole job more often waits for a CPU \
-                           than a short chunk does (the chunks' median leaves the ones that \
-                           waited out).";
+                answer += " Faster in chunks: a run of the whole job more often waits than a \
+                           short chunk does, and the chunks' median leaves the ones that waited \
+                           out.";
             }
             if faster < apart.len() {
-                answer += " Slower in chunks: a chunk is a fraction of a run, so what a runtime \
-                           does once per call (a timer, a compile it finishes later) weighs more \
-                           in it.";
+                answer += " Slower in chunks: besides a busier moment, what a runtime does once \
+                           per call (a timer, a compile it finishes later) weighs more in a chunk, \
+                           a fraction of a run.";
             }
             answer
         }

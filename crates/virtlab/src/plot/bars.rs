@@ -84,9 +84,11 @@ impl BarChart {
         let widest = totals.clone().fold(0.0, f64::max);
         if self.log_x {
             let narrowest = totals.fold(f64::INFINITY, f64::min);
-            let (start, top) = (narrowest.log10().floor(), widest.log10());
-            // Whole decades, the widest bar ending at most 80% of the way along, so its total's
-            // label stays inside the frame (85 on a 1-100 axis would end at 96%).
+            // Whole decades: the narrowest bar at least a fifth of a decade long (a bar of 1 on
+            // an axis from 1 would have no length: native's 1× on a slowdown chart), the widest
+            // ending at most 80% of the way along, so its total's label stays inside the frame
+            // (85 on a 1-100 axis would end at 96%).
+            let (start, top) = ((narrowest.log10() - 0.2).floor(), widest.log10());
             let mut end = top.floor() + 1.0;
             while top - start > 0.8 * (end - start) {
                 end += 1.0;
@@ -215,16 +217,17 @@ mod tests {
             .log_x()
             .bar("native", &[1.0])
             .bar("python", &[85.0]);
-        // 85 is 96% of the way to 100: a decade more leaves its label room.
-        assert_eq!(chart.x_range(), 0.0..3.0);
+        // 1 gets a decade of bar; 85 would end 97% of the way to 100: a decade more leaves its
+        // label room.
+        assert_eq!(chart.x_range(), -1.0..3.0);
         let short = BarChart::new("s", &["m"])
             .log_x()
-            .bar("a", &[1.0])
+            .bar("a", &[2.0])
             .bar("b", &[30.0]);
         assert_eq!(short.x_range(), 0.0..2.0);
         let svg = chart.render().unwrap().svg().to_string();
         // Tick labels on whole decades (each text sits on a line of its own in the SVG).
-        for text in ["native", "python", "85", "1", "10", "100"] {
+        for text in ["native", "python", "85", "0.1", "1", "10", "100"] {
             assert!(svg.lines().any(|l| l.trim() == text), "missing {text}");
         }
         let zero = BarChart::new("t", &["a"]).log_x().bar("x", &[0.0]);
