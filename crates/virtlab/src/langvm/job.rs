@@ -1,7 +1,7 @@
 //! The job every runtime runs, in each one's own language: chapter 2's Monte Carlo π
 //! ([`hits`]), our WebAssembly module written by hand ([`WAT`], shipped assembled as [`WASM`],
-//! named by its SHA-256 [`module_hash`]), and the same loop shown in three instruction sets side by side
-//! ([`listings`]): WebAssembly, CPython bytecode (`dis`) and JVM bytecode (`javap -c`).
+//! named by its SHA-256 [`module_hash`]), and one step of the loop shown in three instruction sets
+//! side by side ([`listings`]): WebAssembly, CPython bytecode (`dis`) and JVM bytecode (`javap -c`).
 
 use crate::display::{Html, escape_html};
 use sha2::{Digest, Sha256};
@@ -42,21 +42,32 @@ pub fn module_hash() -> String {
     sha256(WASM)
 }
 
-/// How many lines of each listing [`listings`] shows.
-const LISTING_LINES: usize = 14;
+/// The last line of the loop's step in [`WAT`]: the constant that scales `x` to [0, 1).
+const WAT_STEP_END: &str = "(f64.const 9007199254740992)";
 
-/// The loop's first step (`s ^= s >> 12`, then `<< 25`, `>> 27`) in three instruction sets,
-/// side by side: our WAT, CPython's bytecode of the Python peer's `hits` (`dis`) and the JVM's
-/// of the Java version (`javap -c`). A listing whose tool is missing says so instead.
+/// The most lines a listing shows when the end of the step is not found (another version of the
+/// tool may print it differently).
+const LISTING_LINES: usize = 40;
+
+/// One whole step of the loop, the next random number (`s ^= s >> 12; s ^= s << 25;
+/// s ^= s >> 27`, then the multiply, the shift by 11 and the scaling to [0, 1)), in three
+/// instruction sets side by side: our WAT, CPython's bytecode of the Python peer's `hits`
+/// (`dis`) and the JVM's of the Java version (`javap -c`). A listing whose tool is missing says
+/// so instead.
 pub fn listings() -> Listings {
+    // Each from the shift by 12 (with the loads before it) to the scaling of the first number
+    // (`x`); the WAT without the comment above it, which the whole module's listing shows.
     let python = python_bytecode()
-        .map(|text| excerpt(&text, "(12)"))
+        .map(|text| excerpt(&text, "(12)", 2, "(/)"))
         .unwrap_or_else(|why| why);
     let java = super::external::java_bytecode()
-        .map(|text| excerpt(&text, "bipush        12"))
+        .map(|text| excerpt(&text, "bipush        12", 2, "dstore"))
         .unwrap_or_else(|why| why);
     Listings(vec![
-        ("WebAssembly (our WAT)".into(), excerpt(WAT, "i64.const 12")),
+        (
+            "WebAssembly (our WAT)".into(),
+            excerpt(WAT, "(i64.const 12)", 0, WAT_STEP_END),
+        ),
         ("CPython bytecode (dis)".into(), python),
         ("JVM bytecode (javap -c)".into(), java),
     ])
@@ -96,12 +107,17 @@ impl std::fmt::Display for Listings {
     }
 }
 
-/// `LISTING_LINES` lines of `text` from just before the first line containing `marker`.
-fn excerpt(text: &str, marker: &str) -> String {
+/// The lines of `text` from `before` lines above the first line containing `marker` through the
+/// next line containing `through` (at most [`LISTING_LINES`] lines when it is not found).
+fn excerpt(text: &str, marker: &str, before: usize, through: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let at = lines.iter().position(|l| l.contains(marker)).unwrap_or(0);
-    let from = at.saturating_sub(2);
-    lines[from..(from + LISTING_LINES).min(lines.len())].join("\n")
+    let from = at.saturating_sub(before);
+    let to = lines[at..]
+        .iter()
+        .position(|l| l.contains(through))
+        .map_or(from + LISTING_LINES, |end| at + end + 1);
+    lines[from..to.min(lines.len())].join("\n")
 }
 
 /// CPython's disassembly of the Python peer's `hits`, or why it could not be had.
@@ -145,7 +161,7 @@ mod tests {
         // Changing the module changes this: update it together with the notebook's prose.
         assert_eq!(
             module_hash(),
-            "3169568cd8c3733461c060eae7421dd1387d3f8fb1e5adb3ad98d313ec8671e3"
+            "d2d8b4aa821f0b0855aa34c3e871d7b4d20a3600bfb77c6f6c8eb52135c7e663"
         );
     }
 
@@ -157,15 +173,42 @@ mod tests {
         );
     }
 
+    /// The instruction that scales the step's number to [0, 1) in [`WAT`].
+    const WAT_SCALING: &str = "f64.div";
+
     #[test]
-    fn listings_show_the_shift_by_12_in_each_language() {
+    fn listings_show_the_whole_step_in_each_language() {
         let listings = listings();
         let [wat, python, java] = [0, 1, 2].map(|i| listings.0[i].1.as_str());
-        assert!(wat.contains("i64.shr_u"), "{wat}");
-        assert!(
-            python.contains("RSHIFT") || python.contains(">>"),
-            "{python}"
+        // The three shifts, then the scaling to [0, 1) that ends the step, and nothing of `y`.
+        for (listing, shifts, scaling) in [
+            (
+                wat,
+                ["i64.const 12", "i64.const 25", "i64.const 27"],
+                WAT_SCALING,
+            ),
+            (python, ["(12)", "(25)", "(27)"], "(/)"),
+            (
+                java,
+                ["bipush        12", "bipush        25", "bipush        27"],
+                "ddiv",
+            ),
+        ] {
+            for shift in shifts {
+                assert_eq!(listing.matches(shift).count(), 1, "{shift} in {listing}");
+            }
+            assert!(listing.contains(scaling), "{scaling} in {listing}");
+        }
+    }
+
+    #[test]
+    fn excerpts_end_at_their_marker_or_after_a_bounded_count() {
+        let text = "a\nb\nstart\nc\nend\nd";
+        assert_eq!(excerpt(text, "start", 1, "end"), "b\nstart\nc\nend");
+        let long: String = (0..100).map(|i| format!("{i}\n")).collect();
+        assert_eq!(
+            excerpt(&long, "10", 0, "never").lines().count(),
+            LISTING_LINES
         );
-        assert!(java.contains("lushr"), "{java}");
     }
 }

@@ -23,6 +23,7 @@ mod external;
 pub mod instance;
 pub mod job;
 pub mod measure;
+pub mod report;
 mod wasm;
 
 pub use measure::{Comparison, Series, Warmup};
@@ -31,7 +32,8 @@ use crate::error::check_range;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// The most samples one run of the job may take (CPython needs about 5 µs each).
+/// The most samples one run of the job may take: seconds natively, many minutes on an
+/// interpreter such as CPython (the speed table shows each runtime's time here).
 pub const MAX_SAMPLES: u64 = 1_000_000_000;
 /// The most runs (or chunks) per runtime.
 pub const MAX_REPEATS: usize = 1000;

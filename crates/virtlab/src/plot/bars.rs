@@ -284,7 +284,7 @@ mod tests {
         assert!(axis.end >= 85f64.log10() && axis.end < 3.0, "{axis:?}");
         let svg = chart.render().unwrap().svg().to_string();
         // Tick labels on whole decades (each text sits on a line of its own in the SVG).
-        for text in ["native", "python", "85", "1", "10", "100"] {
+        for text in ["native", "python", "85", "0.1", "1", "10", "100"] {
             assert!(svg.lines().any(|l| l.trim() == text), "missing {text}");
         }
         let zero = BarChart::new("t", &["a"]).log_x().bar("x", &[0.0]);

@@ -14,13 +14,16 @@
     (block $done
       (loop $sample
         (br_if $done (i64.eqz (local.get $samples)))
-        ;; x = the next xorshift64* number in [0, 1)
+        ;; x = the next xorshift64* number in [0, 1). Shifted right by 11 it is below 2^53, so
+        ;; the signed conversion is exact, as in the Rust (LLVM emits a signed one) and the Java
+        ;; (l2d). The unsigned one gives the same double, but wasmtime 48's Cranelift compiles it
+        ;; to a sequence that waits on the previous sample's sum (docs/performance.md).
         (local.set $s (i64.xor (local.get $s) (i64.shr_u (local.get $s) (i64.const 12))))
         (local.set $s (i64.xor (local.get $s) (i64.shl (local.get $s) (i64.const 25))))
         (local.set $s (i64.xor (local.get $s) (i64.shr_u (local.get $s) (i64.const 27))))
         (local.set $x
           (f64.div
-            (f64.convert_i64_u
+            (f64.convert_i64_s
               (i64.shr_u (i64.mul (local.get $s) (i64.const 0x2545F4914F6CDD1D)) (i64.const 11)))
             (f64.const 9007199254740992)))  ;; 2^53
         ;; y = the next xorshift64* number in [0, 1)
@@ -29,7 +32,7 @@
         (local.set $s (i64.xor (local.get $s) (i64.shr_u (local.get $s) (i64.const 27))))
         (local.set $y
           (f64.div
-            (f64.convert_i64_u
+            (f64.convert_i64_s
               (i64.shr_u (i64.mul (local.get $s) (i64.const 0x2545F4914F6CDD1D)) (i64.const 11)))
             (f64.const 9007199254740992)))  ;; 2^53
         ;; inside the quarter circle: one more hit
