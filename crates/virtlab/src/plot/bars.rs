@@ -94,7 +94,9 @@ impl BarChart {
         let width = rows_plot_width(&labels);
         let totals = self.bars.iter().map(|(_, v)| v.iter().sum::<f64>());
         let start = if self.log_x {
-            totals.clone().fold(f64::INFINITY, f64::min).log10().floor()
+            // The narrowest bar at least a fifth of a decade long: a bar of 1 on an axis from 1
+            // would have no length (native's 1× on chapter 5's slowdown chart).
+            (totals.clone().fold(f64::INFINITY, f64::min).log10() - 0.2).floor()
         } else {
             0.0
         };
@@ -280,7 +282,7 @@ mod tests {
             .bar("native", &[1.0])
             .bar("python", &[85.0]);
         let axis = chart.x_range();
-        assert_eq!(axis.start, 0.0);
+        assert_eq!(axis.start, -1.0, "1 gets a decade of bar");
         assert!(axis.end >= 85f64.log10() && axis.end < 3.0, "{axis:?}");
         let svg = chart.render().unwrap().svg().to_string();
         // Tick labels on whole decades (each text sits on a line of its own in the SVG).
