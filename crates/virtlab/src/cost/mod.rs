@@ -120,6 +120,10 @@ pub struct Rung {
     /// an earlier run on this boot).
     #[serde(skip)]
     pub fresh: bool,
+    /// What other programs and the hypervisor took while its rounds ran (`None` where it
+    /// cannot be read, and in ladders saved before it was kept).
+    #[serde(default)]
+    pub load: Option<crate::load::Load>,
 }
 
 impl Rung {
@@ -215,9 +219,13 @@ impl Ladder {
                 .iter()
                 .copied()
                 .filter(|&n| {
-                    anew || saved
-                        .rung(kind, n)
-                        .is_none_or(|r| r.rounds < rounds || r.measured_at.is_none())
+                    anew || saved.rung(kind, n).is_none_or(|r| {
+                        // A point measured while other programs held the CPUs is measured
+                        // again rather than shown as this machine's cost.
+                        r.rounds < rounds
+                            || r.measured_at.is_none()
+                            || r.load.as_ref().is_some_and(crate::load::Load::is_busy)
+                    })
                 })
                 .collect();
             missing.sort_unstable();
@@ -243,6 +251,7 @@ impl Ladder {
         let mut rungs = Vec::new();
         for &count in counts {
             let (mut times, mut user, mut kernel) = (Vec::new(), Vec::new(), Vec::new());
+            let sampler = crate::load::Sampler::start();
             for _ in 0..rounds {
                 let round = probe::in_fresh_process(kind, count)?;
                 times.extend(round.first_line_ms);
@@ -258,6 +267,7 @@ impl Ladder {
                 rounds,
                 measured_at: Some(now()),
                 fresh: true,
+                load: sampler.stop(),
             });
         }
         self.rungs

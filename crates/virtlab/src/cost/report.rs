@@ -525,6 +525,11 @@ impl Ladder {
                 split_text(cost),
             ]);
         }
+        let busiest = crate::load::Load::busiest(rungs.iter().filter_map(|r| r.load.as_ref()));
+        t.row(crate::load::quiet_row(
+            busiest,
+            "the times to running read high",
+        ));
         Ok(t)
     }
 }
@@ -664,6 +669,7 @@ pub(super) mod tests {
             rounds: 3,
             measured_at: Some(1_000_000),
             fresh: true,
+            load: None,
         }
     }
 

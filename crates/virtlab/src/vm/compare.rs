@@ -85,6 +85,7 @@ mod tests {
             rounds: 3,
             measured_at: None,
             fresh: true,
+            load: None,
         }
     }
 

@@ -151,6 +151,7 @@ mod tests {
             rounds: 3,
             measured_at: None,
             fresh: true,
+            load: None,
         }
     }
 
