@@ -169,11 +169,13 @@ pub(crate) struct MachineTicks {
     /// user + nice + system + irq + softirq (guest time is already inside user and nice).
     pub busy: u64,
     pub steal: u64,
+    /// Every column up to steal: all the time the CPUs had, whatever it went to.
+    pub total: u64,
     /// The `cpuN` lines: CPUs the machine has.
     pub cpus: usize,
 }
 
-fn machine_ticks() -> Option<MachineTicks> {
+pub(crate) fn machine_ticks() -> Option<MachineTicks> {
     parse_stat(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
@@ -187,16 +189,18 @@ pub(crate) fn parse_stat(text: &str) -> Option<MachineTicks> {
         .map(|f| f.parse().ok())
         .collect::<Option<_>>()?;
     // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-    let &[user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = fields.as_slice() else {
+    let &[user, nice, system, idle, iowait, irq, softirq, steal, ..] = fields.as_slice() else {
         return None;
     };
     let cpus = text
         .lines()
         .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
         .count();
+    let busy = user + nice + system + irq + softirq;
     Some(MachineTicks {
-        busy: user + nice + system + irq + softirq,
+        busy,
         steal,
+        total: busy + idle + iowait + steal,
         cpus,
     })
 }
@@ -252,6 +256,7 @@ mod tests {
             Some(MachineTicks {
                 busy: 10 + 1 + 5 + 3 + 4,
                 steal: 7,
+                total: 10 + 1 + 5 + 100 + 2 + 3 + 4 + 7,
                 cpus: 2
             })
         );
@@ -306,6 +311,7 @@ mod tests {
         let ticks = |busy, steal| MachineTicks {
             busy,
             steal,
+            total: 0,
             cpus: 2,
         };
         // 2 s at 100 ticks/s: the machine was busy 300 ticks, 150 of them ours, 20 stolen.

@@ -5,6 +5,7 @@
 //! someone else while we wanted them, read from `/proc/stat` while a CPU-bound job runs.
 
 use crate::display::{Figure, Html, Table};
+use crate::load::{MachineTicks, clock_ticks_per_second, parse_stat};
 use crate::plot::BarChart;
 use crate::stats::median;
 use crate::{Error, Result, machine, threads};
@@ -206,9 +207,8 @@ pub fn steal_during_job(ms: u64) -> Result<Steal> {
     });
     let wall = started.elapsed();
     let after = cpu_ticks()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let seconds = |f: fn(&Ticks) -> u64| (f(&after).saturating_sub(f(&before))) as f64 / hz;
+    let hz = clock_ticks_per_second();
+    let seconds = |f: fn(&MachineTicks) -> u64| (f(&after).saturating_sub(f(&before))) as f64 / hz;
     // /proc/stat counts every CPU of the machine; we ran on `cpus` of them.
     let all_cpus = after.cpus.max(1);
     Ok(Steal {
@@ -221,17 +221,7 @@ pub fn steal_during_job(ms: u64) -> Result<Steal> {
     })
 }
 
-/// The machine-wide `cpu` line of `/proc/stat`, in clock ticks.
-#[derive(Debug, Clone, PartialEq)]
-struct Ticks {
-    busy: u64,
-    steal: u64,
-    /// Every column up to steal: all the time the CPUs had, whatever it went to.
-    total: u64,
-    cpus: usize,
-}
-
-fn cpu_ticks() -> Result<Ticks> {
+fn cpu_ticks() -> Result<MachineTicks> {
     let text = std::fs::read_to_string("/proc/stat").map_err(|e| {
         Error::new(
             format!("cannot read /proc/stat ({e}): steal time is a Linux statistic"),
@@ -246,31 +236,6 @@ fn cpu_ticks() -> Result<Ticks> {
     })
 }
 
-fn parse_stat(text: &str) -> Option<Ticks> {
-    let fields: Vec<u64> = text
-        .lines()
-        .find(|l| l.starts_with("cpu "))?
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-    let &[user, nice, system, idle, iowait, irq, softirq, steal, ..] = fields.as_slice() else {
-        return None;
-    };
-    let cpus = text
-        .lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .count();
-    let busy = user + nice + system + irq + softirq;
-    Some(Ticks {
-        busy,
-        steal,
-        total: busy + idle + iowait + steal,
-        cpus,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,22 +247,6 @@ mod tests {
         assert!(costs.iter().any(|c| c.name == "getppid system call"));
         assert_eq!(cost_table(&costs).rows().len(), costs.len());
         assert!(instruction_costs(0).is_err());
-    }
-
-    #[test]
-    fn proc_stat_is_parsed() {
-        let text = "cpu  10 1 5 100 2 3 4 7 0 0\ncpu0 5 0 2 50 1 1 2 3 0 0\ncpu1 5 1 3 50 1 2 2 4 0 0\nintr 1\n";
-        assert_eq!(
-            parse_stat(text),
-            Some(Ticks {
-                busy: 10 + 1 + 5 + 3 + 4,
-                steal: 7,
-                total: 10 + 1 + 5 + 100 + 2 + 3 + 4 + 7,
-                cpus: 2
-            })
-        );
-        assert_eq!(parse_stat("cpu 1 2 3\n"), None);
-        assert_eq!(parse_stat("intr 1\n"), None);
     }
 
     #[test]
