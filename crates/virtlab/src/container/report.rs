@@ -43,17 +43,7 @@ mod tests {
     use crate::cost::Rung;
 
     fn rung(kind: &str, count: usize, ms: f64) -> Rung {
-        Rung {
-            kind: kind.into(),
-            count,
-            asked_to_running_ms: ms,
-            user_bytes_each: 1048576.0,
-            kernel_bytes_each: 0.0,
-            rounds: 3,
-            measured_at: None,
-            fresh: true,
-            load: None,
-        }
+        Rung::made(kind, count, ms, 1048576.0)
     }
 
     #[test]

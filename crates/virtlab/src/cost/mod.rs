@@ -127,6 +127,23 @@ pub struct Rung {
 }
 
 impl Rung {
+    /// A rung with these figures (3 rounds, undated, fresh), for tests of what is said about a
+    /// ladder.
+    #[cfg(test)]
+    pub(crate) fn made(kind: &str, count: usize, ms: f64, user_bytes_each: f64) -> Rung {
+        Rung {
+            kind: kind.into(),
+            count,
+            asked_to_running_ms: ms,
+            user_bytes_each,
+            kernel_bytes_each: 0.0,
+            rounds: 3,
+            measured_at: None,
+            fresh: true,
+            load: None,
+        }
+    }
+
     /// User-space memory all `count` units held together.
     pub fn user_bytes(&self) -> f64 {
         self.user_bytes_each * self.count as f64
