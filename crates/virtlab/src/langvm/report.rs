@@ -292,7 +292,20 @@ fn chunk_rates(comparison: &Comparison, warmup: &Warmup) -> String {
         let ratio = per_sample(chunks.final_s(), warmup.plan.samples)
             / per_sample(runs.median_s(), comparison.plan.samples);
         if !(0.8..=1.25).contains(&ratio) {
-            apart.push(format!("{} {ratio:.2}×", runtime.label()));
+            // A runtime still warming up for the whole speed run (a JIT that settled later than
+            // the runs' total time) is said so: its runs' median includes slower code.
+            let all_runs: f64 = runs.seconds.iter().sum();
+            let warming = if chunks.settled_after_s() > all_runs {
+                format!(
+                    " (still warming up: its chunks settled after {} ms, its speed runs took {} \
+                     ms in all)",
+                    ms(chunks.settled_after_s()),
+                    ms(all_runs)
+                )
+            } else {
+                String::new()
+            };
+            apart.push(format!("{} {ratio:.2}×{warming}", runtime.label()));
             faster += usize::from(ratio < 1.0);
         }
     }
@@ -457,11 +470,20 @@ mod tests {
         let table = what_we_saw(&run, &warm);
         let text = answer(&table, "Did a warm chunk");
         assert!(text.starts_with("not for all 2"), "{text}");
-        assert!(text.contains("Node V8 (JavaScript) 2.00×"), "{text}");
+        assert!(text.contains("Node V8 (JavaScript) 2.00×."), "{text}");
         assert!(!text.contains("native Rust"), "{text}");
         assert!(text.contains("Slower in chunks"), "{text}");
         assert!(!text.contains("Faster in chunks"), "{text}");
         let text = answer(&table, "Warm-up");
         assert!(text.contains("native Rust 2.0× a warm chunk"), "{text}");
+        // A JIT whose chunks settle (after 1.51 s) later than its three 0.3 s runs take in all.
+        let run = comparison(&[(Runtime::Java, 0.3)]);
+        let warm = warmup(&[(Runtime::Java, vec![1.0, 0.5, 0.01, 0.01])]);
+        let text = answer(&what_we_saw(&run, &warm), "Did a warm chunk");
+        assert!(
+            text.contains("JVM (tiered JIT) 0.33× (still warming up: its chunks settled after 1510 ms, its speed runs took 900 ms in all)"),
+            "{text}"
+        );
+        assert!(text.contains("Faster in chunks"), "{text}");
     }
 }
