@@ -285,6 +285,9 @@ pub struct Comparison {
     pub native_hits: u64,
     /// One row per runtime, in the plan's order.
     pub rows: Vec<Row>,
+    /// What other programs and the hypervisor took while the runtimes ran.
+    #[serde(default)]
+    pub load: Option<crate::load::Load>,
 }
 
 impl Comparison {
@@ -300,6 +303,7 @@ impl Comparison {
 
     /// [`Comparison::measure`] on the calling thread.
     fn measure_here(plan: &Plan) -> Result<Comparison> {
+        let sampler = crate::load::Sampler::start();
         let guests = Guests::new()?;
         let mut rows = Vec::new();
         for &runtime in &plan.runtimes {
@@ -326,6 +330,7 @@ impl Comparison {
             plan: plan.clone(),
             native_hits: job::hits(plan.seed, plan.samples),
             rows,
+            load: sampler.stop(),
         })
     }
 

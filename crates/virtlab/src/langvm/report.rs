@@ -48,6 +48,10 @@ pub fn what_we_saw(comparison: &Comparison, warmup: &Warmup) -> Table {
         "Did a warm chunk run at the speed run's rate?".to_string(),
         chunk_rates(comparison, warmup),
     ]);
+    table.row(crate::load::quiet_row(
+        comparison.load.as_ref(),
+        "a run that waited for a CPU reads slow, and the ratios between runtimes move",
+    ));
     table
 }
 
@@ -379,6 +383,7 @@ mod tests {
             plan: Plan::new(SAMPLES, 3).unwrap(),
             native_hits: job::hits(1, SAMPLES),
             rows,
+            load: None,
         }
     }
 
