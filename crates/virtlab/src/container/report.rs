@@ -7,7 +7,22 @@ use crate::cost::Ladder;
 use crate::vm::compare::starts;
 
 /// The container's rung against a process's and a VM's, in sentences chosen for the numbers.
+/// A chapter's ladder holds only the kinds it asked for: the VM's rungs come from the ladder
+/// chapter 6 saved on this boot when this one has none, and the sentence says when they were
+/// measured.
 pub fn ladder_compared(ladder: &Ladder) -> String {
+    let mut with_vm = ladder.clone();
+    if ladder.rungs_of("vm").is_empty()
+        && let Ok(saved) = Ladder::saved()
+    {
+        with_vm
+            .rungs
+            .extend(saved.rungs.into_iter().filter(|r| r.kind == "vm"));
+    }
+    ladder_compared_with(&with_vm)
+}
+
+fn ladder_compared_with(ladder: &Ladder) -> String {
     let mut text = Vec::new();
     text.push(match starts(ladder, "container", "process") {
         Some(words) => format!("On the cost ladder, {words}"),
@@ -23,9 +38,15 @@ pub fn ladder_compared(ladder: &Ladder) -> String {
     }
     match starts(ladder, "vm", "container") {
         Some(vm) => text.push(format!(
-            "Chapter 6's VM was measured on this boot too: {vm} That VM runs no kernel — its guest is \
+            "Chapter 6's VM was measured on this boot too{}: {vm} That VM runs no kernel — its guest is \
              a few instructions that report at once — so its rung shows what making a virtual \
              CPU and its memory costs, not what booting a guest system costs; for scale, {}.",
+            ladder
+                .rungs_of("vm")
+                .iter()
+                .filter_map(|r| r.measured_at)
+                .max()
+                .map_or(String::new(), |t| format!(" (at {})", crate::units::utc(t))),
             crate::vm::FIRECRACKER
         )),
         None => text.push(format!(
@@ -58,7 +79,7 @@ mod tests {
                 rung("vm", 1, 0.339),
             ],
         };
-        let text = ladder_compared(&ladder);
+        let text = ladder_compared_with(&ladder);
         for fact in [
             "On the cost ladder, with 1 of each alive at once, a container went from asking to running in 3.55 ms",
             "the container took 5.6× as long as the process",
@@ -73,6 +94,6 @@ mod tests {
             rungs: ladder.rungs[..3].to_vec(),
             ..ladder
         };
-        assert!(ladder_compared(&without_vm).contains("not on this boot's ladder"));
+        assert!(ladder_compared_with(&without_vm).contains("not on this boot's ladder"));
     }
 }

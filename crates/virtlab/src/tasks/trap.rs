@@ -226,9 +226,13 @@ impl BlockingTrap {
                 Setup::Alone if median < 1.5 => {
                     "about tokio's floor: its timer counts in whole milliseconds".to_string()
                 }
-                Setup::Alone => "above tokio's 1 ms floor: something else (another busy process) \
-                                 delayed the wake-ups"
-                    .to_string(),
+                Setup::Alone => match r.load.as_ref().and_then(crate::load::Load::busy_cause) {
+                    Some(cause) => format!("above tokio's 1 ms floor: {cause}"),
+                    None => "above tokio's 1 ms floor with no other program seen taking CPU \
+                             time: this machine's own wake-up latency (a virtual machine's \
+                             timer and scheduler add to it)"
+                        .to_string(),
+                },
                 Setup::BlockingTask if worst >= slice / 2.0 && median > 2.0 * alone => {
                     format!("the trap: the worst wake-up waited {share} for the computing task")
                 }
@@ -338,6 +342,21 @@ mod tests {
             assert!(text.contains(fact), "missing '{fact}' in {text}");
         }
         assert!(!text.contains("the trap: "), "{text}");
+        // Late alone with nothing else seen running is this machine's latency; with another
+        // program on the CPUs, that program is named.
+        assert!(text.contains("own wake-up latency"), "{text}");
+        let mut loaded = busy.clone();
+        loaded.results[0].load = Some(crate::load::Load {
+            seconds: 1.0,
+            machine_cpus: 2,
+            others_cpus: 1.2,
+            steal_cpus: 0.0,
+        });
+        let text = loaded.what_we_saw().to_string();
+        assert!(
+            text.contains("above tokio's 1 ms floor: other programs kept 1.2"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -210,27 +210,40 @@ impl SharingCosts {
                 continue;
             }
             let ratio = many.ns_per_increment / few.ns_per_increment;
+            // Private counts share nothing, so only two things keep them from running in
+            // parallel: other programs on the CPUs, or counts so short that starting a thread
+            // takes as long as the count itself.
+            let busy = self.load.as_ref().is_some_and(Load::is_busy);
+            let private_why = if busy {
+                "fewer free CPUs than threads: other programs held them (last row)".to_string()
+            } else {
+                let per_thread = few.total / few.threads.max(1) as u64;
+                format!(
+                    "each thread's count took about {:.0} µs alone, about what starting a thread \
+                     costs (chapter 1's ladder), so starting the threads ate the parallel gain; \
+                     more increments per thread would show it",
+                    few.ns_per_increment * per_thread as f64 / 1e3
+                )
+            };
             let trend = match (method, ratio) {
-                (Sharing::PerThreadSums, r) if r > 1.3 => {
-                    "dearer per increment, with no shared line to queue for: fewer free CPUs \
-                     than threads (other programs, or thread start-up on a short count)"
-                }
-                (_, r) if r > 1.3 => {
-                    "dearer per increment as threads were added: they queued for one lock or \
-                     cache line and paid to hand it over"
-                }
+                (Sharing::PerThreadSums, r) if r > 1.3 || r >= 0.77 => format!(
+                    "{}, with no shared line to queue for: {private_why}",
+                    if r > 1.3 {
+                        "dearer per increment"
+                    } else {
+                        "about flat"
+                    }
+                ),
+                (_, r) if r > 1.3 => "dearer per increment as threads were added: they queued \
+                                      for one lock or cache line and paid to hand it over"
+                    .to_string(),
                 (_, r) if r < 0.77 => {
-                    "cheaper per increment: the threads' increments ran in parallel"
+                    "cheaper per increment: the threads' increments ran in parallel".to_string()
                 }
-                (Sharing::PerThreadSums, _) => {
-                    "about flat: the private counts did not run in parallel here (fewer free \
-                     CPUs than threads)"
-                }
-                _ => {
-                    "about flat: the increments went one after another whatever the thread \
-                     count (no parallel gain), and handing over the lock or cache line added \
-                     little here"
-                }
+                _ => "about flat: the increments went one after another whatever the thread \
+                      count (no parallel gain), and handing over the lock or cache line added \
+                      little here"
+                    .to_string(),
             };
             t.row([
                 format!(
@@ -343,6 +356,34 @@ mod tests {
             said.contains("per-thread sums at 0.50 ns per increment, 22× cheaper than Mutex<u64>"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn flat_private_counts_are_explained_by_the_load_or_their_length() {
+        let flat = |load| SharingCosts {
+            load,
+            points: vec![
+                SharingPoint {
+                    total: 200_000,
+                    ..point(Sharing::PerThreadSums, 1, 0.33)
+                },
+                point(Sharing::PerThreadSums, 8, 0.33),
+            ],
+        };
+        let quiet = flat(None).what_we_saw().to_string();
+        assert!(
+            quiet.contains("about 66 µs alone, about what starting a thread"),
+            "{quiet}"
+        );
+        let busy = flat(Some(Load {
+            seconds: 1.0,
+            machine_cpus: 2,
+            others_cpus: 1.5,
+            steal_cpus: 0.0,
+        }))
+        .what_we_saw()
+        .to_string();
+        assert!(busy.contains("fewer free CPUs than threads"), "{busy}");
     }
 
     #[test]
