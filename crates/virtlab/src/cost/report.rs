@@ -188,6 +188,20 @@ impl Ladder {
         })
     }
 
+    /// The busiest of this ladder's rungs, as measured.
+    pub fn busiest_load(&self) -> Option<&crate::load::Load> {
+        crate::load::Load::busiest(self.rungs.iter().filter_map(|r| r.load.as_ref()))
+    }
+
+    /// " Warning: …" naming what kept the CPUs busy while a rung was measured; "" when quiet.
+    fn busy_warning(&self) -> String {
+        self.busiest_load()
+            .and_then(crate::load::Load::busy_cause)
+            .map_or(String::new(), |cause| {
+                format!(" Warning: while some of these points were measured, {cause}.")
+            })
+    }
+
     /// The points this call reused from an earlier run, said in one sentence for a chart's note
     /// ("" when it measured them all).
     fn reuse_note(&self, rungs: &[&Rung]) -> String {
@@ -223,8 +237,9 @@ impl Ladder {
             format!(
                 "What one more unit costs, on this machine ({}). Memory per unit is the slope of \
                  the memory all N hold against N, not the total ÷ N (each point's total is in \
-                 the points table). {METHOD}",
-                self.cpu
+                 the points table). {METHOD}{}",
+                self.cpu,
+                self.busy_warning()
             ),
             [
                 "unit",
@@ -525,9 +540,8 @@ impl Ladder {
                 split_text(cost),
             ]);
         }
-        let busiest = crate::load::Load::busiest(rungs.iter().filter_map(|r| r.load.as_ref()));
         t.row(crate::load::quiet_row(
-            busiest,
+            self.busiest_load(),
             "the times to running read high",
         ));
         Ok(t)
@@ -698,6 +712,27 @@ pub(super) mod tests {
         };
         ladder.sort();
         ladder
+    }
+
+    #[test]
+    fn a_rung_measured_on_a_busy_machine_is_named_under_the_table() {
+        let mut ladder = sample();
+        assert!(!ladder.table().to_string().contains("Warning"));
+        ladder.rungs[0].load = Some(crate::load::Load {
+            seconds: 1.0,
+            machine_cpus: 2,
+            others_cpus: 1.0,
+            steal_cpus: 0.0,
+        });
+        let table = ladder.table().to_string();
+        assert!(
+            table.contains(
+                "Warning: while some of these points were measured, other programs kept 1.0"
+            ),
+            "{table}"
+        );
+        let said = ladder.what_we_saw(16).unwrap().to_string();
+        assert!(said.contains("no: other programs kept 1.0"), "{said}");
     }
 
     #[test]

@@ -600,6 +600,9 @@ pub fn what_we_saw(
             if share > 100.0 {
                 answer += ": above a ceiling no program can pass, so that peak reads low (see \
                            the chart's warning)";
+            } else if cpu_peak.and_then(Peak::doubt).is_some() {
+                answer += "; that peak was itself measured on a busy machine or did not scale, \
+                           so the share is not against a true ceiling (see the chart's warning)";
             }
         }
         table.row([format!("How fast is our {dtype} kernel here?"), answer]);
@@ -870,6 +873,13 @@ mod tests {
             }),
             ..cpu_only(vec![point(Device::Cpu, 1024, 20.0)])
         };
+        let mut not_scaling = peak();
+        not_scaling.points.push(crate::peak::PeakPoint {
+            threads: 1,
+            ..not_scaling.points[0].clone()
+        });
+        let said = what_we_saw(&quiet_run, &no_numpy(), None, Some(&not_scaling)).to_string();
+        assert!(said.contains("not against a true ceiling"), "{said}");
         let warnings = peak_warnings(&quiet_run, &no_numpy(), &busy_peak);
         assert!(
             warnings

@@ -113,6 +113,10 @@ pub fn what_we_saw(
             }
         ),
     ]);
+    t.row(crate::load::quiet_row(
+        ladder.busiest_load(),
+        "the ladder's times to running read high",
+    ));
     t
 }
 
