@@ -294,10 +294,7 @@ fn run_threads(isa: Isa, precision: Precision, threads: usize, iterations: u64) 
 impl Peak {
     /// GFLOP/s measured for this precision and thread count.
     pub fn gflops(&self, precision: Precision, threads: usize) -> Option<f64> {
-        self.points
-            .iter()
-            .find(|p| p.precision == precision && p.threads == threads)
-            .map(|p| p.gflops)
+        self.point(precision, threads).map(|p| p.gflops)
     }
 
     /// GFLOP/s with every usable CPU busy: the line later chapters draw against.

@@ -175,13 +175,6 @@ fn machine_id() -> String {
         .unwrap_or_else(|_| crate::machine::cpu_model())
 }
 
-/// Seconds since 1970-01-01 UTC.
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Ladder {
     /// A ladder of this machine with no rungs yet.
     fn empty() -> Ladder {
@@ -282,7 +275,7 @@ impl Ladder {
                 user_bytes_each: median(&mut user),
                 kernel_bytes_each: median(&mut kernel),
                 rounds,
-                measured_at: Some(now()),
+                measured_at: Some(crate::units::unix_now()),
                 fresh: true,
                 load: sampler.stop(),
             });

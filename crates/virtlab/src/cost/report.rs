@@ -5,7 +5,7 @@
 //! Every chart draws a kind in one colour, its place in [`KINDS`], and says under itself which
 //! points this call measured and which it reused from an earlier run, with when.
 
-use super::{Fit, KINDS, Ladder, METHOD, Rung, now};
+use super::{Fit, KINDS, Ladder, METHOD, Rung};
 use crate::display::{Figure, Table};
 use crate::plot::LineChart;
 use crate::{Result, memory, units};
@@ -205,7 +205,7 @@ impl Ladder {
     /// The points this call reused from an earlier run, said in one sentence for a chart's note
     /// ("" when it measured them all).
     fn reuse_note(&self, rungs: &[&Rung]) -> String {
-        let now = now();
+        let now = units::unix_now();
         let reused: Vec<String> = self
             .kinds()
             .into_iter()
@@ -251,7 +251,7 @@ impl Ladder {
                 "measured",
             ],
         );
-        let now = now();
+        let now = units::unix_now();
         for kind in self.kinds() {
             let rungs = self.rungs_of(kind);
             let Some(cost) = self.cost(kind) else {
@@ -308,7 +308,7 @@ impl Ladder {
                 "measured",
             ],
         );
-        let now = now();
+        let now = units::unix_now();
         for r in &self.rungs {
             t.row([
                 r.kind.clone(),

@@ -297,23 +297,22 @@ pub fn peak_warnings(live: &Run, numpy: &Outcome<Numpy>, peak: &Peak) -> Vec<Str
             let threads = p.threads.unwrap_or(live.usable_cpus);
             ("our kernel".to_string(), p.dtype, p.n, threads, p.gflops())
         });
-    let mut above: Vec<(String, Dtype, usize, usize, f64)> = Vec::new();
+    // The highest product above its ceiling, one per producer and type.
+    let mut above: Vec<(String, Dtype, usize, f64, f64)> = Vec::new();
     for (who, dtype, n, threads, gflops) in ours.chain(numpy_points) {
-        let Some(ceiling) = peak.gflops(cpu_precision(dtype), threads) else {
+        let Some(ceiling) = peak
+            .gflops(cpu_precision(dtype), threads)
+            .filter(|&ceiling| gflops > ceiling)
+        else {
             continue;
         };
-        let seen = above.iter_mut().find(|a| a.0 == who && a.1 == dtype);
-        match seen {
-            Some(best) if best.4 >= gflops => {}
-            Some(best) => *best = (who, dtype, n, threads, gflops),
-            None if gflops > ceiling => above.push((who, dtype, n, threads, gflops)),
-            None => {}
+        match above.iter_mut().find(|a| a.0 == who && a.1 == dtype) {
+            Some(best) if best.3 >= gflops => {}
+            Some(best) => *best = (who, dtype, n, gflops, ceiling),
+            None => above.push((who, dtype, n, gflops, ceiling)),
         }
     }
-    for (who, dtype, n, threads, gflops) in above {
-        let ceiling = peak
-            .gflops(cpu_precision(dtype), threads)
-            .unwrap_or(f64::NAN);
+    for (who, dtype, n, gflops, ceiling) in above {
         warnings.push(format!(
             "{who} reached {gflops:.1} GFLOP/s ({dtype}, n = {n}), above the FMA peak line \
              ({ceiling:.1}), which no program can exceed: the peak reads low — re-run chapter \
