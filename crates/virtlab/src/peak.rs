@@ -497,6 +497,8 @@ impl Peak {
     /// ([`Peak::doubt`]); otherwise a new measurement of `ms_per_point` per run, saved when
     /// it is itself beyond doubt. Chapter 4 draws its throughput against this.
     pub fn reuse_or_measure(ms_per_point: u64) -> Result<Peak> {
+        // Checked first: a bad value is refused whether or not a saved peak would be reused.
+        check_range("the measuring time per point (ms)", ms_per_point, 10, 5000)?;
         if let Some(saved) = Peak::saved()?.filter(|p| p.doubt().is_none()) {
             return Ok(saved);
         }
@@ -558,6 +560,8 @@ mod tests {
     #[test]
     fn measure_rejects_out_of_range_time() {
         for bad in [0, 9, 5001] {
+            let err = Peak::reuse_or_measure(bad).unwrap_err();
+            assert!(err.fix().contains("between 10 and 5000"), "{err}");
             let err = measure(bad).unwrap_err();
             assert!(err.problem().contains("measuring time"), "{err}");
             assert!(err.fix().contains("between 10 and 5000"), "{err}");
