@@ -202,38 +202,27 @@
 
 #![warn(missing_docs)]
 
-#[cfg(target_os = "linux")]
-pub mod container;
-pub mod cost;
-pub mod display;
-pub mod error;
-pub mod executor;
-pub mod gpu;
-pub mod isa;
-pub mod langvm;
-pub mod load;
+// The spine (always there): the same names as when this was one crate.
+pub use virtlab_core::{
+    cost, error, executor, hits, load, memory, observer, outcome, processes, release, stats, store,
+    strict, timeline, units, work,
+};
+pub use virtlab_display as display;
+pub use virtlab_display::plot;
+
+pub mod kinds;
 pub mod machine;
-pub mod matmul;
-pub mod memory;
-pub mod observer;
-pub mod outcome;
-pub mod peak;
-pub mod plot;
-pub mod processes;
-pub mod release;
-pub mod stats;
-pub mod store;
-pub mod strict;
+#[cfg(feature = "tasks")]
 pub mod tasks;
 pub mod threads;
-pub mod timeline;
-pub mod units;
-pub mod vm;
-pub mod work;
 
-/// The tests' one way to say they could not run here (shared with the integration tests).
-#[cfg(test)]
-#[path = "../tests/common/mod.rs"]
-mod test_common;
+#[cfg(all(feature = "container", target_os = "linux"))]
+pub use virtlab_container as container;
+#[cfg(any(feature = "machine", feature = "matmul"))]
+pub use virtlab_gemm::{gpu, isa, matmul, peak};
+#[cfg(feature = "langvm")]
+pub use virtlab_langvm as langvm;
+#[cfg(any(feature = "machine", feature = "vm"))]
+pub use virtlab_vmm as vm;
 
 pub use error::{Error, Result};

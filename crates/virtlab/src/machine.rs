@@ -5,10 +5,12 @@
 //! cgroup memory limit can all grant less than the hardware has. Those are Linux observations
 //! and read "not observable" elsewhere.
 
-use crate::display::{Html, Table};
-use crate::gpu::{self, GpuStatus};
-use crate::units;
 use serde::{Deserialize, Serialize};
+use virtlab_core::machine::brand_of;
+pub use virtlab_core::machine::{available_memory, cpu_model, hypervisor, usable_cpus};
+use virtlab_core::units;
+use virtlab_display::{Html, Table};
+use virtlab_gemm::gpu::{self, GpuStatus};
 
 /// A limit the operating system may put on this process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,7 +102,7 @@ impl Machine {
             hypervisor: hypervisor(),
             virtualization: virtualization(),
             container: os::container(),
-            simd: crate::isa::simd_features(),
+            simd: virtlab_gemm::isa::simd_features(),
             gpu: gpu::probe(),
         }
     }
@@ -196,41 +198,11 @@ impl Machine {
     }
 }
 
-/// The CPU's model name, without the rest of [`Machine::detect`] (no GPU probe).
-pub fn cpu_model() -> String {
-    use sysinfo::{CpuRefreshKind, RefreshKind, System};
-    brand_of(&System::new_with_specifics(
-        RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()),
-    ))
-}
-
-/// Memory available to new allocations now, without the rest of [`Machine::detect`].
-pub fn available_memory() -> u64 {
-    use sysinfo::{MemoryRefreshKind, RefreshKind, System};
-    System::new_with_specifics(
-        RefreshKind::nothing().with_memory(MemoryRefreshKind::nothing().with_ram()),
-    )
-    .available_memory()
-}
-
-fn brand_of(sys: &sysinfo::System) -> String {
-    sys.cpus()
-        .first()
-        .map(|c| c.brand().trim().to_string())
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Parallelism the standard library grants (affinity and cgroup quota included), at least 1.
-pub fn usable_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// What chapter 6 would find: the KVM mode, or what is missing and how to get it.
 fn virtualization() -> String {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
-        let support = crate::vm::support();
+        let support = virtlab_vmm::support();
         match support.ready() {
             Ok(()) => support.label(),
             Err(e) => format!("none: {}. Fix: {}", e.problem(), e.fix()),
@@ -240,50 +212,6 @@ fn virtualization() -> String {
     {
         "none: virtlab makes VMs with Linux's KVM on x86-64 only".to_string()
     }
-}
-
-/// The hypervisor's name from CPUID (x86), or from /sys/hypervisor on Linux.
-pub fn hypervisor() -> Option<String> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::__cpuid;
-        // CPUID leaf 1, ECX bit 31 is set by every mainstream hypervisor for its guests.
-        if __cpuid(1).ecx & (1 << 31) != 0 {
-            let leaf = __cpuid(0x4000_0000);
-            let raw: Vec<u8> = [leaf.ebx, leaf.ecx, leaf.edx]
-                .iter()
-                .flat_map(|r| r.to_le_bytes())
-                .collect();
-            let vendor = String::from_utf8_lossy(&raw)
-                .trim_matches(char::from(0))
-                .trim()
-                .to_string();
-            return Some(hypervisor_name(&vendor));
-        }
-        None
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        std::fs::read_to_string("/sys/hypervisor/type")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    }
-}
-
-fn hypervisor_name(vendor: &str) -> String {
-    let known = match vendor {
-        "KVMKVMKVM" => "KVM",
-        "Microsoft Hv" => "Hyper-V",
-        "VMwareVMware" => "VMware",
-        "XenVMMXenVMM" => "Xen",
-        "TCGTCGTCGTCG" => "QEMU (emulated)",
-        "VBoxVBoxVBox" => "VirtualBox",
-        "ACRNACRNACRN" => "ACRN",
-        "" => return "yes (vendor not given)".into(),
-        other => return format!("yes ({other})"),
-    };
-    known.into()
 }
 
 #[cfg(target_os = "linux")]
@@ -440,13 +368,6 @@ mod tests {
         let m = Machine::detect();
         assert_eq!(cpu_model(), m.cpu_model);
         assert!(available_memory() > 0 && available_memory() <= m.memory_total_bytes);
-    }
-
-    #[test]
-    fn hypervisor_vendors_are_named() {
-        assert_eq!(hypervisor_name("KVMKVMKVM"), "KVM");
-        assert_eq!(hypervisor_name("Microsoft Hv"), "Hyper-V");
-        assert_eq!(hypervisor_name("Odd"), "yes (Odd)");
     }
 
     #[test]

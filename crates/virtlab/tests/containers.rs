@@ -14,7 +14,7 @@ use virtlab::container::support::Support;
 use virtlab::executor;
 use virtlab::work::Work;
 
-mod common;
+use virtlab_testkit as common;
 
 /// Tests here look for groups and processes by owner, so they must not overlap.
 static SERIAL: Mutex<()> = Mutex::new(());

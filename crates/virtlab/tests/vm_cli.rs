@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-mod common;
+use virtlab_testkit as common;
 
 fn virtlab(args: &[&str], device: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_virtlab"));

@@ -20,5 +20,9 @@ pub fn ladder(kinds: &[String], counts: &[usize], rounds: usize, json: bool) -> 
 /// `virtlab ladder-probe`: one round, as JSON (run by `ladder`, not usually by hand).
 pub fn probe(kind: &str, count: usize) -> Result<()> {
     release::die_with_parent();
-    print_json(&cost::probe(kind, count)?)
+    print_json(&cost::probe(
+        kind,
+        virtlab::kinds::make(kind)?.as_mut(),
+        count,
+    )?)
 }

@@ -19,14 +19,26 @@ pub(crate) use runtime::{current_thread_runtime, multi_thread_runtime, on_own_ru
 pub use scaling::{TaskScaling, decades, scale};
 pub use trap::{BlockingTrap, Setup, blocking_trap};
 
-use crate::error::check_range;
-use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit};
-use crate::timeline::thread_id;
-use crate::work::Work;
-use crate::{Error, Result, units};
 use runtime::RuntimeThread;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use virtlab_core::Error;
+use virtlab_core::Result;
+use virtlab_core::error::check_range;
+use virtlab_core::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit};
+use virtlab_core::timeline::thread_id;
+use virtlab_core::units;
+use virtlab_core::work::Work;
+
+/// A tokio pause: the task yields its thread while it waits. A task is stopped by aborting it.
+struct TokioPause;
+
+impl executor::Pause for TokioPause {
+    async fn pause(&mut self, d: std::time::Duration) -> bool {
+        tokio::time::sleep(d).await;
+        true
+    }
+}
 
 /// The most tasks one run or scale step may start.
 pub const MAX_TASKS: usize = 1_000_000_000;
@@ -96,7 +108,7 @@ impl Kind for Tasks {
         let line_threads = Arc::clone(&self.line_threads);
         let task = runtime.handle().spawn(async move {
             let name = unit.work.name.clone();
-            executor::drive_async(&unit.work, &reporter, &mut |i| {
+            executor::drive_async(&unit.work, &reporter, &mut TokioPause, &mut |i| {
                 if unit.fault_at == Some(i) {
                     panic!("{name} panicked on purpose at iteration {i}");
                 }
@@ -169,7 +181,7 @@ pub fn run(work: &Work, tasks: usize, options: Options) -> Result<Run> {
 
 /// Refuses `count` units of `bytes_each` when they would need more than half the available memory.
 pub(crate) fn check_memory(what: &str, count: usize, bytes_each: u64) -> Result<()> {
-    let available = crate::machine::available_memory();
+    let available = virtlab_core::machine::available_memory();
     let needed = count as u64 * bytes_each;
     if needed > available / 2 {
         return Err(Error::invalid(
@@ -189,9 +201,9 @@ pub(crate) fn check_memory(what: &str, count: usize, bytes_each: u64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::Cancel;
-    use crate::timeline::EventKind;
     use std::time::Duration;
+    use virtlab_core::executor::Cancel;
+    use virtlab_core::timeline::EventKind;
 
     #[test]
     fn tasks_print_in_essay_order_on_one_thread() {

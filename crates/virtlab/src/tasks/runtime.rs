@@ -3,7 +3,9 @@
 //! nested `block_on` panics). Panics inside tasks are supervised: they come back through their
 //! JoinHandles, not printed and not fatal in strict mode.
 
-use crate::{Error, Result, strict};
+use virtlab_core::Error;
+use virtlab_core::Result;
+use virtlab_core::strict;
 
 /// A current-thread runtime with timers: the coroutine chapter's one-thread scheduler.
 pub(crate) fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -60,7 +62,10 @@ impl RuntimeThread {
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok((runtime.handle().clone(), crate::timeline::thread_id())));
+                let _ = ready_tx.send(Ok((
+                    runtime.handle().clone(),
+                    virtlab_core::timeline::thread_id(),
+                )));
                 // Task panics come back through their JoinHandles; the hook stays quiet here.
                 let _ = strict::supervise(|| runtime.block_on(shutdown_rx));
             })

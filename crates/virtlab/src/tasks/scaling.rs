@@ -3,13 +3,15 @@
 
 use super::{MAX_TASKS, TASK_BYTES_ESTIMATE, THREAD_BYTES_ESTIMATE, check_memory};
 use super::{current_thread_runtime, on_own_runtime};
-use crate::display::{Figure, Table};
-use crate::error::check_range;
-use crate::memory::heap_in_use;
-use crate::plot::LineChart;
-use crate::{Error, Result, units};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+use virtlab_core::Error;
+use virtlab_core::Result;
+use virtlab_core::error::check_range;
+use virtlab_core::memory::heap_in_use;
+use virtlab_core::units;
+use virtlab_display::plot::LineChart;
+use virtlab_display::{Figure, Table};
 
 /// `count` units that each slept `sleep_ms`: the wall time for all of them and the memory each held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +41,7 @@ pub struct TaskScaling {
     pub thread_limit: String,
     /// What other programs and the hypervisor took while it was measured.
     #[serde(default)]
-    pub load: Option<crate::load::Load>,
+    pub load: Option<virtlab_core::load::Load>,
 }
 
 /// Counts 1, 10, 100, … up to `max`.
@@ -62,7 +64,8 @@ fn thread_limit() -> (usize, String) {
     {
         limit = (max, "half the kernel's threads-max".into());
     }
-    let by_memory = (crate::machine::available_memory() / 2 / THREAD_BYTES_ESTIMATE) as usize;
+    let by_memory =
+        (virtlab_core::machine::available_memory() / 2 / THREAD_BYTES_ESTIMATE) as usize;
     if by_memory < limit.0 {
         limit = (by_memory, "half the available memory".into());
     }
@@ -76,7 +79,7 @@ pub fn scale(max_tasks: usize, sleep_ms: u64, with_threads: bool) -> Result<Task
     check_range("the sleep (ms)", sleep_ms, 1, 60_000)?;
     check_memory("tasks", max_tasks, TASK_BYTES_ESTIMATE)?;
     let sleep = Duration::from_millis(sleep_ms);
-    let sampler = crate::load::Sampler::start();
+    let sampler = virtlab_core::load::Sampler::start();
     let mut tasks = Vec::new();
     for n in decades(max_tasks) {
         tasks.push(sleeping_tasks(n, sleep)?);
@@ -102,7 +105,7 @@ pub fn scale(max_tasks: usize, sleep_ms: u64, with_threads: bool) -> Result<Task
 
 /// Resident memory, for threads (their stacks are mapped outside the heap).
 fn resident_bytes() -> f64 {
-    crate::memory::resident_bytes().map_or(f64::NAN, |b| b as f64)
+    virtlab_core::memory::resident_bytes().map_or(f64::NAN, |b| b as f64)
 }
 
 fn sleeping_tasks(n: usize, sleep: Duration) -> Result<ScalePoint> {
@@ -263,7 +266,7 @@ impl TaskScaling {
                 ),
             ]);
         }
-        t.row(crate::load::quiet_row(
+        t.row(virtlab_core::load::quiet_row(
             self.load.as_ref(),
             "units wake late and the times over the sleep read high",
         ));
@@ -295,6 +298,7 @@ impl TaskScaling {
                 .map(|p| (p.count as f64, self.sleep_ms as f64)),
         )
         .render()
+        .map_err(Into::into)
     }
 
     /// Shows [`TaskScaling::table`] as the cell's output in a notebook.

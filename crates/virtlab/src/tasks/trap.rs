@@ -3,13 +3,13 @@
 //! without awaiting stalls every other task on its thread.
 
 use super::{current_thread_runtime, multi_thread_runtime, on_own_runtime};
-use crate::Result;
-use crate::display::{Figure, Table};
-use crate::error::check_range;
-use crate::plot::LineChart;
-use crate::work::burn;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+use virtlab_core::Result;
+use virtlab_core::error::check_range;
+use virtlab_core::work::burn;
+use virtlab_display::plot::LineChart;
+use virtlab_display::{Figure, Table};
 
 /// Where the CPU-bound work runs while a ticker task measures how late it wakes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +55,7 @@ pub struct TrapResult {
     pub lateness_ms: Vec<f64>,
     /// What other programs and the hypervisor took while this setup ran.
     #[serde(default)]
-    pub load: Option<crate::load::Load>,
+    pub load: Option<virtlab_core::load::Load>,
 }
 
 impl TrapResult {
@@ -97,7 +97,7 @@ pub fn blocking_trap(tick_ms: u64, duration_ms: u64, burn_ms: u64) -> Result<Blo
         } else {
             current_thread_runtime
         };
-        let sampler = crate::load::Sampler::start();
+        let sampler = virtlab_core::load::Sampler::start();
         let mut lateness = on_own_runtime(build, async move || {
             let total = Duration::from_millis(duration_ms);
             let slice = Duration::from_millis(burn_ms);
@@ -226,7 +226,11 @@ impl BlockingTrap {
                 Setup::Alone if median < 1.5 => {
                     "about tokio's floor: its timer counts in whole milliseconds".to_string()
                 }
-                Setup::Alone => match r.load.as_ref().and_then(crate::load::Load::busy_cause) {
+                Setup::Alone => match r
+                    .load
+                    .as_ref()
+                    .and_then(virtlab_core::load::Load::busy_cause)
+                {
                     Some(cause) => format!("above tokio's 1 ms floor: {cause}"),
                     None => "above tokio's 1 ms floor with no other program seen taking CPU \
                              time: this machine's own wake-up latency (a virtual machine's \
@@ -255,8 +259,8 @@ impl BlockingTrap {
             ]);
         }
         let busiest =
-            crate::load::Load::busiest(self.results.iter().filter_map(|r| r.load.as_ref()));
-        t.row(crate::load::quiet_row(
+            virtlab_core::load::Load::busiest(self.results.iter().filter_map(|r| r.load.as_ref()));
+        t.row(virtlab_core::load::quiet_row(
             busiest,
             "every setup wakes later than on a quiet machine",
         ));
@@ -274,7 +278,7 @@ impl BlockingTrap {
             let points = (0..=20).map(|i| (i as f64 * 5.0, r.percentile(i as f64 * 5.0).max(1e-3)));
             chart = chart.series(r.setup.name(), points);
         }
-        chart.render()
+        chart.render().map_err(Into::into)
     }
 
     /// Shows [`BlockingTrap::table`] as the cell's output in a notebook.
@@ -346,7 +350,7 @@ mod tests {
         // program on the CPUs, that program is named.
         assert!(text.contains("own wake-up latency"), "{text}");
         let mut loaded = busy.clone();
-        loaded.results[0].load = Some(crate::load::Load {
+        loaded.results[0].load = Some(virtlab_core::load::Load {
             seconds: 1.0,
             machine_cpus: 2,
             others_cpus: 1.2,

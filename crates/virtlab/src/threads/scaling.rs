@@ -2,35 +2,20 @@
 //! threads with std threads and with rayon, the speed-up fitted to Amdahl's law, and the same
 //! job in Python threads (held back by the GIL) for comparison.
 
-use crate::display::{Figure, Table};
-use crate::error::check_range;
-use crate::load::{self, Load};
-use crate::outcome::Outcome;
-use crate::plot::LineChart;
-use crate::stats::median;
-use crate::threads::check_thread_count;
-use crate::{Error, Result, machine};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+use virtlab_core::Error;
+use virtlab_core::Result;
+use virtlab_core::error::check_range;
+use virtlab_core::load::{self, Load};
+use virtlab_core::machine;
+use virtlab_core::outcome::Outcome;
+use virtlab_core::stats::median;
+use virtlab_core::threads::check_thread_count;
+use virtlab_display::plot::LineChart;
+use virtlab_display::{Figure, Table};
 
-/// Counts how many of `samples` pseudo-random points fall inside the unit circle (a Monte
-/// Carlo estimate of π/4): pure arithmetic, the same cost per sample, no shared memory.
-pub fn monte_carlo_hits(seed: u64, samples: u64) -> u64 {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = || {
-        // xorshift64*: fast and good enough for a uniform point cloud.
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut hits = 0;
-    for _ in 0..samples {
-        let (x, y) = (next(), next());
-        hits += (x * x + y * y <= 1.0) as u64;
-    }
-    hits
-}
+pub use virtlab_core::hits::monte_carlo_hits;
 
 /// Which way the fixed work is split across threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -559,6 +544,7 @@ impl Scaling {
                     .map(|&n| (n, amdahl(self.amdahl_p, n.min(cpus)))),
             )
             .render()
+            .map_err(Into::into)
     }
 
     /// Shows [`Scaling::table`] as the cell's output in a notebook.

@@ -1,17 +1,18 @@
 //! Chapter 2's price of sharing: threads adding to one total through a `Mutex`, an atomic, or
 //! private sums added once at the end, each checked for lost updates and timed.
 
-use crate::display::{Figure, Table};
-use crate::error::check_range;
-use crate::load::{self, Load};
-use crate::plot::LineChart;
-use crate::stats::median;
-use crate::threads::check_thread_count;
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use virtlab_core::Error;
+use virtlab_core::Result;
+use virtlab_core::error::check_range;
+use virtlab_core::load::{self, Load};
+use virtlab_core::stats::median;
+use virtlab_core::threads::check_thread_count;
+use virtlab_display::plot::LineChart;
+use virtlab_display::{Figure, Table};
 
 /// Ways for threads to add to one total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,7 +307,7 @@ impl SharingCosts {
                     .map(|p| (p.threads as f64, p.ns_per_increment)),
             );
         }
-        chart.render()
+        chart.render().map_err(Into::into)
     }
 
     /// Shows [`SharingCosts::table`] as the cell's output in a notebook.

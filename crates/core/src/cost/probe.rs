@@ -1,0 +1,68 @@
+//! One measurement of the ladder: N units of one kind started in this process, and what they
+//! took (the probe side of [`super::METHOD`]). `virtlab ladder-probe` runs it in a fresh
+//! process, so no memory is recycled from an earlier round.
+
+use crate::executor::{self, Kind, Options};
+use crate::work::Work;
+use crate::{Result, release};
+use serde::{Deserialize, Serialize};
+
+/// One round of a probe: what N units of a kind cost, measured in a fresh process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRound {
+    /// Per unit: ms from asking for it to its first line.
+    pub first_line_ms: Vec<f64>,
+    /// User-space memory the N units added (PSS of the process tree), divided by N.
+    pub user_bytes_each: f64,
+    /// Kernel memory the N units added (kernel stacks, page tables), divided by N.
+    pub kernel_bytes_each: f64,
+}
+
+/// Measures `count` units of `kind` (the ladder's rung `rung`) in this process.
+pub fn probe(rung: &str, kind: &mut dyn Kind, count: usize) -> Result<ProbeRound> {
+    kind.check(count)?;
+    // Each unit holds after its first line long enough for the last one to start.
+    let hold_ms = 300 + count as u64 / 20;
+    let work = Work::new(rung, 2, hold_ms)?;
+    let before = crate::observer::snapshot(std::process::id())?;
+    let options = Options {
+        echo: false,
+        snapshot: true,
+        ..Options::default()
+    };
+    let run = executor::run(kind, &work, count, options)?;
+    run.check()?;
+    let during = run.tree()?;
+    let per_unit = |b: u64, d: u64| (d as f64 - b as f64) / count as f64;
+    Ok(ProbeRound {
+        first_line_ms: run.units.iter().filter_map(|u| u.first_line_ms).collect(),
+        user_bytes_each: per_unit(before.user_bytes(), during.user_bytes()),
+        kernel_bytes_each: per_unit(before.kernel_bytes(), during.kernel_bytes()),
+    })
+}
+
+/// Runs one probe round in a fresh `virtlab ladder-probe` process.
+pub(super) fn in_fresh_process(kind: &str, count: usize) -> Result<ProbeRound> {
+    release::json(
+        "the ladder's probe",
+        &[
+            "ladder-probe",
+            "--kind",
+            kind,
+            "--count",
+            &count.to_string(),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_counts_real_memory_for_threads() {
+        let round = probe("thread", &mut crate::threads::Threads::new(), 64).unwrap();
+        assert_eq!(round.first_line_ms.len(), 64);
+        assert!(round.user_bytes_each > 0.0, "{round:?}");
+    }
+}

@@ -1,0 +1,529 @@
+//! One executor for every kind of worker: processes, threads, tasks, and whatever chapter comes
+//! next (a container, a virtual machine, a WebAssembly instance).
+//!
+//! A kind of worker implements [`Kind`]: how to start one unit of a [`Work`], how to wake a unit
+//! that should stop, how to clean up. Everything else is written once, here: the units' names,
+//! echoing their lines, the timeline, the process-tree snapshot once every unit runs, the time
+//! from asking for a unit to its first line, a deadline, cancelling one unit, a fault on purpose,
+//! and what a run returns when a unit fails.
+//!
+//! **The rule when a unit fails.** A run that could start returns `Ok(Run)`, whatever its units
+//! did; each unit's [`Status`] says how it ended. When a unit crashes, panics or is refused, the
+//! others are stopped (their status says why) — as a supervisor would — unless the caller asks
+//! for isolation instead ([`Options::fail_fast`] false: the neighbours run on). [`Run::check`] turns a run
+//! with a failed unit into the `Err` that names it, for callers that want `?` to stop there (the
+//! CLI exits non-zero that way). `Err` from [`run`] itself means nothing could run: bad input.
+//!
+//! ```
+//! use virtlab_core::executor::{self, Options};
+//! use virtlab_core::work::Work;
+//!
+//! let work = Work::new("thread", 2, 10)?;
+//! let run = executor::run(&mut virtlab_core::threads::Threads::new(), &work, 3, Options::quiet())?;
+//! assert!(run.succeeded());
+//! assert_eq!(run.units.len(), 3);
+//! # Ok::<(), virtlab_core::Error>(())
+//! ```
+//!
+//! Why one long file: the run loop (start, collect, stop, report) reads top to bottom here, and
+//! splitting it would scatter the one rule every kind relies on; the driver and the report types
+//! live in `drive.rs` and `report.rs`.
+
+mod drive;
+mod report;
+mod unit_threads;
+
+pub use drive::{Pause, SleepPause, drive, drive_async};
+pub use report::{Run, Status, UnitReport};
+pub use unit_threads::UnitThreads;
+
+use crate::observer;
+use crate::timeline::{Event, EventKind, Timeline};
+use crate::work::Work;
+use crate::{Error, Result};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How a run behaves beyond its work; the same for every kind of worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Print the units' lines on our stdout as they arrive.
+    pub echo: bool,
+    /// Snapshot the process tree once every unit has printed its first line.
+    pub snapshot: bool,
+    /// Stop every unit still running this long after the start: it is reported as timed out.
+    pub deadline: Option<Duration>,
+    /// Cancel one unit part-way.
+    pub cancel: Option<Cancel>,
+    /// Make one unit fail on purpose.
+    pub fault: Option<Fault>,
+    /// When one unit fails by itself, stop the others (true, the default: a supervisor's rule).
+    /// False keeps the neighbours running: what isolation (a container's, say) promises.
+    pub fail_fast: bool,
+}
+
+/// Cancel unit number `unit` (1-based) `after` the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancel {
+    /// Which unit, counting from 1.
+    pub unit: usize,
+    /// How long after the run's start.
+    pub after: Duration,
+}
+
+/// Make unit number `unit` (1-based) fail at iteration `at` (0-based), the way its kind fails:
+/// a process aborts, a thread or task panics, a virtual machine triple-faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// Which unit, counting from 1.
+    pub unit: usize,
+    /// At which iteration, counting from 0.
+    pub at: u32,
+}
+
+impl Default for Options {
+    /// Lines echoed and a snapshot taken: the chapters' demos.
+    fn default() -> Self {
+        Options {
+            echo: true,
+            snapshot: true,
+            deadline: None,
+            cancel: None,
+            fault: None,
+            fail_fast: true,
+        }
+    }
+}
+
+impl Options {
+    /// No echo, no snapshot: for measurements and tests.
+    pub fn quiet() -> Options {
+        Options {
+            echo: false,
+            snapshot: false,
+            ..Options::default()
+        }
+    }
+
+    /// These options with a fault on purpose in unit `unit` at iteration `at`.
+    pub fn with_fault(self, unit: usize, at: u32) -> Options {
+        Options {
+            fault: Some(Fault { unit, at }),
+            ..self
+        }
+    }
+}
+
+/// One unit to start: its index (0-based), its work (already named, e.g. `worker-2`) and the
+/// iteration at which it should fail on purpose, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Position in the run, from 0.
+    pub index: usize,
+    /// The work, under this unit's own name.
+    pub work: Work,
+    /// Fail on purpose at this iteration.
+    pub fault_at: Option<u32>,
+}
+
+/// Set when a unit should stop (deadline, cancel, another unit failed). A unit looks at it
+/// between pauses; [`Kind::interrupt`] wakes one that cannot look.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// A flag not yet set.
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// Asks the unit to stop.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the unit was asked to stop.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+enum Body {
+    Line(String),
+    Event(Event),
+    Ended(Status),
+}
+
+struct Message {
+    index: usize,
+    body: Body,
+    at: Instant,
+}
+
+/// Event lines on a worker program's stdout start with this; everything else is a line for people.
+pub const EVENT_PREFIX: &str = "@virtlab-event ";
+
+/// How a unit tells the executor what it does. Cheap to clone and `Send`.
+#[derive(Clone)]
+pub struct Reporter {
+    index: usize,
+    sink: Sink,
+}
+
+#[derive(Clone)]
+enum Sink {
+    /// A unit inside this process: straight to the executor.
+    Executor(mpsc::Sender<Message>),
+    /// A worker program: lines and JSON events on stdout, for its parent to relay.
+    Stdout,
+}
+
+impl Reporter {
+    /// A reporter for a worker program, writing to its stdout (its parent relays it with
+    /// [`Reporter::relay`]).
+    pub fn stdout() -> Reporter {
+        Reporter {
+            index: 0,
+            sink: Sink::Stdout,
+        }
+    }
+
+    fn send(&self, body: Body) {
+        match &self.sink {
+            Sink::Executor(tx) => {
+                // A run that has ended stops listening; a late report is of no use to anyone.
+                let _ = tx.send(Message {
+                    index: self.index,
+                    body,
+                    at: Instant::now(),
+                });
+            }
+            Sink::Stdout => {
+                use std::io::Write;
+                let text = match body {
+                    Body::Line(line) => line,
+                    Body::Event(event) => format!(
+                        "{EVENT_PREFIX}{}",
+                        serde_json::to_string(&event).unwrap_or_default()
+                    ),
+                    // The parent learns how a program ended from its exit status.
+                    Body::Ended(_) => return,
+                };
+                // A parent that stopped reading is noticed by the worker's parent check instead.
+                let _ = writeln!(std::io::stdout().lock(), "{text}");
+            }
+        }
+    }
+
+    /// A timeline event (Start, each Iteration, End).
+    pub fn event(&self, event: Event) {
+        self.send(Body::Event(event));
+    }
+
+    /// A line for people, e.g. the essay's `0: worker-1 pid 4242`.
+    pub fn line(&self, text: impl Into<String>) {
+        self.send(Body::Line(text.into()));
+    }
+
+    /// How the unit ended; sent once, last.
+    pub fn ended(&self, status: Status) {
+        self.send(Body::Ended(status));
+    }
+
+    /// Passes on one line a worker program wrote with [`Reporter::stdout`]: an event line
+    /// becomes the event again, any other line is a line for people.
+    pub fn relay(&self, line: String) {
+        match line
+            .strip_prefix(EVENT_PREFIX)
+            .and_then(|json| serde_json::from_str::<Event>(json).ok())
+        {
+            Some(event) => self.event(event),
+            None => self.line(line),
+        }
+    }
+}
+
+/// A kind of worker. Implement these four and [`run`] does the rest.
+pub trait Kind {
+    /// What one unit is called: "process", "thread", "task", "container", "vm".
+    fn name(&self) -> &'static str;
+
+    /// Refuses a unit count this kind cannot honour, before anything starts.
+    fn check(&self, units: usize) -> Result<()>;
+
+    /// Starts one unit. It reports through `reporter` (its last report is
+    /// [`Reporter::ended`]) and stops early when `stop` is set. `Err` means the unit could
+    /// not be started (it is reported as refused).
+    fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()>;
+
+    /// Wakes unit `index` after its `Stop` was set, if it may not be looking (a process to
+    /// kill, a vCPU to signal, a task to abort). Units that look at `Stop` need nothing here.
+    fn interrupt(&mut self, index: usize) {
+        let _ = index;
+    }
+
+    /// Waits for and releases every unit (join, reap, remove); called once on every exit path.
+    /// Returns the run's one-line summary, e.g. "3 worker processes under pid 4242".
+    fn finish(&mut self) -> String;
+}
+
+/// Calls `finish` when dropped, so every exit path (an error, a panic) releases the units.
+struct Finishing<'k> {
+    kind: &'k mut dyn Kind,
+    summary: Option<String>,
+}
+
+impl Finishing<'_> {
+    fn finish(&mut self) -> String {
+        self.summary
+            .get_or_insert_with(|| self.kind.finish())
+            .clone()
+    }
+}
+
+impl Drop for Finishing<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Where one unit is in its life.
+struct Tracked {
+    name: String,
+    asked: Instant,
+    first_line: Option<Instant>,
+    first_event: Option<Event>,
+    stop: Stop,
+    /// Why we stopped it, if we did: this becomes its status unless it completed anyway.
+    stopped_because: Option<Status>,
+    status: Option<Status>,
+}
+
+/// Runs `work` as `units` units of `kind`, named `<work.name>-1` …, and waits for all of them.
+pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> Result<Run> {
+    kind.check(units)?;
+    for (what, unit) in [
+        ("cancel", options.cancel.map(|c| c.unit)),
+        ("fault", options.fault.map(|f| f.unit)),
+    ] {
+        if let Some(unit) = unit
+            && !(1..=units).contains(&unit)
+        {
+            return Err(Error::invalid(
+                &format!("the unit to {what}"),
+                unit,
+                format!("name a unit between 1 and {units}"),
+            ));
+        }
+    }
+    if options.deadline.is_some_and(|d| d.is_zero()) {
+        return Err(Error::invalid(
+            "the deadline",
+            "0 ms",
+            "give at least 1 ms, or no deadline",
+        ));
+    }
+    let works: Vec<Work> = (1..=units)
+        .map(|i| work.named(&format!("{}-{i}", work.name)))
+        .collect::<Result<_>>()?;
+    let host_pid = std::process::id();
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let mut kind = Finishing {
+        kind,
+        summary: None,
+    };
+    let mut tracked: Vec<Tracked> = Vec::with_capacity(units);
+    for (index, work) in works.into_iter().enumerate() {
+        let fault_at = options.fault.filter(|f| f.unit == index + 1).map(|f| f.at);
+        let stop = Stop::new();
+        let name = work.name.clone();
+        let reporter = Reporter {
+            index,
+            sink: Sink::Executor(tx.clone()),
+        };
+        let asked = Instant::now();
+        let outcome = kind.kind.start(
+            Unit {
+                index,
+                work,
+                fault_at,
+            },
+            reporter,
+            stop.clone(),
+        );
+        tracked.push(Tracked {
+            name,
+            asked,
+            first_line: None,
+            first_event: None,
+            stop,
+            stopped_because: None,
+            status: None,
+        });
+        if let Err(refusal) = outcome {
+            // A refused unit means the machine is out of something: nothing more is started,
+            // whatever the failure rule, and the rule decides about those already running.
+            tracked[index].status = Some(Status::Refused(refusal.problem().to_string()));
+            if options.fail_fast {
+                let name = tracked[index].name.clone();
+                stop_others(
+                    &mut tracked,
+                    &mut kind,
+                    index,
+                    &format!("{name} was refused"),
+                );
+            }
+            break;
+        }
+    }
+    drop(tx);
+
+    let mut events = Vec::new();
+    let mut snapshot = None;
+    let mut failed = tracked.iter().any(|t| t.status.is_some());
+    let deadline = options.deadline.map(|d| started + d);
+    let cancel_at = options.cancel.map(|c| (c.unit - 1, started + c.after));
+    let mut cancel_done = false;
+    while tracked.iter().any(|t| t.status.is_none()) {
+        let next_timer = [
+            deadline,
+            cancel_at.filter(|_| !cancel_done).map(|(_, at)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let message = match next_timer {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            },
+        };
+        let Some(Message { index, body, at }) = message else {
+            let now = Instant::now();
+            if let Some((unit, when)) = cancel_at
+                && !cancel_done
+                && now >= when
+            {
+                cancel_done = true;
+                let reason = Status::Cancelled(format!(
+                    "cancelled {} ms after the start",
+                    when.duration_since(started).as_millis()
+                ));
+                stop_unit(&mut tracked, &mut kind, unit, reason);
+            }
+            if let Some(limit) = deadline
+                && now >= limit
+            {
+                let ms = limit.duration_since(started).as_millis();
+                for i in 0..tracked.len() {
+                    let reason = Status::TimedOut(format!("still running {ms} ms after the start"));
+                    stop_unit(&mut tracked, &mut kind, i, reason);
+                }
+            }
+            continue;
+        };
+        let unit = &mut tracked[index];
+        match body {
+            Body::Line(text) => {
+                unit.first_line.get_or_insert(at);
+                if options.echo {
+                    println!("{text}");
+                }
+            }
+            Body::Event(event) => {
+                if matches!(event.kind, EventKind::Iteration(_)) {
+                    unit.first_line.get_or_insert(at);
+                }
+                unit.first_event.get_or_insert_with(|| event.clone());
+                events.push(event);
+            }
+            Body::Ended(status) => {
+                let status = match unit.stopped_because.take() {
+                    Some(reason) if status != Status::Completed => reason,
+                    _ => status,
+                };
+                let failure = status.is_failure() && !failed && options.fail_fast;
+                unit.status = Some(status);
+                if failure {
+                    failed = true;
+                    let why = tracked[index].failure_reason();
+                    stop_others(&mut tracked, &mut kind, index, &why);
+                }
+            }
+        }
+        if options.snapshot && snapshot.is_none() && tracked.iter().all(|t| t.first_line.is_some())
+        {
+            snapshot = observer::snapshot(host_pid).ok();
+        }
+    }
+    let summary = kind.finish();
+    let units = tracked
+        .into_iter()
+        .map(|t| UnitReport {
+            pid: t.first_event.as_ref().map(|e| e.pid),
+            tid: t.first_event.as_ref().map(|e| e.tid),
+            first_line_ms: t
+                .first_line
+                .map(|f| f.duration_since(t.asked).as_secs_f64() * 1e3),
+            status: t
+                .status
+                .unwrap_or_else(|| Status::Crashed("ended without reporting how".into())),
+            name: t.name,
+        })
+        .collect();
+    Ok(Run {
+        kind: kind.kind.name().to_string(),
+        host_pid,
+        summary,
+        units,
+        timeline: Timeline::new(events),
+        snapshot,
+        wall_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+impl Tracked {
+    /// "worker-2 crashed", "thread-1 panicked": why the others were stopped.
+    fn failure_reason(&self) -> String {
+        let verb = match self.status {
+            Some(Status::Panicked(_)) => "panicked",
+            Some(Status::Refused(_)) => "was refused",
+            _ => "crashed",
+        };
+        format!("{} {verb}", self.name)
+    }
+}
+
+/// Stops unit `index` (if still running) for `reason`, and wakes it.
+fn stop_unit(tracked: &mut [Tracked], kind: &mut Finishing, index: usize, reason: Status) {
+    let unit = &mut tracked[index];
+    if unit.status.is_some() || unit.stopped_because.is_some() {
+        return;
+    }
+    unit.stopped_because = Some(reason);
+    unit.stop.set();
+    kind.kind.interrupt(index);
+}
+
+/// Stops every unit but `failed`, saying why.
+fn stop_others(tracked: &mut [Tracked], kind: &mut Finishing, failed: usize, why: &str) {
+    for i in (0..tracked.len()).filter(|&i| i != failed) {
+        stop_unit(
+            tracked,
+            kind,
+            i,
+            Status::Cancelled(format!("stopped because {why}")),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! What every crate's tests share: a cache folder of their own ([`temp_cache`]), and the one way
+//! a test says it could not run here (no KVM, no user namespaces, no cgroup controller, not
+//! root): [`skip`] prints a recognisable line and records the skip, so
+//! `scripts/test` counts it as skipped, not passed. cargo test captures a passing test's output
+//! and has no "skipped" result of its own, so the record goes to a file: the one named by
+//! [`SKIPS_VARIABLE`], one line per skip, `<test binary>\t<test>\t<reason>`.
+//!
+//! Every crate of the workspace uses it from its tests (a dev-dependency), unit and integration
+//! tests alike.
+
+use std::io::Write;
+
+/// The variable naming the file where skips are recorded (`scripts/test` sets it).
+pub const SKIPS_VARIABLE: &str = "VIRTLAB_TEST_SKIPS";
+
+/// Records that the calling test could not run here because of `reason`; the test then returns.
+/// The test's name is its thread's (cargo test names each test's thread after the test).
+pub fn skip(reason: impl std::fmt::Display) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("an unnamed test");
+    // One line per skip, whatever the reason's text holds.
+    let reason = reason
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let binary = test_binary();
+    eprintln!("virtlab test skipped: {binary}::{test}: {reason}");
+    let Some(path) = std::env::var_os(SKIPS_VARIABLE) else {
+        return;
+    };
+    // One write of a whole line in append mode, so tests skipping at once do not interleave.
+    let line = format!("{binary}\t{test}\t{reason}\n");
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        // A skip that cannot be recorded would be counted as a pass: fail the test instead.
+        panic!(
+            "cannot record this skip in {} ({SKIPS_VARIABLE}): {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
+}
+
+/// The running test binary's name without the hash cargo appends (`containers-1a2b…` →
+/// `containers`), which names the crate or the integration test file.
+fn test_binary() -> String {
+    let exe = std::env::current_exe().ok();
+    let stem = exe
+        .as_deref()
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "an unnamed test binary".into());
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+        _ => stem,
+    }
+}
+
+/// Points the cache at a fresh folder for the rest of this test process.
+pub fn temp_cache() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        const PREFIX: &str = "virtlab-test-cache-";
+        remove_folders_of_ended_runs(PREFIX);
+        let dir = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
+        // Tests run on several threads; the variable is set once, before any reader needs it.
+        unsafe { std::env::set_var("VIRTLAB_CACHE_DIR", &dir) };
+        dir
+    })
+    .clone()
+}
+
+/// A test process cannot clean up after itself at exit, so each one removes the folders
+/// left by earlier test processes that have ended (no /proc entry for their pid).
+fn remove_folders_of_ended_runs(prefix: &str) {
+    // Without /proc no pid can be checked, so nothing is removed.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(prefix));
+        if let Some(pid) = pid.filter(|p| p.parse::<u32>().is_ok())
+            && !std::path::Path::new("/proc").join(pid).exists()
+        {
+            // Best effort: a folder another process removes first is already gone.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_of_ended_test_runs_are_removed_and_live_ones_kept() {
+        let prefix = "virtlab-cleanup-test-";
+        let temp = std::env::temp_dir();
+        // No Linux pid reaches u32::MAX (the kernel's limit is 2^22).
+        let ended = temp.join(format!("{prefix}{}", u32::MAX));
+        let live = temp.join(format!("{prefix}{}", std::process::id()));
+        for dir in [&ended, &live] {
+            std::fs::create_dir_all(dir.join("inner")).unwrap();
+        }
+        remove_folders_of_ended_runs(prefix);
+        assert!(!ended.exists());
+        assert!(live.exists());
+        std::fs::remove_dir_all(&live).unwrap();
+    }
+}
