@@ -41,7 +41,8 @@ pub fn program() -> Result<PathBuf> {
 }
 
 fn build() -> std::result::Result<PathBuf, Error> {
-    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The program is the facade crate's binary, beside this crate in the workspace.
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../virtlab");
     let target = crate_dir.join("../../target");
     let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([

@@ -16,7 +16,7 @@ pub const WAT: &str = include_str!("guests/hits.wat");
 
 /// The folder of the guest sources (Java, JavaScript, Python driver) in the crate.
 pub(crate) fn guests_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/langvm/guests")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/guests")
 }
 
 /// The folder of the Python peers (`hits` lives in `threads_cpu.py`).
