@@ -166,13 +166,13 @@ fn container_round(
     };
     let run = Containers::new(limits)?.run(work, 1, options)?;
     run.check()?;
-    for c in &run.containers {
+    for c in &run.units {
         samples.0.extend(c.first_line_ms);
     }
-    for c in &run.containers {
-        add_steps(steps, &c.setup);
+    for c in &run.units {
+        add_steps(steps, &c.detail.setup);
     }
-    if let Some(s) = &run.run.snapshot {
+    if let Some(s) = &run.snapshot {
         let under: u64 = s
             .processes
             .iter()

@@ -27,22 +27,34 @@
 //! same step log and the same raw system calls; reading them together is how to check them.
 
 use super::cgroup::{Cgroup, Stats};
+use super::probe::Probe;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::Duration;
 use virtlab_core::Error;
 use virtlab_core::Result;
+use virtlab_core::executor::{Crash, Status};
+use virtlab_core::protocol::Message;
 use virtlab_core::timeline::now_ns;
-use virtlab_core::units;
 
-/// The shim's last line on stdout starts with this; the rest is a JSON [`End`].
-pub const END_PREFIX: &str = "@virtlab-container ";
-/// Lines with set-up timestamps (a JSON list of [step, CLOCK_MONOTONIC ns]) start with this.
-pub const SETUP_PREFIX: &str = "@virtlab-setup ";
+/// What a container says beyond its worker's events and lines, as kind messages of the one
+/// line [`protocol`](virtlab_core::protocol): the shim's set-up steps and its end, the worker's
+/// probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerMessage {
+    /// Set-up timestamps: steps with their CLOCK_MONOTONIC ns, in order.
+    Setup(Vec<(String, u64)>),
+    /// What the worker sees from inside (printed with `--probe`).
+    Probe(Probe),
+    /// How the container ended, as the shim saw it (its last message).
+    End(End),
+}
 /// Exit code of a child whose set-up failed (the reason is on stderr), as runtimes use 125.
 pub const SETUP_FAILED: i32 = 125;
 /// Exit code of a worker that panicked, as a Rust program's.
@@ -96,12 +108,8 @@ pub type PreparedWorker = Box<dyn FnOnce(u32) -> i32>;
 pub struct End {
     /// Pid 1 of the container, as the host sees it.
     pub host_pid: u32,
-    /// "exit status 0", "OOM-killed at 64.0 MiB", "killed by signal 6 (SIGABRT)", …
-    pub status: String,
-    /// Whether pid 1 exited with status 0.
-    pub success: bool,
-    /// Whether the OOM killer ended it (its group counted a kill).
-    pub oom_killed: bool,
+    /// How pid 1 died, or `None` when it exited with status 0.
+    pub crash: Option<Crash>,
     /// The cgroup's counters just before it was removed.
     pub stats: Stats,
 }
@@ -191,24 +199,31 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
     let removed = cgroup.remove();
     let end = describe(pid as u32, status, stats);
     if shim.report {
-        let line = format!(
-            "{END_PREFIX}{}\n",
-            serde_json::to_string(&end).unwrap_or_default()
-        );
-        // The reader may be gone (its program was killed): nothing left to tell then.
-        let _ = std::io::stdout().write_all(line.as_bytes());
+        Message::Kind(ContainerMessage::End(end.clone())).print();
     }
     removed?;
     Ok((end, exit_code(status)))
 }
 
 impl End {
+    /// Whether the OOM killer ended pid 1 (its group counted a kill).
+    pub fn oom_killed(&self) -> bool {
+        matches!(self.crash, Some(Crash::OutOfMemory { .. }))
+    }
+
+    /// How the unit ended, as the executor reports it.
+    pub fn status(&self) -> Status {
+        self.crash
+            .clone()
+            .map_or(Status::Completed, Status::Crashed)
+    }
+
     /// How the worker failed, as an error for whoever started the shim (`None` on success).
     pub fn failure(&self, name: &str) -> Option<Error> {
-        (!self.success).then(|| {
+        self.crash.as_ref().map(|crash| {
             Error::new(
-                format!("container {name}: pid 1 {}", self.status),
-                if self.oom_killed {
+                format!("container {name}: pid 1 {}", crash.describe()),
+                if self.oom_killed() {
                     "give it a higher memory limit, or let it allocate less"
                 } else {
                     "look at its last lines; `virtlab container --support` shows what this machine allows"
@@ -274,27 +289,28 @@ fn wait(pid: libc::pid_t, parent_pid: Option<u32>, set: &libc::sigset_t) -> libc
 }
 
 fn print_marks(marks: &[(&str, u64)]) {
-    let json = serde_json::to_string(marks).unwrap_or_default();
-    let _ = writeln!(std::io::stdout(), "{SETUP_PREFIX}{json}");
+    let marks = marks
+        .iter()
+        .map(|&(step, t)| (step.to_string(), t))
+        .collect();
+    Message::Kind(ContainerMessage::Setup(marks)).print();
 }
 
 fn describe(host_pid: u32, status: libc::c_int, stats: Stats) -> End {
     use std::os::unix::process::ExitStatusExt;
     let killed = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
-    let oom_killed = killed == Some(libc::SIGKILL) && stats.oom_kills.unwrap_or(0) > 0;
-    let status_text = if oom_killed {
-        match stats.memory_limit {
-            Some(limit) => format!("OOM-killed at {}", units::bytes(limit)),
-            None => "OOM-killed".into(),
-        }
+    let crash = if killed == Some(libc::SIGKILL) && stats.oom_kills.unwrap_or(0) > 0 {
+        Some(Crash::OutOfMemory {
+            at_bytes: stats.memory_limit,
+        })
+    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        None
     } else {
-        virtlab_core::release::describe_status(std::process::ExitStatus::from_raw(status))
+        Some(Crash::of_exit(ExitStatus::from_raw(status), None))
     };
     End {
         host_pid,
-        status: status_text,
-        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        oom_killed,
+        crash,
         stats,
     }
 }

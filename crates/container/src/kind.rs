@@ -1,16 +1,16 @@
 //! Containers as one more kind of worker of the shared [`virtlab_core::executor`]: a container is a
 //! process with extra options, so the kind is the process kind whose worker command
-//! [`Spec::command`] wraps, plus what a container brings beyond a process, kept per unit for
-//! [`Containers::run`]'s [`ContainerRun`]: the shim's data lines (its set-up steps and how pid 1
-//! ended: "OOM-killed at 64.0 MiB" becomes the unit's status), the worker's probe, its lines,
-//! and its cgroup's counters read by a sampler while the units run.
+//! [`Spec::command`] wraps and whose lines it reads with its own messages
+//! ([`ContainerMessage`]: the shim's set-up steps and how pid 1 ended — an OOM kill becomes the
+//! unit's status —, the worker's probe), plus its cgroup's counters read by a sampler while the
+//! units run. Each unit's [`ContainerDetail`] comes back in the executor's run.
 //!
 //! One container failing need not stop its neighbours: run with
 //! [`executor::Options::fail_fast`] false (the OOM demo does).
 
-use super::init::{END_PREFIX, End, SETUP_PREFIX};
-use super::probe::{PROBE_PREFIX, Probe};
-use super::run::{ContainerReport, ContainerRun, Sample};
+use super::init::{ContainerMessage, End};
+use super::probe::Probe;
+use super::run::{ContainerDetail, Sample};
 use super::{Cgroup, Limits, Preparing, Spec};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use virtlab_core::Error;
 use virtlab_core::Result;
 use virtlab_core::executor;
-use virtlab_core::executor::{EVENT_PREFIX, Kind, Reporter, Status, Stop, Unit};
-use virtlab_core::processes::{Line, Processes};
-use virtlab_core::timeline::{Event, EventKind, now_ns};
+use virtlab_core::executor::{Kind, Reporter, Run, Stop, Unit, UnitLimit};
+use virtlab_core::processes::{Processes, Taken, worker_limit};
+use virtlab_core::protocol::{Line, Message};
+use virtlab_core::timeline::{EventKind, now_ns};
 use virtlab_core::work::Work;
 
 /// What the worker in each container does beyond the work.
@@ -58,7 +59,6 @@ impl WorkerFlags {
 /// What one container brought beyond a process, gathered while it ran.
 #[derive(Default)]
 struct Kept {
-    name: String,
     shim_pid: Option<u32>,
     /// Held until `finish`: read by the sampler, removed (killing what is left) when dropped.
     cgroup: Option<Cgroup>,
@@ -87,7 +87,7 @@ fn kept(units: &mut Vec<Kept>, index: usize) -> &mut Kept {
 
 /// Containers with the same limits, one per unit, named after the unit (`container-1`, …).
 pub struct Containers {
-    processes: Processes,
+    processes: Processes<ContainerMessage>,
     limits: Limits,
     units: Units,
     sample_every: Option<Duration>,
@@ -113,7 +113,7 @@ impl Containers {
             let asked = now_ns();
             let spec = Spec {
                 report: true,
-                ..Spec::new(&unit.work.name)?.with_limits(limits)?
+                ..Spec::new(unit.work.name())?.with_limits(limits)?
             };
             let mut args: Vec<String> = worker
                 .get_args()
@@ -129,7 +129,6 @@ impl Containers {
             }
             let mut units = lock(&held);
             let kept = kept(&mut units, unit.index);
-            kept.name = spec.name;
             kept.setup = vec![("asked".into(), asked), ("shim asked for".into(), now_ns())];
             kept.preparing = Some(preparing);
             Ok(command)
@@ -166,52 +165,14 @@ impl Containers {
         Containers::new(allowed)
     }
 
-    /// Runs `work` in `containers` of these containers through the shared executor, and adds
-    /// to its [`executor::Run`] what each container brought.
+    /// Runs `work` in `containers` of these containers through the shared executor.
     pub fn run(
         mut self,
         work: &Work,
         containers: usize,
         options: executor::Options,
-    ) -> Result<ContainerRun> {
-        let run = executor::run(&mut self, work, containers, options)?;
-        let kept = std::mem::take(&mut *lock(&self.units));
-        let mut kept = kept.into_iter();
-        let containers = run
-            .units
-            .iter()
-            .map(|unit| {
-                let k = kept.next().unwrap_or_default();
-                let mut setup = k.setup;
-                // The worker's own first event: when it started running, by its clock.
-                setup.extend(
-                    run.timeline
-                        .events
-                        .iter()
-                        .find(|e| e.lane == unit.name && e.kind == EventKind::Start)
-                        .map(|e| (WORKER_RUNNING.to_string(), e.t_ns)),
-                );
-                setup.sort_by_key(|m| m.1);
-                ContainerReport {
-                    name: unit.name.clone(),
-                    shim_pid: k.shim_pid,
-                    host_pid: k.end.as_ref().map(|e| e.host_pid),
-                    status: unit.status.clone(),
-                    oom_killed: k.end.as_ref().is_some_and(|e| e.oom_killed),
-                    first_line_ms: unit.first_line_ms,
-                    probe: k.probe,
-                    end_stats: k.end.map(|e| e.stats),
-                    samples: k.samples,
-                    lines: k.lines,
-                    setup,
-                }
-            })
-            .collect();
-        Ok(ContainerRun {
-            run,
-            limits: self.limits,
-            containers,
-        })
+    ) -> Result<Run<ContainerDetail>> {
+        executor::run(&mut self, work, containers, options)
     }
 
     fn start_sampler(&mut self, every: Duration) -> Result<()> {
@@ -251,61 +212,57 @@ pub(crate) const WORKER_RUNNING: &str = "worker running";
 /// The last start-up step: the worker's first line read here.
 pub(crate) const FIRST_LINE: &str = "first line read";
 
-/// Keeps a container's data lines (the shim's steps and end, the worker's probe) and a copy of
+/// Keeps a container's messages (the shim's steps and end, the worker's probe) and a copy of
 /// its lines for people; the shim's end decides how the unit ended.
-fn take(units: &Mutex<Vec<Kept>>, index: usize, line: &str) -> Line {
-    if let Some(json) = line.strip_prefix(EVENT_PREFIX) {
-        // The executor times a unit's first line from its first iteration's event (printed
-        // just before the line itself): the last start-up step ends there too.
-        if serde_json::from_str::<Event>(json)
-            .is_ok_and(|e| matches!(e.kind, EventKind::Iteration(_)))
-        {
-            let mut units = lock(units);
-            let kept = kept(&mut units, index);
-            if !kept.setup.iter().any(|(step, _)| step == FIRST_LINE) {
-                kept.setup.push((FIRST_LINE.into(), now_ns()));
-            }
-        }
-        return Line::Relay;
-    }
+fn take(units: &Mutex<Vec<Kept>>, index: usize, line: &Line<ContainerMessage>) -> Taken {
     let mut units = lock(units);
     let kept = kept(&mut units, index);
-    if let Some(json) = line.strip_prefix(SETUP_PREFIX) {
-        let marks: Vec<(String, u64)> = serde_json::from_str(json).unwrap_or_default();
-        kept.setup.extend(marks);
-        return Line::Taken;
+    match line {
+        Line::Message(Message::Event(event)) => {
+            match event.kind {
+                // The worker's own first event: when it started running, by its clock.
+                EventKind::Start => kept.setup.push((WORKER_RUNNING.into(), event.t_ns)),
+                // The executor times a unit's first line from its first iteration's event
+                // (printed just before the line itself): the last start-up step ends there.
+                EventKind::Iteration(_) if !kept.setup.iter().any(|(s, _)| s == FIRST_LINE) => {
+                    kept.setup.push((FIRST_LINE.into(), now_ns()))
+                }
+                _ => {}
+            }
+            Taken::Relay
+        }
+        Line::Message(Message::Kind(ContainerMessage::Setup(marks))) => {
+            kept.setup.extend(marks.iter().cloned());
+            Taken::Kept
+        }
+        Line::Message(Message::Kind(ContainerMessage::Probe(probe))) => {
+            kept.probe = Some(probe.clone());
+            Taken::Kept
+        }
+        Line::Message(Message::Kind(ContainerMessage::End(end))) => {
+            kept.end = Some(end.clone());
+            Taken::Ends(end.status())
+        }
+        Line::Message(Message::Error(_)) => Taken::Relay,
+        Line::People(text) => {
+            kept.lines.push(text.clone());
+            Taken::Relay
+        }
     }
-    if let Some(json) = line.strip_prefix(PROBE_PREFIX) {
-        kept.probe = serde_json::from_str(json).ok();
-        return Line::Taken;
-    }
-    if let Some(json) = line.strip_prefix(END_PREFIX) {
-        let Ok(end) = serde_json::from_str::<End>(json) else {
-            return Line::Taken;
-        };
-        let status = if end.success {
-            Status::Completed
-        } else if end.oom_killed {
-            Status::Crashed(end.status.clone())
-        } else {
-            Status::Crashed(format!("pid 1 {}", end.status))
-        };
-        kept.end = Some(end);
-        return Line::Ends(status);
-    }
-    kept.lines.push(line.to_string());
-    Line::Relay
 }
 
 impl Kind for Containers {
+    type Detail = ContainerDetail;
+
     fn name(&self) -> &'static str {
         "container"
     }
 
-    fn check(&self, units: usize) -> Result<()> {
-        self.processes
-            .check(units)
-            .map_err(|e| Error::invalid("the number of containers", units, e.fix()))
+    fn limit(&self) -> UnitLimit {
+        UnitLimit {
+            units: "containers",
+            ..worker_limit()
+        }
     }
 
     fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()> {
@@ -344,19 +301,36 @@ impl Kind for Containers {
         self.processes.interrupt(index);
     }
 
+    fn detail(&mut self, index: usize) -> ContainerDetail {
+        let k = std::mem::take(kept(&mut lock(&self.units), index));
+        let mut setup = k.setup;
+        setup.sort_by_key(|m| m.1);
+        ContainerDetail {
+            shim_pid: k.shim_pid,
+            host_pid: k.end.as_ref().map(|e| e.host_pid),
+            oom_killed: k.end.as_ref().is_some_and(End::oom_killed),
+            probe: k.probe,
+            end_stats: k.end.map(|e| e.stats),
+            samples: k.samples,
+            lines: k.lines,
+            setup,
+        }
+    }
+
     fn finish(&mut self) -> String {
         if let Some((stop, sampler)) = self.sampler.take() {
             drop(stop);
             let _ = sampler.join();
         }
-        let processes = self.processes.finish();
+        self.processes.finish();
         // Each shim removed its group already, unless it was killed; dropping removes the rest.
         for kept in lock(&self.units).iter_mut() {
             kept.cgroup = None;
         }
         format!(
-            "{} as containers ({})",
-            processes.replace("worker processes", "workers"),
+            "{} workers under pid {} as containers ({})",
+            self.processes.started(),
+            std::process::id(),
             self.limits.describe()
         )
     }
@@ -368,7 +342,7 @@ pub fn run(
     containers: usize,
     limits: Limits,
     options: executor::Options,
-) -> Result<ContainerRun> {
+) -> Result<Run<ContainerDetail>> {
     Containers::new(limits)?.run(work, containers, options)
 }
 
@@ -378,44 +352,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn data_lines_are_taken_and_the_end_decides_the_status() {
+    fn messages_are_taken_and_the_end_decides_the_status() {
+        use virtlab_core::executor::{Crash, Status};
+        use virtlab_core::timeline::Event;
         let units = Mutex::new(Vec::new());
-        let line = |l: &str| take(&units, 1, l);
-        assert_eq!(line("@virtlab-event {}"), Line::Relay);
-        assert_eq!(line(r#"@virtlab-setup [["shim started", 5]]"#), Line::Taken);
-        let iteration = Event {
-            lane: "box-2".into(),
-            kind: EventKind::Iteration(0),
-            t_ns: 7,
-            pid: 1,
-            tid: 1,
+        // Each line goes through the protocol's reader first, as the process kind reads it.
+        let line = |text: String| {
+            let line = virtlab_core::protocol::read::<ContainerMessage>(&text).unwrap();
+            take(&units, 1, &line)
         };
-        let iteration = format!(
-            "{EVENT_PREFIX}{}",
-            serde_json::to_string(&iteration).unwrap()
-        );
-        assert_eq!(line(&iteration), Line::Relay);
-        assert_eq!(line(&iteration), Line::Relay);
-        assert_eq!(line("0: box-2 pid 1"), Line::Relay);
+        let event = |kind, t_ns| {
+            Message::<ContainerMessage>::Event(Event {
+                lane: "box-2".into(),
+                kind,
+                t_ns,
+                pid: 1,
+                tid: 1,
+            })
+            .to_line()
+        };
+        let setup = Message::Kind(ContainerMessage::Setup(vec![("shim started".into(), 5)]));
+        assert_eq!(line(setup.to_line()), Taken::Kept);
+        assert_eq!(line(event(EventKind::Start, 6)), Taken::Relay);
+        assert_eq!(line(event(EventKind::Iteration(0), 7)), Taken::Relay);
+        assert_eq!(line(event(EventKind::Iteration(1), 8)), Taken::Relay);
+        assert_eq!(line("0: box-2 pid 1".into()), Taken::Relay);
+        let oom = Crash::OutOfMemory {
+            at_bytes: Some(64 << 20),
+        };
         let end = End {
             host_pid: 42,
-            status: "OOM-killed at 64.0 MiB".into(),
-            success: false,
-            oom_killed: true,
+            crash: Some(oom.clone()),
             stats: Stats::default(),
         };
-        let end = format!("{END_PREFIX}{}", serde_json::to_string(&end).unwrap());
-        assert_eq!(
-            line(&end),
-            Line::Ends(Status::Crashed("OOM-killed at 64.0 MiB".into()))
-        );
+        let end = Message::Kind(ContainerMessage::End(end)).to_line();
+        assert_eq!(line(end), Taken::Ends(Status::Crashed(oom)));
         let units = lock(&units);
         assert_eq!(units.len(), 2);
         let k = &units[1];
         assert_eq!(k.lines, ["0: box-2 pid 1"]);
         assert_eq!(k.setup[0], ("shim started".to_string(), 5));
-        assert_eq!(k.setup[1].0, "first line read");
-        assert_eq!(k.setup.len(), 2, "stamped once: {:?}", k.setup);
+        assert_eq!(k.setup[1], (WORKER_RUNNING.to_string(), 6));
+        assert_eq!(k.setup[2].0, FIRST_LINE);
+        assert_eq!(k.setup.len(), 3, "stamped once: {:?}", k.setup);
         assert_eq!(k.end.as_ref().map(|e| e.host_pid), Some(42));
+        assert!(k.end.as_ref().is_some_and(End::oom_killed));
     }
 }

@@ -72,9 +72,9 @@ pub fn cpu_quotas(quotas: &[f64], seconds: u64) -> Result<QuotaSweep> {
                 .sampling(SAMPLE_EVERY)
                 .run(&work, 1, Options::quiet())?;
         run.check()?;
-        let wall_ms = run.run.wall_ms;
-        let report = only(run.containers)?;
-        let end = report.end_stats.unwrap_or_default();
+        let wall_ms = run.wall_ms;
+        let report = only(run.units)?;
+        let end = report.detail.end_stats.unwrap_or_default();
         runs.push(QuotaRun {
             cpu,
             cpu_share: end.cpu_ns.unwrap_or(0) as f64 / 1e6 / wall_ms,
@@ -119,10 +119,10 @@ impl QuotaSweep {
             .x_label("seconds since the run started")
             .y_label("ms throttled");
         for r in &self.runs {
-            let first = r.report.samples.first().map_or(0.0, |s| s.t_ms);
+            let first = r.report.detail.samples.first().map_or(0.0, |s| s.t_ms);
             chart = chart.series(
                 format!("{:.0} %", r.cpu * 100.0),
-                r.report.samples.iter().filter_map(|s| {
+                r.report.detail.samples.iter().filter_map(|s| {
                     Some(((s.t_ms - first) / 1e3, s.stats.throttled_ns? as f64 / 1e6))
                 }),
             );
@@ -136,7 +136,7 @@ impl QuotaSweep {
             .x_label("seconds since the run started")
             .y_label("% of one CPU");
         for r in &self.runs {
-            let s = &r.report.samples;
+            let s = &r.report.detail.samples;
             let first = s.first().map_or(0.0, |s| s.t_ms);
             let points = s.windows(2).filter_map(|w| {
                 let cpu = w[1].stats.cpu_ns?.checked_sub(w[0].stats.cpu_ns?)? as f64 / 1e6;
@@ -209,7 +209,7 @@ pub fn oom(memory: u64, step_mib: u32, bystanders: usize) -> Result<Vec<Containe
     let work = Work::new("box", steps, 100)?;
     Ok(Containers::with_extras(limits, extras)?
         .run(&work, 1 + bystanders, options)?
-        .containers)
+        .units)
 }
 
 /// How each container ended, with its peak memory and OOM kills.
@@ -225,13 +225,13 @@ pub fn endings(reports: &[ContainerReport]) -> Table {
         ],
     );
     for r in reports {
-        let end = r.end_stats.unwrap_or_default();
+        let end = r.detail.end_stats.unwrap_or_default();
         t.row([
             r.name.clone(),
             r.status.describe(),
             end.memory_peak_bytes.map_or("?".into(), units::bytes),
             end.oom_kills.map_or("?".into(), |n| n.to_string()),
-            r.lines.last().cloned().unwrap_or_default(),
+            r.detail.lines.last().cloned().unwrap_or_default(),
         ]);
     }
     t
@@ -254,7 +254,7 @@ pub fn fork_bomb(pids: u64) -> Result<ContainerReport> {
         1,
         Options::default(),
     )?;
-    only(run.containers)
+    only(run.units)
 }
 
 /// The one container of a run of one.
@@ -279,16 +279,11 @@ mod tests {
             throttled_ms: ms,
             report: ContainerReport {
                 name: "c".into(),
-                shim_pid: None,
-                host_pid: None,
+                pid: None,
+                tid: None,
                 status: Status::Completed,
-                oom_killed: false,
                 first_line_ms: None,
-                probe: None,
-                end_stats: None,
-                samples: Vec::new(),
-                lines: Vec::new(),
-                setup: Vec::new(),
+                detail: Default::default(),
             },
         }
     }

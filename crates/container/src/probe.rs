@@ -7,9 +7,6 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use virtlab_display::Table;
 
-/// A probe's line on the worker's stdout starts with this; the rest is a JSON [`Probe`].
-pub const PROBE_PREFIX: &str = "@virtlab-probe ";
-
 /// A row of the table: its label and how to read it from a probe.
 type Fact = (&'static str, fn(&Probe) -> String);
 

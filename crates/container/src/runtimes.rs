@@ -425,7 +425,9 @@ impl Bundle {
                 format!(
                     "{} did not start the worker ({}): {}",
                     runtime.display(),
-                    status.map_or("no status".into(), virtlab_core::release::describe_status),
+                    status.map_or("no status".into(), |s| {
+                        virtlab_core::executor::Crash::of_exit(s, None).describe()
+                    }),
                     said.join(" / ")
                 ),
                 if said.iter().any(|l| l.contains("hybrid mode")) {

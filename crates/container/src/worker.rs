@@ -2,10 +2,11 @@
 //! hostname beside the pid it sees (1), and on request it probes its view, grows its memory
 //! each iteration, or tries to fork without end to meet its pids limit.
 
-use super::probe::{PROBE_PREFIX, Probe};
-use std::io::Write;
+use super::init::ContainerMessage;
+use super::probe::Probe;
 use virtlab_core::Error;
 use virtlab_core::Result;
+use virtlab_core::protocol::Message;
 
 /// The most forks `--fork-bomb` tries, whatever the pids limit.
 pub const FORK_BOMB_CAP: u64 = 1024;
@@ -40,8 +41,7 @@ impl Extras {
     pub fn hook(mut self, name: &str) -> impl FnMut(u32) -> String + Send + use<> {
         if self.probe {
             let probe = Probe::here(name, self.host_pid);
-            let line = serde_json::to_string(&probe).unwrap_or_default();
-            let _ = writeln!(std::io::stdout(), "{PROBE_PREFIX}{line}");
+            Message::Kind(ContainerMessage::Probe(probe)).print();
         }
         let mut held: Vec<Vec<u8>> = Vec::new();
         move |i| {

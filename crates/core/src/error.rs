@@ -2,9 +2,10 @@
 //! says what went wrong and what to do about it, in words a learner can act on.
 //!
 //! An error has a [`ErrorKind`] (bad input, a missing facility, the OS refusing a resource, an
-//! I/O failure, …) so the fix fits the failure, and keeps its `std::io::Error` source where there
-//! is one. Errors cross process boundaries (a worker or measuring program to its parent) as JSON
-//! ([`Error::to_json_line`] / [`Error::from_json_line`]), never by parsing printed text.
+//! I/O failure, …) so the fix fits the failure, and keeps the error that caused it (an I/O
+//! error, a KVM ioctl's, a parser's) as its source. Errors cross process boundaries (a worker or
+//! measuring program to its parent) as a message of the [`protocol`](crate::protocol) with their
+//! kind, problem and fix, never by parsing printed text.
 //!
 //! Notebook cells use `?`, and evcxr prints an error's `Display` on stderr; the `virtlab error:`
 //! prefix is what the strict notebook checker looks for, so it must stay.
@@ -38,7 +39,7 @@ pub struct Error {
     kind: ErrorKind,
     problem: String,
     fix: String,
-    source: Option<Arc<std::io::Error>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// The crate's result type.
@@ -51,9 +52,6 @@ struct ErrorData {
     problem: String,
     fix: String,
 }
-
-/// Marks a JSON error on a child program's stderr, so the parent can pass it on unchanged.
-const JSON_PREFIX: &str = "@virtlab-error ";
 
 impl Error {
     /// A failure of something we ran, with its problem and fix.
@@ -118,8 +116,8 @@ impl Error {
         Error::of(ErrorKind::Refused, format!("{}: {err}", action.into()), fix).caused_by(err)
     }
 
-    /// This error with `err` kept as its source.
-    fn caused_by(mut self, err: std::io::Error) -> Self {
+    /// This error with `err` kept as its source (an I/O error, a KVM ioctl's, a parser's).
+    pub fn caused_by(mut self, err: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Arc::new(err));
         self
     }
@@ -138,30 +136,38 @@ impl Error {
     pub fn fix(&self) -> &str {
         &self.fix
     }
-
-    /// This error as one line a child program writes to stderr for its parent.
-    pub fn to_json_line(&self) -> String {
-        let data = ErrorData {
-            kind: self.kind,
-            problem: self.problem.clone(),
-            fix: self.fix.clone(),
-        };
-        format!(
-            "{JSON_PREFIX}{}",
-            serde_json::to_string(&data).unwrap_or_default()
-        )
-    }
-
-    /// The error a child program wrote with [`Error::to_json_line`], if `line` is one.
-    pub fn from_json_line(line: &str) -> Option<Error> {
-        let data: ErrorData = serde_json::from_str(line.strip_prefix(JSON_PREFIX)?).ok()?;
-        Some(Error::of(data.kind, data.problem, data.fix))
-    }
 }
 
 impl PartialEq for Error {
     fn eq(&self, other: &Self) -> bool {
         (self.kind, &self.problem, &self.fix) == (other.kind, &other.problem, &other.fix)
+    }
+}
+
+impl Eq for Error {}
+
+/// An error crosses a process boundary (and is kept in a run's report) as its kind, problem
+/// and fix; its source stays behind.
+impl Serialize for Error {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        ErrorData {
+            kind: self.kind,
+            problem: self.problem.clone(),
+            fix: self.fix.clone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Error {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let data = ErrorData::deserialize(deserializer)?;
+        Ok(Error::of(data.kind, data.problem, data.fix))
     }
 }
 
@@ -254,9 +260,7 @@ mod tests {
     #[test]
     fn errors_cross_a_process_boundary_as_json() {
         let e = Error::unavailable("no /dev/kvm", "load the kvm module");
-        let line = e.to_json_line();
-        assert!(line.starts_with("@virtlab-error {"), "{line}");
-        assert_eq!(Error::from_json_line(&line), Some(e));
-        assert_eq!(Error::from_json_line("virtlab error: text. Fix: x"), None);
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Error>(&json).unwrap(), e);
     }
 }

@@ -28,6 +28,7 @@ pub mod memory;
 pub mod observer;
 pub mod outcome;
 pub mod processes;
+pub mod protocol;
 pub mod release;
 pub mod stats;
 pub mod store;

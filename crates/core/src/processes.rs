@@ -19,10 +19,12 @@
 //! # Ok::<(), virtlab_core::Error>(())
 //! ```
 
-use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit};
-use crate::release::{self, describe_status};
+use crate::executor::{self, Crash, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitLimit};
+use crate::protocol::{self, Line, Message, NoKindMessages};
+use crate::release;
 use crate::work::Work;
 use crate::{Error, Result};
+use serde::de::DeserializeOwned;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -32,19 +34,14 @@ use std::thread::JoinHandle;
 /// The most workers one run may start, whatever the OS would allow.
 pub const MAX_WORKERS: usize = 4096;
 
-/// Refuses worker counts the lab or the OS cannot honour, before anything starts.
-pub fn check_worker_count(workers: usize) -> Result<usize> {
-    let limit = process_limit().min(MAX_WORKERS);
-    if workers == 0 || workers > limit {
-        return Err(Error::invalid(
-            "the number of workers",
-            workers,
-            format!(
-                "choose between 1 and {limit} (the smaller of virtlab's cap of {MAX_WORKERS} and this user's process limit)"
-            ),
-        ));
+/// How many workers one run may start: the smaller of virtlab's cap and this user's process
+/// limit.
+pub fn worker_limit() -> UnitLimit {
+    UnitLimit {
+        units: "workers",
+        most: process_limit().min(MAX_WORKERS),
+        why: format!("the smaller of virtlab's cap of {MAX_WORKERS} and this user's process limit"),
     }
-    Ok(workers)
 }
 
 /// How many more processes this user may start (RLIMIT_NPROC), or usize::MAX if unlimited.
@@ -75,30 +72,32 @@ struct Worker {
 /// Turns a unit's worker command into the one to spawn (a container's, say).
 pub type Wrap = dyn FnMut(&Unit, Command) -> Result<Command>;
 
-/// What a wrapped kind does with one line its unit's program printed (see [`Processes::taking`]).
+/// What a wrapped kind did with one line its unit's program wrote (see [`Processes::taking`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line {
-    /// Pass it on as usual: an event line becomes the event, any other line is for people.
+pub enum Taken {
+    /// Pass it on as usual: an event becomes the unit's event, a line for people is relayed.
     Relay,
-    /// The kind kept it (a data line of its own); nothing is passed on.
-    Taken,
+    /// The kind kept it (a message of its own); nothing is passed on.
+    Kept,
     /// The kind kept it, and it says how the unit ended: this becomes the unit's status
     /// instead of the one read from the program's exit status.
     Ends(Status),
 }
 
-/// Looks at each line unit `index` (0-based) printed, on that unit's reader thread.
-pub type Take = dyn Fn(usize, &str) -> Line + Send + Sync;
+/// Looks at each line unit `index` (0-based) wrote, read once into a [`Line`], on that unit's
+/// reader thread.
+pub type Take<K> = dyn Fn(usize, &Line<K>) -> Taken + Send + Sync;
 
 /// Processes as a kind of worker: each unit is a `virtlab worker` process, a child of this one.
 /// A fault on purpose is an abort (SIGABRT); stopping a unit kills it.
 ///
 /// Later kinds that are "a process with extra options" (a container) give [`Processes::wrapped`]
-/// a function that turns the worker's command into theirs.
-pub struct Processes {
+/// a function that turns the worker's command into theirs, and read their own messages (`K`,
+/// see [`protocol`](crate::protocol)) with [`Processes::taking`].
+pub struct Processes<K = NoKindMessages> {
     program: PathBuf,
     wrap: Box<Wrap>,
-    take: Arc<Take>,
+    take: Arc<Take<K>>,
     workers: Vec<Worker>,
 }
 
@@ -107,25 +106,32 @@ impl Processes {
     pub fn new() -> Result<Processes> {
         Processes::wrapped(Box::new(|_, command| Ok(command)))
     }
+}
 
+impl<K: DeserializeOwned + Send + 'static> Processes<K> {
     /// Workers whose command `wrap` changes before it is spawned.
-    pub fn wrapped(wrap: Box<Wrap>) -> Result<Processes> {
+    pub fn wrapped(wrap: Box<Wrap>) -> Result<Processes<K>> {
         Ok(Processes {
             program: release::program()?,
             wrap,
-            take: Arc::new(|_, _| Line::Relay),
+            take: Arc::new(|_, _| Taken::Relay),
             workers: Vec::new(),
         })
     }
 
     /// These workers with `take` looking at every line before it is relayed: a wrapped kind
-    /// keeps its own data lines (a container's probe, its shim's steps and end) and may name
-    /// how a unit ended ([`Line::Ends`]).
-    pub fn taking(self, take: Box<Take>) -> Processes {
+    /// keeps its own messages (a container's probe, its shim's steps and end) and may name how
+    /// a unit ended ([`Taken::Ends`]).
+    pub fn taking(self, take: Box<Take<K>>) -> Processes<K> {
         Processes {
             take: take.into(),
             ..self
         }
+    }
+
+    /// How many worker processes were started.
+    pub fn started(&self) -> usize {
+        self.workers.len()
     }
 
     /// The pid of unit `index`'s process (a container's shim), once started.
@@ -139,10 +145,10 @@ impl Processes {
         let mut command = Command::new(&self.program);
         command
             .arg("worker")
-            .args(["--name", &work.name])
-            .args(["--iterations", &work.iterations.to_string()])
-            .args(["--interval-ms", &work.interval.as_millis().to_string()])
-            .args(["--burn-ms", &work.burn.as_millis().to_string()])
+            .args(["--name", work.name()])
+            .args(["--iterations", &work.iterations().to_string()])
+            .args(["--interval-ms", &work.interval().as_millis().to_string()])
+            .args(["--burn-ms", &work.burn().as_millis().to_string()])
             .args(["--parent-pid", &std::process::id().to_string()])
             .env(release::ERRORS_ENV, "json")
             .stdin(Stdio::null());
@@ -153,13 +159,15 @@ impl Processes {
     }
 }
 
-impl Kind for Processes {
+impl<K: DeserializeOwned + Send + 'static> Kind for Processes<K> {
+    type Detail = ();
+
     fn name(&self) -> &'static str {
         "process"
     }
 
-    fn check(&self, units: usize) -> Result<()> {
-        check_worker_count(units).map(drop)
+    fn limit(&self) -> UnitLimit {
+        worker_limit()
     }
 
     fn start(&mut self, unit: Unit, reporter: Reporter, _stop: Stop) -> Result<()> {
@@ -184,7 +192,7 @@ impl Kind for Processes {
         let take = self.take.clone();
         let index = unit.index;
         let reader = std::thread::Builder::new()
-            .name(format!("read-{}", unit.work.name))
+            .name(format!("read-{}", unit.work.name()))
             .spawn(move || relay_until_exit(reader, &reaped, &reporter, |line| take(index, line)));
         let reader = match reader {
             Ok(handle) => Some(handle),
@@ -232,41 +240,59 @@ fn kill_and_reap(child: &Mutex<Child>) {
 }
 
 /// Relays a worker's output (what `take` leaves) until it ends, then reaps it and reports how
-/// it ended.
-fn relay_until_exit(
+/// it ended. Each line is read once ([`protocol::read`]); a line that does not parse ends the
+/// unit as crashed, naming the line.
+fn relay_until_exit<K: DeserializeOwned>(
     reader: std::io::PipeReader,
     child: &Mutex<Child>,
     reporter: &Reporter,
-    take: impl Fn(&str) -> Line,
+    take: impl Fn(&Line<K>) -> Taken,
 ) {
     let mut reported_error = None;
     let mut ended = None;
-    for line in BufReader::new(reader).lines() {
-        let Ok(line) = line else { break };
-        if let Some(error) = Error::from_json_line(&line) {
+    for text in BufReader::new(reader).lines() {
+        let Ok(text) = text else { break };
+        let line = match protocol::read::<K>(&text) {
+            Ok(line) => line,
+            Err(e) => {
+                ended.get_or_insert(Status::Crashed(Crash::Protocol {
+                    line: text,
+                    problem: e.problem().to_string(),
+                }));
+                continue;
+            }
+        };
+        if let Line::Message(Message::Error(error)) = line {
             reported_error = Some(error);
             continue;
         }
         match take(&line) {
-            Line::Relay => reporter.relay(line),
-            Line::Taken => {}
-            Line::Ends(status) => ended = Some(status),
+            Taken::Relay => match line {
+                Line::People(text) => reporter.line(text),
+                Line::Message(Message::Event(event)) => reporter.event(event),
+                // Kept by the kind, or already handled above.
+                Line::Message(_) => {}
+            },
+            Taken::Kept => {}
+            Taken::Ends(status) => ended = Some(status),
         }
     }
     let waited = lock(child).wait();
     let status = match (ended, waited) {
         (Some(status), _) => status,
         (None, Ok(status)) if status.success() => Status::Completed,
-        (None, Ok(status)) => Status::Crashed(match reported_error {
-            Some(error) => format!("{}: {}", describe_status(status), error.problem()),
-            None => describe_status(status),
-        }),
-        (None, Err(e)) => Status::Crashed(format!("could not be waited for ({e})")),
+        (None, Ok(status)) => Status::Crashed(Crash::of_exit(
+            status,
+            reported_error.map(|e| e.problem().to_string()),
+        )),
+        (None, Err(e)) => Status::Crashed(Crash::Unreported(format!(
+            "it could not be waited for ({e})"
+        ))),
     };
     reporter.ended(status);
 }
 
-/// Runs `work` in `workers` processes named `<work.name>-1` … and waits for all of them.
+/// Runs `work` in `workers` processes named `<work.name()>-1` … and waits for all of them.
 pub fn run(work: &Work, workers: usize, options: Options) -> Result<Run> {
     executor::run(&mut Processes::new()?, work, workers, options)
 }
@@ -299,7 +325,7 @@ pub fn worker_main(
             if crash_at == Some(i) {
                 std::process::abort();
             }
-            Ok(Some(format!("{i}: {} pid {pid}{}", work.name, extra(i))))
+            Ok(Some(format!("{i}: {} pid {pid}{}", work.name(), extra(i))))
         },
     );
     match status {
@@ -328,15 +354,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn worker_counts_outside_the_limits_are_refused() {
-        assert!(
-            check_worker_count(0)
-                .unwrap_err()
-                .problem()
-                .contains("number of workers cannot be 0")
-        );
-        let err = check_worker_count(MAX_WORKERS + 1).unwrap_err();
-        assert!(err.fix().contains("choose between 1 and"), "{err}");
-        assert_eq!(check_worker_count(3), Ok(3));
+    fn the_worker_limit_is_virtlabs_cap_or_less() {
+        let limit = worker_limit();
+        assert!((1..=MAX_WORKERS).contains(&limit.most), "{limit:?}");
+        assert!(limit.why.contains("process limit"), "{limit:?}");
     }
 }

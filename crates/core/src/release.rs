@@ -5,7 +5,8 @@
 //! The child asks to die with the thread that started it, and reports an error as one JSON line
 //! on stderr (`VIRTLAB_ERRORS=json`), which [`failure`] turns back into the same [`Error`].
 
-use crate::{Error, Result};
+use crate::executor::Crash;
+use crate::{Error, Result, protocol};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -127,16 +128,12 @@ pub fn die_with_parent() {
 /// The error a child that ended with `status` reported on one of `stderr_lines`, or one that
 /// names its status when it reported none (it crashed, or was killed).
 pub fn failure(what: &str, status: std::process::ExitStatus, stderr_lines: &[String]) -> Error {
-    match stderr_lines
-        .iter()
-        .rev()
-        .find_map(|l| Error::from_json_line(l))
-    {
+    match protocol::reported_error(stderr_lines.iter().rev().map(String::as_str)) {
         Some(reported) => reported,
         None => Error::new(
             format!(
                 "{what} ended with {}{}",
-                describe_status(status),
+                Crash::of_exit(status, None).describe(),
                 stderr_lines
                     .last()
                     .map_or(String::new(), |l| format!(": {l}"))
@@ -146,52 +143,16 @@ pub fn failure(what: &str, status: std::process::ExitStatus, stderr_lines: &[Str
     }
 }
 
-/// "exit status 0" or "killed by signal 6 (SIGABRT)".
-pub fn describe_status(status: std::process::ExitStatus) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            let name = match signal {
-                libc::SIGABRT => " (SIGABRT)",
-                libc::SIGKILL => " (SIGKILL)",
-                libc::SIGSEGV => " (SIGSEGV)",
-                libc::SIGTERM => " (SIGTERM)",
-                libc::SIGINT => " (SIGINT)",
-                _ => "",
-            };
-            return format!("killed by signal {signal}{name}");
-        }
-    }
-    match status.code() {
-        Some(code) => format!("exit status {code}"),
-        None => "ended without a status".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[cfg(unix)]
     #[test]
-    fn statuses_name_their_signal() {
-        use std::os::unix::process::ExitStatusExt;
-        let status = std::process::ExitStatus::from_raw;
-        assert_eq!(describe_status(status(0)), "exit status 0");
-        assert_eq!(describe_status(status(3 << 8)), "exit status 3");
-        assert_eq!(
-            describe_status(status(libc::SIGABRT)),
-            "killed by signal 6 (SIGABRT)"
-        );
-    }
-
-    #[cfg(unix)]
-    #[test]
     fn a_child_s_json_error_comes_back_whole_and_a_silent_crash_is_named() {
         use std::os::unix::process::ExitStatusExt;
         let reported = Error::unavailable("no GPU", "run the CPU cells");
-        let lines = vec!["progress".to_string(), reported.to_json_line()];
+        let lines = vec!["progress".to_string(), protocol::error_line(&reported)];
         let status = std::process::ExitStatus::from_raw(1 << 8);
         assert_eq!(failure("the measuring program", status, &lines), reported);
         let crashed = failure(

@@ -11,7 +11,9 @@
 //! ```
 
 use crate::error::check_range;
-use crate::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitThreads};
+use crate::executor::{
+    self, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitLimit, UnitThreads,
+};
 use crate::timeline::thread_id;
 use crate::work::Work;
 use crate::{Error, Result, strict};
@@ -24,6 +26,16 @@ pub const MAX_THREADS: usize = 10_000;
 /// Refuses thread counts outside 1..=MAX_THREADS before anything starts.
 pub fn check_thread_count(threads: usize) -> Result<usize> {
     check_range("the number of threads", threads, 1, MAX_THREADS)
+}
+
+/// The most units of a kind that runs each on a thread of this process (threads, wasm
+/// instances, VMs' vCPUs), called `units` in an error.
+pub fn thread_limit(units: &'static str) -> UnitLimit {
+    UnitLimit {
+        units,
+        most: MAX_THREADS,
+        why: "virtlab's cap on threads in one process".into(),
+    }
 }
 
 /// The name of this process, as `ps` shows it.
@@ -66,19 +78,21 @@ impl Default for Threads {
 }
 
 impl Kind for Threads {
+    type Detail = ();
+
     fn name(&self) -> &'static str {
         "thread"
     }
 
-    fn check(&self, units: usize) -> Result<()> {
-        check_thread_count(units).map(drop)
+    fn limit(&self) -> UnitLimit {
+        thread_limit("threads")
     }
 
     fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()> {
         let process = self.process.clone();
         self.threads.spawn(unit, "thread", move |unit| {
             let (tid, pid) = (thread_id(), std::process::id());
-            let name = unit.work.name.clone();
+            let name = unit.work.name().to_string();
             let status = strict::supervise(|| {
                 executor::drive(&unit.work, &reporter, || !stop.is_set(), &mut |i| {
                     if unit.fault_at == Some(i) {
@@ -105,7 +119,7 @@ impl Kind for Threads {
     }
 }
 
-/// Runs `work` on `threads` OS threads named `<work.name>-1` … in this process.
+/// Runs `work` on `threads` OS threads named `<work.name()>-1` … in this process.
 pub fn run(work: &Work, threads: usize, options: Options) -> Result<Run> {
     executor::run(&mut Threads::new(), work, threads, options)
 }
@@ -192,7 +206,10 @@ mod tests {
         for other in [statuses[0], statuses[2]] {
             assert_eq!(
                 other,
-                &Status::Cancelled("stopped because thread-2 panicked".into())
+                &Status::StoppedBecause {
+                    unit: "thread-2".into(),
+                    failure: crate::executor::Failure::Panicked
+                }
             );
         }
         // The others stopped at their next pause instead of running 50 iterations.

@@ -15,20 +15,68 @@ pub const MAX_MS: u64 = 3_600_000;
 const PAUSE_SLICE: Duration = Duration::from_millis(50);
 
 /// What each worker does: `iterations` times, burn `burn` of CPU, then pause `interval`.
+///
+/// Its fields are private, so every `Work` passed [`Work::new`]'s checks — one read from JSON
+/// too (it is checked the same way on the way in).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WorkData", into = "WorkData")]
 pub struct Work {
-    /// The worker's name, e.g. `worker`; a run gives each unit its own, `worker-1`, `worker-2`, …
-    /// (1 to 64 printable characters).
-    pub name: String,
-    /// How many times the loop runs (1 to [`MAX_ITERATIONS`]).
-    pub iterations: u32,
-    /// The pause between two iterations (none after the last); 1 ms to [`MAX_MS`].
-    pub interval: Duration,
-    /// CPU time burnt in each iteration before its pause; zero for work that only waits.
-    pub burn: Duration,
+    name: String,
+    iterations: u32,
+    interval: Duration,
+    burn: Duration,
+}
+
+/// A [`Work`] as JSON holds it, before its checks.
+#[derive(Serialize, Deserialize)]
+struct WorkData {
+    name: String,
+    iterations: u32,
+    interval_ms: u64,
+    burn_ms: u64,
+}
+
+impl TryFrom<WorkData> for Work {
+    type Error = Error;
+
+    fn try_from(data: WorkData) -> Result<Work> {
+        Work::new(&data.name, data.iterations, data.interval_ms)?.burning(data.burn_ms)
+    }
+}
+
+impl From<Work> for WorkData {
+    fn from(work: Work) -> WorkData {
+        WorkData {
+            interval_ms: work.interval.as_millis() as u64,
+            burn_ms: work.burn.as_millis() as u64,
+            name: work.name,
+            iterations: work.iterations,
+        }
+    }
 }
 
 impl Work {
+    /// The worker's name, e.g. `worker`; a run gives each unit its own, `worker-1`, `worker-2`, …
+    /// (1 to 64 printable characters).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many times the loop runs (1 to [`MAX_ITERATIONS`]).
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// The pause between two iterations (none after the last); 1 ms to [`MAX_MS`].
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// CPU time burnt in each iteration before its pause; zero for work that only waits.
+    pub fn burn(&self) -> Duration {
+        self.burn
+    }
+
     /// A loop of `iterations` separated by `interval_ms` pauses, burning no CPU.
     pub fn new(name: &str, iterations: u32, interval_ms: u64) -> Result<Work> {
         check_name(name)?;

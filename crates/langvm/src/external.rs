@@ -165,7 +165,7 @@ impl Guests {
                 format!(
                     "{} running the job failed ({}): {}",
                     runtime.label(),
-                    virtlab_core::release::describe_status(status),
+                    virtlab_core::executor::Crash::of_exit(status, None).describe(),
                     problem.unwrap_or_else(|| errors.trim().to_string())
                 ),
                 format!(

@@ -9,8 +9,10 @@
 use super::job;
 use super::wasm::{failed, instantiate};
 use virtlab_core::Result;
-use virtlab_core::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitThreads};
-use virtlab_core::threads::{check_thread_count, process_name};
+use virtlab_core::executor::{
+    self, Crash, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitLimit, UnitThreads,
+};
+use virtlab_core::threads::{process_name, thread_limit};
 use virtlab_core::timeline::thread_id;
 use virtlab_core::work::Work;
 
@@ -23,7 +25,6 @@ const FUEL_SLICE: u64 = 1_000;
 pub struct WasmInstances {
     engine: wasmi::Engine,
     process: String,
-    runaway_at: Option<(usize, u32)>,
     threads: UnitThreads,
 }
 
@@ -35,16 +36,8 @@ impl WasmInstances {
         Ok(WasmInstances {
             engine: wasmi::Engine::new(&config),
             process: process_name(),
-            runaway_at: None,
             threads: UnitThreads::default(),
         })
-    }
-
-    /// Makes unit `unit` (from 1) loop for ever at iteration `at`: only a deadline (or a cancel)
-    /// stops it.
-    pub fn with_runaway(mut self, unit: usize, at: u32) -> WasmInstances {
-        self.runaway_at = Some((unit, at));
-        self
     }
 }
 
@@ -55,15 +48,20 @@ struct Host {
 }
 
 /// Calls `func` in `store`, refilling its fuel slice by slice until it returns; gives up with
-/// the status `Cancelled` once `stop` is set (the executor then reports why it stopped the
-/// unit). A trap becomes `Crashed("trap: …")`.
+/// the status `Stopped` once `stop` is set (the executor then reports why it stopped the
+/// unit). A trap becomes a crash ([`Crash::Trap`]).
 fn call_with_fuel<P: wasmi::WasmParams, R: wasmi::WasmResults>(
     store: &mut wasmi::Store<Host>,
     func: &wasmi::TypedFunc<P, R>,
     args: P,
     stop: &Stop,
 ) -> std::result::Result<R, Status> {
-    let trap = |e: wasmi::Error| Status::Crashed(format!("trap: {e}"));
+    let trap = |e: wasmi::Error| {
+        Status::Crashed(Crash::Trap {
+            what: e.to_string(),
+            iteration: None,
+        })
+    };
     store.set_fuel(FUEL_SLICE).map_err(trap)?;
     let mut call = func.call_resumable(&mut *store, args).map_err(trap)?;
     loop {
@@ -71,27 +69,34 @@ fn call_with_fuel<P: wasmi::WasmParams, R: wasmi::WasmResults>(
             wasmi::TypedResumableCall::Finished(result) => return Ok(result),
             wasmi::TypedResumableCall::OutOfFuel(paused) => {
                 if stop.is_set() {
-                    return Err(Status::Cancelled(
-                        "stopped while the guest was running".into(),
-                    ));
+                    return Err(Status::Stopped);
                 }
                 store.set_fuel(FUEL_SLICE).map_err(trap)?;
                 call = paused.resume(&mut *store).map_err(trap)?;
             }
             wasmi::TypedResumableCall::HostTrap(_) => {
-                return Err(Status::Crashed("trap: a host function failed".into()));
+                return Err(Status::Crashed(Crash::Trap {
+                    what: "a host function failed".into(),
+                    iteration: None,
+                }));
             }
         }
     }
 }
 
 impl Kind for WasmInstances {
+    type Detail = ();
+
     fn name(&self) -> &'static str {
         "wasm instance"
     }
 
-    fn check(&self, units: usize) -> Result<()> {
-        check_thread_count(units).map(drop)
+    fn limit(&self) -> UnitLimit {
+        thread_limit("wasm instances")
+    }
+
+    fn can_run_away(&self) -> bool {
+        true
     }
 
     fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()> {
@@ -108,13 +113,11 @@ impl Kind for WasmInstances {
         let spin = instance
             .get_typed_func::<(), ()>(&store, "spin")
             .map_err(|e| failed("finding `spin`", e))?;
-        let runaway_at = self
-            .runaway_at
-            .and_then(|(u, at)| (u == unit.index + 1).then_some(at));
+        let runaway_at = unit.runaway_at;
         let process = self.process.clone();
         self.threads.spawn(unit, "wasm instance", move |unit| {
             let (tid, pid) = (thread_id(), std::process::id());
-            let name = unit.work.name.clone();
+            let name = unit.work.name().to_string();
             let status = executor::drive(&unit.work, &reporter, || !stop.is_set(), &mut |i| {
                 if runaway_at == Some(i) {
                     call_with_fuel(&mut store, &spin, (), &stop)?;
@@ -142,7 +145,7 @@ impl Kind for WasmInstances {
     }
 }
 
-/// Runs `work` as `instances` WebAssembly instances named `<work.name>-1` … in this process.
+/// Runs `work` as `instances` WebAssembly instances named `<work.name()>-1` … in this process.
 pub fn run(work: &Work, instances: usize, options: Options) -> Result<Run> {
     executor::run(&mut WasmInstances::new()?, work, instances, options)
 }
@@ -166,7 +169,8 @@ mod tests {
         let work = Work::new("wasm", 3, 10).unwrap();
         let run = run(&work, 2, Options::quiet().with_fault(2, 1)).unwrap();
         match &run.units[1].status {
-            Status::Crashed(detail) => {
+            Status::Crashed(crash) => {
+                let detail = crash.describe();
                 assert!(detail.starts_with("trap: out of bounds"), "{detail}")
             }
             other => panic!("expected a trap, got {other:?}"),
@@ -177,14 +181,14 @@ mod tests {
     #[test]
     fn a_runaway_guest_is_stopped_at_the_deadline() {
         let work = Work::new("wasm", 3, 10).unwrap();
-        let mut kind = WasmInstances::new().unwrap().with_runaway(1, 1);
+        let mut kind = WasmInstances::new().unwrap();
         let options = Options {
             deadline: Some(Duration::from_millis(300)),
-            ..Options::quiet()
+            ..Options::quiet().with_runaway(1, 1)
         };
         let run = executor::run(&mut kind, &work, 2, options).unwrap();
         assert!(
-            matches!(run.units[0].status, Status::TimedOut(_)),
+            matches!(run.units[0].status, Status::TimedOut { .. }),
             "{run:?}"
         );
         assert!(matches!(run.units[1].status, Status::Completed), "{run:?}");

@@ -1,35 +1,151 @@
-//! The registry of kinds of worker: for each rung of the cost ladder, the kind that runs it,
-//! built only when its chapter's feature is on. `virtlab ladder-probe` makes its kind here.
+//! The registry of kinds of worker: each kind declared once — its rung on the cost ladder, the
+//! `virtlab` subcommand that runs it, the chapter feature that builds it, and how to make one.
+//! `virtlab ladder-probe` makes its kind here; `virtlab ladder --help` lists them from here.
+//! (A kind's rung also has its place in [`cost::KINDS`](crate::cost::KINDS), the ladder's order of colours; a test
+//! checks the two lists agree.)
 
-use crate::executor::Kind;
-use crate::{Error, Result, cost};
+use crate::executor::AnyKind;
+use crate::{Error, Result};
+
+/// One kind of worker, as the lab knows it.
+pub struct Entry {
+    /// Its rung on the cost ladder: "task", "wasm", "thread", "process", "container", "vm".
+    pub rung: &'static str,
+    /// The `virtlab` subcommand that runs it.
+    pub command: &'static str,
+    /// The cargo feature (its chapter) that builds it into this crate.
+    pub feature: &'static str,
+    /// Makes one, ready to start units (or says why this build or machine cannot).
+    pub make: fn() -> Result<Box<dyn AnyKind>>,
+}
+
+/// Every kind of worker, in ladder order.
+pub const REGISTRY: &[Entry] = &[
+    Entry {
+        rung: "task",
+        command: "tasks",
+        feature: "tasks",
+        make: || {
+            #[cfg(feature = "tasks")]
+            let made = boxed(crate::tasks::Tasks::new());
+            #[cfg(not(feature = "tasks"))]
+            let made = left_out("tasks");
+            made
+        },
+    },
+    Entry {
+        rung: "wasm",
+        command: "wasm",
+        feature: "langvm",
+        make: || {
+            #[cfg(feature = "langvm")]
+            let made = boxed(crate::langvm::instance::WasmInstances::new());
+            #[cfg(not(feature = "langvm"))]
+            let made = left_out("langvm");
+            made
+        },
+    },
+    Entry {
+        rung: "thread",
+        command: "threads",
+        feature: "threads",
+        make: || boxed(Ok(crate::threads::Threads::new())),
+    },
+    Entry {
+        rung: "process",
+        command: "processes",
+        feature: "processes",
+        make: || boxed(crate::processes::Processes::new()),
+    },
+    Entry {
+        rung: "container",
+        command: "container",
+        feature: "container",
+        make: || {
+            #[cfg(all(feature = "container", target_os = "linux"))]
+            let made = boxed(crate::container::kind::Containers::for_ladder());
+            #[cfg(not(all(feature = "container", target_os = "linux")))]
+            let made = left_out("container");
+            made
+        },
+    },
+    Entry {
+        rung: "vm",
+        command: "vm",
+        feature: "vm",
+        make: || {
+            #[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
+            let made = boxed(crate::vm::Vms::new(crate::vm::LADDER_MEMORY));
+            #[cfg(not(all(feature = "vm", target_os = "linux", target_arch = "x86_64")))]
+            let made = left_out("vm");
+            made
+        },
+    },
+];
+
+/// The registry's entry for `rung`, or the error that lists the rungs there are.
+pub fn entry(rung: &str) -> Result<&'static Entry> {
+    REGISTRY.iter().find(|e| e.rung == rung).ok_or_else(|| {
+        Error::invalid(
+            "the kind of worker",
+            format!("'{rung}'"),
+            format!("choose one of {}", rungs().join(", ")),
+        )
+    })
+}
 
 /// The kind of worker on the ladder's rung `rung`, ready to start units.
-pub fn make(rung: &str) -> Result<Box<dyn Kind>> {
-    match rung {
-        "process" => Ok(Box::new(crate::processes::Processes::new()?)),
-        "thread" => Ok(Box::new(crate::threads::Threads::new())),
-        #[cfg(feature = "tasks")]
-        "task" => Ok(Box::new(crate::tasks::Tasks::new()?)),
-        #[cfg(feature = "langvm")]
-        "wasm" => Ok(Box::new(crate::langvm::instance::WasmInstances::new()?)),
-        #[cfg(all(feature = "container", target_os = "linux"))]
-        "container" => Ok(Box::new(crate::container::kind::Containers::for_ladder()?)),
-        #[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
-        "vm" => Ok(Box::new(crate::vm::Vms::new(crate::vm::LADDER_MEMORY)?)),
-        #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-        "vm" => Err(Error::unavailable(
-            "virtual machines here need KVM on Linux x86-64",
-            "measure the VM rung on a Linux x86-64 machine with /dev/kvm",
-        )),
-        known if cost::KINDS.contains(&known) => Err(Error::unavailable(
-            format!("this build of virtlab leaves out the '{known}' kind of worker"),
-            "build with its chapter's feature (the `virtlab` program has every chapter)",
-        )),
-        other => Err(Error::invalid(
-            "the kind of worker",
-            format!("'{other}'"),
-            format!("choose one of {}", cost::KINDS.join(", ")),
-        )),
+pub fn make(rung: &str) -> Result<Box<dyn AnyKind>> {
+    (entry(rung)?.make)()
+}
+
+/// Every rung, in ladder order.
+pub fn rungs() -> Vec<&'static str> {
+    REGISTRY.iter().map(|e| e.rung).collect()
+}
+
+fn boxed<K: AnyKind + 'static>(made: Result<K>) -> Result<Box<dyn AnyKind>> {
+    Ok(Box::new(made?))
+}
+
+/// A kind this build leaves out: which feature (or platform) it needs.
+#[allow(dead_code, reason = "used only by builds that leave a chapter out")]
+fn left_out(feature: &str) -> Result<Box<dyn AnyKind>> {
+    Err(Error::unavailable(
+        format!(
+            "this build of virtlab leaves out the chapter feature '{feature}' (or this platform \
+             cannot run it: VMs need KVM on Linux x86-64, containers Linux)"
+        ),
+        format!(
+            "use the `virtlab` program (every chapter), or add \"{feature}\" to the features of \
+             the notebook's :dep line"
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_and_the_ladder_name_the_same_rungs_in_the_same_order() {
+        assert_eq!(rungs(), crate::cost::KINDS);
+    }
+
+    #[test]
+    fn an_unknown_kind_lists_the_known_ones() {
+        let err = entry("vm-ish").err().unwrap();
+        assert!(err.fix().contains("task, wasm, thread, process"), "{err}");
+    }
+
+    #[test]
+    fn the_kinds_every_build_has_are_made_and_checked_the_same_way() {
+        let threads = make("thread").unwrap();
+        assert_eq!(threads.name(), "thread");
+        let err = threads.check(0).unwrap_err();
+        assert!(
+            err.problem().contains("number of threads cannot be 0"),
+            "{err}"
+        );
     }
 }

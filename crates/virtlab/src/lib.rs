@@ -1,12 +1,13 @@
-//! virtlab shows how a computer shares its work — processes, threads, tasks and the GPU —
-//! by measuring it live, on your machine.
+//! virtlab shows how a computer shares its work — processes, threads, tasks, the GPU, language
+//! VMs, virtual machines and containers — by measuring it live, on your machine.
 //!
-//! This crate is the helper behind two front ends. The notebooks under `notebooks/` (Rust, run by
-//! the evcxr Jupyter kernel) load it with
-//! `:dep virtlab = { path = "../crates/virtlab", default-features = false }` and stay short,
-//! because the logic lives here; the `virtlab` command (`cargo run --release -- --help`) runs the
-//! same workloads from a terminal and prints a table, or JSON with `--json`. There is one module
-//! per idea; each chapter's notebook calls the modules below it.
+//! This crate is the facade behind two front ends. The notebooks under `notebooks/` (Rust, run by
+//! the evcxr Jupyter kernel) load it with their chapter's feature, e.g.
+//! `:dep virtlab = { path = "../crates/virtlab", default-features = false, features = ["vm"] }`,
+//! and stay short, because the logic lives in the crates; the `virtlab` command
+//! (`cargo run --release -- --help`) runs the same workloads from a terminal and prints a table,
+//! or JSON with `--json`. There is one module per idea; each chapter's notebook calls the modules
+//! below it.
 //!
 //! Every fallible function returns [`Result`], and every [`Error`] says what went wrong and what
 //! to do about it. Values that a notebook shows (tables, charts, runs) have an `evcxr_display`
@@ -71,9 +72,11 @@
 //!
 //! # The executor
 //!
-//! Chapters 1 to 3 run through one [`executor`]: a kind of worker ([`executor::Kind`]) says how
-//! to start, wake and release a unit; the executor does the rest — names, timeline, deadline,
-//! cancelling, a fault on purpose, and stopping the others when one unit fails.
+//! Every kind of worker runs through one [`executor`]: a kind ([`executor::Kind`]) says how many
+//! units it can run, how to start, wake and release one, and what it reports about each beyond
+//! how it ended; the executor does the rest — checking the options, names, timeline, deadline,
+//! cancelling, a fault or a runaway on purpose, and stopping the others when one unit fails.
+//! [`kinds`] is the registry of them all.
 //!
 //! ```
 //! use virtlab::executor::{self, Options, Status};
@@ -95,7 +98,7 @@
 //! ```no_run
 //! use virtlab::cost::{COMPARED_COUNT, KINDS, Ladder};
 //!
-//! let ladder = Ladder::measured(&KINDS, &[1, COMPARED_COUNT], 3)?; // reused when saved on this boot
+//! let ladder = Ladder::measured(KINDS, &[1, COMPARED_COUNT], 3)?; // reused when saved on this boot
 //! println!("{}", ladder.table()); // what one more unit costs: the slope over the counts
 //! ladder.plot(COMPARED_COUNT)?.save_svg("ladder.svg")?; // cheapest bottom left, dearest top right
 //! # Ok::<(), virtlab::Error>(())
@@ -131,7 +134,7 @@
 //! let plan = Plan::new(10_000, 1)?.runtimes(&[Runtime::Native, Runtime::Wasmi]);
 //! Comparison::measure(&plan)?.check()?; // the same hits natively and in the interpreter
 //! let run = instance::run(&Work::new("wasm", 2, 10)?, 2, Options::quiet().with_fault(1, 0))?;
-//! assert!(matches!(&run.units[0].status, Status::Crashed(trap) if trap.starts_with("trap:")));
+//! assert!(matches!(&run.units[0].status, Status::Crashed(trap) if trap.describe().starts_with("trap:")));
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
@@ -169,7 +172,15 @@
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
-//! # Modules
+//! # Crates and modules
+//!
+//! This crate is the facade over layered crates, which it re-exports under these names, and the
+//! `virtlab` program; a cargo feature per chapter decides what a notebook compiles
+//! (`machine`, `processes`, `threads`, `tasks`, `matmul`, `langvm`, `vm`, `container`;
+//! `chapters` for all). `virtlab-display` (tables, charts) is the lowest layer; `virtlab-core`
+//! (the work, the executor, the timeline, the process explorer, the cost ladder, errors) is built
+//! on it; `virtlab-gemm`, `virtlab-langvm`, `virtlab-vmm` and `virtlab-container` each build one
+//! chapter's machinery on the core and never on each other.
 //!
 //! - [`machine`]: what the machine offers (CPUs, limits, memory, hypervisor, GPU); chapter 0.
 //! - [`peak`]: the CPU's floating-point peak in GFLOP/s, measured with an FMA loop; chapter 0.
@@ -177,6 +188,9 @@
 //! - [`isa`]: which SIMD instruction sets this CPU has (AVX-512, AVX2+FMA, portable).
 //! - [`work`]: the one workload every kind of worker runs: a named loop of iterations and pauses.
 //! - [`executor`]: runs a [`work::Work`] as N units of any kind of worker, and reports each one.
+//! - [`kinds`]: the registry of kinds of worker: rung, subcommand, feature, how to make one.
+//! - [`protocol`]: the one line protocol between virtlab and the programs it starts.
+//! - [`hits`]: the one CPU-bound job (a Monte Carlo hit count) chapters 2, 5 and later share.
 //! - [`processes`]: the process as a kind of worker, and the worker program; chapter 1.
 //! - [`threads`]: the thread as a kind of worker, CPU-bound scaling, sharing a counter; chapter 2.
 //! - [`tasks`]: the tokio task as a kind of worker, how many fit, the blocking trap; chapter 3.
@@ -204,8 +218,8 @@
 
 // The spine (always there): the same names as when this was one crate.
 pub use virtlab_core::{
-    cost, error, executor, hits, load, memory, observer, outcome, processes, release, stats, store,
-    strict, timeline, units, work,
+    cost, error, executor, hits, load, memory, observer, outcome, processes, protocol, release,
+    stats, store, strict, timeline, units, work,
 };
 pub use virtlab_display as display;
 pub use virtlab_display::plot;

@@ -186,7 +186,7 @@ fn exit_code(result: virtlab::Result<()>) -> u8 {
         Err(e) => {
             // A parent that started us reads the error as data; a person reads the text.
             if std::env::var_os(ERRORS_ENV).is_some_and(|v| v == "json") {
-                eprintln!("{}", e.to_json_line());
+                eprintln!("{}", virtlab::protocol::error_line(&e));
             } else {
                 eprintln!("{e}");
             }

@@ -116,14 +116,17 @@ fn a_crashing_worker_is_reported_and_the_others_are_stopped() {
     let work = Work::new("worker", 50, 100).unwrap();
     let run = processes::run(&work, 3, Options::quiet().with_fault(2, 1)).unwrap();
     assert!(
-        matches!(&run.units[1].status, Status::Crashed(how) if how.contains("SIGABRT")),
+        matches!(&run.units[1].status, Status::Crashed(how) if how.describe().contains("SIGABRT")),
         "{:?}",
         run.units
     );
     for other in [&run.units[0], &run.units[2]] {
         assert_eq!(
             other.status,
-            Status::Cancelled("stopped because worker-2 crashed".into())
+            Status::StoppedBecause {
+                unit: "worker-2".into(),
+                failure: virtlab::executor::Failure::Crashed
+            }
         );
     }
     // Stopped, not waited for: nobody ran its 50 iterations.

@@ -147,16 +147,28 @@ impl Guest {
         ))
     }
 
-    /// A guest that reports iteration 0 and then loops forever without another exit: only our
-    /// side can stop it (a signal to its vCPU thread).
-    pub fn runaway() -> Result<Guest> {
+    /// A guest that reports iterations 0 to `at` − 1 and then loops forever without another
+    /// exit: only our side can stop it (a signal to its vCPU thread).
+    pub fn runaway(at: u32) -> Result<Guest> {
+        virtlab_core::error::check_range("the runaway's iteration", at, 0, MAX_ITERATIONS)?;
         let mut p = Program::new()?;
+        let mut next = p.asm.create_label();
         let mut forever = p.asm.create_label();
-        p.emit("report 0", |a| a.xor(eax, eax))?;
-        p.emit("the VM exits to us", |a| a.out(u32::from(REPORT_PORT), eax))?;
+        p.emit("iteration = 0", |a| a.xor(ebx, ebx))?;
+        p.label(&mut next)?;
+        p.emit("the iteration it runs away at?", |a| a.cmp(ebx, at))?;
+        p.emit("yes: run away", |a| a.je(forever))?;
+        p.emit("value to report", |a| a.mov(eax, ebx))?;
+        p.emit("report it: the VM exits to us", |a| {
+            a.out(u32::from(REPORT_PORT), eax)
+        })?;
+        p.emit("iteration + 1", |a| a.inc(ebx))?;
+        p.emit("next iteration", |a| a.jmp(next))?;
         p.label(&mut forever)?;
         p.emit("jump to itself, forever", |a| a.jmp(forever))?;
-        p.finish("runaway: reports once, then never exits".into())
+        p.finish(format!(
+            "runaway: reports {at} iterations, then never exits"
+        ))
     }
 
     /// The machine code, to be loaded at [`CODE_ADDRESS`].
@@ -319,7 +331,7 @@ mod tests {
 
     #[test]
     fn runaway_and_compute_have_the_loops_they_claim() {
-        let runaway = Guest::runaway().unwrap();
+        let runaway = Guest::runaway(1).unwrap();
         let asm = decoded(&runaway);
         assert!(asm.last().unwrap().starts_with("jmp"));
         assert_eq!(&runaway.code()[runaway.code().len() - 2..], &[0xeb, 0xfe]);

@@ -7,20 +7,46 @@
 //! the guest waits in its exit (guest compute is measured on its own in [`super::cost`]).
 
 use super::guest::Guest;
-use super::{GuestExit, Interrupter, Vm, support};
+use super::{GuestExit, Interrupter, VcpuCounts, Vm, support};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 use virtlab_core::Error;
 use virtlab_core::Result;
-use virtlab_core::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitThreads};
+use virtlab_core::executor::{
+    self, Crash, Detail, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitLimit, UnitThreads,
+};
 use virtlab_core::timeline::thread_id;
 use virtlab_core::work::Work;
 
 /// Most VMs one run makes (each holds two fds, a host thread and its guest memory).
 pub const MAX_VMS: usize = 64;
 
+/// What a VM reports beyond how it ended: KVM's own counters for its vCPU over its life (none
+/// where KVM has no stats interface).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VmDetail {
+    /// Exits to the hypervisor and instructions KVM emulated, read just before the VM closed.
+    pub counts: Option<VcpuCounts>,
+}
+
+impl Detail for VmDetail {
+    fn columns() -> &'static [&'static str] {
+        &["guest exits", "emulated instructions"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        match &self.counts {
+            Some(c) => vec![c.exits.to_string(), c.emulated_instructions.to_string()],
+            None => vec!["not counted".into(), "not counted".into()],
+        }
+    }
+}
+
 /// VMs as the executor's units.
 pub struct Vms {
     memory_bytes: u64,
-    runaway: Option<usize>,
+    /// Each VM's counters, written by its vCPU thread as the VM closes.
+    counts: Arc<Mutex<Vec<Option<VcpuCounts>>>>,
     interrupters: Vec<Option<Interrupter>>,
     threads: UnitThreads,
 }
@@ -31,60 +57,69 @@ impl Vms {
         super::machine::check_memory(memory_bytes)?;
         Ok(Vms {
             memory_bytes,
-            runaway: None,
+            counts: Arc::default(),
             interrupters: Vec::new(),
             threads: UnitThreads::default(),
         })
     }
-
-    /// Makes unit number `unit` (1-based) a runaway: its guest reports once, then loops
-    /// forever without leaving; only the deadline (or a cancel) stops it.
-    pub fn with_runaway(self, unit: usize) -> Vms {
-        Vms {
-            runaway: Some(unit),
-            ..self
-        }
-    }
 }
 
 impl Kind for Vms {
+    type Detail = VmDetail;
+
     fn name(&self) -> &'static str {
         "vm"
     }
 
-    fn check(&self, units: usize) -> Result<()> {
-        virtlab_core::error::check_range("the number of VMs", units, 1, MAX_VMS)?;
-        if let Some(runaway) = self.runaway
-            && !(1..=units).contains(&runaway)
-        {
-            return Err(Error::invalid(
-                "the runaway VM",
-                runaway,
-                format!("name a VM between 1 and {units}"),
-            ));
+    fn limit(&self) -> UnitLimit {
+        UnitLimit {
+            units: "VMs",
+            most: MAX_VMS,
+            why: "virtlab's cap: each VM holds two fds, a host thread and its guest memory".into(),
         }
+    }
+
+    fn ready(&self) -> Result<()> {
         support().ready()
+    }
+
+    fn can_run_away(&self) -> bool {
+        true
     }
 
     fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()> {
         // As with the other kinds, a fault past the last iteration never happens.
-        let fault_at = unit.fault_at.filter(|&at| at < unit.work.iterations);
-        let guest = if self.runaway == Some(unit.index + 1) {
-            Guest::runaway()?
+        let fault_at = unit.fault_at.filter(|&at| at < unit.work.iterations());
+        let guest = if let Some(at) = unit.runaway_at {
+            Guest::runaway(at)?
         } else {
-            Guest::essay_loop(unit.work.iterations, fault_at)?
+            Guest::essay_loop(unit.work.iterations(), fault_at)?
         };
         // Made here, on the caller's thread, so a VM KVM refuses is reported as refused.
-        let vm = Vm::new(&unit.work.name, self.memory_bytes, &guest)?;
+        let vm = Vm::new(unit.work.name(), self.memory_bytes, &guest)?;
         if self.interrupters.len() <= unit.index {
             self.interrupters.resize(unit.index + 1, None);
         }
         self.interrupters[unit.index] = Some(vm.interrupter());
+        let counts = self.counts.clone();
         self.threads
             .spawn(unit, "the vCPU thread of VM", move |unit| {
-                let status = run_guest(vm, &unit.work, &reporter, &stop);
+                let (status, read) = run_guest(vm, &unit.work, &reporter, &stop);
+                let mut counts = counts.lock().unwrap_or_else(|e| e.into_inner());
+                if counts.len() <= unit.index {
+                    counts.resize(unit.index + 1, None);
+                }
+                counts[unit.index] = read;
+                drop(counts);
                 reporter.ended(status);
             })
+    }
+
+    fn detail(&mut self, index: usize) -> VmDetail {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        VmDetail {
+            counts: counts.get(index).cloned().flatten(),
+        }
     }
 
     fn interrupt(&mut self, index: usize) {
@@ -106,42 +141,63 @@ impl Kind for Vms {
 }
 
 /// The vCPU thread: the work's loop, one guest exit per iteration, then the guest's halt.
-/// The VM is dropped (fds closed, memory unmapped) before the status goes back.
-fn run_guest(mut vm: Vm, work: &Work, reporter: &Reporter, stop: &Stop) -> Status {
+/// The VM's counters are read and the VM dropped (fds closed, memory unmapped) before the
+/// status goes back.
+fn run_guest(
+    mut vm: Vm,
+    work: &Work,
+    reporter: &Reporter,
+    stop: &Stop,
+) -> (Status, Option<VcpuCounts>) {
     let tid = thread_id();
-    let name = work.name.clone();
+    let name = work.name().to_string();
     let status = executor::drive(work, reporter, || !stop.is_set(), &mut |i| match vm.run() {
         Ok(GuestExit::Report(n)) if n == i => {
             Ok(Some(format!("{n}: {name} vcpu 0 (host tid {tid})")))
         }
-        Ok(exit) => Err(ended(exit, &format!("at iteration {i}"))),
-        Err(e) => Err(Status::Crashed(e.problem().to_string())),
+        Ok(exit) => Err(ended(exit, Some(i))),
+        Err(e) => Err(unrunnable(&e)),
     });
     let status = match status {
         // After its last report the guest still has to reach its `hlt`.
         Status::Completed => match vm.run() {
             Ok(GuestExit::Halted) => Status::Completed,
-            Ok(exit) => ended(exit, "after its last iteration"),
-            Err(e) => Status::Crashed(e.problem().to_string()),
+            Ok(exit) => ended(exit, None),
+            Err(e) => unrunnable(&e),
         },
         other => other,
     };
+    let counts = vm.counts();
     drop(vm);
-    status
+    (status, counts)
 }
 
-/// The status of a guest that left its loop with `exit` (`when`: "at iteration 1").
-fn ended(exit: GuestExit, when: &str) -> Status {
+/// A vCPU KVM would not run any more.
+fn unrunnable(e: &Error) -> Status {
+    Status::Crashed(Crash::Unreported(format!(
+        "KVM stopped running its vCPU: {}",
+        e.problem()
+    )))
+}
+
+/// The status of a guest that left its loop with `exit` at `iteration` (none: after its last).
+fn ended(exit: GuestExit, iteration: Option<u32>) -> Status {
     match exit {
-        GuestExit::TripleFault => Status::Crashed(format!("triple fault {when}")),
+        GuestExit::TripleFault => Status::Crashed(Crash::Trap {
+            what: "triple fault".into(),
+            iteration,
+        }),
         // The executor replaces this with its own reason (deadline, cancel, another's crash).
-        GuestExit::Interrupted => Status::Cancelled("stopped from outside".into()),
-        other => Status::Crashed(format!("the guest {other} {when}, out of turn")),
+        GuestExit::Interrupted => Status::Stopped,
+        other => Status::Crashed(Crash::Trap {
+            what: format!("the guest {other}, out of turn"),
+            iteration,
+        }),
     }
 }
 
-/// Runs `work` in `vms` VMs named `<work.name>-1` … with `memory_bytes` of guest memory each.
-pub fn run(work: &Work, vms: usize, memory_bytes: u64, options: Options) -> Result<Run> {
+/// Runs `work` in `vms` VMs named `<work.name()>-1` … with `memory_bytes` of guest memory each.
+pub fn run(work: &Work, vms: usize, memory_bytes: u64, options: Options) -> Result<Run<VmDetail>> {
     executor::run(&mut Vms::new(memory_bytes)?, work, vms, options)
 }
 
@@ -162,9 +218,12 @@ mod tests {
         assert!(run(&work, 0, 2 << 20, Options::quiet()).is_err());
         assert!(run(&work, MAX_VMS + 1, 2 << 20, Options::quiet()).is_err());
         assert!(run(&work, 1, 12345, Options::quiet()).is_err());
-        let mut runaway = Vms::new(2 << 20).unwrap().with_runaway(3);
-        let e = executor::run(&mut runaway, &work, 2, Options::quiet()).unwrap_err();
-        assert!(e.problem().contains("runaway VM cannot be 3"), "{e}");
+        let mut vms = Vms::new(2 << 20).unwrap();
+        let e = executor::run(&mut vms, &work, 2, Options::quiet().with_runaway(3, 1)).unwrap_err();
+        assert!(
+            e.problem().contains("the unit to run away cannot be 3"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -194,6 +253,11 @@ mod tests {
         );
         assert!(run.tree().is_ok());
         assert!(run.summary.contains("3 VMs"), "{}", run.summary);
+        for unit in &run.units {
+            // Three reports and the halt each left the guest, whatever else KVM counted.
+            let counts = unit.detail.counts.as_ref();
+            assert!(counts.is_none_or(|c| c.exits >= 4), "{:?}", unit.detail);
+        }
     }
 
     #[test]
@@ -205,8 +269,8 @@ mod tests {
         let options = Options::quiet().with_fault(2, 1);
         let run = run(&Work::new("vm", 3, 10).unwrap(), 3, 2 << 20, options).unwrap();
         assert_eq!(
-            run.units[1].status,
-            Status::Crashed("triple fault at iteration 1".into())
+            run.units[1].status.describe(),
+            "crashed: triple fault at iteration 1"
         );
         let e = run.check().unwrap_err();
         assert!(e.problem().contains("triple fault at iteration 1"), "{e}");
@@ -221,12 +285,12 @@ mod tests {
         let fds = super::super::tests::kvm_fds();
         let options = Options {
             deadline: Some(Duration::from_millis(300)),
-            ..Options::quiet()
+            ..Options::quiet().with_runaway(1, 1)
         };
-        let mut vms = Vms::new(64 << 10).unwrap().with_runaway(1);
+        let mut vms = Vms::new(64 << 10).unwrap();
         let run = executor::run(&mut vms, &Work::new("vm", 2, 1).unwrap(), 2, options).unwrap();
         assert!(
-            matches!(run.units[0].status, Status::TimedOut(_)),
+            matches!(run.units[0].status, Status::TimedOut { .. }),
             "{}",
             run.table()
         );

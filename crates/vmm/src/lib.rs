@@ -38,7 +38,7 @@ mod vcpu;
 
 pub use guest::{Guest, Ring, native_compute};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub use kind::Vms;
+pub use kind::{VmDetail, Vms};
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub use machine::{Startup, VcpuCounts, Vm};
 pub use support::{Mode, Support, support};

@@ -32,7 +32,7 @@ pub struct Startup {
 
 /// Two of KVM's own counters for a vCPU, read from its statistics file descriptor
 /// (`KVM_GET_STATS_FD`, Linux 5.14 and later): what the hypervisor did for this guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct VcpuCounts {
     /// Times the guest left for the hypervisor (`exits`).
     pub exits: u64,

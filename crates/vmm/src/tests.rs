@@ -134,7 +134,7 @@ fn a_runaway_guest_is_stopped_from_another_thread_and_its_thread_ends() {
     let fds = kvm_fds();
     let (tx, rx) = mpsc::channel();
     let vcpu_thread = std::thread::spawn(move || {
-        let mut vm = Vm::new("vm-r", 64 << 10, &Guest::runaway().unwrap()).unwrap();
+        let mut vm = Vm::new("vm-r", 64 << 10, &Guest::runaway(1).unwrap()).unwrap();
         tx.send((vm.interrupter(), virtlab_core::timeline::thread_id()))
             .unwrap();
         let first = vm.run().unwrap();
@@ -170,7 +170,7 @@ fn an_interrupt_at_any_moment_stops_the_guest() {
     for delay_us in 0..30 {
         let (tx, rx) = mpsc::channel();
         let vcpu_thread = std::thread::spawn(move || {
-            let mut vm = Vm::new("vm-race", 64 << 10, &Guest::runaway().unwrap()).unwrap();
+            let mut vm = Vm::new("vm-race", 64 << 10, &Guest::runaway(1).unwrap()).unwrap();
             tx.send(vm.interrupter()).unwrap();
             let mut exits = Vec::new();
             loop {
@@ -196,7 +196,7 @@ fn an_interrupt_before_the_run_wins_the_race() {
     if !kvm_usable() {
         return;
     }
-    let mut vm = Vm::new("vm-i", 64 << 10, &Guest::runaway().unwrap()).unwrap();
+    let mut vm = Vm::new("vm-i", 64 << 10, &Guest::runaway(1).unwrap()).unwrap();
     vm.interrupter().interrupt();
     assert_eq!(vm.run().unwrap(), GuestExit::Interrupted);
     assert_eq!(

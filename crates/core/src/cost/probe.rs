@@ -2,7 +2,7 @@
 //! took (the probe side of [`super::METHOD`]). `virtlab ladder-probe` runs it in a fresh
 //! process, so no memory is recycled from an earlier round.
 
-use crate::executor::{self, Kind, Options};
+use crate::executor::{AnyKind, Options};
 use crate::work::Work;
 use crate::{Result, release};
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ pub struct ProbeRound {
 }
 
 /// Measures `count` units of `kind` (the ladder's rung `rung`) in this process.
-pub fn probe(rung: &str, kind: &mut dyn Kind, count: usize) -> Result<ProbeRound> {
+pub fn probe(rung: &str, kind: &mut dyn AnyKind, count: usize) -> Result<ProbeRound> {
     kind.check(count)?;
     // Each unit holds after its first line long enough for the last one to start.
     let hold_ms = 300 + count as u64 / 20;
@@ -30,7 +30,7 @@ pub fn probe(rung: &str, kind: &mut dyn Kind, count: usize) -> Result<ProbeRound
         snapshot: true,
         ..Options::default()
     };
-    let run = executor::run(kind, &work, count, options)?;
+    let run = kind.run_plain(&work, count, options)?;
     run.check()?;
     let during = run.tree()?;
     let per_unit = |b: u64, d: u64| (d as f64 - b as f64) / count as f64;

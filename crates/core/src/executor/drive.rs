@@ -35,7 +35,7 @@ async fn steps(
     pause: &mut impl Pause,
     on_iteration: &mut Iteration<'_>,
 ) -> Status {
-    let event = |kind| reporter.event(Event::now(&work.name, kind));
+    let event = |kind| reporter.event(Event::now(work.name(), kind));
     for step in work.steps() {
         match step {
             Step::Start => event(EventKind::Start),
@@ -51,7 +51,7 @@ async fn steps(
             Step::Burn(d) => work::burn(d),
             Step::Pause(d) => {
                 if !pause.pause(d).await {
-                    return Status::Cancelled("stopped before its last iteration".into());
+                    return Status::Stopped;
                 }
             }
             Step::End => event(EventKind::End),

@@ -1,11 +1,13 @@
-//! One executor for every kind of worker: processes, threads, tasks, and whatever chapter comes
-//! next (a container, a virtual machine, a WebAssembly instance).
+//! One executor for every kind of worker: processes, threads, tasks, WebAssembly instances,
+//! virtual machines, containers, and the kinds later chapters add.
 //!
-//! A kind of worker implements [`Kind`]: how to start one unit of a [`Work`], how to wake a unit
-//! that should stop, how to clean up. Everything else is written once, here: the units' names,
-//! echoing their lines, the timeline, the process-tree snapshot once every unit runs, the time
-//! from asking for a unit to its first line, a deadline, cancelling one unit, a fault on purpose,
-//! and what a run returns when a unit fails.
+//! A kind of worker implements [`Kind`]: how many units it can run, how to start one unit of a
+//! [`Work`], how to wake a unit that should stop, how to clean up, and what it reports about
+//! each unit beyond how it ended (its [`Detail`]: a container's shim pid, steps and counters;
+//! nothing for a thread). Everything else is written once, here: checking the options (unit
+//! counts, a fault, a runaway, a cancel, a deadline), the units' names, echoing their lines, the
+//! timeline, the process-tree snapshot once every unit runs, the time from asking for a unit to
+//! its first line, and what a run returns when a unit fails.
 //!
 //! **The rule when a unit fails.** A run that could start returns `Ok(Run)`, whatever its units
 //! did; each unit's [`Status`] says how it ended. When a unit crashes, panics or is refused, the
@@ -34,10 +36,11 @@ mod report;
 mod unit_threads;
 
 pub use drive::{Pause, SleepPause, drive, drive_async};
-pub use report::{Run, Status, UnitReport};
+pub use report::{Crash, Detail, Failure, Run, Status, UnitReport};
 pub use unit_threads::UnitThreads;
 
 use crate::observer;
+use crate::protocol::{self, NoKindMessages};
 use crate::timeline::{Event, EventKind, Timeline};
 use crate::work::Work;
 use crate::{Error, Result};
@@ -59,6 +62,9 @@ pub struct Options {
     pub cancel: Option<Cancel>,
     /// Make one unit fail on purpose.
     pub fault: Option<Fault>,
+    /// Make one unit run away on purpose (loop for ever without reporting): only the deadline
+    /// or a cancel stops it. For kinds that can ([`Kind::can_run_away`]).
+    pub runaway: Option<Runaway>,
     /// When one unit fails by itself, stop the others (true, the default: a supervisor's rule).
     /// False keeps the neighbours running: what isolation (a container's, say) promises.
     pub fail_fast: bool,
@@ -83,6 +89,16 @@ pub struct Fault {
     pub at: u32,
 }
 
+/// Make unit number `unit` (1-based) loop for ever from iteration `at` (0-based), never
+/// reporting again: a guest stuck in `jmp $` or a WebAssembly loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runaway {
+    /// Which unit, counting from 1.
+    pub unit: usize,
+    /// From which iteration, counting from 0.
+    pub at: u32,
+}
+
 impl Default for Options {
     /// Lines echoed and a snapshot taken: the chapters' demos.
     fn default() -> Self {
@@ -92,6 +108,7 @@ impl Default for Options {
             deadline: None,
             cancel: None,
             fault: None,
+            runaway: None,
             fail_fast: true,
         }
     }
@@ -114,10 +131,18 @@ impl Options {
             ..self
         }
     }
+
+    /// These options with unit `unit` running away from iteration `at`.
+    pub fn with_runaway(self, unit: usize, at: u32) -> Options {
+        Options {
+            runaway: Some(Runaway { unit, at }),
+            ..self
+        }
+    }
 }
 
 /// One unit to start: its index (0-based), its work (already named, e.g. `worker-2`) and the
-/// iteration at which it should fail on purpose, if any.
+/// iterations at which it should fail or run away on purpose, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
     /// Position in the run, from 0.
@@ -126,6 +151,8 @@ pub struct Unit {
     pub work: Work,
     /// Fail on purpose at this iteration.
     pub fault_at: Option<u32>,
+    /// Run away (loop for ever, never reporting again) from this iteration.
+    pub runaway_at: Option<u32>,
 }
 
 /// Set when a unit should stop (deadline, cancel, another unit failed). A unit looks at it
@@ -162,9 +189,6 @@ struct Message {
     at: Instant,
 }
 
-/// Event lines on a worker program's stdout start with this; everything else is a line for people.
-pub const EVENT_PREFIX: &str = "@virtlab-event ";
-
 /// How a unit tells the executor what it does. Cheap to clone and `Send`.
 #[derive(Clone)]
 pub struct Reporter {
@@ -200,20 +224,16 @@ impl Reporter {
                     at: Instant::now(),
                 });
             }
-            Sink::Stdout => {
-                use std::io::Write;
-                let text = match body {
-                    Body::Line(line) => line,
-                    Body::Event(event) => format!(
-                        "{EVENT_PREFIX}{}",
-                        serde_json::to_string(&event).unwrap_or_default()
-                    ),
-                    // The parent learns how a program ended from its exit status.
-                    Body::Ended(_) => return,
-                };
-                // A parent that stopped reading is noticed by the worker's parent check instead.
-                let _ = writeln!(std::io::stdout().lock(), "{text}");
-            }
+            Sink::Stdout => match body {
+                Body::Line(line) => {
+                    use std::io::Write;
+                    // A parent that stopped reading is noticed by the worker's parent check.
+                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                }
+                Body::Event(event) => protocol::Message::<NoKindMessages>::Event(event).print(),
+                // The parent learns how a program ended from its exit status.
+                Body::Ended(_) => {}
+            },
         }
     }
 
@@ -231,27 +251,39 @@ impl Reporter {
     pub fn ended(&self, status: Status) {
         self.send(Body::Ended(status));
     }
-
-    /// Passes on one line a worker program wrote with [`Reporter::stdout`]: an event line
-    /// becomes the event again, any other line is a line for people.
-    pub fn relay(&self, line: String) {
-        match line
-            .strip_prefix(EVENT_PREFIX)
-            .and_then(|json| serde_json::from_str::<Event>(json).ok())
-        {
-            Some(event) => self.event(event),
-            None => self.line(line),
-        }
-    }
 }
 
-/// A kind of worker. Implement these four and [`run`] does the rest.
+/// How many units a kind can run at once, and why that many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitLimit {
+    /// What the units are called in an error: "workers", "threads", "VMs".
+    pub units: &'static str,
+    /// The most at once.
+    pub most: usize,
+    /// Why no more, e.g. "virtlab's cap of 4096 and this user's process limit".
+    pub why: String,
+}
+
+/// A kind of worker. Implement these and [`run`] does the rest.
 pub trait Kind {
+    /// What the kind reports about each unit beyond how it ended (`()` for nothing).
+    type Detail: Detail;
+
     /// What one unit is called: "process", "thread", "task", "container", "vm".
     fn name(&self) -> &'static str;
 
-    /// Refuses a unit count this kind cannot honour, before anything starts.
-    fn check(&self, units: usize) -> Result<()>;
+    /// How many units this kind can run at once here.
+    fn limit(&self) -> UnitLimit;
+
+    /// Refuses to start anything when the machine lacks what the kind needs (KVM, say).
+    fn ready(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether a unit can run away on purpose ([`Options::runaway`]).
+    fn can_run_away(&self) -> bool {
+        false
+    }
 
     /// Starts one unit. It reports through `reporter` (its last report is
     /// [`Reporter::ended`]) and stops early when `stop` is set. `Err` means the unit could
@@ -267,15 +299,60 @@ pub trait Kind {
     /// Waits for and releases every unit (join, reap, remove); called once on every exit path.
     /// Returns the run's one-line summary, e.g. "3 worker processes under pid 4242".
     fn finish(&mut self) -> String;
+
+    /// What unit `index` brought beyond how it ended, asked once after [`Kind::finish`].
+    fn detail(&mut self, index: usize) -> Self::Detail {
+        let _ = index;
+        Self::Detail::default()
+    }
+}
+
+/// Refuses a unit count `kind` cannot honour, or a machine that lacks what it needs, before
+/// anything starts: the one check every kind's units get.
+pub fn check<K: Kind + ?Sized>(kind: &K, units: usize) -> Result<()> {
+    let limit = kind.limit();
+    if units == 0 || units > limit.most {
+        return Err(Error::invalid(
+            &format!("the number of {}", limit.units),
+            units,
+            format!("choose between 1 and {} ({})", limit.most, limit.why),
+        ));
+    }
+    kind.ready()
+}
+
+/// Any kind of worker, its details left aside: what a registry of kinds, or the cost ladder's
+/// probe, holds when it does not know which kind it has.
+pub trait AnyKind {
+    /// What one unit is called.
+    fn name(&self) -> &'static str;
+    /// Refuses a unit count this kind cannot honour here ([`check`]).
+    fn check(&self, units: usize) -> Result<()>;
+    /// [`run`] without the kind's details.
+    fn run_plain(&mut self, work: &Work, units: usize, options: Options) -> Result<Run>;
+}
+
+impl<K: Kind> AnyKind for K {
+    fn name(&self) -> &'static str {
+        Kind::name(self)
+    }
+
+    fn check(&self, units: usize) -> Result<()> {
+        check(self, units)
+    }
+
+    fn run_plain(&mut self, work: &Work, units: usize, options: Options) -> Result<Run> {
+        run(self, work, units, options).map(Run::plain)
+    }
 }
 
 /// Calls `finish` when dropped, so every exit path (an error, a panic) releases the units.
-struct Finishing<'k> {
-    kind: &'k mut dyn Kind,
+struct Finishing<'k, K: Kind + ?Sized> {
+    kind: &'k mut K,
     summary: Option<String>,
 }
 
-impl Finishing<'_> {
+impl<K: Kind + ?Sized> Finishing<'_, K> {
     fn finish(&mut self) -> String {
         self.summary
             .get_or_insert_with(|| self.kind.finish())
@@ -283,7 +360,7 @@ impl Finishing<'_> {
     }
 }
 
-impl Drop for Finishing<'_> {
+impl<K: Kind + ?Sized> Drop for Finishing<'_, K> {
     fn drop(&mut self) {
         self.finish();
     }
@@ -301,12 +378,25 @@ struct Tracked {
     status: Option<Status>,
 }
 
-/// Runs `work` as `units` units of `kind`, named `<work.name>-1` …, and waits for all of them.
-pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> Result<Run> {
-    kind.check(units)?;
+/// Runs `work` as `units` units of `kind`, named `<work.name()>-1` …, and waits for all of them.
+pub fn run<K: Kind + ?Sized>(
+    kind: &mut K,
+    work: &Work,
+    units: usize,
+    options: Options,
+) -> Result<Run<K::Detail>> {
+    check(kind, units)?;
+    if options.runaway.is_some() && !kind.can_run_away() {
+        return Err(Error::invalid(
+            "a runaway unit",
+            format!("asked of a {}", kind.name()),
+            "make a VM or a wasm instance run away (their guests can loop for ever); other kinds stop at their stop flag",
+        ));
+    }
     for (what, unit) in [
         ("cancel", options.cancel.map(|c| c.unit)),
         ("fault", options.fault.map(|f| f.unit)),
+        ("run away", options.runaway.map(|r| r.unit)),
     ] {
         if let Some(unit) = unit
             && !(1..=units).contains(&unit)
@@ -326,7 +416,7 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
         ));
     }
     let works: Vec<Work> = (1..=units)
-        .map(|i| work.named(&format!("{}-{i}", work.name)))
+        .map(|i| work.named(&format!("{}-{i}", work.name())))
         .collect::<Result<_>>()?;
     let host_pid = std::process::id();
     let started = Instant::now();
@@ -338,8 +428,12 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
     let mut tracked: Vec<Tracked> = Vec::with_capacity(units);
     for (index, work) in works.into_iter().enumerate() {
         let fault_at = options.fault.filter(|f| f.unit == index + 1).map(|f| f.at);
+        let runaway_at = options
+            .runaway
+            .filter(|r| r.unit == index + 1)
+            .map(|r| r.at);
         let stop = Stop::new();
-        let name = work.name.clone();
+        let name = work.name().to_string();
         let reporter = Reporter {
             index,
             sink: Sink::Executor(tx.clone()),
@@ -350,6 +444,7 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
                 index,
                 work,
                 fault_at,
+                runaway_at,
             },
             reporter,
             stop.clone(),
@@ -366,15 +461,9 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
         if let Err(refusal) = outcome {
             // A refused unit means the machine is out of something: nothing more is started,
             // whatever the failure rule, and the rule decides about those already running.
-            tracked[index].status = Some(Status::Refused(refusal.problem().to_string()));
+            tracked[index].status = Some(Status::Refused(refusal));
             if options.fail_fast {
-                let name = tracked[index].name.clone();
-                stop_others(
-                    &mut tracked,
-                    &mut kind,
-                    index,
-                    &format!("{name} was refused"),
-                );
+                stop_others(&mut tracked, &mut kind, index, Failure::Refused);
             }
             break;
         }
@@ -413,19 +502,17 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
                 && now >= when
             {
                 cancel_done = true;
-                let reason = Status::Cancelled(format!(
-                    "cancelled {} ms after the start",
-                    when.duration_since(started).as_millis()
-                ));
+                let reason = Status::Cancelled {
+                    after_ms: when.duration_since(started).as_millis() as u64,
+                };
                 stop_unit(&mut tracked, &mut kind, unit, reason);
             }
             if let Some(limit) = deadline
                 && now >= limit
             {
-                let ms = limit.duration_since(started).as_millis();
+                let after_ms = limit.duration_since(started).as_millis() as u64;
                 for i in 0..tracked.len() {
-                    let reason = Status::TimedOut(format!("still running {ms} ms after the start"));
-                    stop_unit(&mut tracked, &mut kind, i, reason);
+                    stop_unit(&mut tracked, &mut kind, i, Status::TimedOut { after_ms });
                 }
             }
             continue;
@@ -450,12 +537,11 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
                     Some(reason) if status != Status::Completed => reason,
                     _ => status,
                 };
-                let failure = status.is_failure() && !failed && options.fail_fast;
+                let failure = status.failure().filter(|_| !failed && options.fail_fast);
                 unit.status = Some(status);
-                if failure {
+                if let Some(failure) = failure {
                     failed = true;
-                    let why = tracked[index].failure_reason();
-                    stop_others(&mut tracked, &mut kind, index, &why);
+                    stop_others(&mut tracked, &mut kind, index, failure);
                 }
             }
         }
@@ -467,16 +553,18 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
     let summary = kind.finish();
     let units = tracked
         .into_iter()
-        .map(|t| UnitReport {
+        .enumerate()
+        .map(|(index, t)| UnitReport {
             pid: t.first_event.as_ref().map(|e| e.pid),
             tid: t.first_event.as_ref().map(|e| e.tid),
             first_line_ms: t
                 .first_line
                 .map(|f| f.duration_since(t.asked).as_secs_f64() * 1e3),
-            status: t
-                .status
-                .unwrap_or_else(|| Status::Crashed("ended without reporting how".into())),
+            status: t.status.unwrap_or_else(|| {
+                Status::Crashed(Crash::Unreported("it ended without reporting how".into()))
+            }),
             name: t.name,
+            detail: kind.kind.detail(index),
         })
         .collect();
     Ok(Run {
@@ -490,20 +578,13 @@ pub fn run(kind: &mut dyn Kind, work: &Work, units: usize, options: Options) -> 
     })
 }
 
-impl Tracked {
-    /// "worker-2 crashed", "thread-1 panicked": why the others were stopped.
-    fn failure_reason(&self) -> String {
-        let verb = match self.status {
-            Some(Status::Panicked(_)) => "panicked",
-            Some(Status::Refused(_)) => "was refused",
-            _ => "crashed",
-        };
-        format!("{} {verb}", self.name)
-    }
-}
-
 /// Stops unit `index` (if still running) for `reason`, and wakes it.
-fn stop_unit(tracked: &mut [Tracked], kind: &mut Finishing, index: usize, reason: Status) {
+fn stop_unit<K: Kind + ?Sized>(
+    tracked: &mut [Tracked],
+    kind: &mut Finishing<K>,
+    index: usize,
+    reason: Status,
+) {
     let unit = &mut tracked[index];
     if unit.status.is_some() || unit.stopped_because.is_some() {
         return;
@@ -514,14 +595,19 @@ fn stop_unit(tracked: &mut [Tracked], kind: &mut Finishing, index: usize, reason
 }
 
 /// Stops every unit but `failed`, saying why.
-fn stop_others(tracked: &mut [Tracked], kind: &mut Finishing, failed: usize, why: &str) {
+fn stop_others<K: Kind + ?Sized>(
+    tracked: &mut [Tracked],
+    kind: &mut Finishing<K>,
+    failed: usize,
+    failure: Failure,
+) {
+    let unit = tracked[failed].name.clone();
     for i in (0..tracked.len()).filter(|&i| i != failed) {
-        stop_unit(
-            tracked,
-            kind,
-            i,
-            Status::Cancelled(format!("stopped because {why}")),
-        );
+        let reason = Status::StoppedBecause {
+            unit: unit.clone(),
+            failure,
+        };
+        stop_unit(tracked, kind, i, reason);
     }
 }
 

@@ -12,12 +12,14 @@ struct Refusing {
 }
 
 impl Kind for Refusing {
+    type Detail = ();
+
     fn name(&self) -> &'static str {
         "thread"
     }
 
-    fn check(&self, units: usize) -> Result<()> {
-        self.threads.check(units)
+    fn limit(&self) -> UnitLimit {
+        self.threads.limit()
     }
 
     fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()> {
@@ -54,10 +56,17 @@ fn options_naming_a_unit_that_does_not_exist_are_refused_before_anything_starts(
             deadline: Some(Duration::ZERO),
             ..Options::quiet()
         },
+        // Threads stop at their flag; they cannot run away on purpose.
+        Options::quiet().with_runaway(1, 0),
     ];
     for options in bad {
         let err = run(&mut kind, &work, 3, options).unwrap_err();
         assert_eq!(err.kind(), crate::error::ErrorKind::Invalid, "{err}");
+    }
+    for units in [0, crate::threads::MAX_THREADS + 1] {
+        let err = run(&mut kind, &work, units, Options::quiet()).unwrap_err();
+        assert!(err.problem().contains("number of threads"), "{err}");
+        assert!(err.fix().contains("choose between 1 and"), "{err}");
     }
 }
 
@@ -73,13 +82,16 @@ fn a_refused_unit_stops_the_others_and_everything_is_released() {
     assert_eq!(kind.finished, 1);
     assert_eq!(run.units.len(), 2, "nothing is started after a refusal");
     assert!(
-        matches!(&run.units[1].status, Status::Refused(why) if why.contains("starting a thread")),
+        matches!(&run.units[1].status, Status::Refused(why) if why.problem().contains("starting a thread")),
         "{:?}",
         run.units
     );
     assert_eq!(
         run.units[0].status,
-        Status::Cancelled("stopped because t-2 was refused".into())
+        Status::StoppedBecause {
+            unit: "t-2".into(),
+            failure: Failure::Refused
+        }
     );
     assert!(run.check().unwrap_err().fix().contains("fewer units"));
 }
@@ -93,10 +105,7 @@ fn a_deadline_times_out_every_unit_still_running() {
     };
     let run = run(&mut Threads::new(), &work, 2, options).unwrap();
     for unit in &run.units {
-        assert_eq!(
-            unit.status,
-            Status::TimedOut("still running 100 ms after the start".into())
-        );
+        assert_eq!(unit.status, Status::TimedOut { after_ms: 100 });
     }
     assert!(run.check().is_ok(), "a timeout is not a unit's own failure");
 }

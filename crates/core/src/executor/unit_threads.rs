@@ -23,7 +23,7 @@ impl UnitThreads {
     ) -> Result<()> {
         let number = unit.index + 1;
         let handle = std::thread::Builder::new()
-            .name(unit.work.name.clone())
+            .name(unit.work.name().to_string())
             .spawn(move || body(unit))
             .map_err(|e| Error::os(format!("starting {what} {number}"), e))?;
         self.0.push(handle);

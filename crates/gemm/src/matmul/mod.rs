@@ -25,6 +25,7 @@ use virtlab_core::Error;
 use virtlab_core::Result;
 use virtlab_core::error::check_range;
 use virtlab_core::machine;
+use virtlab_core::protocol;
 use virtlab_core::stats;
 use virtlab_core::units;
 
@@ -422,7 +423,7 @@ pub fn sweep_in_release_build(plan: &Plan, mut on_line: impl FnMut(&str)) -> Res
     let mut errors = Vec::new();
     for line in std::io::BufReader::new(child.stderr.take().expect("stderr is piped")).lines() {
         let line = line.map_err(|e| Error::os("reading the measuring program's progress", e))?;
-        match Error::from_json_line(&line) {
+        match protocol::reported_error([line.as_str()]) {
             Some(_) => errors.push(line),
             None => on_line(&line),
         }

@@ -198,7 +198,7 @@ fn run_peer(
     if !output.status.success() {
         return Err(format!(
             "the numpy peer ended with {}: {}",
-            virtlab_core::release::describe_status(output.status),
+            virtlab_core::executor::Crash::of_exit(output.status, None).describe(),
             stderr.trim().lines().last().unwrap_or("no message")
         ));
     }

@@ -151,10 +151,10 @@ pub fn container(args: ContainerArgs) -> Result<()> {
     )?;
     if args.probe && !args.run.json {
         let mut probes = vec![Probe::here("host", None)];
-        probes.extend(fleet.containers.iter().filter_map(|c| c.probe.clone()));
+        probes.extend(fleet.units.iter().filter_map(|c| c.detail.probe.clone()));
         print!("{}", Probe::table(&probes));
     }
-    super::print_run(&fleet.run, args.run.json)
+    super::print_run(&fleet, args.run.json)
 }
 
 /// Runs the shim, then exits with the worker's code (or 128 + its signal), as runtimes do.
@@ -175,7 +175,7 @@ pub fn contain(args: ContainArgs, worker: WorkerMain) -> Result<()> {
     if let Some(e) = end.failure(&name) {
         // Read as data by a parent that asked for JSON errors, as text by a person.
         if std::env::var_os(ERRORS_ENV).is_some_and(|v| v == "json") {
-            eprintln!("{}", e.to_json_line());
+            eprintln!("{}", virtlab::protocol::error_line(&e));
         } else {
             eprintln!("{e}");
         }

@@ -45,7 +45,7 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
 
 /// Prints a run (its lines were echoed live when not JSON), then fails if a unit failed, so
 /// the exit status says so.
-pub fn print_run(run: &Run, json: bool) -> Result<()> {
+pub fn print_run<D: virtlab::executor::Detail>(run: &Run<D>, json: bool) -> Result<()> {
     print(run, json, Run::table)?;
     run.check().map(drop)
 }

@@ -18,9 +18,6 @@ pub enum VmCommand {
         /// Guest memory per VM (e.g. 2MiB, 512KiB; 64 KiB to 1 GiB).
         #[arg(long, default_value = "2MiB")]
         guest_memory: String,
-        /// Make VM V (1-based) loop forever after its first line (pair it with --timeout-ms).
-        #[arg(long, value_name = "V", allow_negative_numbers = true)]
-        runaway_vm: Option<usize>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -57,13 +54,9 @@ pub fn run(command: VmCommand) -> Result<()> {
         VmCommand::Vm {
             vms,
             guest_memory,
-            runaway_vm,
             run,
         } => {
             let mut kind = vm::Vms::new(vm::layout::parse_memory(&guest_memory)?)?;
-            if let Some(unit) = runaway_vm {
-                kind = kind.with_runaway(unit);
-            }
             super::workers::run_kind(&mut kind, "vm", vms, &run)
         }
         VmCommand::VmCost {

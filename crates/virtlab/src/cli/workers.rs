@@ -3,7 +3,7 @@
 
 use super::{WorkArgs, print, print_json, print_run};
 use std::time::Duration;
-use virtlab::executor::{Cancel, Fault, Options};
+use virtlab::executor::{Cancel, Fault, Kind, Options, Runaway};
 use virtlab::{Error, Result, processes, tasks, threads};
 
 /// The options every run subcommand shares.
@@ -31,6 +31,12 @@ pub struct RunArgs {
     fault_unit: Option<usize>,
     #[arg(long, value_name = "I", requires = "fault_unit")]
     fault_at: Option<u32>,
+    /// Make unit U (1-based) run away on purpose from iteration --runaway-at (default 1): its
+    /// guest loops for ever, and only --timeout-ms or --cancel stops it (VMs, wasm instances).
+    #[arg(long, value_name = "U")]
+    runaway: Option<usize>,
+    #[arg(long, value_name = "I", default_value_t = 1, requires = "runaway")]
+    runaway_at: u32,
     /// Keep the other units running when one fails (by default they are stopped).
     #[arg(long)]
     keep_going: bool,
@@ -66,6 +72,10 @@ impl RunArgs {
                 .fault_unit
                 .zip(self.fault_at)
                 .map(|(unit, at)| Fault { unit, at }),
+            runaway: self.runaway.map(|unit| Runaway {
+                unit,
+                at: self.runaway_at,
+            }),
             fail_fast: !self.keep_going,
         })
     }
@@ -73,12 +83,7 @@ impl RunArgs {
 
 /// Runs the work named `name` as `units` units of `kind` with these flags, and prints the run:
 /// for kinds whose handler lives in another chapter's module (VMs).
-pub fn run_kind(
-    kind: &mut dyn virtlab::executor::Kind,
-    name: &str,
-    units: usize,
-    args: &RunArgs,
-) -> Result<()> {
+pub fn run_kind(kind: &mut impl Kind, name: &str, units: usize, args: &RunArgs) -> Result<()> {
     let run = virtlab::executor::run(kind, &args.work.work(name)?, units, args.options()?)?;
     print_run(&run, args.json)
 }

@@ -24,8 +24,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use virtlab_core::Error;
 use virtlab_core::Result;
-use virtlab_core::error::check_range;
-use virtlab_core::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit};
+use virtlab_core::executor::{self, Kind, Options, Reporter, Run, Status, Stop, Unit, UnitLimit};
 use virtlab_core::timeline::thread_id;
 use virtlab_core::units;
 use virtlab_core::work::Work;
@@ -90,13 +89,22 @@ impl Tasks {
 }
 
 impl Kind for Tasks {
+    type Detail = ();
+
     fn name(&self) -> &'static str {
         "task"
     }
 
-    fn check(&self, units: usize) -> Result<()> {
-        check_range("the number of tasks", units, 1, MAX_TASKS)?;
-        check_memory("tasks", units, TASK_BYTES_ESTIMATE)
+    fn limit(&self) -> UnitLimit {
+        let by_memory = virtlab_core::machine::available_memory() / 2 / TASK_BYTES_ESTIMATE;
+        UnitLimit {
+            units: "tasks",
+            most: MAX_TASKS.min(by_memory as usize).max(1),
+            why: format!(
+                "virtlab's cap of {MAX_TASKS}, and half this machine's free memory at about {} a task",
+                units::bytes(TASK_BYTES_ESTIMATE)
+            ),
+        }
     }
 
     fn start(&mut self, unit: Unit, reporter: Reporter, _stop: Stop) -> Result<()> {
@@ -107,7 +115,7 @@ impl Kind for Tasks {
         let ender = reporter.clone();
         let line_threads = Arc::clone(&self.line_threads);
         let task = runtime.handle().spawn(async move {
-            let name = unit.work.name.clone();
+            let name = unit.work.name().to_string();
             executor::drive_async(&unit.work, &reporter, &mut TokioPause, &mut |i| {
                 if unit.fault_at == Some(i) {
                     panic!("{name} panicked on purpose at iteration {i}");
@@ -125,7 +133,8 @@ impl Kind for Tasks {
         runtime.handle().spawn(async move {
             let status = match task.await {
                 Ok(status) => status,
-                Err(e) if e.is_cancelled() => Status::Cancelled("aborted".into()),
+                // Aborted by `interrupt`: the executor reports why it stopped the task.
+                Err(e) if e.is_cancelled() => Status::Stopped,
                 Err(e) => Status::Panicked(
                     e.into_panic()
                         .downcast_ref::<String>()
@@ -174,7 +183,7 @@ impl Kind for Tasks {
     }
 }
 
-/// Runs `work` as `tasks` tokio tasks named `<work.name>-1` … on one current-thread runtime.
+/// Runs `work` as `tasks` tokio tasks named `<work.name()>-1` … on one current-thread runtime.
 pub fn run(work: &Work, tasks: usize, options: Options) -> Result<Run> {
     executor::run(&mut Tasks::new()?, work, tasks, options)
 }
@@ -245,14 +254,8 @@ mod tests {
             ..Options::quiet()
         };
         let run = run(&work, 3, options).unwrap();
-        assert_eq!(
-            run.units[0].status,
-            Status::Cancelled("cancelled 100 ms after the start".into())
-        );
-        assert_eq!(
-            run.units[2].status,
-            Status::TimedOut("still running 300 ms after the start".into())
-        );
+        assert_eq!(run.units[0].status, Status::Cancelled { after_ms: 100 });
+        assert_eq!(run.units[2].status, Status::TimedOut { after_ms: 300 });
         let panicking = run_with_fault();
         assert!(
             matches!(&panicking.units[1].status, Status::Panicked(m) if m.contains("panicked on purpose")),
