@@ -350,10 +350,13 @@ struct CloneArgs {
 /// the folder (false where the kernel cannot, before Linux 5.7).
 fn clone_child(flags: u64, unified: Option<&Path>) -> Result<(libc::pid_t, bool)> {
     let refused = |e: std::io::Error| {
-        Error::new(
-            format!("the kernel refused to create the container's namespaces ({e})"),
+        Error::errno(
+            "the kernel refused to create the container's namespaces",
+            e.raw_os_error().unwrap_or(0),
+            "run it as root, or where unprivileged user namespaces are allowed (`virtlab container --support` shows which)",
             "see `virtlab container --support` for what this machine allows",
         )
+        .caused_by(e)
     };
     if let Some(dir) = unified {
         let folder = std::fs::File::open(dir)

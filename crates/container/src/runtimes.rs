@@ -106,11 +106,11 @@ impl Ready {
         // project's machines list hugetlb there). As root, it is run again where that mount is
         // hidden.
         let (wrapper, how) = match bundle.run(&binary, None, &run_id(row.name, 0)) {
-            Err(e) if e.problem().contains("hybrid mode") && is_root() => (
+            Err(NotStarted::HybridCgroups(_)) if is_root() => (
                 Some(program.to_path_buf()),
                 "; run with cgroup2 hidden (it refuses this hybrid v1/v2 layout), one exec more",
             ),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
             Ok(_) => (None, ""),
         };
         Ok(Ready {
@@ -147,7 +147,7 @@ impl Runtime {
                 self.samples.push(first_ms);
                 self.memory.extend(memory);
             }
-            Err(e) => self.ready = Err(e),
+            Err(e) => self.ready = Err(e.into()),
         }
     }
 
@@ -367,7 +367,12 @@ impl Bundle {
 
     /// `runtime run` with a state folder of its own: ms to the worker's first line, and the
     /// memory of the runtime's process tree then.
-    fn run(&self, runtime: &Path, wrapper: Option<&Path>, id: &str) -> Result<(f64, Option<f64>)> {
+    fn run(
+        &self,
+        runtime: &Path,
+        wrapper: Option<&Path>,
+        id: &str,
+    ) -> std::result::Result<(f64, Option<f64>), NotStarted> {
         let (reader, writer) = std::io::pipe().map_err(|e| Error::io("creating a pipe", e))?;
         let writer_for_stderr = writer
             .try_clone()
@@ -394,7 +399,8 @@ impl Bundle {
         let mut first = None;
         let mut said = Vec::new();
         while let Ok((line, at)) = rx.recv_timeout(PATIENCE) {
-            if line.starts_with("@virtlab-") {
+            // The worker's events; the runtime's own words are lines for people.
+            if line.starts_with(virtlab_core::protocol::MARKER) {
                 continue;
             }
             if line.contains(" pid ") && first.is_none() {
@@ -419,23 +425,52 @@ impl Bundle {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        match first {
-            Some(ms) => Ok((ms, memory)),
-            None => Err(Error::new(
-                format!(
-                    "{} did not start the worker ({}): {}",
-                    runtime.display(),
-                    status.map_or("no status".into(), |s| {
-                        virtlab_core::executor::Crash::of_exit(s, None).describe()
-                    }),
-                    said.join(" / ")
-                ),
-                if said.iter().any(|l| l.contains("hybrid mode")) {
-                    "nothing to fix in the lab: this runtime refuses a hybrid cgroup v1/v2 layout whose cgroup2 lists a controller; it runs on pure v1 or v2 machines"
-                } else {
-                    "run the runtime by hand on an OCI bundle like this one to see more"
-                },
-            )),
+        let Some(ms) = first else {
+            let problem = format!(
+                "{} did not start the worker ({}): {}",
+                runtime.display(),
+                status.map_or("no status".into(), |s| {
+                    virtlab_core::executor::Crash::of_exit(s, None).describe()
+                }),
+                said.join(" / ")
+            );
+            // crun's own words are all it says of why: read once, here.
+            return Err(if said.iter().any(|l| l.contains(CRUN_REFUSES_HYBRID)) {
+                NotStarted::HybridCgroups(Error::new(
+                    problem,
+                    "nothing to fix in the lab: this runtime refuses a hybrid cgroup v1/v2 layout whose cgroup2 lists a controller; it runs on pure v1 or v2 machines",
+                ))
+            } else {
+                NotStarted::Other(Error::new(
+                    problem,
+                    "run the runtime by hand on an OCI bundle like this one to see more",
+                ))
+            });
+        };
+        Ok((ms, memory))
+    }
+}
+
+/// What crun 1.8 says when it refuses a hybrid cgroup layout.
+const CRUN_REFUSES_HYBRID: &str = "hybrid mode";
+
+/// Why a runtime did not start the worker: a hybrid cgroup layout it refuses (which running
+/// it with cgroup2 hidden gets round, as root), or anything else.
+enum NotStarted {
+    HybridCgroups(Error),
+    Other(Error),
+}
+
+impl From<Error> for NotStarted {
+    fn from(e: Error) -> Self {
+        NotStarted::Other(e)
+    }
+}
+
+impl From<NotStarted> for Error {
+    fn from(n: NotStarted) -> Self {
+        match n {
+            NotStarted::HybridCgroups(e) | NotStarted::Other(e) => e,
         }
     }
 }

@@ -98,22 +98,26 @@ impl Error {
     }
 
     /// The operating system refused a resource (a pipe, a thread, a process): `action` says
-    /// which. The fix follows the reason the OS gave.
+    /// which. The fix follows the reason the OS gave ([`errno_fix`]).
     pub fn os(action: impl Into<String>, err: std::io::Error) -> Self {
-        let fix = match err.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::ENOMEM) => {
-                "ask for fewer units at once, or free memory and processes (the OS ran out of them)"
-            }
-            Some(libc::EMFILE) | Some(libc::ENFILE) => {
-                "raise the open-file limit (`ulimit -n`), or run fewer units at once"
-            }
-            Some(libc::EACCES) | Some(libc::EPERM) => {
-                "run it as a user allowed to do this (or as root), or skip this part"
-            }
-            Some(libc::ENOENT) => "check that the program exists (run scripts/setup), then again",
-            _ => "run it again; if it keeps failing, report it with the message above",
-        };
-        Error::of(ErrorKind::Refused, format!("{}: {err}", action.into()), fix).caused_by(err)
+        let errno = err.raw_os_error().unwrap_or(0);
+        Error::errno(
+            action,
+            errno,
+            "run it as a user allowed to do this (or as root), or skip this part",
+            "run it again; if it keeps failing, report it with the message above",
+        )
+        .caused_by(err)
+    }
+
+    /// A call the OS answered with `errno`, doing `action`: the kind and fix from the one
+    /// table ([`errno_fix`]), with `access` as the fix when permission was denied and
+    /// `otherwise` for an errno the table does not name. The VMM's ioctls and the container
+    /// shim's clone use it as well as [`Error::os`].
+    pub fn errno(action: impl Into<String>, errno: i32, access: &str, otherwise: &str) -> Self {
+        let (kind, fix) = errno_fix(errno, access, otherwise);
+        let reason = std::io::Error::from_raw_os_error(errno);
+        Error::of(kind, format!("{}: {reason}", action.into()), fix)
     }
 
     /// This error with `err` kept as its source (an I/O error, a KVM ioctl's, a parser's).
@@ -196,6 +200,33 @@ impl std::error::Error for Error {
     }
 }
 
+/// What to do about an errno the OS answered with — one table for every layer (a thread or a
+/// process refused, a KVM ioctl, the container shim's clone): the kind of failure and its fix.
+/// `access` is the fix when permission was denied (it depends on what was asked: root, the kvm
+/// group), `otherwise` the fix for an errno the table does not name.
+pub fn errno_fix<'a>(errno: i32, access: &'a str, otherwise: &'a str) -> (ErrorKind, &'a str) {
+    match errno {
+        libc::EAGAIN | libc::ENOMEM => (
+            ErrorKind::Refused,
+            "ask for fewer units at once, or free memory and processes (the OS ran out of them)",
+        ),
+        libc::EMFILE | libc::ENFILE => (
+            ErrorKind::Refused,
+            "raise the open-file limit (`ulimit -n`), or run fewer units at once",
+        ),
+        libc::ENOSPC => (
+            ErrorKind::Refused,
+            "a kernel limit is reached (namespaces, watches, PIDs): end what holds them, or raise the limit under /proc/sys",
+        ),
+        libc::EACCES | libc::EPERM => (ErrorKind::Unavailable, access),
+        libc::ENOENT => (
+            ErrorKind::Unavailable,
+            "check that the program or device exists (run scripts/setup), then run it again",
+        ),
+        _ => (ErrorKind::Refused, otherwise),
+    }
+}
+
 /// Checks that `value` lies in `min..=max`, naming the parameter in the error.
 pub fn check_range<T>(what: &str, value: T, min: T, max: T) -> Result<T>
 where
@@ -255,6 +286,23 @@ mod tests {
         );
         assert_eq!(missing.kind(), ErrorKind::Io);
         assert!(missing.fix().contains("folder exists"), "{missing}");
+    }
+
+    #[test]
+    fn one_errno_table_gives_each_caller_its_own_access_fix() {
+        let kvm = Error::errno(
+            "KVM_CREATE_VM failed",
+            libc::EACCES,
+            "join the kvm group",
+            "see dmesg",
+        );
+        assert_eq!(kvm.kind(), ErrorKind::Unavailable);
+        assert_eq!(kvm.fix(), "join the kvm group");
+        assert!(kvm.problem().starts_with("KVM_CREATE_VM failed: "), "{kvm}");
+        let odd = Error::errno("cloning", libc::EINVAL, "be root", "see the support table");
+        assert_eq!(odd.fix(), "see the support table");
+        let out = Error::errno("cloning", libc::ENOMEM, "be root", "see the support table");
+        assert!(out.fix().contains("fewer units"), "{out}");
     }
 
     #[test]

@@ -450,22 +450,11 @@ fn set_long_mode(vcpu: &VcpuFd) -> Result<()> {
 }
 
 fn kvm_error(action: &str, e: kvm_ioctls::Error) -> Error {
-    let (kind, fix) = match e.errno() {
-        libc::ENOMEM => (
-            ErrorKind::Refused,
-            "free some memory, or make fewer or smaller VMs",
-        ),
-        libc::EMFILE | libc::ENFILE => {
-            (ErrorKind::Refused, "close some files or raise `ulimit -n`")
-        }
-        libc::EACCES | libc::EPERM => (
-            ErrorKind::Unavailable,
-            "add yourself to the kvm group (`sudo usermod -aG kvm $USER`) and log in again",
-        ),
-        _ => (
-            ErrorKind::Failed,
-            "check `dmesg` for KVM messages; the chapter's support table tells what KVM offers here",
-        ),
-    };
-    Error::of(kind, format!("{action} failed: {e}"), fix)
+    Error::errno(
+        format!("{action} failed"),
+        e.errno(),
+        "add yourself to the kvm group (`sudo usermod -aG kvm $USER`) and log in again",
+        "check `dmesg` for KVM messages; the chapter's support table tells what KVM offers here",
+    )
+    .caused_by(e)
 }
