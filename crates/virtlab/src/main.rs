@@ -118,6 +118,14 @@ enum Command {
     },
     /// Chapter 4: multiply two n×n matrices on the CPU and/or the GPU, timed right.
     Matmul(cli::matmul::MatmulArgs),
+    /// Chapter 5: run the work as N WebAssembly instances (wasmi, fuel-metered), one thread each;
+    /// --fault-unit makes one read outside its memory (a trap), --runaway loops one for ever.
+    Wasm {
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+        instances: usize,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Chapter 5: the same job natively and on WebAssembly, CPython, the JVM and V8: hit counts,
     /// speed against native, start-up (--warmup C: time per chunk as each runtime warms up).
     Runtimes(cli::langvm::RuntimesArgs),
@@ -235,6 +243,12 @@ fn run(command: Command) -> virtlab::Result<()> {
         Command::Processes { workers, run } => cli::workers::processes(workers, &run),
         Command::Threads { threads, run } => cli::workers::threads(threads, &run),
         Command::Tasks { tasks, run } => cli::workers::tasks(tasks, &run),
+        Command::Wasm { instances, run } => cli::workers::run_kind(
+            &mut virtlab::langvm::instance::WasmInstances::new()?,
+            "wasm",
+            instances,
+            &run,
+        ),
         Command::Started(Started::Worker(args)) => cli::workers::worker(args),
         #[cfg(target_os = "linux")]
         Command::Container(args) => cli::container::container(args),

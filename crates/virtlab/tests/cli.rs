@@ -550,3 +550,46 @@ fn virtlab_isa_forces_the_matmul_kernels_and_the_peak_and_names_them() {
         );
     }
 }
+
+#[test]
+fn every_kind_in_the_registry_has_its_subcommand() {
+    let dir = temp_dir("registry");
+    for entry in virtlab::kinds::REGISTRY {
+        let out = virtlab(&[entry.command, "--help"], &dir);
+        assert!(
+            out.status.success(),
+            "`virtlab {} --help` (the {} rung's subcommand): {}",
+            entry.command,
+            entry.rung,
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn wasm_instances_run_the_work_and_a_runaway_is_stopped_at_the_deadline() {
+    let dir = temp_dir("wasm");
+    let args = [
+        "wasm",
+        "--instances",
+        "2",
+        "--iterations",
+        "2",
+        "--interval-ms",
+        "10",
+    ];
+    let out = virtlab(&args, &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(essay_lines(&text(&out.stdout)).len(), 4);
+    let runaway = [&args[..], &["--runaway", "1", "--timeout-ms", "300"]].concat();
+    let out = virtlab(&runaway, &dir);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("timed out"), "{stdout}");
+    assert_refused(
+        &dir,
+        &[(
+            &["threads", "--runaway", "1"],
+            "make a VM or a wasm instance run away",
+        )],
+    );
+}

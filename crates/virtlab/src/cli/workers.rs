@@ -82,7 +82,7 @@ impl RunArgs {
 }
 
 /// Runs the work named `name` as `units` units of `kind` with these flags, and prints the run:
-/// for kinds whose handler lives in another chapter's module (VMs).
+/// for kinds whose handler lives in another chapter's module (VMs, wasm instances).
 pub fn run_kind(kind: &mut impl Kind, name: &str, units: usize, args: &RunArgs) -> Result<()> {
     let run = virtlab::executor::run(kind, &args.work.work(name)?, units, args.options()?)?;
     print_run(&run, args.json)
