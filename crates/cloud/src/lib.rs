@@ -5,6 +5,7 @@
 //! serving with real processes and real cold starts ([`serve`]).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod bill;
 pub mod error;
 pub mod prices;
 
