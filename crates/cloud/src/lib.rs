@@ -6,6 +6,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bill;
+pub mod breakeven;
 pub mod error;
 pub mod prices;
 
