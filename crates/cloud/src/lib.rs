@@ -9,5 +9,7 @@ pub mod bill;
 pub mod breakeven;
 pub mod error;
 pub mod prices;
+pub mod trace;
+pub mod work;
 
 pub use error::{Error, ErrorKind, Result};
