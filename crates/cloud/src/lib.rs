@@ -8,7 +8,9 @@
 pub mod bill;
 pub mod breakeven;
 pub mod error;
+pub mod instance;
 pub mod prices;
+pub mod serve;
 pub mod trace;
 pub mod work;
 
