@@ -166,7 +166,8 @@ pub fn break_even(book: &PriceBook, work: Work, reference_id: &str) -> Result<Br
                 continue;
             }
             let u = (b.fixed_usd - a.fixed_usd) / dslope;
-            if (0.0..=1.0).contains(&u) {
+            // Two per-request lines "meet" at 0 busy, where nothing runs: not a break-even.
+            if u > 0.0 && u <= 1.0 {
                 crossings.push(Crossing {
                     a: a.label.clone(),
                     b: b.label.clone(),
@@ -349,7 +350,7 @@ mod tests {
                 a.per_busy_usd != b.per_busy_usd,
                 "two flat lines crossed: {c:?}"
             );
-            assert!((0.0..=1.0).contains(&c.busy_share));
+            assert!(c.busy_share > 0.0 && c.busy_share <= 1.0);
             close(a.at(c.busy_share), b.at(c.busy_share));
         }
     }

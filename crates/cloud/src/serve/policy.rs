@@ -1,6 +1,7 @@
 //! Serving policies: how many instances, started when, kept how long.
 
 use crate::error::{Error, Result};
+use crate::prices::Model;
 use serde::{Deserialize, Serialize};
 
 /// How the front gets instances for the requests.
@@ -53,6 +54,18 @@ impl Policy {
         Ok(policy)
     }
 
+    /// Whether a product of `model` sells this way of serving, so a run is billed only as the
+    /// products that could run it: an always-on fleet as instances or containers, scaling as
+    /// those or request-billed containers, one per request as functions or request-billed
+    /// containers.
+    pub fn fits(&self, model: Model) -> bool {
+        match self {
+            Policy::Fixed { .. } => matches!(model, Model::Instance | Model::Container),
+            Policy::Autoscale { .. } => !matches!(model, Model::Function),
+            Policy::PerRequest { .. } => matches!(model, Model::Function | Model::RequestContainer),
+        }
+    }
+
     /// Refuses a policy that cannot serve.
     pub fn check(&self) -> Result<()> {
         let (Policy::Fixed { instances: n }
@@ -100,5 +113,8 @@ mod tests {
         let e = Policy::parse("spot", 2, 1.0).unwrap_err();
         assert!(e.fix.contains("fixed, autoscale or per-request"), "{e}");
         assert!(Policy::parse("fixed", 0, 1.0).is_err());
+        let per_request = Policy::PerRequest { max_instances: 1 };
+        assert!(per_request.fits(Model::Function) && !per_request.fits(Model::Instance));
+        assert!(!Policy::Fixed { instances: 1 }.fits(Model::Function));
     }
 }
