@@ -1,0 +1,17 @@
+//! virtlab-cloud: chapter 9's economics and serving machinery.
+//!
+//! Published prices as data ([`prices`]), the bill of a measured usage record ([`bill`]),
+//! break-even and "coin play" ([`breakeven`]), a seeded request trace ([`trace`]) and elastic
+//! serving with real processes and real cold starts ([`serve`]).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod bill;
+pub mod breakeven;
+pub mod error;
+pub mod instance;
+pub mod prices;
+pub mod serve;
+pub mod trace;
+pub mod work;
+
+pub use error::{Error, ErrorKind, Result};
