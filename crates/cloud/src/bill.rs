@@ -2,7 +2,7 @@
 //! scaled to a month at the run's rate.
 //!
 //! Each product rounds time its own way (per millisecond of each invocation, per second with a
-//! one-minute minimum, per started hour), and those rules, not the average, decide who wins for
+//! one-minute minimum, per hour), and those rules, not the average, decide who wins for
 //! spiky work. Discounts are printed as what they are: "up to" figures, with Spot a ceiling on
 //! the saving rather than a price.
 
@@ -393,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn ec2_bills_per_started_hour_with_labelled_discounts() {
+    fn ec2_bills_per_second_with_a_minute_minimum_and_labelled_discounts() {
         let b = bill(
             &book(),
             "aws-ec2-c7i.large",
@@ -401,9 +401,10 @@ mod tests {
             &BillOptions::default(),
         )
         .unwrap();
-        close(b.run_usd, 2.0 * 0.08925);
-        // 730 h always on, plus 26 280 one-hour starts of the short-lived instance.
-        let month = (730.0 + 26_280.0) * 0.08925;
+        // 100 s always on, and 12 s billed as the one-minute minimum.
+        close(b.run_usd, (100.0 + 60.0) / 3600.0 * 0.08925);
+        // 730 h always on, plus 26 280 one-minute lives of the short-lived instance.
+        let month = (730.0 + 26_280.0 * 60.0 / 3600.0) * 0.08925;
         close(b.month_usd, month);
         let sp = b
             .discounts

@@ -395,6 +395,7 @@ mod tests {
         let lambda = book.product("aws-lambda-x86").unwrap();
         assert!((lambda.billed_seconds(0.0123) - 0.013).abs() < 1e-12);
         let ec2 = book.product("aws-ec2-c7i.large").unwrap();
-        assert_eq!(ec2.billed_seconds(3601.0), 7200.0);
+        assert_eq!(ec2.billed_seconds(12.0), 60.0);
+        assert_eq!(ec2.billed_seconds(3600.4), 3601.0);
     }
 }
