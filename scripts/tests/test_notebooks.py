@@ -18,6 +18,39 @@ def test_every_chapter_is_found():
     assert CHAPTERS[0].name == "00-your-machine.ipynb"
 
 
+# The committed notebooks: the chapters and the broken ones the checker is tested on.
+COMMITTED = CHAPTERS + sorted(FIXTURES.glob("*.ipynb"))
+# Rewrites notebooks in the form Jupyter saves them (nbformat.write, as jupyter_server does).
+NORMALISE = (
+    ".venv/bin/python -c 'import nbformat, sys; "
+    "[nbformat.write(nbformat.read(p, as_version=4), p) for p in sys.argv[1:]]' "
+    "notebooks/*.ipynb scripts/tests/fixtures/*.ipynb"
+)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=[p.name for p in COMMITTED])
+def test_committed_notebook_is_in_the_form_jupyter_saves(path):
+    """JupyterLab saves through nbformat.write: keys sorted, indent 1, UTF-8 unescaped, and a
+    final newline (nbformat.writes has none; write adds it). A notebook committed in any other
+    form shows as changes in `git diff` the first time someone saves it (every cell, when the
+    keys are out of order)."""
+    committed = path.read_bytes().decode("utf-8")
+    saved = nbformat.writes(nbformat.read(path, as_version=4))
+    if not saved.endswith("\n"):
+        saved += "\n"
+    if committed != saved:
+        line = next(
+            (n for n, (a, b) in enumerate(zip(committed.split("\n"), saved.split("\n")), 1) if a != b),
+            min(committed.count("\n"), saved.count("\n")) + 1,
+        )
+        pytest.fail(
+            f"{path.relative_to(REPO)} differs from what Jupyter writes when it saves it (nbformat's "
+            f"sorted keys, indent 1, final newline) from line {line} on, so the first save in "
+            f"JupyterLab would show as changes in git diff. Fix: from the repository root, run: "
+            f"{NORMALISE}"
+        )
+
+
 @pytest.mark.parametrize("chapter", [c.stem for c in CHAPTERS])
 def test_chapter_runs_strict_and_renders(gallery, chapter):
     result = gallery[chapter]

@@ -680,13 +680,12 @@ fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
         None,
     )?;
     let target_c = c_path(target)?;
-    // SAFETY: statvfs writes into a zeroed struct through a valid pointer.
+    // SAFETY: statvfs is a plain C struct of integers, for which all zero bytes is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above, with a valid C path.
-    check(
-        unsafe { libc::statvfs(target_c.as_ptr(), &mut st) },
-        "reading mount flags",
-    )?;
+    // SAFETY: `target_c` is a NUL-terminated path that outlives the call, and `st` is a live,
+    // writable statvfs the kernel fills.
+    let rc = unsafe { libc::statvfs(target_c.as_ptr(), &mut st) };
+    check(rc, "reading mount flags")?;
     let kept = [
         (libc::ST_NOSUID, libc::MS_NOSUID),
         (libc::ST_NODEV, libc::MS_NODEV),

@@ -13,6 +13,7 @@
 //! cost ladder.
 
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cgroup;
 pub mod cost;

@@ -3,6 +3,7 @@
 //! ([`peak`]) that chapter 0 measures and chapter 4 holds every point against.
 
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod gpu;
 pub mod isa;

@@ -71,14 +71,21 @@ impl Isa {
     /// Runs `iterations` of the loop; the returned checksum keeps the work from being optimised away.
     fn run(self, precision: Precision, iterations: u64) -> f64 {
         match (self, precision) {
-            // SAFETY: `detect` chose these variants only after seeing the CPU features they need.
+            // The x86 loops are compiled for their instruction set and would fault (undefined
+            // behaviour) on a CPU without it. `run` is private to this crate, and every caller
+            // passes an `Isa` from `Isa::chosen` or `Isa::available`, which name only sets that
+            // `is_x86_feature_detected!` saw on this CPU.
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `self` is Avx512, so this CPU has avx512f (see above).
             (Isa::Avx512, Precision::F64) => unsafe { x86::f64_avx512(iterations) },
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `self` is Avx512, so this CPU has avx512f (see above).
             (Isa::Avx512, Precision::F32) => unsafe { x86::f32_avx512(iterations) },
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `self` is Avx2Fma, so this CPU has avx2 and fma (see above).
             (Isa::Avx2Fma, Precision::F64) => unsafe { x86::f64_avx2(iterations) },
             #[cfg(target_arch = "x86_64")]
+            // SAFETY: `self` is Avx2Fma, so this CPU has avx2 and fma (see above).
             (Isa::Avx2Fma, Precision::F32) => unsafe { x86::f32_avx2(iterations) },
             (Isa::Portable, Precision::F64) => portable_f64(iterations),
             (Isa::Portable, Precision::F32) => portable_f32(iterations),

@@ -8,6 +8,8 @@
 //! Every crate of the workspace uses it from its tests (a dev-dependency), unit and integration
 //! tests alike.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io::Write;
 
 /// The variable naming the file where skips are recorded (`scripts/test` sets it).
@@ -68,6 +70,10 @@ pub fn temp_cache() -> std::path::PathBuf {
         remove_folders_of_ended_runs(PREFIX);
         let dir = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
         // Tests run on several threads; the variable is set once, before any reader needs it.
+        // SAFETY: set_var is unsafe because C code reading the environment (getenv) on another
+        // thread at the same moment could see it half-written. OnceLock runs this once per test
+        // process, and the readers of the variable are std's own (env::var, Command's spawn),
+        // which take the same lock as set_var; no test calls C code that reads the environment.
         unsafe { std::env::set_var("VIRTLAB_CACHE_DIR", &dir) };
         dir
     })

@@ -215,6 +215,7 @@
 //! - [`units`]: quantities for people, e.g. bytes as `1.5 KiB`.
 
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 // The spine (always there): the same names as when this was one crate.
 pub use virtlab_core::{

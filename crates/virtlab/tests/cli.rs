@@ -1,4 +1,5 @@
 //! The `virtlab` command as a user runs it: real process, real output, real exit status.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::process::{Command, Output};
 

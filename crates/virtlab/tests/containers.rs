@@ -2,6 +2,7 @@
 //! nothing left behind (process, cgroup folder, mount) however they end — normal end, crash,
 //! OOM kill, SIGKILL of the CLI that started them.
 #![cfg(target_os = "linux")]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -1,5 +1,6 @@
 //! Chapter 1's process executor with real worker processes: lines, timeline, tree, and no
 //! orphans whether the run ends, a worker crashes, or the parent is killed or interrupted.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

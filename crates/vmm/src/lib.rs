@@ -19,6 +19,7 @@
 //! as a [`GuestExit`].
 
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod guest;
 pub mod layout;

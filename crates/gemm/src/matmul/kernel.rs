@@ -130,6 +130,11 @@ fn prefetch<T>(p: *const T) {
 }
 
 /// One SIMD register's worth of elements and the few operations a micro-kernel needs.
+///
+/// # Safety
+/// Every method of an x86 vector needs its instruction set (`avx512f`; `avx2` and `fma`) on
+/// this CPU; `load` and `store` need `WIDTH` readable or writable elements at `p` (any
+/// alignment).
 trait Vector: Copy {
     type Element: Scalar;
     const WIDTH: usize;
@@ -154,8 +159,12 @@ unsafe fn micro<V: Vector, const R: usize, const NV: usize>(
     accumulate: bool,
     ahead: Ahead<V::Element>,
 ) {
-    // SAFETY (whole body): the caller passes packed slivers of kc·R and kc·NV·WIDTH elements and
-    // a C tile of R rows, each NV·WIDTH wide, `ldc` apart.
+    // SAFETY: the caller passes packed slivers of kc·R (`ap`) and kc·NV·WIDTH (`bp`) elements
+    // and a C tile of R rows, each NV·WIDTH wide, `ldc` apart, and runs on a CPU with V's
+    // instruction set. Each k step moves `a` by R and `b` by NV·WIDTH, so after kc steps they
+    // stand one past their sliver's end and every `micro_step` read lies inside it; the C
+    // pointers (rows i < R, elements < NV·WIDTH) stay inside the tile. The prefetch of the
+    // next sliver uses wrapping arithmetic and never faults, so `ahead` needs no bounds.
     unsafe {
         let mut acc = [[V::zero(); NV]; R];
         for i in 0..R {
@@ -268,8 +277,9 @@ macro_rules! micro_kernel {
             accumulate: bool,
             ahead: Ahead<$element>,
         ) {
-            // SAFETY: forwarded from the caller; `Kernels::micro` picks this function only on a
-            // CPU with the features it is compiled for.
+            // SAFETY: the slivers and tile are the caller's contract (see `micro`); the
+            // features enabled here are those of the `Isa` that `Kernels::micro` picked this
+            // function for, which `multiply`'s caller guarantees this CPU runs.
             unsafe { micro::<$vector, $rows, 2>(kc, ap, bp, c, ldc, accumulate, ahead) }
         }
     };
@@ -290,26 +300,34 @@ mod x86 {
                 const WIDTH: usize = $width;
                 #[inline(always)]
                 unsafe fn zero() -> Self {
+                    // SAFETY: registers only; the CPU has the instruction set (trait contract).
                     unsafe { $zero() }
                 }
                 #[inline(always)]
                 unsafe fn load(p: *const $element) -> Self {
+                    // SAFETY: an unaligned load (`loadu`) of WIDTH elements, readable at `p`,
+                    // on a CPU with the instruction set (the trait's contract).
                     unsafe { $load(p) }
                 }
                 #[inline(always)]
                 unsafe fn store(self, p: *mut $element) {
+                    // SAFETY: an unaligned store (`storeu`) of WIDTH elements, writable at `p`,
+                    // on a CPU with the instruction set (the trait's contract).
                     unsafe { $store(p, self) }
                 }
                 #[inline(always)]
                 unsafe fn splat(x: $element) -> Self {
+                    // SAFETY: registers only; the CPU has the instruction set (trait contract).
                     unsafe { $splat(x) }
                 }
                 #[inline(always)]
                 unsafe fn mul_add(self, b: Self, acc: Self) -> Self {
+                    // SAFETY: registers only; the CPU has the instruction set (trait contract).
                     unsafe { $fma(self, b, acc) }
                 }
                 #[inline(always)]
                 unsafe fn add(self, other: Self) -> Self {
+                    // SAFETY: registers only; the CPU has the instruction set (trait contract).
                     unsafe { $add(self, other) }
                 }
             }
@@ -479,26 +497,33 @@ pub(crate) struct MatMut<T> {
 }
 
 // SAFETY: the pointers are only dereferenced inside `multiply`, whose caller guarantees they are
-// valid for its duration and that threads write disjoint parts of C.
+// valid for its duration (its scoped threads end before it returns). Through a MatRef the
+// threads only read A and B, which `T: Sync` allows from several threads at once.
 unsafe impl<T: Sync> Send for MatRef<T> {}
+// SAFETY: as for MatRef, valid while `multiply` runs; `multiply_with` sends each thread a
+// MatMut of its own rows or columns of C, so no element is written by two threads or read by
+// one while another writes it.
 unsafe impl<T: Send> Send for MatMut<T> {}
 
 impl<T> MatRef<T> {
-    /// SAFETY: (row, col) must lie inside the matrix.
+    /// The address of element (row, col).
+    ///
+    /// # Safety
+    /// (row, col) must lie inside the matrix.
     unsafe fn at(&self, row: usize, col: usize) -> *const T {
+        // SAFETY: element (row, col) lives at ptr + row·row_stride + col·col_stride, inside
+        // the memory the matrix describes (the caller's contract), so the offset stays in
+        // that allocation.
         unsafe {
             self.ptr
                 .offset(row as isize * self.row_stride + col as isize * self.col_stride)
         }
     }
 
+    // The sub-matrices' pointers use wrapping arithmetic: a range of a matrix without columns
+    // (k = 0) has no element to point at, and nothing reads one except through `at`.
     fn rows_range(self, start: usize, len: usize) -> Self {
-        // SAFETY: callers split within `rows`; an empty range never dereferences.
-        let ptr = if len == 0 {
-            self.ptr
-        } else {
-            unsafe { self.at(start, 0) }
-        };
+        let ptr = self.ptr.wrapping_offset(start as isize * self.row_stride);
         MatRef {
             ptr,
             rows: len,
@@ -507,11 +532,7 @@ impl<T> MatRef<T> {
     }
 
     fn cols_range(self, start: usize, len: usize) -> Self {
-        let ptr = if len == 0 {
-            self.ptr
-        } else {
-            unsafe { self.at(0, start) }
-        };
+        let ptr = self.ptr.wrapping_offset(start as isize * self.col_stride);
         MatRef {
             ptr,
             cols: len,
@@ -521,9 +542,9 @@ impl<T> MatRef<T> {
 }
 
 impl<T> MatMut<T> {
+    // Wrapping arithmetic as for MatRef: a C without columns has no element to point at.
     fn rows_range(self, start: usize, len: usize) -> Self {
-        // SAFETY: start ≤ rows, so the offset stays inside (or one past) the allocation.
-        let ptr = unsafe { self.ptr.add(start * self.row_stride) };
+        let ptr = self.ptr.wrapping_add(start * self.row_stride);
         MatMut {
             ptr,
             rows: len,
@@ -532,7 +553,7 @@ impl<T> MatMut<T> {
     }
 
     fn cols_range(self, start: usize, len: usize) -> Self {
-        let ptr = unsafe { self.ptr.add(start) };
+        let ptr = self.ptr.wrapping_add(start);
         MatMut {
             ptr,
             cols: len,
@@ -560,11 +581,17 @@ pub(crate) unsafe fn multiply<T: Scalar>(
     );
     let micro = T::micro(isa);
     let blocks = Blocks::for_cache::<T>(micro.nr, micro.kc_bytes, l2_bytes());
+    // SAFETY: the matrices are as `multiply_with` needs (our caller's contract), and `micro`
+    // is the kernel of `isa`, which this CPU runs (also our caller's contract).
     unsafe { multiply_with(micro, blocks, a, b, c, threads) }
 }
 
 /// [`multiply`] with a chosen micro-kernel and blocking (tests run every kernel the CPU
 /// supports, and small blocks so small matrices still span several panels).
+///
+/// # Safety
+/// As for [`multiply`], with `micro` a kernel this CPU runs. (Blocks of size 0 panic in
+/// `step_by`; they cannot make it read out of bounds.)
 unsafe fn multiply_with<T: Scalar>(
     micro: Micro<T>,
     blocks: Blocks,
@@ -591,6 +618,7 @@ unsafe fn multiply_with<T: Scalar>(
     let parts = threads.clamp(1, extent.div_ceil(unit).max(1));
     let chunk = extent.div_ceil(parts).div_ceil(unit) * unit;
     if parts == 1 {
+        // SAFETY: our own contract, with all of C on this thread.
         unsafe { serial(micro, blocks, a, b, c) };
         return;
     }
@@ -602,13 +630,20 @@ unsafe fn multiply_with<T: Scalar>(
             } else {
                 (a, b.cols_range(start, len), c.cols_range(start, len))
             };
-            // SAFETY: each thread writes its own rows or columns of C.
+            // SAFETY: each thread gets a strip start..start+len inside C (start < extent) and
+            // the same strip of A's rows or B's columns, so the product's shapes still match;
+            // the strips are disjoint, so no two threads touch the same element of C; and
+            // the scope joins every thread before `multiply` returns, while the memory is
+            // still valid.
             scope.spawn(move || unsafe { serial(micro, blocks, a, b, c) });
         }
     });
 }
 
 /// The blocked product on the calling thread.
+///
+/// # Safety
+/// As for [`multiply_with`].
 unsafe fn serial<T: Scalar>(
     micro: Micro<T>,
     blocks: Blocks,
@@ -620,7 +655,8 @@ unsafe fn serial<T: Scalar>(
     let (mr, nr) = (micro.mr, micro.nr);
     if k == 0 {
         for i in 0..m {
-            // SAFETY: row i of C has n elements.
+            // SAFETY: row i < m of C has n writable elements from ptr + i·row_stride, and no
+            // other reference to them exists while this thread owns its part of C.
             unsafe {
                 std::slice::from_raw_parts_mut(c.ptr.add(i * c.row_stride), n).fill(T::default())
             };
@@ -641,17 +677,23 @@ unsafe fn serial<T: Scalar>(
         // packing it again per B panel cost 4-9% of an f32 product (AVX2, n = 2048).
         for (s, i0) in (0..m).step_by(mr).enumerate() {
             let height = mr.min(m - i0);
-            // SAFETY: the panel holds `slivers` slivers of kc_max·mr elements.
+            // SAFETY: the buffer holds kc_max·mr·slivers elements, and sliver s < slivers with
+            // kc ≤ kc_max ends at (s+1)·kc·mr within it; slivers do not overlap, and no other
+            // reference into the buffer is live.
             let sliver =
                 unsafe { std::slice::from_raw_parts_mut(a_packed.add(s * kc * mr), kc * mr) };
+            // SAFETY: rows i0..i0+height (i0 < m, height ≤ m − i0) and columns pc..pc+kc
+            // (pc + kc ≤ k) lie inside A.
             unsafe { (micro.pack_a)(a, i0, height, pc, kc, sliver) };
         }
         for jc in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - jc);
+            // SAFETY: rows pc..pc+kc (pc + kc ≤ k, B's rows) and columns jc..jc+nc
+            // (jc + nc ≤ n) lie inside B.
             unsafe { (micro.pack_b)(b, pc, kc, jc, nc, b_packed) };
             for (s, i0) in (0..m).step_by(mr).enumerate() {
                 let height = mr.min(m - i0);
-                // SAFETY: sliver s lies inside the panel.
+                // SAFETY: sliver s < slivers lies inside the A buffer (as when it was packed).
                 let ap = unsafe { a_packed.add(s * kc * mr) }.cast_const();
                 // The next sliver (the first again after the last: the next panel of B starts
                 // there) comes from L3 or memory; the tiles along this row ask for it a share
@@ -663,7 +705,13 @@ unsafe fn serial<T: Scalar>(
                 let share = lines.div_ceil(nc.div_ceil(nr));
                 for (sj, j0) in (0..nc).step_by(nr).enumerate() {
                     let width = nr.min(nc - j0);
-                    // SAFETY: the tile starts inside C; slivers hold kc·mr and kc·nr elements.
+                    // SAFETY: the tile's corner (i0, jc+j0) is inside C (i0 < m, jc+j0 < n); a
+                    // full tile's mr rows and nr columns are inside C too, and a ragged one is
+                    // computed into `edge` (mr×nr) and only its height×width part written to
+                    // C. `ap` holds kc·mr packed elements; `bp`, sliver sj of the B panel,
+                    // holds kc·nr that `pack_b` just wrote (its checked slice indexing would
+                    // have panicked had the buffer been short). `micro.run` is the kernel of
+                    // an instruction set this CPU runs. The `ahead` lines are only prefetched.
                     unsafe {
                         let tile = c.ptr.add(i0 * c.row_stride + jc + j0);
                         let bp = b_packed.as_ptr().add(sj * kc * nr);
@@ -692,6 +740,9 @@ unsafe fn serial<T: Scalar>(
 }
 
 /// Packs B[pc..pc+kc, jc..jc+nc] as slivers of `NR` columns, each k-major, zero-padded.
+///
+/// # Safety
+/// Rows pc..pc+kc and columns jc..jc+nc must lie inside `b`.
 unsafe fn pack_b<T: Scalar, const NR: usize>(
     b: MatRef<T>,
     pc: usize,
@@ -727,6 +778,7 @@ unsafe fn pack_b<T: Scalar, const NR: usize>(
             // SAFETY: row pc+p, columns jc+j0 .. jc+j0+width are inside B.
             let src = unsafe { b.at(pc + p, jc + j0) };
             for (j, slot) in dst[..width].iter_mut().enumerate() {
+                // SAFETY: j < width, so this is element (pc+p, jc+j0+j), inside B.
                 *slot = unsafe { *src.offset(j as isize * b.col_stride) };
             }
             dst[width..].fill(T::default());
@@ -735,6 +787,9 @@ unsafe fn pack_b<T: Scalar, const NR: usize>(
 }
 
 /// Packs A[i0..i0+height, pc..pc+kc] as one sliver of `MR` rows, k-major, zero-padded.
+///
+/// # Safety
+/// Rows i0..i0+min(height, MR) and columns pc..pc+kc must lie inside `a`.
 unsafe fn pack_a<T: Scalar, const MR: usize>(
     a: MatRef<T>,
     i0: usize,
@@ -842,6 +897,9 @@ mod tests {
             };
             let blocks = blocks
                 .unwrap_or_else(|| Blocks::for_cache::<T>(micro.nr, micro.kc_bytes, l2_bytes()));
+            // SAFETY: A, B and C are live vectors of m·k, k·n and m·n elements, described
+            // row-major with matching shapes, and C is a vector of its own; `micro` comes from
+            // `Isa::available`, so this CPU runs it.
             unsafe { multiply_with(micro, blocks, a_ref, b_ref, c_mut, threads) };
             for (i, (got, want)) in c.iter().zip(&want).enumerate() {
                 assert!(
@@ -924,6 +982,9 @@ mod tests {
             col_stride: m as isize,
         };
         let b_ref = row_major(&b, k, n);
+        // SAFETY: `a_t` holds A's m·k elements column-major (strides 1 and m), `b` B's k·n
+        // row-major, `c` a vector of its own for the m·n result; `Isa::detect` names an
+        // instruction set this CPU runs.
         unsafe {
             multiply(
                 Isa::detect(),

@@ -8,7 +8,7 @@
 //! beside live ones on a machine without one ([`report`]).
 //!
 //! Why one long file: the plan, the sweep and the saved run are one pipeline that the CPU and GPU
-//! paths (`cpu.rs`, `gpu.rs`) and the reports (`report.rs`) plug into; splitting it would split
+//! paths (`cpu.rs`, `gpu.rs`) and the reports (`report/`) plug into; splitting it would split
 //! the types from the code that checks them.
 
 pub mod cpu;
