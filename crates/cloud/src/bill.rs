@@ -6,7 +6,7 @@
 //! spiky work. Discounts are printed as what they are: "up to" figures, with Spot a ceiling on
 //! the saving rather than a price.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::prices::{DiscountKind, Model, PriceBook, Product, Size, Unit};
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +105,8 @@ impl UsageRecord {
     /// Refuses a record no bill can be made from.
     pub fn check(&self) -> Result<()> {
         if !(self.span_s.is_finite() && self.span_s > 0.0) {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("the usage record's span cannot be {} s", self.span_s),
                 "record how long the run lasted, in seconds above 0",
             ));
@@ -115,7 +116,8 @@ impl UsageRecord {
             .iter()
             .find(|s| !(s.is_finite() && **s >= 0.0))
         {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("a request's service time cannot be {bad} s"),
                 "record each served request's time in seconds, 0 or more",
             ));
@@ -123,7 +125,8 @@ impl UsageRecord {
         for i in &self.instances {
             let sane = i.alive_s.is_finite() && i.alive_s >= 0.0;
             if !(sane && i.size.vcpu > 0.0 && i.size.memory_gib > 0.0) {
-                return Err(Error::invalid(
+                return Err(Error::of(
+                    ErrorKind::Invalid,
                     format!(
                         "an instance alive {} s of {} vCPU and {} GiB cannot be billed",
                         i.alive_s, i.size.vcpu, i.size.memory_gib
@@ -252,7 +255,8 @@ fn lines(
             let gb = match opts.function_memory_gb {
                 Some(gb) if gb.is_finite() && gb > 0.0 => gb,
                 Some(gb) => {
-                    return Err(Error::invalid(
+                    return Err(Error::of(
+                        ErrorKind::Invalid,
                         format!("a function's memory cannot be {gb} GB"),
                         "give the memory a function is configured with, in GB above 0",
                     ));
@@ -439,7 +443,7 @@ mod tests {
         let mut u = usage();
         u.span_s = 0.0;
         let e = bill(&book(), "aws-lambda-x86", &u, &BillOptions::default()).unwrap_err();
-        assert!(e.problem.contains("span"), "{e}");
+        assert!(e.problem().contains("span"), "{e}");
         let mut u = usage();
         u.request_seconds.push(-1.0);
         assert!(bill(&book(), "aws-lambda-x86", &u, &BillOptions::default()).is_err());
@@ -450,7 +454,7 @@ mod tests {
             &BillOptions::default(),
         )
         .unwrap_err();
-        assert!(e.fix.contains("aws-lambda-x86"), "{e}");
+        assert!(e.fix().contains("aws-lambda-x86"), "{e}");
         let opts = BillOptions {
             function_memory_gb: Some(0.0),
             ..BillOptions::default()

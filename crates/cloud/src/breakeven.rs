@@ -7,7 +7,7 @@
 //! own measured work, so it is computed from it, never assumed.
 
 use crate::bill::MONTH_S;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::prices::{DiscountKind, Model, PriceBook, Product, Size, Unit};
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,8 @@ impl CostLine {
 /// type), and where they cross.
 pub fn break_even(book: &PriceBook, work: Work, reference_id: &str) -> Result<BreakEven> {
     if !(work.vcpu_s_per_request.is_finite() && work.vcpu_s_per_request > 0.0) {
-        return Err(Error::invalid(
+        return Err(Error::of(
+            ErrorKind::Invalid,
             format!(
                 "a request's vCPU time cannot be {} s",
                 work.vcpu_s_per_request
@@ -72,7 +73,8 @@ pub fn break_even(book: &PriceBook, work: Work, reference_id: &str) -> Result<Br
         ));
     }
     if !(work.memory_gib.is_finite() && work.memory_gib > 0.0) {
-        return Err(Error::invalid(
+        return Err(Error::of(
+            ErrorKind::Invalid,
             format!("a request's memory cannot be {} GiB", work.memory_gib),
             "give the memory a request-serving container is sold with, in GiB above 0",
         ));
@@ -81,7 +83,8 @@ pub fn break_even(book: &PriceBook, work: Work, reference_id: &str) -> Result<Br
     let size = match (reference.model, reference.size) {
         (Model::Instance, Some(size)) => size,
         _ => {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("`{reference_id}` is not a fixed-size instance type"),
                 "give an instance product with a size, such as aws-ec2-c7i.large",
             ));
@@ -216,19 +219,22 @@ pub struct CoinPlay {
 /// costs at most `budget_usd`.
 pub fn coin_play(outcomes: &[Outcome], target_p99_s: f64, budget_usd: f64) -> Result<CoinPlay> {
     if !(target_p99_s.is_finite() && target_p99_s > 0.0) {
-        return Err(Error::invalid(
+        return Err(Error::of(
+            ErrorKind::Invalid,
             format!("the latency target cannot be {target_p99_s} s"),
             "give the p99 latency to meet, in seconds above 0 (0.1 for 100 ms)",
         ));
     }
     if !(budget_usd.is_finite() && budget_usd >= 0.0) {
-        return Err(Error::invalid(
+        return Err(Error::of(
+            ErrorKind::Invalid,
             format!("the budget cannot be {budget_usd} USD"),
             "give the most a month may cost, in US dollars, 0 or more",
         ));
     }
     if outcomes.is_empty() {
-        return Err(Error::invalid(
+        return Err(Error::of(
+            ErrorKind::Invalid,
             "there are no measured outcomes to choose from",
             "serve the trace with at least one policy and bill it first",
         ));
@@ -364,7 +370,7 @@ mod tests {
         assert!(
             break_even(&book(), work, "aws-ec2-c7i.large")
                 .unwrap_err()
-                .problem
+                .problem()
                 .contains("vCPU time")
         );
         let work = Work {
@@ -372,7 +378,7 @@ mod tests {
             memory_gib: 1.0,
         };
         let e = break_even(&book(), work, "aws-lambda-x86").unwrap_err();
-        assert!(e.fix.contains("aws-ec2-c7i.large"), "{e}");
+        assert!(e.fix().contains("aws-ec2-c7i.large"), "{e}");
     }
 
     fn outcome(policy: &str, p99_s: f64, month_usd: f64) -> Outcome {

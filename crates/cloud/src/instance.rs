@@ -4,7 +4,7 @@
 //! The plain-process kind lives here ([`ProcessLauncher`]); other kinds (chapter 7's containers)
 //! plug in by implementing the two traits.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::prices::Size;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -57,7 +57,8 @@ impl ProcessLauncher {
             return Err(missing_program(&program.display().to_string()));
         }
         if !(size.vcpu > 0.0 && size.memory_gib > 0.0) {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!(
                     "an instance cannot be sold as {} vCPU and {} GiB",
                     size.vcpu, size.memory_gib
@@ -122,7 +123,7 @@ impl Launcher for ProcessLauncher {
             .map_err(|e| Error::os(format!("starting {}", self.program.display()), e))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             stop(&mut child);
-            return Err(Error::failed(
+            return Err(Error::new(
                 "an instance's pipes were not opened",
                 "run it again",
             ));
@@ -155,7 +156,7 @@ fn stop(child: &mut Child) {
 
 impl ProcessInstance {
     fn broken(&self, what: &str) -> Error {
-        Error::failed(
+        Error::new(
             format!("instance process {} {what}", self.child.id()),
             format!(
                 "check that {INSTANCE_PROGRAM} is the one built from this crate (rebuild it), and see its message above"
@@ -247,7 +248,7 @@ mod tests {
             memory_gib: 2.0,
         };
         let e = ProcessLauncher::new("/nonexistent/virtlab-instance", size).unwrap_err();
-        assert_eq!(e.kind, crate::ErrorKind::Unavailable);
-        assert!(e.fix.contains("cargo build"), "{e}");
+        assert_eq!(e.kind(), crate::ErrorKind::Unavailable);
+        assert!(e.fix().contains("cargo build"), "{e}");
     }
 }

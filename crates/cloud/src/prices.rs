@@ -124,7 +124,8 @@ impl Product {
             .find(|r| r.unit == unit)
             .map(|r| r.price_usd)
             .ok_or_else(|| {
-                Error::invalid(
+                Error::of(
+                    ErrorKind::Invalid,
                     format!("product `{}` has no price per {unit:?}", self.id),
                     "add that rate to its `rates` in the price file",
                 )
@@ -172,7 +173,8 @@ impl PriceBook {
     /// Parses and checks price-file text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<PriceBook> {
         let book: PriceBook = serde_json::from_str(text).map_err(|e| {
-            Error::invalid(
+            Error::of(
+                ErrorKind::Invalid,
                 format!(
                     "the price file {origin} is not a valid price list at line {}, column {}: {e}",
                     e.line(),
@@ -189,7 +191,8 @@ impl PriceBook {
     pub fn product(&self, id: &str) -> Result<&Product> {
         self.products.iter().find(|p| p.id == id).ok_or_else(|| {
             let ids: Vec<&str> = self.products.iter().map(|p| p.id.as_str()).collect();
-            Error::invalid(
+            Error::of(
+                ErrorKind::Invalid,
                 format!("no product `{id}` in the price file"),
                 format!("use one of: {}", ids.join(", ")),
             )
@@ -200,7 +203,8 @@ impl PriceBook {
     pub fn discount(&self, id: &str) -> Result<&Discount> {
         self.discounts.iter().find(|d| d.id == id).ok_or_else(|| {
             let ids: Vec<&str> = self.discounts.iter().map(|d| d.id.as_str()).collect();
-            Error::invalid(
+            Error::of(
+                ErrorKind::Invalid,
                 format!("no discount `{id}` in the price file"),
                 format!("use one of: {}", ids.join(", ")),
             )
@@ -212,7 +216,8 @@ impl PriceBook {
         for p in &self.products {
             let here = format!("product `{}` in {origin}", p.id);
             if !ids.insert(p.id.as_str()) {
-                return Err(Error::invalid(
+                return Err(Error::of(
+                    ErrorKind::Invalid,
                     format!("{here} appears twice"),
                     "give each product its own id",
                 ));
@@ -224,7 +229,8 @@ impl PriceBook {
             }
             let b = &p.billing;
             if !(b.granularity_s.is_finite() && b.granularity_s > 0.0) {
-                return Err(Error::invalid(
+                return Err(Error::of(
+                    ErrorKind::Invalid,
                     format!(
                         "{here}: billing granularity_s cannot be {}",
                         b.granularity_s
@@ -242,7 +248,8 @@ impl PriceBook {
             check_provider(&d.provider, &here)?;
             check_dated(&d.source, &d.date_read, &here)?;
             if !(0.0..1.0).contains(&d.up_to_fraction) {
-                return Err(Error::invalid(
+                return Err(Error::of(
+                    ErrorKind::Invalid,
                     format!("{here}: up_to_fraction cannot be {}", d.up_to_fraction),
                     "give the most it takes off as a fraction from 0 up to (not including) 1: 0.72 for \"up to 72%\"",
                 ));
@@ -267,7 +274,8 @@ fn check_provider(provider: &str, here: &str) -> Result<()> {
     if KNOWN_PROVIDERS.contains(&provider) {
         return Ok(());
     }
-    Err(Error::invalid(
+    Err(Error::of(
+        ErrorKind::Invalid,
         format!("{here} names an unknown provider `{provider}`"),
         format!("use one of: {}", KNOWN_PROVIDERS.join(", ")),
     ))
@@ -275,7 +283,8 @@ fn check_provider(provider: &str, here: &str) -> Result<()> {
 
 fn check_dated(source: &str, date_read: &str, here: &str) -> Result<()> {
     if source.trim().is_empty() || date_read.trim().is_empty() {
-        return Err(Error::invalid(
+        return Err(Error::of(
+            ErrorKind::Invalid,
             format!("{here} has no source page or no date read"),
             "give the page the price came from and the date it was read: prices change",
         ));
@@ -287,7 +296,8 @@ fn check_amount(value: f64, what: &str) -> Result<()> {
     if value.is_finite() && value >= 0.0 {
         return Ok(());
     }
-    Err(Error::invalid(
+    Err(Error::of(
+        ErrorKind::Invalid,
         format!("{what} cannot be {value}"),
         "prices and times are amounts of 0 or more: correct it in the price file",
     ))
@@ -330,12 +340,12 @@ mod tests {
     #[test]
     fn a_missing_file_says_where_the_shipped_one_is() {
         let e = PriceBook::load(Path::new("/nonexistent/cloud-prices.json")).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Io);
+        assert_eq!(e.kind(), ErrorKind::Io);
         assert!(
             e.to_string().contains("/nonexistent/cloud-prices.json"),
             "{e}"
         );
-        assert!(e.fix.contains("data/cloud-prices.json"), "{e}");
+        assert!(e.fix().contains("data/cloud-prices.json"), "{e}");
     }
 
     #[test]
@@ -345,17 +355,17 @@ mod tests {
             "t.json",
         )
         .unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Invalid);
-        assert!(e.problem.contains("line 3, column"), "{e}");
-        assert!(e.to_string().starts_with("virtlab: ") && e.to_string().contains("Fix: "));
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(e.problem().contains("line 3, column"), "{e}");
+        assert!(e.to_string().starts_with("virtlab error: ") && e.to_string().contains("Fix: "));
     }
 
     #[test]
     fn an_unknown_provider_is_refused_with_the_known_ones() {
         let text = shipped_text().replacen("\"provider\": \"gcp\"", "\"provider\": \"azure\"", 1);
         let e = PriceBook::parse(&text, "t.json").unwrap_err();
-        assert!(e.problem.contains("unknown provider `azure`"), "{e}");
-        assert!(e.fix.contains("aws, gcp"), "{e}");
+        assert!(e.problem().contains("unknown provider `azure`"), "{e}");
+        assert!(e.fix().contains("aws, gcp"), "{e}");
     }
 
     #[test]
@@ -363,7 +373,7 @@ mod tests {
         let text = shipped_text().replacen("\"price_usd\": 0.04048", "\"price_usd\": -0.04048", 1);
         let e = PriceBook::parse(&text, "t.json").unwrap_err();
         assert!(
-            e.problem.contains("aws-fargate-x86") && e.problem.contains("-0.04048"),
+            e.problem().contains("aws-fargate-x86") && e.problem().contains("-0.04048"),
             "{e}"
         );
     }
@@ -374,14 +384,14 @@ mod tests {
         v["products"][3]["date_read"] = " ".into();
         let e = PriceBook::parse(&v.to_string(), "t").unwrap_err();
         assert!(
-            e.problem.contains("aws-ec2-c7i.large") && e.problem.contains("no date read"),
+            e.problem().contains("aws-ec2-c7i.large") && e.problem().contains("no date read"),
             "{e}"
         );
         let mut v: serde_json::Value = serde_json::from_str(&shipped_text()).unwrap();
         v["products"][2]["rates"][1]["unit"] = "gib_second".into();
         let e = PriceBook::parse(&v.to_string(), "t").unwrap_err();
         assert!(
-            e.problem.contains("aws-fargate-x86") && e.problem.contains("GbHour"),
+            e.problem().contains("aws-fargate-x86") && e.problem().contains("GbHour"),
             "{e}"
         );
     }

@@ -4,7 +4,7 @@
 //! requests. Every group of three stretches holds one of each kind, in an order the seed picks,
 //! so even a short trace shows a burst and an idle gap.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::work::uniform;
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +71,11 @@ fn positive(what: &str, value: f64, fix: &str) -> Result<()> {
     if value.is_finite() && value > 0.0 {
         return Ok(());
     }
-    Err(Error::invalid(format!("{what} cannot be {value}"), fix))
+    Err(Error::of(
+        ErrorKind::Invalid,
+        format!("{what} cannot be {value}"),
+        fix,
+    ))
 }
 
 impl TraceSpec {
@@ -93,7 +97,8 @@ impl TraceSpec {
             "give each stretch's length in seconds above 0 (5 is a fair start)",
         )?;
         if !(self.burst_factor.is_finite() && self.burst_factor >= 1.0) {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("the burst factor cannot be {}", self.burst_factor),
                 "give a burst's rate as a multiple of the steady rate, 1 or more (4 is a fair start)",
             ));
@@ -254,7 +259,7 @@ mod tests {
             ),
         ] {
             let e = Trace::generate(spec).unwrap_err();
-            assert!(e.problem.contains(word) && !e.fix.is_empty(), "{e}");
+            assert!(e.problem().contains(word) && !e.fix().is_empty(), "{e}");
         }
     }
 }

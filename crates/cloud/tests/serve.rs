@@ -278,8 +278,8 @@ fn an_instance_that_fails_to_start_ends_the_run_with_nothing_left() {
         )
         .unwrap_err()
     });
-    assert_eq!(e.kind, ErrorKind::Failed);
-    assert!(e.problem.contains("exited without answering"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Failed);
+    assert!(e.problem().contains("exited without answering"), "{e}");
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn a_panic_in_an_instance_thread_ends_the_run_with_nothing_left() {
     let e = leaves_nothing(|| {
         serve(&t, &spec(Policy::Fixed { instances: 2 }), Arc::new(faulty)).unwrap_err()
     });
-    assert!(e.problem.contains("panicked"), "{e}");
+    assert!(e.problem().contains("panicked"), "{e}");
 }
 
 #[test]
@@ -305,7 +305,7 @@ fn bad_values_are_refused_before_anything_starts() {
         keep_alive_s: -1.0,
     };
     let e = leaves_nothing(|| serve(&t, &spec(policy), Arc::new(launcher())).unwrap_err());
-    assert!(e.problem.contains("keep-alive"), "{e}");
+    assert!(e.problem().contains("keep-alive"), "{e}");
     let bad = ServeSpec {
         sample_every_s: 0.0,
         ..spec(Policy::Fixed { instances: 1 })

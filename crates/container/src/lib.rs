@@ -190,7 +190,7 @@ impl Spec {
     /// Turns a worker command (`program worker_args…`) into the containerized one, which
     /// starts `program contain … -- worker_args…`, and starts making the container's cgroup
     /// on a thread of its own while the shim starts; the shim waits for the "go" (see
-    /// [`handoff`]) before it clones pid 1. Made before the start instead, it took 0.25 ms of
+    /// `handoff`) before it clones pid 1. Made before the start instead, it took 0.25 ms of
     /// a ~4 ms start here. The namespaces are the shim's to make, after exec.
     /// A `--parent-pid` in the worker's arguments goes to the shim instead: pid 1 of a
     /// container has no parent it can see, and the shim is what watches ours.

@@ -1,5 +1,5 @@
 //! The spine of virtlab: the one [`Work`](work::Work) every kind of worker runs, the one
-//! [executor](executor) every kind implements (with the first kinds: [processes] and
+//! [executor] every kind implements (with the first kinds: [processes] and
 //! [threads]), the timeline and the process explorer that show any kind the same way, the cost
 //! ladder every kind takes its rung on, and the errors, units and stored results every chapter
 //! shares.

@@ -93,7 +93,7 @@ pub type Take<K> = dyn Fn(usize, &Line<K>) -> Taken + Send + Sync;
 ///
 /// Later kinds that are "a process with extra options" (a container) give [`Processes::wrapped`]
 /// a function that turns the worker's command into theirs, and read their own messages (`K`,
-/// see [`protocol`](crate::protocol)) with [`Processes::taking`].
+/// see [`protocol`]) with [`Processes::taking`].
 pub struct Processes<K = NoKindMessages> {
     program: PathBuf,
     wrap: Box<Wrap>,

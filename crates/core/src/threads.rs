@@ -1,4 +1,4 @@
-//! The thread as a kind of worker ([`Threads`], run by the shared [`executor`](crate::executor)):
+//! The thread as a kind of worker ([`Threads`], run by the shared [`executor`]):
 //! each unit an OS thread of this process. Chapter 2 (the facade's `threads`) adds CPU-bound
 //! scaling and the price of sharing a counter.
 //!

@@ -4,7 +4,7 @@
 //! `virtlab` program ([`Comparison::in_release_build`]), fully optimised (a notebook's own build
 //! is not), and with wasmtime when it was built with the `wasmtime` feature.
 //!
-//! Both run on a thread of their own whose stack is sized for the plan ([`on_own_stack`]): in a
+//! Both run on a thread of their own whose stack is sized for the plan (`on_own_stack`): in a
 //! notebook's build wasmi's stack grows with every sample of one call, and an overflow on the
 //! kernel's own thread would end its process with every variable in it.
 //!
@@ -295,7 +295,7 @@ pub struct Comparison {
 impl Comparison {
     /// Runs `plan` in this process (wasmtime needs the `wasmtime` feature; see
     /// [`Comparison::in_release_build`]). A missing runtime is skipped; one that fails is an
-    /// error. It runs on a thread of its own, with the stack it needs (see [`stack_for`]). In a
+    /// error. It runs on a thread of its own, with the stack it needs (see `stack_for`). In a
     /// notebook prefer [`Comparison::in_release_build`]: the notebook's build is not fully
     /// optimised, and its wasmi needs stack for every sample of a call (up to about 500,000).
     pub fn measure(plan: &Plan) -> Result<Comparison> {

@@ -6,7 +6,7 @@
 //!   paravirtualized (KVM-PVM)?
 //! - [`guest`]: the guest program, as assembly text and the bytes it assembles to.
 //! - [`layout`]: the guest memory's tables (GDT, identity-mapped page tables).
-//! - [`compare`]: starts compared in words, from the cost ladder (chapters 6 and 7).
+//! - `virtlab_core::cost::compare` (re-exported as `FIRECRACKER`): starts compared in words, from the cost ladder (chapters 6 and 7).
 //! - [`probe`]: the price of being virtual from inside this machine (cpuid, steal time).
 //! - `cost` (Linux, x86-64): making a VM phase by phase, an exit's round trip, the same loop
 //!   in the guest's ring 0, its ring 3 and natively.

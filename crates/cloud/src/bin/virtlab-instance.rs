@@ -24,7 +24,7 @@ fn main() {
         let Ok(line) = line else { return };
         let Some((samples, seed)) = parse(&line) else {
             eprintln!(
-                "virtlab: virtlab-instance got the request line {line:?}. Fix: send `<samples> <seed>`, two whole numbers"
+                "virtlab error: virtlab-instance got the request line {line:?}. Fix: send `<samples> <seed>`, two whole numbers"
             );
             std::process::exit(2);
         };

@@ -264,7 +264,7 @@ impl Dispatcher {
             .as_ref()
             .is_some_and(|jobs| jobs.send(job).is_ok());
         if !sent {
-            return Err(Error::failed(
+            return Err(Error::new(
                 format!("the thread of instance slot {slot} ended early"),
                 "see the message above; run it again",
             ));
@@ -406,7 +406,7 @@ impl Dispatcher {
 }
 
 fn lost_events() -> Error {
-    Error::failed(
+    Error::new(
         "the front lost its event channel",
         "run it again; if it repeats, report it with the message above",
     )

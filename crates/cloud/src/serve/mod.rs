@@ -16,7 +16,7 @@ pub use policy::Policy;
 pub use report::{Summary, percentile};
 
 use crate::bill::{InstanceUsage, UsageRecord};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::instance::Launcher;
 use crate::trace::Trace;
 use dispatch::{Dispatcher, secs_from};
@@ -57,7 +57,8 @@ impl ServeSpec {
     pub fn check(&self) -> Result<()> {
         self.policy.check()?;
         if !(self.sample_every_s.is_finite() && self.sample_every_s > 0.0) {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("the reading interval cannot be {} s", self.sample_every_s),
                 "give how often to read an instance's CPU and memory, in seconds above 0 (0.02 is a fair start)",
             ));
@@ -267,7 +268,7 @@ pub fn serve(trace: &Trace, spec: &ServeSpec, launcher: Arc<dyn Launcher>) -> Re
         let (Some(sent_at), Some((answered_at, _)), Some(h)) =
             (sent.get(&id), answers.get(&id), dispatcher.handled.get(&id))
         else {
-            return Err(Error::failed(
+            return Err(Error::new(
                 format!("request {id} was not sent, answered or handled"),
                 "run it again; if it repeats, report it with the message above",
             ));

@@ -1,6 +1,6 @@
 //! Serving policies: how many instances, started when, kept how long.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::prices::Model;
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +44,8 @@ impl Policy {
                 max_instances: instances,
             },
             other => {
-                return Err(Error::invalid(
+                return Err(Error::of(
+                    ErrorKind::Invalid,
                     format!("there is no serving policy `{other}`"),
                     "use fixed, autoscale or per-request",
                 ));
@@ -74,7 +75,8 @@ impl Policy {
         }
         | Policy::PerRequest { max_instances: n }) = *self;
         if n == 0 {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("the {} policy cannot have 0 instances", self.name()),
                 "give 1 or more (the fleet size, or the most at once)",
             ));
@@ -82,7 +84,8 @@ impl Policy {
         if let Policy::Autoscale { keep_alive_s, .. } = *self
             && !(keep_alive_s.is_finite() && keep_alive_s >= 0.0)
         {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("the keep-alive window cannot be {keep_alive_s} s"),
                 "give how long an idle instance is kept, in seconds, 0 or more (1 is a fair start)",
             ));
@@ -107,11 +110,11 @@ mod tests {
         );
         let e = Policy::parse("autoscale", 2, -1.0).unwrap_err();
         assert!(
-            e.problem.contains("keep-alive") && e.problem.contains("-1"),
+            e.problem().contains("keep-alive") && e.problem().contains("-1"),
             "{e}"
         );
         let e = Policy::parse("spot", 2, 1.0).unwrap_err();
-        assert!(e.fix.contains("fixed, autoscale or per-request"), "{e}");
+        assert!(e.fix().contains("fixed, autoscale or per-request"), "{e}");
         assert!(Policy::parse("fixed", 0, 1.0).is_err());
         let per_request = Policy::PerRequest { max_instances: 1 };
         assert!(per_request.fits(Model::Function) && !per_request.fits(Model::Instance));

@@ -84,7 +84,7 @@ impl Drop for PanicReport {
         if std::thread::panicking() {
             let problem = format!("the thread of instance slot {} panicked", self.slot);
             let fix = "see the panic message above; run it again, and report it if it repeats";
-            let result = Err(Error::failed(problem, fix));
+            let result = Err(Error::new(problem, fix));
             let _ = self.events.send(Event::Stopped {
                 slot: self.slot,
                 result,

@@ -205,8 +205,8 @@ enum Sink {
 }
 
 impl Reporter {
-    /// A reporter for a worker program, writing to its stdout (its parent relays it with
-    /// [`Reporter::relay`]).
+    /// A reporter for a worker program, writing to its stdout as protocol messages (its
+    /// parent's process kind reads them back and relays them).
     pub fn stdout() -> Reporter {
         Reporter {
             index: 0,

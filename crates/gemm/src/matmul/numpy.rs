@@ -7,7 +7,7 @@
 //! the same number of timed runs as ours. OpenBLAS is held to the thread count our kernel used
 //! (`OPENBLAS_NUM_THREADS`), and to its AVX2 (Haswell) kernels when `VIRTLAB_ISA=avx2` holds
 //! ours to AVX2, so both sides use the same cores and the same vectors; otherwise OpenBLAS picks
-//! its kernels and cache sizes from the CPU itself ([`INHERITED_TUNING`] is not passed on). When
+//! its kernels and cache sizes from the CPU itself (the variables in `INHERITED_TUNING` are not passed on). When
 //! numpy cannot run, the [`Outcome`] says why.
 
 use super::{Device, Dtype, Run, flops};
