@@ -6,8 +6,9 @@
 //! and read "not observable" elsewhere.
 
 use serde::{Deserialize, Serialize};
-use virtlab_core::machine::brand_of;
-pub use virtlab_core::machine::{available_memory, cpu_model, hypervisor, usable_cpus};
+#[cfg(test)]
+use virtlab_core::machine::{available_memory, cpu_model};
+use virtlab_core::machine::{brand_of, hypervisor, usable_cpus};
 use virtlab_core::units;
 use virtlab_display::{Html, Table};
 use virtlab_gemm::gpu::{self, GpuStatus};
