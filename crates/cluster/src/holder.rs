@@ -333,9 +333,11 @@ impl Holder {
         }
         drop(report_write);
         let mut started = Holder { outer, inner: 0 };
-        let (inner, _) = read_report(&report_read, &mut started)?;
-        started.inner = inner;
-        read_report(&report_read, &mut started)?;
+        // Two reports, in either order: the outer's (the inner pid) and the inner's (0: mounted).
+        for _ in 0..2 {
+            let (pid, _) = read_report(&report_read, &mut started)?;
+            started.inner = started.inner.max(pid);
+        }
         Ok(started)
     }
 
