@@ -204,7 +204,7 @@ pub fn owner_is_gone(name: &str) -> bool {
     name.strip_prefix("virtlab-")
         .and_then(|rest| rest.split('-').next())
         .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        .is_some_and(|pid| !crate::rundir::alive(pid as i32))
 }
 
 /// Removes the groups under `base` whose owner is dead.

@@ -46,6 +46,8 @@ pub struct ClusterState {
     pub host_address: String,
     /// Its run folder.
     pub dir: PathBuf,
+    /// The host pid of the process holding the switch's network namespace (the bridge).
+    pub switch_pid: i32,
     /// The nodes.
     pub nodes: Vec<Node>,
     /// How long `up` took, in milliseconds.
@@ -120,6 +122,7 @@ impl Cluster {
                 subnet: net::subnet_text(octet),
                 host_address: net::address(octet, net::HOST_OCTET).to_string(),
                 dir,
+                switch_pid: 0,
                 nodes: Vec::new(),
                 up_ms: 0.0,
             },
@@ -144,6 +147,7 @@ impl Cluster {
             own_proc_and_tmp: false,
             remove_dirs: Vec::new(),
         })?;
+        self.state.switch_pid = switch;
         break_at("after-switch")?;
         let kind = spec.instance_type;
         for n in 1..=spec.nodes {

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod cgroup;
 pub mod cluster;
 pub mod error;
+pub mod held;
 pub mod holder;
 pub mod net;
 pub mod rundir;

@@ -130,7 +130,12 @@ pub fn remove(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Whether `pid` has exited and waits only to be reaped.
+/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
+pub fn alive(pid: i32) -> bool {
+    !is_zombie(pid)
+}
+
+/// Whether `pid` has exited (gone, or waiting only to be reaped).
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -141,7 +146,7 @@ fn is_zombie(pid: i32) -> bool {
 /// Removes the run folders of dead owners (their holders may be gone already).
 pub fn sweep() {
     for dir in folders() {
-        if owner_of(&dir).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+        if owner_of(&dir).is_some_and(|pid| !alive(pid as i32)) {
             remove(&dir);
         }
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{leftovers, need_root};
+use common::{leftovers, namespaces, need_root};
 use virtlab_cluster::{Cluster, ClusterSpec, InstanceType};
 
 #[test]
@@ -12,14 +12,8 @@ fn three_nodes_have_their_names_addresses_and_limits() {
         return;
     }
     let cluster = Cluster::up(ClusterSpec::default()).unwrap();
-    let dir = cluster.dir().to_path_buf();
-    let octet = cluster
-        .state()
-        .subnet
-        .split('.')
-        .nth(2)
-        .unwrap()
-        .to_string();
+    let state = cluster.state().clone();
+    let held = namespaces(&state);
     assert_eq!(cluster.nodes().len(), 3);
     println!("{}", cluster.table());
     println!("up: {:.1} ms", cluster.state().up_ms);
@@ -68,7 +62,7 @@ fn three_nodes_have_their_names_addresses_and_limits() {
     assert!(server.wait().unwrap().success());
     let ms = cluster.down().unwrap();
     println!("down: {ms:.1} ms");
-    assert_eq!(leftovers(&dir, &octet), Vec::<String>::new());
+    assert_eq!(leftovers(&state, &held, true), Vec::<String>::new());
 }
 
 #[test]

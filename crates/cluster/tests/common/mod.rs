@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use virtlab_cluster::ClusterState;
 
 /// Records that the calling test could not run here because of `reason`.
 pub fn skip(reason: &str) {
@@ -31,34 +32,58 @@ pub fn need_root() -> bool {
     root
 }
 
-/// What a cluster with run folder `dir` on subnet octet `octet` left behind: the folder, its
-/// host veth, its cgroups, or any process still holding one of its namespaces.
-pub fn leftovers(dir: &Path, octet: &str) -> Vec<String> {
-    // Holders finish cleaning up a moment after their owner is gone.
+/// The namespaces (kind, inode) the cluster's holders have: what must be gone afterwards.
+pub fn namespaces(state: &ClusterState) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut pids = vec![(state.switch_pid, vec!["net"])];
+    pids.extend(
+        state
+            .nodes
+            .iter()
+            .map(|n| (n.holder_pid, vec!["net", "uts", "mnt", "pid"])),
+    );
+    for (pid, kinds) in pids {
+        for kind in kinds {
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+            found.push((kind.to_string(), link.display().to_string()));
+        }
+    }
+    found
+}
+
+/// What a cluster left behind: its run folder, its host veth, its cgroups, a process still in
+/// one of its namespaces (`namespaces`, taken while it was up), a process still in its
+/// cgroups. Waits up to 10 s for holders that are still cleaning up. `folder_too`: whether the
+/// run folder counts (after SIGKILL of the owner it waits for the next sweep).
+pub fn leftovers(
+    state: &ClusterState,
+    namespaces: &[(String, String)],
+    folder_too: bool,
+) -> Vec<String> {
+    let octet = state.subnet.split('.').nth(2).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let mut left = Vec::new();
-        if dir.exists() {
-            left.push(format!("run folder {}", dir.display()));
+        if folder_too && state.dir.exists() {
+            left.push(format!("run folder {}", state.dir.display()));
         }
         let link = format!("/sys/class/net/vlab{octet}");
         if Path::new(&link).exists() {
             left.push(link);
         }
-        let owner = dir.file_name().unwrap().to_string_lossy();
-        let owner = owner.split('-').next().unwrap();
-        let tag = format!("virtlab-{owner}-c{octet}-");
+        let tag = format!("virtlab-{}-c{octet}-", state.owner);
         for group in virtlab_cluster::cgroup::cluster_groups(&tag) {
             left.push(format!("cgroup {}", group.display()));
         }
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let text = String::from_utf8_lossy(&cmdline);
-            if text.contains(&*dir.to_string_lossy()) {
-                left.push(format!(
-                    "process {}: {text}",
-                    entry.file_name().to_string_lossy()
-                ));
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            for (kind, inode) in namespaces {
+                let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}"));
+                if link.is_ok_and(|l| l.display().to_string() == *inode) {
+                    left.push(format!("process {pid} in {kind} namespace {inode}"));
+                }
             }
         }
         if left.is_empty() || std::time::Instant::now() > deadline {
