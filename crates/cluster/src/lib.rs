@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod error;
 pub mod held;
 pub mod holder;
+pub mod mpi;
 pub mod net;
 pub mod rundir;
 pub mod spec;

@@ -1,6 +1,9 @@
 //! Shared by the cluster's tests: the skip record (a test that cannot run here says why, in the
 //! file `scripts/test` counts skips from), and the leftover check run after every exit path.
 
+// Each test binary uses its own share of these helpers.
+#![allow(dead_code)]
+
 use std::io::Write;
 use std::path::Path;
 use virtlab_cluster::ClusterState;
