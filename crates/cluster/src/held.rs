@@ -5,6 +5,7 @@
 
 use crate::cluster::{Cluster, ClusterState};
 use crate::rundir;
+use crate::slurm::Slurm;
 use crate::spec::ClusterSpec;
 use crate::{Error, Result};
 use std::io::{BufRead, BufReader};
@@ -55,9 +56,10 @@ pub fn find(name: &str) -> Result<ClusterState> {
         })
 }
 
-/// Runs in the keeper: makes the cluster, prints its state as one JSON line on stdout (or the
-/// error, as JSON, on stdout too), then holds it until SIGTERM, SIGINT or SIGHUP.
-pub fn serve(spec: ClusterSpec, name: &str) -> Result<()> {
+/// Runs in the keeper: makes the cluster (and starts Slurm on it when `with_slurm`), prints its
+/// state as one JSON line on stdout (or the error, as JSON, on stdout too), then holds it until
+/// SIGTERM, SIGINT or SIGHUP.
+pub fn serve(spec: ClusterSpec, name: &str, with_slurm: bool) -> Result<()> {
     let made = check_name(name).and_then(|()| {
         if find(name).is_ok() {
             return Err(Error::invalid(
@@ -69,15 +71,19 @@ pub fn serve(spec: ClusterSpec, name: &str) -> Result<()> {
         }
         // Blocked before any thread exists, so sigwait below receives them.
         block_stop_signals();
-        Cluster::up_named(spec, Some(name))
+        let cluster = Cluster::up_named(spec, Some(name))?;
+        // A Slurm that fails to start drops the cluster with it.
+        let slurm = with_slurm.then(|| Slurm::start(&cluster)).transpose()?;
+        Ok((cluster, slurm))
     });
     let line = match &made {
-        Ok(cluster) => serde_json::to_string(&Ok::<_, Error>(cluster.state())),
+        Ok((cluster, _)) => serde_json::to_string(&Ok::<_, Error>(cluster.state())),
         Err(e) => serde_json::to_string(&Err::<ClusterState, _>(e)),
     };
     println!("{}", line.unwrap_or_default());
-    let cluster = made?;
+    let (cluster, slurm) = made?;
     wait_for_stop_signal();
+    drop(slurm);
     drop(cluster);
     Ok(())
 }
@@ -108,8 +114,14 @@ fn wait_for_stop_signal() {
 }
 
 /// Starts `keeper serve …` detached (its own session, so a closed terminal does not end it)
-/// and returns the held cluster's state once it is up, or the keeper's error.
-pub fn hold(keeper: &Path, spec: ClusterSpec, name: &str) -> Result<ClusterState> {
+/// and returns the held cluster's state once it is up (with Slurm running on it when
+/// `with_slurm`), or the keeper's error.
+pub fn hold(
+    keeper: &Path,
+    spec: ClusterSpec,
+    name: &str,
+    with_slurm: bool,
+) -> Result<ClusterState> {
     check_name(name)?;
     spec.check()?;
     let mut child = Command::new(keeper);
@@ -117,6 +129,7 @@ pub fn hold(keeper: &Path, spec: ClusterSpec, name: &str) -> Result<ClusterState
         .args(["serve", "--name", name, "--nodes"])
         .arg(spec.nodes.to_string())
         .args(["--type", spec.instance_type.name()])
+        .args(with_slurm.then_some("--slurm"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());

@@ -12,8 +12,10 @@ pub mod holder;
 pub mod mpi;
 pub mod net;
 pub mod rundir;
+pub mod slurm;
 pub mod spec;
 
 pub use cluster::{Cluster, ClusterState, Node};
 pub use error::{Error, ErrorKind, Result};
+pub use slurm::Slurm;
 pub use spec::{ClusterSpec, InstanceType};

@@ -23,7 +23,8 @@ pub enum Program {
 }
 
 impl Program {
-    fn args(&self) -> Vec<String> {
+    /// The program's arguments for this mode.
+    pub fn args(&self) -> Vec<String> {
         let s = |v: &dyn ToString| v.to_string();
         match self {
             Program::Hello {

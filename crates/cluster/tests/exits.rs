@@ -110,7 +110,7 @@ fn sigkill_of_the_owner_leaves_nothing_once_swept() {
         return;
     }
     let name = format!("killed-{}", std::process::id());
-    let state = held::hold(KEEPER.as_ref(), two_nodes(), &name).unwrap();
+    let state = held::hold(KEEPER.as_ref(), two_nodes(), &name, false).unwrap();
     busy_nodes(&state);
     let held = namespaces(&state);
     // SAFETY: kill sends SIGKILL to the keeper we started.

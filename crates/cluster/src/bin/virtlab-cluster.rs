@@ -1,15 +1,18 @@
 //! `virtlab-cluster`: the cluster's own command line, until the `virtlab` CLI wires these in.
 //! `up` holds a cluster (a detached `serve` keeps it), `status` lists clusters, `down` removes
-//! one. Every command prints JSON with `--json`.
+//! one. Every command prints JSON with `--json`; `up --slurm` runs Slurm on the cluster too.
 
 use std::process::ExitCode;
 use virtlab_cluster::{ClusterSpec, Error, Result, held};
 
 const USAGE: &str =
-    "usage: virtlab-cluster up [--name NAME] [--nodes N] [--type small|medium|large] [--json]
+    "usage: virtlab-cluster up [--name NAME] [--nodes N] [--type small|medium|large] [--slurm] [--json]
        virtlab-cluster status [--json]
        virtlab-cluster down NAME [--json]
-       virtlab-cluster serve --name NAME [--nodes N] [--type TYPE]   (the keeper `up` starts)";
+       virtlab-cluster serve --name NAME [--nodes N] [--type TYPE] [--slurm]   (the keeper `up` starts)
+
+--slurm starts Slurm on the held cluster (slurmctld, a slurmd per node, munged); its
+SLURM_CONF is slurm/slurm.conf in the cluster's run folder.";
 
 /// The value after `flag` in `args`, if the flag is there.
 fn value<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>> {
@@ -48,12 +51,13 @@ fn print<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> Stri
 
 fn run(args: &[String]) -> Result<()> {
     let json = args.iter().any(|a| a == "--json");
+    let slurm = args.iter().any(|a| a == "--slurm");
     match args.first().map(String::as_str) {
         Some("up") => {
             let name = value(args, "--name")?.unwrap_or("lab");
             let me =
                 std::env::current_exe().map_err(|e| Error::io("finding this program's path", e))?;
-            let state = held::hold(&me, spec(args)?, name)?;
+            let state = held::hold(&me, spec(args)?, name, slurm)?;
             print(json, &state, || {
                 format!(
                     "{}up in {:.0} ms; take it down with: virtlab-cluster down {name}\n",
@@ -66,7 +70,7 @@ fn run(args: &[String]) -> Result<()> {
             let name = value(args, "--name")?.ok_or_else(|| {
                 Error::invalid("serve needs --name", "give it one: serve --name lab")
             })?;
-            held::serve(spec(args)?, name)?;
+            held::serve(spec(args)?, name, slurm)?;
         }
         Some("status") => {
             let clusters = held::status();

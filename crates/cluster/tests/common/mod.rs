@@ -95,3 +95,72 @@ pub fn leftovers(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Whether Slurm can be tested here (root, Slurm, munge); records the skip when not.
+pub fn need_slurm() -> bool {
+    if !need_root() {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let found = |p: &str| virtlab_cluster::slurm::find_program(p).is_some();
+    if let Err(e) = virtlab_cluster::slurm::check_prerequisites(euid, found) {
+        skip(&e.to_string());
+        return false;
+    }
+    true
+}
+
+/// Slurm's processes of the cluster whose run folder is `dir`, still running: every daemon
+/// and launcher names a file in `dir/slurm` on its command line; job steps (`slurmstepd`) and
+/// their tasks are found in the nodes' pid namespaces (`node_pid_namespaces`) and the head's.
+pub fn slurm_leftovers(dir: &Path, pid_namespaces: &[String]) -> Vec<String> {
+    let needle = dir.join("slurm").display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut left = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            if stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+            {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            let ns = std::fs::read_link(entry.path().join("ns/pid"))
+                .map(|l| l.display().to_string())
+                .unwrap_or_default();
+            if cmdline.contains(&needle) {
+                left.push(format!("process {pid}: {cmdline}"));
+            } else if comm.trim() == "slurmstepd" && pid_namespaces.contains(&ns) {
+                left.push(format!("job step {pid} in {ns}"));
+            }
+        }
+        if std::path::Path::new(&needle).exists() {
+            left.push(format!("folder {needle}"));
+        }
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The pid namespaces of a cluster's nodes and of its Slurm's head (from munged's process).
+pub fn slurm_pid_namespaces(state: &ClusterState, daemon_pids: &[i32]) -> Vec<String> {
+    state
+        .nodes
+        .iter()
+        .map(|n| n.holder_pid)
+        .chain(daemon_pids.iter().copied())
+        .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok())
+        .map(|l| l.display().to_string())
+        .collect()
+}
