@@ -12,8 +12,10 @@ pub mod holder;
 pub mod mpi;
 pub mod net;
 pub mod rundir;
+pub mod scaling;
 pub mod slurm;
 pub mod spec;
+pub mod stats;
 
 pub use cluster::{Cluster, ClusterState, Node};
 pub use error::{Error, ErrorKind, Result};

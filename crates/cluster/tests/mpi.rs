@@ -269,3 +269,45 @@ fn zero_ranks_and_a_missing_node_are_clear_errors() {
         .unwrap_err();
     assert!(e.problem().contains("no node 4"), "{e}");
 }
+
+#[test]
+fn strong_and_weak_scaling_count_the_same_hits_and_have_their_shape() {
+    use virtlab_cluster::scaling::{Scaling, ScalingPlan, sweep, table};
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let cluster = cluster(3);
+    let strong = sweep(&cluster, &ScalingPlan::new(Scaling::Strong, 20_000_000)).unwrap();
+    println!(
+        "strong scaling, 20 M samples, 3 medium nodes:\n{}",
+        table(&strong)
+    );
+    assert_eq!(
+        strong.iter().map(|p| p.ranks).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+    assert!(
+        strong
+            .iter()
+            .all(|p| p.hits == strong[0].hits && p.samples == 20_000_000)
+    );
+    assert!(
+        strong
+            .iter()
+            .all(|p| p.compute_ms > 0.0 && p.communicate_ms >= 0.0)
+    );
+    assert_eq!(strong[0].efficiency, Some(1.0));
+
+    let weak_plan = ScalingPlan {
+        ranks: vec![1, 2, 4],
+        ..ScalingPlan::new(Scaling::Weak, 5_000_000)
+    };
+    let weak = sweep(&cluster, &weak_plan).unwrap();
+    println!("weak scaling, 5 M samples per rank:\n{}", table(&weak));
+    let samples: Vec<u64> = weak.iter().map(|p| p.samples).collect();
+    assert_eq!(samples, [5_000_000, 10_000_000, 20_000_000]);
+    // 20 M samples counted by 4 ranks here are the 20 M of the strong sweep: the same hits.
+    assert_eq!(weak[2].hits, strong[0].hits);
+    assert!(weak[0].hits < weak[1].hits && weak[1].hits < weak[2].hits);
+}

@@ -19,6 +19,7 @@ use crate::cluster::Cluster;
 use crate::holder::{Holder, HolderPlan, LifeLine};
 use crate::mpi::{MpiRun, Program, RankLine, ranks_program};
 use crate::rundir;
+use crate::stats::median;
 use crate::{Error, Result};
 use daemon::{Daemon, tail};
 pub use records::{Accounting, JobRecord, NodeInfo};
@@ -742,17 +743,6 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// The median of some numbers (0 for none).
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -777,12 +767,5 @@ mod tests {
             e.fix().contains("slurmctld slurmd slurm-client"),
             "one package named once: {e}"
         );
-    }
-
-    #[test]
-    fn medians_of_odd_even_and_no_values() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(median(&[]), 0.0);
     }
 }
