@@ -69,7 +69,9 @@ pub struct HolderPlan {
     pub namespaces: libc::c_int,
     /// The hostname set in a new UTS namespace.
     pub hostname: Option<String>,
-    /// Whether the node gets its own /proc (its pid namespace's) and /tmp.
+    /// Whether the node gets its own /proc (its pid namespace's), /tmp and /dev/shm (a machine
+    /// of its own: Open MPI names its shared-memory files by host name and job, which repeat
+    /// across clusters).
     pub own_proc_and_tmp: bool,
     /// Folders (the node's cgroup) removed once the inner process is gone.
     pub remove_dirs: Vec<String>,
@@ -85,13 +87,14 @@ pub struct Holder {
 }
 
 /// The step of a holder that failed, reported with its errno.
-const STEPS: [&str; 6] = [
+const STEPS: [&str; 7] = [
     "unsharing the namespaces",
     "setting the hostname",
     "forking the node's first process",
     "making the mounts private",
     "mounting the node's /proc",
     "mounting the node's /tmp",
+    "mounting the node's /dev/shm",
 ];
 
 /// Closes every descriptor from 3 up except `keep` (sorted): no other cluster's life line may
@@ -158,7 +161,7 @@ fn inner_main(plan: &Strings, report_fd: RawFd, outer: libc::pid_t) -> ! {
             *const libc::c_char,
             *const libc::c_char,
             libc::c_ulong,
-        ); 3] = [
+        ); 4] = [
             (
                 3,
                 plan.slash.as_ptr(),
@@ -174,6 +177,12 @@ fn inner_main(plan: &Strings, report_fd: RawFd, outer: libc::pid_t) -> ! {
             (
                 5,
                 plan.tmp_dir.as_ptr(),
+                plan.tmp_fs.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+            ),
+            (
+                6,
+                plan.shm_dir.as_ptr(),
                 plan.tmp_fs.as_ptr(),
                 libc::MS_NOSUID | libc::MS_NODEV,
             ),
@@ -286,6 +295,7 @@ struct Strings {
     proc_dir: CString,
     proc_fs: CString,
     tmp_dir: CString,
+    shm_dir: CString,
     tmp_fs: CString,
 }
 
@@ -310,6 +320,7 @@ impl Holder {
             proc_dir: c_string("/proc")?,
             proc_fs: c_string("proc")?,
             tmp_dir: c_string("/tmp")?,
+            shm_dir: c_string("/dev/shm")?,
             tmp_fs: c_string("tmpfs")?,
         };
         let (report_read, report_write) = pipe()?;

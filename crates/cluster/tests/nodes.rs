@@ -40,6 +40,15 @@ fn three_nodes_have_their_names_addresses_and_limits() {
             "{text}"
         );
     }
+    // Each node has a /dev/shm of its own, as a machine does (Open MPI names its shared-memory
+    // files by host name and job id, which repeat across clusters).
+    let out = cluster
+        .run_on(1, "touch /dev/shm/virtlab-probe && ls /dev/shm")
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "virtlab-probe");
+    assert!(!std::path::Path::new("/dev/shm/virtlab-probe").exists());
+    let out = cluster.run_on(2, "ls /dev/shm").unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
     // Node 1 and the host reach node 3 across the switch: node 3 answers two TCP connections
     // with its hostname (perl is part of every Debian system; the nodes have no ping).
     let node3 = cluster.nodes()[2].address.clone();

@@ -252,22 +252,16 @@ fn sigkill_of_the_owner_takes_every_daemon_down() {
         String::from_utf8_lossy(&sinfo.stdout).trim(),
         "node-1 idle\nnode-2 idle"
     );
-    // The head's pid namespace, from the controller's process.
-    let controller: Vec<i32> = std::fs::read_to_string(state.dir.join("slurm/slurmctld.pid"))
-        .ok()
-        .and_then(|_| {
-            let out = std::process::Command::new("pgrep")
-                .args(["-f", &conf.display().to_string()])
-                .output()
-                .ok()?;
-            Some(
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .filter_map(|l| l.parse().ok())
-                    .collect(),
-            )
-        })
-        .unwrap_or_default();
+    // Slurm's processes (their command lines name its configuration): the head's pid
+    // namespace is found from them.
+    let pgrep = std::process::Command::new("pgrep")
+        .args(["-f", &conf.display().to_string()])
+        .output()
+        .unwrap();
+    let controller: Vec<i32> = String::from_utf8_lossy(&pgrep.stdout)
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     assert!(!controller.is_empty(), "no Slurm process found");
     let spaces = slurm_pid_namespaces(&state, &controller);
     // SAFETY: kill sends SIGKILL to the keeper we started.

@@ -111,9 +111,23 @@ pub fn need_slurm() -> bool {
     true
 }
 
-/// Slurm's processes of the cluster whose run folder is `dir`, still running: every daemon
-/// and launcher names a file in `dir/slurm` on its command line; job steps (`slurmstepd`) and
-/// their tasks are found in the nodes' pid namespaces (`node_pid_namespaces`) and the head's.
+/// Whether a process name is Slurm's or munge's (slurmctld, slurmscriptd, slurmd, slurmstepd,
+/// munged).
+fn is_slurm(comm: &str) -> bool {
+    [
+        "slurmctld",
+        "slurmscriptd",
+        "slurmd",
+        "slurmstepd",
+        "munged",
+    ]
+    .contains(&comm)
+}
+
+/// Slurm's processes of the cluster whose run folder is `dir`, still running, and its folder:
+/// every daemon and launcher names a file in `dir/slurm` on its command line; what they start
+/// without one (slurmscriptd, the job steps' slurmstepd) is found by name in `pid_namespaces`
+/// (the nodes' and the head's).
 pub fn slurm_leftovers(dir: &Path, pid_namespaces: &[String]) -> Vec<String> {
     let needle = dir.join("slurm").display().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -139,8 +153,8 @@ pub fn slurm_leftovers(dir: &Path, pid_namespaces: &[String]) -> Vec<String> {
                 .unwrap_or_default();
             if cmdline.contains(&needle) {
                 left.push(format!("process {pid}: {cmdline}"));
-            } else if comm.trim() == "slurmstepd" && pid_namespaces.contains(&ns) {
-                left.push(format!("job step {pid} in {ns}"));
+            } else if is_slurm(comm.trim()) && pid_namespaces.contains(&ns) {
+                left.push(format!("{} {pid} in {ns}", comm.trim()));
             }
         }
         if std::path::Path::new(&needle).exists() {
@@ -155,6 +169,10 @@ pub fn slurm_leftovers(dir: &Path, pid_namespaces: &[String]) -> Vec<String> {
 
 /// The pid namespaces of a cluster's nodes and of its Slurm's head (from munged's process).
 pub fn slurm_pid_namespaces(state: &ClusterState, daemon_pids: &[i32]) -> Vec<String> {
+    let host = std::fs::read_link("/proc/self/ns/pid")
+        .unwrap()
+        .display()
+        .to_string();
     state
         .nodes
         .iter()
@@ -162,5 +180,7 @@ pub fn slurm_pid_namespaces(state: &ClusterState, daemon_pids: &[i32]) -> Vec<St
         .chain(daemon_pids.iter().copied())
         .filter_map(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok())
         .map(|l| l.display().to_string())
+        // The host's (a launcher's) is not the cluster's.
+        .filter(|ns| *ns != host)
         .collect()
 }
