@@ -1,0 +1,248 @@
+//! Scaling of the parallel hit count across the cluster: the same job at 1, 2, … ranks, each
+//! rank count run several times (median), split into what the ranks compute and what their
+//! reduction (communication) takes. *Strong* scaling keeps the samples fixed (more ranks, less
+//! each); *weak* scaling gives every rank the same share (samples ∝ ranks). On this machine
+//! both flatten at its cores: ranks beyond them take turns on the same CPUs.
+
+use crate::cluster::Cluster;
+use crate::mpi::{MpiRun, Mpirun, Program, RankLine};
+use crate::stats::median;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Which scaling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaling {
+    /// Fixed total samples.
+    Strong,
+    /// Fixed samples per rank.
+    Weak,
+}
+
+/// What to sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingPlan {
+    /// Strong or weak.
+    pub scaling: Scaling,
+    /// Strong: the total samples; weak: the samples per rank.
+    pub samples: u64,
+    /// The hit count's seed.
+    pub seed: u64,
+    /// The rank counts, in order.
+    pub ranks: Vec<usize>,
+    /// Runs per rank count (the median is kept), at least 3.
+    pub repeats: usize,
+}
+
+impl ScalingPlan {
+    /// 1..=8 ranks, 3 runs each.
+    pub fn new(scaling: Scaling, samples: u64) -> ScalingPlan {
+        ScalingPlan {
+            scaling,
+            samples,
+            seed: 7,
+            ranks: (1..=8).collect(),
+            repeats: 3,
+        }
+    }
+
+    /// The total samples at `ranks` ranks.
+    pub fn samples_at(&self, ranks: usize) -> u64 {
+        match self.scaling {
+            Scaling::Strong => self.samples,
+            Scaling::Weak => self.samples * ranks as u64,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.repeats < 3 {
+            return Err(Error::invalid(
+                format!(
+                    "{} runs per rank count give no trustworthy median",
+                    self.repeats
+                ),
+                "ask for 3 runs or more",
+            ));
+        }
+        if self.ranks.is_empty() || self.ranks.contains(&0) {
+            return Err(Error::invalid(
+                "a scaling sweep needs rank counts of 1 or more",
+                "give rank counts such as 1 to 8",
+            ));
+        }
+        if self.samples == 0 {
+            return Err(Error::invalid(
+                "a scaling sweep of 0 samples measures nothing",
+                "give 1 000 000 samples or more",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One rank count's medians.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingPoint {
+    /// Ranks.
+    pub ranks: usize,
+    /// Total samples.
+    pub samples: u64,
+    /// The reduced hit count (the same in every run).
+    pub hits: u64,
+    /// The slowest rank's compute time (the job waits for it), median over the runs, ms.
+    pub compute_ms: f64,
+    /// The slowest rank's reduction time (communication, including waiting for the slowest
+    /// rank to arrive), median, ms.
+    pub communicate_ms: f64,
+    /// The slowest rank's MPI_Init, median, ms.
+    pub init_ms: f64,
+    /// mpirun from start to exit, median, ms.
+    pub wall_ms: f64,
+    /// Strong: compute at 1 rank ÷ (ranks × compute here); weak: compute at 1 rank ÷ compute
+    /// here. 1.0 is perfect; None without a 1-rank point.
+    pub efficiency: Option<f64>,
+}
+
+/// The slowest rank's (init, compute, reduce) of one run.
+fn slowest(run: &MpiRun) -> (f64, f64, f64) {
+    run.lines
+        .iter()
+        .filter_map(|l| match l {
+            RankLine::Hits {
+                init_ms,
+                compute_ms,
+                reduce_ms,
+                ..
+            } => Some((*init_ms, *compute_ms, *reduce_ms)),
+            _ => None,
+        })
+        .fold((0.0, 0.0, 0.0), |a, b| {
+            (a.0.max(b.0), a.1.max(b.1), a.2.max(b.2))
+        })
+}
+
+/// Runs the plan across all of `cluster`'s nodes (mpirun, ranks yielding while they wait:
+/// the nodes share this machine's cores). An error if any run fails or two runs of one rank
+/// count disagree on the hits.
+pub fn sweep(cluster: &Cluster, plan: &ScalingPlan) -> Result<Vec<ScalingPoint>> {
+    plan.check()?;
+    let mut points: Vec<ScalingPoint> = Vec::new();
+    for &ranks in &plan.ranks {
+        let samples = plan.samples_at(ranks);
+        let program = Program::Hits {
+            samples,
+            seed: plan.seed,
+        };
+        let mut hits = None;
+        let (mut init, mut compute, mut reduce, mut wall) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..plan.repeats {
+            let run = Mpirun::new(cluster, ranks)
+                .yield_when_idle(true)
+                .timeout(Duration::from_secs(300))
+                .run(&program)?;
+            let total = run.total_hits().filter(|_| run.exit_code == Some(0));
+            let Some(total) = total else {
+                return Err(Error::failed(
+                    format!(
+                        "the hit count at {ranks} ranks failed: {}",
+                        run.stderr.trim()
+                    ),
+                    "run it again; if it keeps failing, try fewer ranks",
+                ));
+            };
+            if *hits.get_or_insert(total) != total {
+                return Err(Error::failed(
+                    format!("two runs at {ranks} ranks counted different hits"),
+                    "report this: the same seed must give the same count",
+                ));
+            }
+            let (i, c, r) = slowest(&run);
+            init.push(i);
+            compute.push(c);
+            reduce.push(r);
+            wall.push(run.wall_ms);
+        }
+        points.push(ScalingPoint {
+            ranks,
+            samples,
+            hits: hits.unwrap_or(0),
+            compute_ms: median(&compute),
+            communicate_ms: median(&reduce),
+            init_ms: median(&init),
+            wall_ms: median(&wall),
+            efficiency: None,
+        });
+    }
+    let base = points.iter().find(|p| p.ranks == 1).map(|p| p.compute_ms);
+    for p in &mut points {
+        p.efficiency = base
+            .filter(|_| p.compute_ms > 0.0)
+            .map(|one| match plan.scaling {
+                Scaling::Strong => one / (p.ranks as f64 * p.compute_ms),
+                Scaling::Weak => one / p.compute_ms,
+            });
+    }
+    Ok(points)
+}
+
+/// The points as a text table.
+pub fn table(points: &[ScalingPoint]) -> String {
+    let mut out = format!(
+        "{:>5} {:>12} {:>12} {:>11} {:>14} {:>9} {:>9} {:>10}\n",
+        "ranks",
+        "samples",
+        "hits",
+        "compute ms",
+        "communicate ms",
+        "init ms",
+        "wall ms",
+        "efficiency"
+    );
+    for p in points {
+        out.push_str(&format!(
+            "{:>5} {:>12} {:>12} {:>11.1} {:>14.2} {:>9.0} {:>9.0} {:>10}\n",
+            p.ranks,
+            p.samples,
+            p.hits,
+            p.compute_ms,
+            p.communicate_ms,
+            p.init_ms,
+            p.wall_ms,
+            p.efficiency.map_or("-".into(), |e| format!("{e:.2}"))
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_are_checked_and_weak_samples_grow_with_ranks() {
+        let strong = ScalingPlan::new(Scaling::Strong, 1_000);
+        assert_eq!(strong.samples_at(8), 1_000);
+        assert_eq!(strong.ranks, (1..=8).collect::<Vec<_>>());
+        assert!(strong.check().is_ok());
+        let weak = ScalingPlan::new(Scaling::Weak, 1_000);
+        assert_eq!(weak.samples_at(8), 8_000);
+        let few = ScalingPlan {
+            repeats: 2,
+            ..strong.clone()
+        };
+        assert!(few.check().unwrap_err().fix().contains("3 runs"));
+        let zero = ScalingPlan {
+            ranks: vec![0, 1],
+            ..strong.clone()
+        };
+        assert!(zero.check().is_err());
+        let nothing = ScalingPlan {
+            samples: 0,
+            ..strong
+        };
+        assert!(nothing.check().is_err());
+    }
+}

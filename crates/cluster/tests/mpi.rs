@@ -1,0 +1,313 @@
+//! MPI across real clusters: the same hits for any rank count, ping-pong on one node and
+//! across nodes, the yield trap both ways, a rank killed mid-run. Figures are printed (run with
+//! --nocapture), never asserted. Needs root, Open MPI and a `virtlab-ranks` built with `mpi`.
+
+mod common;
+
+use common::{need_root, skip};
+use std::time::Duration;
+use virtlab_cluster::mpi::{Mpirun, Program, RankLine, ranks_program};
+use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind};
+
+/// Whether MPI runs can be tested here; records the skip when not.
+fn need_mpi() -> bool {
+    if !need_root() {
+        return false;
+    }
+    let program = match ranks_program() {
+        Ok(p) => p,
+        Err(e) => {
+            skip(&e.to_string());
+            return false;
+        }
+    };
+    if !virtlab_cluster::cluster::on_path("mpirun") {
+        skip("Open MPI is not installed (apt-get install openmpi-bin libopenmpi-dev libclang-dev)");
+        return false;
+    }
+    let out = std::process::Command::new(&program)
+        .args(["hits", "--samples", "1"])
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&out.stderr).contains("built without Open MPI") {
+        skip("virtlab-ranks was built without the mpi feature (scripts/setup builds it)");
+        return false;
+    }
+    true
+}
+
+/// MPI runs one at a time: two at once on 2 cores would measure each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn cluster(nodes: usize) -> Cluster {
+    Cluster::up(ClusterSpec {
+        nodes,
+        ..ClusterSpec::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_hit_count_is_the_same_for_1_3_and_6_ranks() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let cluster = cluster(3);
+    let program = Program::Hits {
+        samples: 2_000_000,
+        seed: 7,
+    };
+    let mut totals = Vec::new();
+    for ranks in [1, 3, 6] {
+        let run = Mpirun::new(&cluster, ranks).run(&program).unwrap();
+        assert_eq!(run.exit_code, Some(0), "{}", run.stderr);
+        let parts = run
+            .lines
+            .iter()
+            .filter(|l| matches!(l, RankLine::Hits { .. }))
+            .count();
+        assert_eq!(parts, ranks);
+        let worst = run
+            .lines
+            .iter()
+            .filter_map(|l| match l {
+                RankLine::Hits {
+                    compute_ms,
+                    reduce_ms,
+                    init_ms,
+                    ..
+                } => Some((*init_ms, *compute_ms, *reduce_ms)),
+                _ => None,
+            })
+            .fold((0.0f64, 0.0f64, 0.0f64), |a, b| {
+                (a.0.max(b.0), a.1.max(b.1), a.2.max(b.2))
+            });
+        println!(
+            "hits {ranks} ranks: {:?}; slowest rank: MPI_Init {:.0} ms, compute {:.1} ms, reduce {:.2} ms; mpirun wall {:.0} ms",
+            run.total_hits(),
+            worst.0,
+            worst.1,
+            worst.2,
+            run.wall_ms
+        );
+        totals.push(run.total_hits().unwrap());
+    }
+    assert!(totals.iter().all(|&t| t == totals[0]), "{totals:?}");
+}
+
+#[test]
+fn ping_pong_on_one_node_and_across_two_and_the_yield_trap() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let cluster = cluster(2);
+    let program = Program::PingPong {
+        sizes: vec![8, 4 << 20],
+        rounds: 50,
+    };
+    let cases = [
+        ("one node (shared memory)", vec![1], 2, true),
+        (
+            "two nodes (TCP over the bridge), yield on",
+            vec![1, 2],
+            1,
+            true,
+        ),
+        (
+            "two nodes (TCP over the bridge), yield off",
+            vec![1, 2],
+            1,
+            false,
+        ),
+    ];
+    for (what, nodes, slots, yield_on) in cases {
+        let run = Mpirun::new(&cluster, 2)
+            .nodes(&nodes)
+            .slots(slots)
+            .yield_when_idle(yield_on)
+            .timeout(Duration::from_secs(240))
+            .run(&program)
+            .unwrap();
+        assert_eq!(run.exit_code, Some(0), "{what}: {}", run.stderr);
+        let points: Vec<_> = run
+            .lines
+            .iter()
+            .filter_map(|l| match l {
+                RankLine::Pingpong {
+                    bytes,
+                    one_way_us,
+                    gb_per_s,
+                    ..
+                } => Some((*bytes, *one_way_us, *gb_per_s)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(points.len(), 2, "{what}");
+        for (bytes, us, gbs) in points {
+            println!("pingpong {what}: {bytes} B one-way {us:.2} µs, {gbs:.3} GB/s");
+        }
+    }
+}
+
+#[test]
+fn hello_lines_carry_node_and_host_pids_and_a_killed_rank_stops_the_job() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let cluster = cluster(3);
+    let quick = Mpirun::new(&cluster, 3)
+        .run(&Program::Hello {
+            iterations: 1,
+            interval_ms: 0,
+        })
+        .unwrap();
+    assert_eq!(quick.exit_code, Some(0), "{}", quick.stderr);
+    println!(
+        "hello: asked -> first line {:.0} ms",
+        quick.first_line_ms.unwrap()
+    );
+    let nodes: Vec<String> = quick
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            RankLine::Hello { node, init_ms, .. } => {
+                println!("MPI_Init {init_ms:.0} ms on {node}");
+                Some(node.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nodes.len(), 3);
+    for n in 1..=3 {
+        assert!(nodes.contains(&format!("node-{n}")), "{nodes:?}");
+    }
+
+    let running = Mpirun::new(&cluster, 3)
+        .spawn(&Program::Hello {
+            iterations: 100,
+            interval_ms: 100,
+        })
+        .unwrap();
+    // Rank processes of node 2 are found from the host, in node 2's pid namespace.
+    let node2 =
+        std::fs::read_link(format!("/proc/{}/ns/pid", cluster.nodes()[1].holder_pid)).unwrap();
+    let ranks_on_node2 = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l == node2)
+            })
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "virtlab-ranks")
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        if let Some(&pid) = ranks_on_node2().first() {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rank started on node 2"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kills the rank process found above, in our own cluster's node.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let run = running.finish().unwrap();
+    assert_ne!(run.exit_code, Some(0));
+    let states = run.rank_states(3);
+    for s in &states {
+        println!("rank {} printed {} lines, {}", s.rank, s.lines, s.state);
+    }
+    assert!(
+        states
+            .iter()
+            .any(|s| s.state.starts_with("killed by signal")),
+        "{}",
+        run.stderr
+    );
+    assert!(states.iter().all(|s| s.state != "finished"));
+    if let Some(first) = run.lines.first() {
+        println!(
+            "{}",
+            virtlab_cluster::mpi::MpiRun::essay_line(first).unwrap()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ranks_on_node2(), Vec::<u32>::new());
+}
+
+#[test]
+fn zero_ranks_and_a_missing_node_are_clear_errors() {
+    if !need_root() {
+        return;
+    }
+    let cluster = cluster(1);
+    let program = Program::Hits {
+        samples: 10,
+        seed: 1,
+    };
+    let e = Mpirun::new(&cluster, 0).run(&program).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert!(e.fix().contains("1 rank"), "{e}");
+    let e = Mpirun::new(&cluster, 2)
+        .nodes(&[1, 4])
+        .run(&program)
+        .unwrap_err();
+    assert!(e.problem().contains("no node 4"), "{e}");
+}
+
+#[test]
+fn strong_and_weak_scaling_count_the_same_hits_and_have_their_shape() {
+    use virtlab_cluster::scaling::{Scaling, ScalingPlan, sweep, table};
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let cluster = cluster(3);
+    let strong = sweep(&cluster, &ScalingPlan::new(Scaling::Strong, 20_000_000)).unwrap();
+    println!(
+        "strong scaling, 20 M samples, 3 medium nodes:\n{}",
+        table(&strong)
+    );
+    assert_eq!(
+        strong.iter().map(|p| p.ranks).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+    assert!(
+        strong
+            .iter()
+            .all(|p| p.hits == strong[0].hits && p.samples == 20_000_000)
+    );
+    assert!(
+        strong
+            .iter()
+            .all(|p| p.compute_ms > 0.0 && p.communicate_ms >= 0.0)
+    );
+    assert_eq!(strong[0].efficiency, Some(1.0));
+
+    let weak_plan = ScalingPlan {
+        ranks: vec![1, 2, 4],
+        ..ScalingPlan::new(Scaling::Weak, 5_000_000)
+    };
+    let weak = sweep(&cluster, &weak_plan).unwrap();
+    println!("weak scaling, 5 M samples per rank:\n{}", table(&weak));
+    let samples: Vec<u64> = weak.iter().map(|p| p.samples).collect();
+    assert_eq!(samples, [5_000_000, 10_000_000, 20_000_000]);
+    // 20 M samples counted by 4 ranks here are the 20 M of the strong sweep: the same hits.
+    assert_eq!(weak[2].hits, strong[0].hits);
+    assert!(weak[0].hits < weak[1].hits && weak[1].hits < weak[2].hits);
+}
