@@ -180,7 +180,7 @@ impl Cgroup {
                 let _ = std::fs::remove_dir(dir);
             }
             if Instant::now() > deadline {
-                return Err(Error::failed(
+                return Err(Error::new(
                     format!(
                         "could not remove the cgroup {}: processes are still inside",
                         self.dirs[0].display()

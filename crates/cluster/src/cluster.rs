@@ -8,7 +8,7 @@ use crate::holder::{Holder, HolderPlan, LifeLine};
 use crate::net;
 use crate::rundir;
 use crate::spec::{ClusterSpec, InstanceType, check_privileges};
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -71,7 +71,7 @@ pub const BREAK_AT: &str = "VIRTLAB_CLUSTER_BREAK_AT";
 
 fn break_at(step: &str) -> Result<()> {
     if std::env::var(BREAK_AT).is_ok_and(|v| v == step) {
-        return Err(Error::failed(
+        return Err(Error::new(
             format!("up was asked to fail {step} ({BREAK_AT})"),
             format!("unset {BREAK_AT}"),
         ));
@@ -209,7 +209,7 @@ impl Cluster {
     fn save(&self) -> Result<()> {
         let path = self.state.dir.join(rundir::STATE);
         let text = serde_json::to_string_pretty(&self.state).map_err(|e| {
-            Error::failed(
+            Error::new(
                 format!("cannot write the cluster state: {e}"),
                 "report this as a bug",
             )
@@ -250,7 +250,8 @@ impl Cluster {
     /// Node `n` (1-based), or an error naming the nodes there are.
     pub fn node(&self, n: usize) -> Result<&Node> {
         self.state.nodes.get(n.wrapping_sub(1)).ok_or_else(|| {
-            Error::invalid(
+            Error::of(
+                ErrorKind::Invalid,
                 format!("this cluster has no node {n}"),
                 format!("choose a node from 1 to {}", self.state.nodes.len()),
             )

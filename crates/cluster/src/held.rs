@@ -7,7 +7,7 @@ use crate::cluster::{Cluster, ClusterState};
 use crate::rundir;
 use crate::slurm::Slurm;
 use crate::spec::ClusterSpec;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -25,7 +25,8 @@ pub fn check_name(name: &str) -> Result<()> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !fine {
-        return Err(Error::invalid(
+        return Err(Error::of(
+            ErrorKind::Invalid,
             format!("{name:?} cannot name a cluster"),
             "use 1 to 32 lowercase letters, digits and dashes, e.g. lab",
         ));
@@ -49,7 +50,7 @@ pub fn find(name: &str) -> Result<ClusterState> {
         .into_iter()
         .find(|s| s.name.as_deref() == Some(name))
         .ok_or_else(|| {
-            Error::invalid(
+            Error::of(ErrorKind::Invalid,
                 format!("no cluster named {name} is up"),
                 "list them with `virtlab cluster status`, or make it with `virtlab cluster up --name <name>`",
             )
@@ -62,7 +63,8 @@ pub fn find(name: &str) -> Result<ClusterState> {
 pub fn serve(spec: ClusterSpec, name: &str, with_slurm: bool) -> Result<()> {
     let made = check_name(name).and_then(|()| {
         if find(name).is_ok() {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("a cluster named {name} is up already"),
                 format!(
                     "take it down first (`virtlab cluster down {name}`), or choose another name"
@@ -151,7 +153,7 @@ pub fn hold(
     let _ = BufReader::new(stdout).read_line(&mut line);
     let answer: std::result::Result<ClusterState, Error> =
         serde_json::from_str(&line).map_err(|_| {
-            Error::failed(
+            Error::new(
                 format!(
                     "the cluster keeper {} ended without a word",
                     keeper.display()
@@ -175,7 +177,7 @@ pub fn down(name: &str) -> Result<f64> {
     unsafe { libc::kill(state.owner as libc::pid_t, libc::SIGTERM) };
     while state.dir.exists() {
         if started.elapsed() > DOWN_PATIENCE {
-            return Err(Error::failed(
+            return Err(Error::new(
                 format!("cluster {name} is still there after {DOWN_PATIENCE:?}"),
                 format!(
                     "kill its keeper (pid {}) with SIGKILL; its holders clean up and the next up sweeps the rest",

@@ -15,7 +15,7 @@
 //! fork and exit the children call only async-signal-safe system calls, on strings made before
 //! the fork.
 
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -300,8 +300,13 @@ struct Strings {
 }
 
 fn c_string(s: &str) -> Result<CString> {
-    CString::new(s)
-        .map_err(|_| Error::invalid(format!("{s:?} holds a NUL byte"), "use plain names"))
+    CString::new(s).map_err(|_| {
+        Error::of(
+            ErrorKind::Invalid,
+            format!("{s:?} holds a NUL byte"),
+            "use plain names",
+        )
+    })
 }
 
 impl Holder {
@@ -398,7 +403,7 @@ fn read_report(fd: &OwnedFd, holder: &mut Holder) -> Result<(i32, i32)> {
         }
     };
     let failure = if got != 8 {
-        Some(Error::failed(
+        Some(Error::new(
             "a node's holder process ended or stalled before its namespaces were made",
             "run it again; if it keeps failing, check `dmesg` and that namespaces are allowed here",
         ))

@@ -3,7 +3,7 @@
 //! runs `virtlab-ranks` under it, returning the ranks' lines as typed values.
 
 use crate::cluster::{Cluster, on_path};
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -306,13 +306,15 @@ impl<'a> Mpirun<'a> {
     /// The mpirun command for `program`, hostfile written; errors for bad counts first.
     pub fn command(&self, program: &Program) -> Result<Command> {
         if self.ranks == 0 {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 "an MPI run cannot have 0 ranks",
                 "ask for 1 rank or more",
             ));
         }
         if self.slots == Some(0) {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 "a node cannot have 0 slots",
                 "give each node 1 slot or more",
             ));
@@ -446,7 +448,7 @@ impl Running {
         let timed_out = watchdog.join().unwrap_or(false);
         let stderr = errors.join().unwrap_or_default();
         if timed_out {
-            return Err(Error::failed(
+            return Err(Error::new(
                 format!(
                     "the MPI run took longer than {:?} and was killed",
                     self.timeout

@@ -108,7 +108,7 @@ pub fn ip_batch(netns_pid: Option<i32>, commands: &[String]) -> Result<()> {
             .rsplit_once("-:")
             .and_then(|(_, n)| n.trim().parse::<usize>().ok())
             .and_then(|n| commands.get(n.wrapping_sub(1)));
-        return Err(Error::failed(
+        return Err(Error::new(
             format!(
                 "ip could not set up the cluster's network{}: {}",
                 line.map(|l| format!(" (`ip {l}`)")).unwrap_or_default(),

@@ -7,7 +7,7 @@
 use crate::cluster::Cluster;
 use crate::mpi::{MpiRun, Mpirun, Program, RankLine};
 use crate::stats::median;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -58,7 +58,8 @@ impl ScalingPlan {
 
     fn check(&self) -> Result<()> {
         if self.repeats < 3 {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!(
                     "{} runs per rank count give no trustworthy median",
                     self.repeats
@@ -67,13 +68,15 @@ impl ScalingPlan {
             ));
         }
         if self.ranks.is_empty() || self.ranks.contains(&0) {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 "a scaling sweep needs rank counts of 1 or more",
                 "give rank counts such as 1 to 8",
             ));
         }
         if self.samples == 0 {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 "a scaling sweep of 0 samples measures nothing",
                 "give 1 000 000 samples or more",
             ));
@@ -145,7 +148,7 @@ pub fn sweep(cluster: &Cluster, plan: &ScalingPlan) -> Result<Vec<ScalingPoint>>
                 .run(&program)?;
             let total = run.total_hits().filter(|_| run.exit_code == Some(0));
             let Some(total) = total else {
-                return Err(Error::failed(
+                return Err(Error::new(
                     format!(
                         "the hit count at {ranks} ranks failed: {}",
                         run.stderr.trim()
@@ -154,7 +157,7 @@ pub fn sweep(cluster: &Cluster, plan: &ScalingPlan) -> Result<Vec<ScalingPoint>>
                 ));
             };
             if *hits.get_or_insert(total) != total {
-                return Err(Error::failed(
+                return Err(Error::new(
                     format!("two runs at {ranks} ranks counted different hits"),
                     "report this: the same seed must give the same count",
                 ));

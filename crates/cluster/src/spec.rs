@@ -2,7 +2,7 @@
 //! essay's "ready-made options": a small menu of CPU and memory limits), checked before
 //! anything is made.
 
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -78,7 +78,7 @@ impl FromStr for InstanceType {
             .into_iter()
             .find(|t| t.name() == s.trim())
             .ok_or_else(|| {
-                Error::invalid(
+                Error::of(ErrorKind::Invalid,
                     format!("there is no instance type named {s:?}"),
                     "choose small (0.5 CPU, 256 MiB), medium (1 CPU, 512 MiB) or large (2 CPU, 1 GiB)",
                 )
@@ -108,7 +108,8 @@ impl ClusterSpec {
     /// Refuses a node count the subnet cannot hold.
     pub fn check(&self) -> Result<()> {
         if self.nodes == 0 || self.nodes > MAX_NODES {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("a cluster cannot have {} nodes", self.nodes),
                 format!(
                     "ask for 1 to {MAX_NODES} nodes (one private /24: .1-.253 are nodes, .254 the host)"

@@ -3,6 +3,7 @@
 //! one. Every command prints JSON with `--json`; `up --slurm` runs Slurm on the cluster too.
 
 use std::process::ExitCode;
+use virtlab_cluster::ErrorKind;
 use virtlab_cluster::{ClusterSpec, Error, Result, held};
 
 const USAGE: &str =
@@ -19,7 +20,11 @@ fn value<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>> {
     match args.iter().position(|a| a == flag) {
         None => Ok(None),
         Some(i) => args.get(i + 1).map(|v| Some(v.as_str())).ok_or_else(|| {
-            Error::invalid(format!("{flag} needs a value"), USAGE.replace('\n', " "))
+            Error::of(
+                ErrorKind::Invalid,
+                format!("{flag} needs a value"),
+                USAGE.replace('\n', " "),
+            )
         }),
     }
 }
@@ -28,7 +33,8 @@ fn spec(args: &[String]) -> Result<ClusterSpec> {
     let mut spec = ClusterSpec::default();
     if let Some(n) = value(args, "--nodes")? {
         spec.nodes = n.parse().map_err(|_| {
-            Error::invalid(
+            Error::of(
+                ErrorKind::Invalid,
                 format!("--nodes {n:?} is not a number"),
                 "give a whole number, e.g. --nodes 3",
             )
@@ -68,7 +74,11 @@ fn run(args: &[String]) -> Result<()> {
         }
         Some("serve") => {
             let name = value(args, "--name")?.ok_or_else(|| {
-                Error::invalid("serve needs --name", "give it one: serve --name lab")
+                Error::of(
+                    ErrorKind::Invalid,
+                    "serve needs --name",
+                    "give it one: serve --name lab",
+                )
             })?;
             held::serve(spec(args)?, name, slurm)?;
         }
@@ -89,7 +99,11 @@ fn run(args: &[String]) -> Result<()> {
                 .get(1)
                 .filter(|a| !a.starts_with("--"))
                 .ok_or_else(|| {
-                    Error::invalid("down needs the cluster's name", "virtlab-cluster down lab")
+                    Error::of(
+                        ErrorKind::Invalid,
+                        "down needs the cluster's name",
+                        "virtlab-cluster down lab",
+                    )
                 })?;
             let ms = held::down(name)?;
             print(
@@ -98,7 +112,13 @@ fn run(args: &[String]) -> Result<()> {
                 || format!("cluster {name} removed in {ms:.0} ms\n"),
             );
         }
-        _ => return Err(Error::invalid("no such command", USAGE.replace('\n', " "))),
+        _ => {
+            return Err(Error::of(
+                ErrorKind::Invalid,
+                "no such command",
+                USAGE.replace('\n', " "),
+            ));
+        }
     }
     Ok(())
 }

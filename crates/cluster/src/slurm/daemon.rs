@@ -63,7 +63,7 @@ impl Daemon {
                 break pid;
             }
             if !rundir::alive(launcher_pid) || Instant::now() > deadline {
-                return Err(Error::failed(
+                return Err(Error::new(
                     format!("{name} did not start: {}", tail(log)),
                     "check that nsenter (util-linux) works here and that the node is still up",
                 ));

@@ -20,7 +20,7 @@ use crate::holder::{Holder, HolderPlan, LifeLine};
 use crate::mpi::{MpiRun, Program, RankLine, ranks_program};
 use crate::rundir;
 use crate::stats::median;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 use daemon::{Daemon, tail};
 pub use records::{Accounting, JobRecord, NodeInfo};
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,7 @@ pub fn check_prerequisites(euid: u32, found: impl Fn(&str) -> bool) -> Result<()
 
 fn break_at(step: &str) -> Result<()> {
     if std::env::var(BREAK_AT).is_ok_and(|v| v == step) {
-        return Err(Error::failed(
+        return Err(Error::new(
             format!("Slurm's start was asked to fail {step} ({BREAK_AT})"),
             format!("unset {BREAK_AT}"),
         ));
@@ -194,7 +194,8 @@ impl Slurm {
         check_prerequisites(unsafe { libc::geteuid() }, |p| find_program(p).is_some())?;
         let dir = cluster.dir().join("slurm");
         if dir.exists() {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!(
                     "Slurm already runs on the cluster of {}",
                     cluster.dir().display()
@@ -355,13 +356,13 @@ impl Slurm {
                 return Ok(());
             }
             if let Some(dead) = self.daemons.iter().find(|d| !d.alive()) {
-                return Err(Error::failed(
+                return Err(Error::new(
                     format!("{} ended while starting: {}", dead.name, tail(&dead.log)),
                     format!("see its log in {}", self.dir.display()),
                 ));
             }
             if Instant::now() > deadline {
-                return Err(Error::failed(
+                return Err(Error::new(
                     format!(
                         "{what} was not ready after {READY_PATIENCE:?}: {}",
                         tail(log)
@@ -410,7 +411,7 @@ impl Slurm {
         let shown = format!("{command:?}");
         let out = run_within(&mut command, patience)?;
         if !out.status.success() {
-            return Err(Error::failed(
+            return Err(Error::new(
                 format!(
                     "{shown} failed: {}",
                     String::from_utf8_lossy(&out.stderr).trim()
@@ -432,7 +433,8 @@ impl Slurm {
     /// The nodes' CPUs, the first `nodes` of them, as configured.
     fn cpus_of(&self, nodes: usize) -> Result<u32> {
         if nodes == 0 || nodes > self.nodes.len() {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("this cluster has {} nodes, not {nodes}", self.nodes.len()),
                 format!("ask for 1 to {} nodes", self.nodes.len()),
             ));
@@ -444,7 +446,8 @@ impl Slurm {
     fn srun_command(&self, nodes: usize, ranks: usize, mpi: Option<&str>) -> Result<Command> {
         let cpus = self.cpus_of(nodes)?;
         if ranks < nodes {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 format!("{ranks} tasks cannot cover {nodes} nodes"),
                 format!("ask for at least {nodes} tasks, one per node"),
             ));
@@ -471,7 +474,8 @@ impl Slurm {
     /// nodes, within `timeout`.
     pub fn srun(&self, nodes: usize, ranks: usize, command: &[&str]) -> Result<SrunRun> {
         if command.is_empty() {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 "srun needs a command",
                 "give a program and its arguments, e.g. [\"hostname\"]",
             ));
@@ -497,7 +501,8 @@ impl Slurm {
     /// Times `srun -N1 -n1 true` `rounds` times (one untimed first).
     pub fn srun_overhead(&self, rounds: usize) -> Result<SrunOverhead> {
         if rounds == 0 {
-            return Err(Error::invalid(
+            return Err(Error::of(
+                ErrorKind::Invalid,
                 "0 rounds measure nothing",
                 "ask for 1 round or more",
             ));
@@ -506,7 +511,7 @@ impl Slurm {
         for i in 0..=rounds {
             let run = self.srun(1, 1, &["true"])?;
             if run.exit_code != Some(0) {
-                return Err(Error::failed(
+                return Err(Error::new(
                     format!("srun -n1 true failed: {}", run.stderr.trim()),
                     format!("see the logs in {}", self.dir.display()),
                 ));
@@ -609,7 +614,7 @@ impl Slurm {
                 return Ok(job);
             }
             if Instant::now() > deadline {
-                return Err(Error::failed(
+                return Err(Error::new(
                     format!("job {id} is still {} after {timeout:?}", job.state),
                     format!("cancel it (scancel {id}) or wait longer"),
                 ));
@@ -644,7 +649,7 @@ impl Slurm {
         let patience = Duration::from_secs(u64::from(hold_s) * 2 + 60);
         let first_running = self.wait_started(first_id, patience)?;
         if first_running.state != "RUNNING" {
-            return Err(Error::failed(
+            return Err(Error::new(
                 format!(
                     "the first job did not run: {} ({})",
                     first_running.state, first_running.reason
@@ -661,7 +666,7 @@ impl Slurm {
             .filter_map(|j| j.accounting())
             .collect();
         let wait_s = second.wait_s().ok_or_else(|| {
-            Error::failed(
+            Error::new(
                 format!("the second job has no start time ({})", second.state),
                 format!("see the logs in {}", self.dir.display()),
             )
@@ -731,7 +736,7 @@ fn run_within(command: &mut Command, patience: Duration) -> Result<Output> {
     let timed_out = watchdog.join().unwrap_or(false);
     let out = out.map_err(|e| Error::os(format!("waiting for {shown}"), e))?;
     if timed_out {
-        return Err(Error::failed(
+        return Err(Error::new(
             format!("{shown} took longer than {patience:?} and was killed"),
             "check the cluster's Slurm logs (slurm/ in its run folder)",
         ));

@@ -27,7 +27,7 @@ pub fn parse_sinfo(text: &str) -> Result<Vec<NodeInfo>> {
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let fields: Vec<&str> = line.split('|').collect();
         let bad = || {
-            Error::failed(
+            Error::new(
                 format!("sinfo printed a line this lab cannot read: {line:?}"),
                 "check that sinfo is Slurm's (sinfo --version) and report the line",
             )
@@ -174,7 +174,7 @@ pub fn parse_job(line: &str) -> Result<JobRecord> {
         .collect();
     let field = |k: &str| fields.get(k).copied().unwrap_or("");
     let id = field("JobId").parse().map_err(|_| {
-        Error::failed(
+        Error::new(
             format!("scontrol printed no job id: {:?}", line.trim()),
             "check that the job id exists (scontrol show job) and report the line",
         )
@@ -202,7 +202,7 @@ pub fn parse_job_id(text: &str) -> Result<u64> {
         .next()
         .and_then(|id| id.parse().ok())
         .ok_or_else(|| {
-            Error::failed(
+            Error::new(
                 format!("sbatch answered without a job id: {:?}", text.trim()),
                 "see the controller's log in the cluster's run folder (slurm/slurmctld.log)",
             )
