@@ -9,13 +9,13 @@ pub mod cluster;
 pub mod error;
 pub mod held;
 pub mod holder;
+pub mod leftovers;
 pub mod mpi;
 pub mod net;
 pub mod rundir;
 pub mod scaling;
 pub mod slurm;
 pub mod spec;
-pub mod stats;
 
 pub use cluster::{Cluster, ClusterState, Node};
 pub use error::{Error, ErrorKind, Result};

@@ -247,6 +247,48 @@ pub fn ranks_program() -> Result<PathBuf> {
     ))
 }
 
+/// Open MPI's mpirun, or the error saying how to install it.
+fn check_mpirun() -> Result<()> {
+    if on_path("mpirun") {
+        return Ok(());
+    }
+    Err(Error::unavailable(
+        "Open MPI's mpirun is not installed",
+        "apt-get install openmpi-bin libopenmpi-dev libclang-dev, then scripts/setup",
+    ))
+}
+
+/// Whether MPI runs can start here: mpirun on PATH and a `virtlab-ranks` built with Open MPI,
+/// asked by running it once alone (a singleton; a build without MPI says so and fails). Returns
+/// the program. Checked before a cluster is made, so a missing piece costs no cluster.
+pub fn ready() -> Result<PathBuf> {
+    check_mpirun()?;
+    let program = ranks_program()?;
+    let out = Command::new(&program)
+        .args(
+            Program::Hits {
+                samples: 1,
+                seed: 1,
+            }
+            .args(),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::os(format!("running {}", program.display()), e))?;
+    if !out.status.success() {
+        // Its own error names what it lacks (built without Open MPI, say).
+        return Err(Error::unavailable(
+            format!(
+                "{} cannot run MPI here: {}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "run scripts/setup, which builds it with --features mpi",
+        ));
+    }
+    Ok(program)
+}
+
 /// An mpirun across a cluster, built step by step.
 #[derive(Debug, Clone)]
 pub struct Mpirun<'a> {
@@ -325,12 +367,7 @@ impl<'a> Mpirun<'a> {
             let slots = self.slots.unwrap_or(node.instance_type.slots());
             hostfile.push_str(&format!("{} slots={slots}\n", node.address));
         }
-        if !on_path("mpirun") {
-            return Err(Error::unavailable(
-                "Open MPI's mpirun is not installed",
-                "apt-get install openmpi-bin libopenmpi-dev libclang-dev, then scripts/setup",
-            ));
-        }
+        check_mpirun()?;
         let path = self
             .cluster
             .dir()
@@ -375,6 +412,15 @@ impl<'a> Mpirun<'a> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        // SAFETY: prctl is async-signal-safe and changes only the child. Should this process
+        // die (SIGKILL of `virtlab mpi`, a killed kernel), mpirun goes too: the nodes' teardown
+        // kills its ranks and daemons, but mpirun itself would wait for them for ever.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            })
+        };
         let asked = Instant::now();
         let asked_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -410,7 +456,13 @@ pub struct Running {
 
 impl Running {
     /// Reads every line to the end (killing the job after its timeout) and waits for mpirun.
-    pub fn finish(mut self) -> Result<MpiRun> {
+    pub fn finish(self) -> Result<MpiRun> {
+        self.finish_live(|_| {})
+    }
+
+    /// As [`Running::finish`], handing each rank's line to `on_line` as it arrives (while the
+    /// rank still runs, so its host pid can still be found).
+    pub fn finish_live(mut self, mut on_line: impl FnMut(&RankLine)) -> Result<MpiRun> {
         let stdout = self.child.stdout.take().expect("stdout was piped");
         let mut stderr = self.child.stderr.take().expect("stderr was piped");
         let errors = std::thread::spawn(move || {
@@ -437,6 +489,7 @@ impl Running {
         {
             if let Ok(parsed) = serde_json::from_str::<RankLine>(&line) {
                 first_line_ms.get_or_insert(self.asked.elapsed().as_secs_f64() * 1e3);
+                on_line(&parsed);
                 lines.push(parsed);
             }
         }

@@ -6,10 +6,10 @@
 
 use crate::cluster::Cluster;
 use crate::mpi::{MpiRun, Mpirun, Program, RankLine};
-use crate::stats::median;
 use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use virtlab_core::stats::median;
 
 /// Which scaling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,10 +172,10 @@ pub fn sweep(cluster: &Cluster, plan: &ScalingPlan) -> Result<Vec<ScalingPoint>>
             ranks,
             samples,
             hits: hits.unwrap_or(0),
-            compute_ms: median(&compute),
-            communicate_ms: median(&reduce),
-            init_ms: median(&init),
-            wall_ms: median(&wall),
+            compute_ms: median(&mut compute),
+            communicate_ms: median(&mut reduce),
+            init_ms: median(&mut init),
+            wall_ms: median(&mut wall),
             efficiency: None,
         });
     }

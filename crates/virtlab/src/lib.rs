@@ -176,7 +176,7 @@
 //!
 //! This crate is the facade over layered crates, which it re-exports under these names, and the
 //! `virtlab` program; a cargo feature per chapter decides what a notebook compiles
-//! (`machine`, `processes`, `threads`, `tasks`, `matmul`, `langvm`, `vm`, `container`;
+//! (`machine`, `processes`, `threads`, `tasks`, `matmul`, `langvm`, `vm`, `container`, `cluster`;
 //! `chapters` for all). `virtlab-display` (tables, charts) is the lowest layer; `virtlab-core`
 //! (the work, the executor, the timeline, the process explorer, the cost ladder, errors) is built
 //! on it; `virtlab-gemm`, `virtlab-langvm`, `virtlab-vmm` and `virtlab-container` each build one
@@ -201,6 +201,8 @@
 //! - [`vm`]: virtual machines through KVM, and the price of being virtual; chapter 6.
 //! - [`container`]: containers from namespaces and a cgroup, as a kind of worker (Linux);
 //!   chapter 7.
+//! - [`cluster`]: a cluster of namespace nodes on this machine, MPI ranks across it, Slurm
+//!   scheduling jobs on it (Linux, root); chapter 8.
 //! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
 //! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
 //! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
@@ -231,6 +233,8 @@ pub mod machine;
 pub mod tasks;
 pub mod threads;
 
+#[cfg(all(feature = "cluster", target_os = "linux"))]
+pub use virtlab_cluster as cluster;
 #[cfg(all(feature = "container", target_os = "linux"))]
 pub use virtlab_container as container;
 #[cfg(any(feature = "machine", feature = "matmul"))]
