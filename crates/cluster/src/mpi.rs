@@ -224,13 +224,16 @@ pub fn host_pid(pid_namespace: &str, ns_pid: u32) -> Option<u32> {
 }
 
 /// The `virtlab-ranks` program: `$VIRTLAB_RANKS`, else a release (then debug) build beside
-/// this program's target folder, else on PATH.
+/// this program's target folder or in the workspace's, else on PATH.
 pub fn ranks_program() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("VIRTLAB_RANKS").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    for dir in exe.ancestors().skip(1) {
+    // A notebook's kernel runs from a build folder of its own: then the workspace's target
+    // folder, where scripts/setup builds it, is the place to look.
+    let workspace_target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    for dir in exe.ancestors().skip(1).chain([workspace_target.as_path()]) {
         for build in ["release", "debug"] {
             let candidate = dir.join(build).join("virtlab-ranks");
             if candidate.is_file() {

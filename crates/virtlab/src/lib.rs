@@ -172,6 +172,25 @@
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
+//! # Chapter 8: many machines
+//!
+//! A cluster of namespace nodes on this machine, MPI ranks across it and Slurm scheduling jobs
+//! on it ([`cluster`], Linux, root; Open MPI and Slurm from `scripts/setup`). Not run as a doc
+//! test: it needs root. [`cluster::Support`] says what is missing, with the fix.
+//!
+//! ```no_run
+//! # #[cfg(target_os = "linux")] {
+//! use virtlab::cluster::{Cluster, ClusterSpec, Support, live, pingpong};
+//!
+//! let support = Support::detect();
+//! let cluster = support.if_nodes(|| Cluster::up(ClusterSpec::default()))?; // 3 medium nodes
+//! let hello = support.if_mpi(&cluster, |c| live::hello(c, 6, 3, 200, |l| println!("{l}")))?;
+//! let talk = support.if_mpi(&cluster, |c| pingpong::measure(c, &[8, 4096], 100, true))?;
+//! # let _ = (hello, talk);
+//! # }
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
 //! # Crates and modules
 //!
 //! This crate is the facade over layered crates, which it re-exports under these names, and the

@@ -3,18 +3,18 @@
 //! cluster of their own, the essay's lines live), `pingpong` (latency and bandwidth between two
 //! ranks on one node and across two) and `slurm` (its start, `sinfo`, a job by `srun`, its
 //! overhead, the queue of two whole-cluster jobs). Each prints tables, or JSON with `--json`:
-//! [`virtlab::cluster::ClusterState`] for `up`, a list of them for `status`, [`MpiReport`],
-//! [`PingpongReport`] and [`SlurmReport`].
+//! [`virtlab::cluster::ClusterState`] for `up`, a list of them for `status`,
+//! [`virtlab::cluster::live::Hello`], [`virtlab::cluster::pingpong::PingpongReport`] and
+//! [`SlurmReport`].
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::process::Command;
 use virtlab::cluster::cluster::node_table;
-use virtlab::cluster::mpi::{self, MpiRun, Mpirun, Program, RankLine, RankState};
 use virtlab::cluster::slurm::{NodeInfo, QueueDemo, SrunOverhead, SrunRun, Startup};
 use virtlab::cluster::{Cluster, ClusterSpec, ClusterState, Slurm, held};
+use virtlab::cluster::{live, mpi, pingpong};
 use virtlab::display::Table;
-use virtlab::error::ErrorKind;
 use virtlab::{Error, Result};
 
 /// The cluster every subcommand makes: how many nodes, of which instance type.
@@ -196,61 +196,6 @@ pub fn keeper(args: KeeperArgs) -> Result<()> {
     held::serve(args.nodes.spec()?, &args.name, args.slurm)
 }
 
-/// What `virtlab mpi` ran and saw.
-#[derive(Serialize)]
-pub struct MpiReport {
-    /// The cluster the ranks ran on.
-    pub cluster: ClusterState,
-    /// The essay's lines, as they came (`0: rank-2 on node-2 pid 7 (host pid 4242)`).
-    pub essay_lines: Vec<String>,
-    /// How each rank ended.
-    pub ranks: Vec<RankState>,
-    /// The run: its command, every line, mpirun's exit and stderr, asked → first line, wall.
-    pub run: MpiRun,
-}
-
-impl MpiReport {
-    /// Each rank: its node, the pid it saw, what MPI_Init took, its lines, how it ended.
-    fn table(&self) -> Table {
-        let mut table = Table::new(
-            format!(
-                "{} ranks on {} nodes: asked → first line {}, all done {:.0} ms",
-                self.ranks.len(),
-                self.cluster.nodes.len(),
-                self.run
-                    .first_line_ms
-                    .map_or("never".into(), |ms| format!("{ms:.0} ms")),
-                self.run.wall_ms
-            ),
-            ["rank", "node", "pid in node", "MPI_Init ms", "lines", "end"],
-        );
-        for state in &self.ranks {
-            let first = self.run.lines.iter().find_map(|l| match l {
-                RankLine::Hello {
-                    rank,
-                    node,
-                    pid,
-                    init_ms,
-                    ..
-                } if *rank == state.rank => Some((node.clone(), *pid, *init_ms)),
-                _ => None,
-            });
-            let (node, pid, init) = first.map_or(("-".into(), "-".into(), "-".into()), |f| {
-                (f.0, f.1.to_string(), format!("{:.0}", f.2))
-            });
-            table.row([
-                format!("rank-{}", state.rank),
-                node,
-                pid,
-                init,
-                state.lines.to_string(),
-                state.state.clone(),
-            ]);
-        }
-        table
-    }
-}
-
 /// Checks the counts before anything is made.
 fn check_positive(flag: &str, value: u64, example: &str) -> Result<()> {
     if value == 0 {
@@ -270,32 +215,20 @@ pub fn mpi(args: MpiArgs) -> Result<()> {
     check_positive("--iterations", args.iterations.into(), "3")?;
     mpi::ready()?;
     let cluster = Cluster::up(spec)?;
-    let slots = spec.nodes * spec.instance_type.slots();
-    let mut essay_lines = Vec::new();
-    let run = Mpirun::new(&cluster, args.ranks)
-        // More ranks than CPUs: waiting ranks yield, or they spin against each other.
-        .yield_when_idle(args.ranks > slots)
-        .spawn(&Program::Hello {
-            iterations: args.iterations,
-            interval_ms: args.interval_ms,
-        })?
-        .finish_live(|line| {
-            if let Some(text) = MpiRun::essay_line(line) {
-                // Live lines go to stderr with --json, so stdout stays one JSON value.
-                if args.json {
-                    eprintln!("{text}");
-                } else {
-                    println!("{text}");
-                }
-                essay_lines.push(text);
+    let report = live::hello(
+        &cluster,
+        args.ranks,
+        args.iterations,
+        args.interval_ms,
+        |text| {
+            // Live lines go to stderr with --json, so stdout stays one JSON value.
+            if args.json {
+                eprintln!("{text}");
+            } else {
+                println!("{text}");
             }
-        })?;
-    let report = MpiReport {
-        cluster: cluster.state().clone(),
-        essay_lines,
-        ranks: run.rank_states(args.ranks as u32),
-        run,
-    };
+        },
+    )?;
     drop(cluster);
     print(&report, args.json, |r| r.table().to_string())?;
     if report.run.exit_code != Some(0) {
@@ -311,127 +244,18 @@ pub fn mpi(args: MpiArgs) -> Result<()> {
     Ok(())
 }
 
-/// One message size of ping-pong, on one node and across two.
-#[derive(Serialize)]
-pub struct PingpongPoint {
-    /// The message size.
-    pub bytes: usize,
-    /// One way, ranks on one node (shared memory), in microseconds.
-    pub one_node_us: f64,
-    /// Bandwidth on one node, in GB/s.
-    pub one_node_gb_per_s: f64,
-    /// One way, ranks on two nodes (TCP over the bridge), in microseconds.
-    pub two_nodes_us: f64,
-    /// Bandwidth across two nodes, in GB/s.
-    pub two_nodes_gb_per_s: f64,
-}
-
-/// What `virtlab pingpong` measured.
-#[derive(Serialize)]
-pub struct PingpongReport {
-    /// Whether waiting ranks yielded the CPU (`mpi_yield_when_idle 1`) or spun.
-    pub yield_when_idle: bool,
-    /// Round trips per size.
-    pub rounds: u32,
-    /// Every size.
-    pub points: Vec<PingpongPoint>,
-}
-
-/// The (bytes, one-way µs, GB/s) rank 0 printed, or the run's error.
-fn pingpong_points(run: &MpiRun, what: &str) -> Result<Vec<(usize, f64, f64)>> {
-    if run.exit_code != Some(0) {
-        return Err(Error::new(
-            format!("ping-pong {what} failed: {}", run.stderr.trim()),
-            "run it again; with --spin on a busy machine, fewer rounds",
-        ));
-    }
-    Ok(run
-        .lines
-        .iter()
-        .filter_map(|l| match l {
-            RankLine::Pingpong {
-                bytes,
-                one_way_us,
-                gb_per_s,
-                ..
-            } => Some((*bytes, *one_way_us, *gb_per_s)),
-            _ => None,
-        })
-        .collect())
-}
-
 /// `virtlab pingpong`: two ranks on one node, then on two nodes.
 pub fn pingpong(args: PingpongArgs) -> Result<()> {
     let spec = ClusterSpec {
         nodes: 2,
         instance_type: args.instance_type.parse()?,
     };
-    check_positive("--rounds", args.rounds.into(), "200")?;
-    if args.sizes.is_empty() || args.sizes.contains(&0) {
-        return Err(Error::of(
-            ErrorKind::Invalid,
-            "ping-pong needs message sizes above 0 bytes",
-            "give byte counts, e.g. --sizes 8,4096,4194304",
-        ));
-    }
+    pingpong::check(&args.sizes, args.rounds)?;
     mpi::ready()?;
     let cluster = Cluster::up(spec)?;
-    let program = Program::PingPong {
-        sizes: args.sizes.clone(),
-        rounds: args.rounds,
-    };
-    let run = |nodes: &[usize], slots: usize| {
-        Mpirun::new(&cluster, 2)
-            .nodes(nodes)
-            .slots(slots)
-            .yield_when_idle(!args.spin)
-            .run(&program)
-    };
-    let one = pingpong_points(&run(&[1], 2)?, "on one node")?;
-    let two = pingpong_points(&run(&[1, 2], 1)?, "across two nodes")?;
+    let report = pingpong::measure(&cluster, &args.sizes, args.rounds, !args.spin)?;
     drop(cluster);
-    let points = one
-        .iter()
-        .zip(&two)
-        .map(|(a, b)| PingpongPoint {
-            bytes: a.0,
-            one_node_us: a.1,
-            one_node_gb_per_s: a.2,
-            two_nodes_us: b.1,
-            two_nodes_gb_per_s: b.2,
-        })
-        .collect();
-    let report = PingpongReport {
-        yield_when_idle: !args.spin,
-        rounds: args.rounds,
-        points,
-    };
-    print(&report, args.json, |r| {
-        let mut table = Table::new(
-            format!(
-                "ping-pong, {} round trips per size, waiting ranks {}",
-                r.rounds,
-                if r.yield_when_idle { "yield" } else { "spin" }
-            ),
-            [
-                "bytes",
-                "one node µs",
-                "one node GB/s",
-                "two nodes µs",
-                "two nodes GB/s",
-            ],
-        );
-        for p in &r.points {
-            table.row([
-                virtlab::units::bytes(p.bytes as u64),
-                format!("{:.2}", p.one_node_us),
-                format!("{:.3}", p.one_node_gb_per_s),
-                format!("{:.2}", p.two_nodes_us),
-                format!("{:.3}", p.two_nodes_gb_per_s),
-            ]);
-        }
-        table.to_string()
-    })
+    print(&report, args.json, |r| r.table().to_string())
 }
 
 /// What `virtlab slurm` ran and saw.
