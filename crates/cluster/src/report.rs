@@ -117,7 +117,7 @@ pub fn pingpong_said(report: &PingpongReport) -> String {
     let ratio = small.two_nodes_us / small.one_node_us;
     let latency = if ratio >= CLEAR_RATIO {
         format!(
-            "A {} message took {:.1} µs one way between two nodes against {:.2} µs on one node: \
+            "A message of {} took {:.1} µs one way between two nodes against {:.2} µs on one node: \
              {ratio:.0}× slower through TCP and the bridge than through shared memory.",
             virtlab_core::units::bytes(small.bytes as u64),
             small.two_nodes_us,
@@ -125,7 +125,7 @@ pub fn pingpong_said(report: &PingpongReport) -> String {
         )
     } else {
         format!(
-            "A {} message took {:.1} µs one way between two nodes and {:.1} µs on one node: no \
+            "A message of {} took {:.1} µs one way between two nodes and {:.1} µs on one node: no \
              clear difference in this run.",
             virtlab_core::units::bytes(small.bytes as u64),
             small.two_nodes_us,
