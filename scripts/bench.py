@@ -302,6 +302,51 @@ def bench_vm(repeats):
     ]
 
 
+def bench_cluster(repeats):
+    """Chapter 8: an MPI rank's start (mpirun → first line) at 1, 3 and 6 ranks over 3 namespace
+    nodes; ping-pong latency and bandwidth, two ranks on one node (shared memory) vs on two
+    (TCP over the bridge); srun's overhead. Needs root, Open MPI, Slurm: a row says what is missing."""
+    def runs(cmd):
+        return [run_json([str(VIRTLAB)] + cmd + ["--json"]) for _ in range(repeats)]
+
+    def skipped(whats, e):
+        why = (e.stderr or "").strip().splitlines()[-1:] or ["failed"]
+        return [skipped_row(what, f"skipped: {why[0]}") for what in whats]
+
+    rows = []
+    start_whats = [f"MPI ranks start, {n} over 3 nodes: mpirun → first line" for n in (3, 6)]
+    try:
+        start = {n: runs(["mpi", "--nodes", "3", "--ranks", str(n), "--iterations", "1", "--interval-ms", "1"]) for n in (1, 3, 6)}
+        first = {n: [r["run"]["first_line_ms"] for r in rs] for n, rs in start.items()}
+        init = [line["init_ms"] for r in start[6] for line in r["run"]["lines"] if line["kind"] == "hello"]
+        for what, n in zip(start_whats, (3, 6)):
+            rows.append(row(what, "ms", first[n], "1 rank", first[1], note="ratio < 1: more ranks start later"))
+        rows.append(row("MPI_Init in a rank (6 ranks over 3 nodes)", "ms", init, "—", None,
+                        note="every rank's own MPI_Init, from its line; the price of a rank"))
+    except subprocess.CalledProcessError as e:
+        rows += skipped(start_whats, e)
+    ping_whats = ["8 B one-way latency, two nodes (TCP over the bridge)", "4 MiB bandwidth, two nodes (TCP over the bridge)"]
+    try:
+        ping = runs(["pingpong", "--sizes", "8,4194304", "--rounds", "200"])
+        point = lambda r, b: next(p for p in r["points"] if p["bytes"] == b)
+        rows.append(row(ping_whats[0], "µs", [point(r, 8)["two_nodes_us"] for r in ping],
+                        "two ranks on one node (shared memory)", [point(r, 8)["one_node_us"] for r in ping],
+                        note="ranks yield when idle; on a busy machine each message waits for a time slice"))
+        rows.append(row(ping_whats[1], "GB/s", [point(r, 4194304)["two_nodes_gb_per_s"] for r in ping],
+                        "two ranks on one node (shared memory)", [point(r, 4194304)["one_node_gb_per_s"] for r in ping],
+                        better="higher"))
+    except subprocess.CalledProcessError as e:
+        rows += skipped(ping_whats, e)
+    srun_what = "srun -N1 -n1 true (Slurm's round trip, a job step, nothing to run)"
+    try:
+        slurm = run_json([str(VIRTLAB), "slurm", "--nodes", "1", "--srun-rounds", str(max(repeats, 5)), "--no-queue", "--json"])
+        rows.append(row(srun_what, "ms", slurm["overhead"]["runs_ms"], "—", None,
+                        note="one Slurm start; every srun after an untimed first"))
+    except subprocess.CalledProcessError as e:
+        rows += skipped([srun_what], e)
+    return rows
+
+
 def skipped_row(what, why):
     return {
         "what": what, "unit": "", "virtlab": None, "virtlab_spread": (None, None), "peer": "—", "peer_value": None,
@@ -407,6 +452,7 @@ SECTIONS = {
     "matmul": lambda quick: bench_matmul_cpu([2048] if quick else [512, 1024, 2048, 4096], repeats_for(quick), essay_case=not quick),
     "gpu": lambda quick: bench_matmul_gpu(repeats_for(quick)),
     "vm": lambda quick: bench_vm(3 if quick else 5),
+    "cluster": lambda quick: bench_cluster(3 if quick else 5),
     "notebooks": bench_notebooks,
 }
 

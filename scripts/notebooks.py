@@ -29,6 +29,9 @@ IMAGE_MIMES = ("image/png", "image/svg+xml")
 # prints a caught panic's message, and a `?` error's Display, there. (A chapter that shows an
 # error on purpose prints it to stdout.)
 FAILURE_TEXT = re.compile(r"panicked at|virtlab error:|^Error:", re.MULTILINE)
+# A cell whose facility is missing here says so on stdout, with the fix, instead of drawing
+# (chapter 8's `Support::if_mpi` and kin): a plot cell that said it was skipped shows no image.
+SKIPPED = re.compile(r"^Skipped: .+\. Fix: .+", re.MULTILINE)
 CELL_TIMEOUT_S = 1800  # the first cell compiles every dependency on a cold build folder
 # evcxr forwards stderr on its own thread, so a cell's last stderr line can arrive after the
 # kernel reported the cell finished; keep listening until the cell has been quiet this long.
@@ -83,6 +86,10 @@ def remove_injected(nb: nbformat.NotebookNode) -> None:
                     out.execution_count = count
 
 
+def stdout_text(cell: nbformat.NotebookNode) -> str:
+    return "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stdout")
+
+
 def stderr_text(cell: nbformat.NotebookNode) -> str:
     return "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stderr")
 
@@ -103,7 +110,8 @@ def check_outputs(nb: nbformat.NotebookNode) -> list[str]:
             line = stderr[match.start():].splitlines()[0]
             problems.append(f"{where}: failure text in output: {line[:200]}")
         if PLOT_TAG in cell.get("metadata", {}).get("tags", []):
-            if not any(m in out.get("data", {}) for out in cell.get("outputs", []) for m in IMAGE_MIMES):
+            shown = any(m in out.get("data", {}) for out in cell.get("outputs", []) for m in IMAGE_MIMES)
+            if not shown and not SKIPPED.search(stdout_text(cell)):
                 problems.append(f"{where}: tagged '{PLOT_TAG}' but shows no image")
     return problems
 

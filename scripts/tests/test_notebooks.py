@@ -101,6 +101,11 @@ def test_checker_flags_each_kind_of_failure_and_passes_clean_output():
     assert notebooks.check_outputs(notebook_with(new_code_cell("x", outputs=[shown_on_purpose]))) == []
     tagged = new_code_cell("plot()", metadata={"tags": ["plot"]}, outputs=[])
     assert "shows no image" in notebooks.check_outputs(notebook_with(tagged))[0]
+    said_why = new_output("stream", name="stdout", text="Skipped: Open MPI's mpirun is not installed. Fix: apt-get install openmpi-bin\n")
+    skipped = new_code_cell("plot()", metadata={"tags": ["plot"]}, outputs=[said_why])
+    assert notebooks.check_outputs(notebook_with(skipped)) == []
+    unsaid = new_output("stream", name="stdout", text="Skipped\n")
+    assert "shows no image" in notebooks.check_outputs(notebook_with(new_code_cell("p()", metadata={"tags": ["plot"]}, outputs=[unsaid])))[0]
 
 
 def test_strict_cell_goes_after_the_dep_cell_and_comes_out_again():

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
+use virtlab_display::Table;
 
 /// One node, as the table shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +86,22 @@ pub fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
+/// What making nodes needs of this machine (root, `ip`, `nsenter`), or the first thing
+/// missing with its fix.
+pub fn prerequisites() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    check_privileges(euid, user_namespaces_allowed())?;
+    net::ip_program()?;
+    if !on_path("nsenter") {
+        return Err(Error::unavailable(
+            "nsenter (util-linux) is not installed",
+            "apt-get install util-linux",
+        ));
+    }
+    Ok(())
+}
+
 impl Cluster {
     /// Makes a cluster that lives as long as this value (and this process).
     pub fn up(spec: ClusterSpec) -> Result<Cluster> {
@@ -95,16 +112,7 @@ impl Cluster {
     pub fn up_named(spec: ClusterSpec, name: Option<&str>) -> Result<Cluster> {
         let started = Instant::now();
         spec.check()?;
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
-        check_privileges(euid, user_namespaces_allowed())?;
-        net::ip_program()?;
-        if !on_path("nsenter") {
-            return Err(Error::unavailable(
-                "nsenter (util-linux) is not installed",
-                "apt-get install util-linux",
-            ));
-        }
+        prerequisites()?;
         let lock = rundir::lock()?;
         rundir::sweep();
         let taken: Vec<u8> = rundir::folders()
@@ -263,6 +271,20 @@ impl Cluster {
         node_table(&self.state)
     }
 
+    /// Its whole CPUs, the slots mpirun places ranks on.
+    pub fn slots(&self) -> usize {
+        self.state
+            .nodes
+            .iter()
+            .map(|n| n.instance_type.slots())
+            .sum()
+    }
+
+    /// Shows the node table as the cell's output in a notebook.
+    pub fn evcxr_display(&self) {
+        nodes(&self.state).evcxr_display();
+    }
+
     /// Removes the cluster now; returns how long that took in milliseconds.
     pub fn down(mut self) -> Result<f64> {
         let started = Instant::now();
@@ -301,35 +323,39 @@ impl Drop for Cluster {
     }
 }
 
-/// The node table of a cluster's state.
-pub fn node_table(state: &ClusterState) -> String {
-    let mut out = format!(
-        "cluster {}on {} (host {}), run folder {}\n",
-        state
-            .name
-            .as_deref()
-            .map(|n| format!("{n} "))
-            .unwrap_or_default(),
-        state.subnet,
-        state.host_address,
-        state.dir.display()
+/// The nodes of a cluster's state: name, address, type, limits, the pid holding its
+/// namespaces; the caption names the subnet and the run folder.
+pub fn nodes(state: &ClusterState) -> Table {
+    let mut table = Table::new(
+        format!(
+            "cluster {}on {} (host {}), run folder {}",
+            state
+                .name
+                .as_deref()
+                .map(|n| format!("{n} "))
+                .unwrap_or_default(),
+            state.subnet,
+            state.host_address,
+            state.dir.display()
+        ),
+        ["node", "address", "type", "CPUs", "memory", "holder pid"],
     );
-    out.push_str(&format!(
-        "{:<8} {:<14} {:<7} {:>5} {:>9} {:>10}\n",
-        "node", "address", "type", "CPUs", "memory", "holder pid"
-    ));
     for n in &state.nodes {
-        out.push_str(&format!(
-            "{:<8} {:<14} {:<7} {:>5} {:>5} MiB {:>10}\n",
-            n.name,
-            n.address,
-            n.instance_type.name(),
-            n.cpus,
-            n.memory_bytes >> 20,
-            n.holder_pid
-        ));
+        table.row([
+            n.name.clone(),
+            n.address.clone(),
+            n.instance_type.name().to_string(),
+            n.cpus.to_string(),
+            format!("{} MiB", n.memory_bytes >> 20),
+            n.holder_pid.to_string(),
+        ]);
     }
-    out
+    table
+}
+
+/// The node table of a cluster's state, as text.
+pub fn node_table(state: &ClusterState) -> String {
+    nodes(state).to_string()
 }
 
 /// Whether this kernel lets this process make a user namespace (tried in a forked child).

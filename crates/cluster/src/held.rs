@@ -10,7 +10,6 @@ use crate::spec::ClusterSpec;
 use crate::{Error, ErrorKind, Result};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,20 +114,21 @@ fn wait_for_stop_signal() {
     unsafe { libc::sigwait(&set, &mut got) };
 }
 
-/// Starts `keeper serve …` detached (its own session, so a closed terminal does not end it)
-/// and returns the held cluster's state once it is up (with Slurm running on it when
-/// `with_slurm`), or the keeper's error.
+/// Starts `keeper` (a command that runs [`serve`], e.g. `virtlab cluster-keeper`) detached, with
+/// `--name NAME --nodes N --type TYPE [--slurm]` added, in its own session so a closed terminal
+/// does not end it, and returns the held cluster's state once it is up (with Slurm running on it
+/// when `with_slurm`), or the keeper's error.
 pub fn hold(
-    keeper: &Path,
+    mut keeper: Command,
     spec: ClusterSpec,
     name: &str,
     with_slurm: bool,
 ) -> Result<ClusterState> {
     check_name(name)?;
     spec.check()?;
-    let mut child = Command::new(keeper);
-    child
-        .args(["serve", "--name", name, "--nodes"])
+    let shown = format!("{keeper:?}").replace('"', "");
+    keeper
+        .args(["--name", name, "--nodes"])
         .arg(spec.nodes.to_string())
         .args(["--type", spec.instance_type.name()])
         .args(with_slurm.then_some("--slurm"))
@@ -137,28 +137,22 @@ pub fn hold(
         .stderr(Stdio::null());
     // SAFETY: setsid is async-signal-safe and changes only the child.
     unsafe {
-        child.pre_exec(|| {
+        keeper.pre_exec(|| {
             libc::setsid();
             Ok(())
         })
     };
-    let mut child = child.spawn().map_err(|e| {
-        Error::os(
-            format!("starting the cluster keeper {}", keeper.display()),
-            e,
-        )
-    })?;
+    let mut child = keeper
+        .spawn()
+        .map_err(|e| Error::os(format!("starting the cluster keeper {shown}"), e))?;
     let mut line = String::new();
     let stdout = child.stdout.take().expect("stdout was piped");
     let _ = BufReader::new(stdout).read_line(&mut line);
     let answer: std::result::Result<ClusterState, Error> =
         serde_json::from_str(&line).map_err(|_| {
             Error::new(
-                format!(
-                    "the cluster keeper {} ended without a word",
-                    keeper.display()
-                ),
-                "run `virtlab-cluster serve --name <name>` by hand to see why",
+                format!("the cluster keeper {shown} ended without a word"),
+                format!("run `{shown} --name {name}` by hand to see why"),
             )
         })?;
     if answer.is_err() {

@@ -358,7 +358,7 @@ impl Holder {
     }
 
     /// Waits for the outer process to finish cleaning up (after the life line was cut), killing
-    /// it after [`EXIT_PATIENCE`].
+    /// it after `EXIT_PATIENCE` (10 s).
     pub fn wait(&mut self) {
         if self.outer <= 0 {
             return;

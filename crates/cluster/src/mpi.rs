@@ -224,13 +224,16 @@ pub fn host_pid(pid_namespace: &str, ns_pid: u32) -> Option<u32> {
 }
 
 /// The `virtlab-ranks` program: `$VIRTLAB_RANKS`, else a release (then debug) build beside
-/// this program's target folder, else on PATH.
+/// this program's target folder or in the workspace's, else on PATH.
 pub fn ranks_program() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("VIRTLAB_RANKS").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    for dir in exe.ancestors().skip(1) {
+    // A notebook's kernel runs from a build folder of its own: then the workspace's target
+    // folder, where scripts/setup builds it, is the place to look.
+    let workspace_target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    for dir in exe.ancestors().skip(1).chain([workspace_target.as_path()]) {
         for build in ["release", "debug"] {
             let candidate = dir.join(build).join("virtlab-ranks");
             if candidate.is_file() {
@@ -245,6 +248,48 @@ pub fn ranks_program() -> Result<PathBuf> {
         "the MPI program virtlab-ranks is not built",
         "run scripts/setup (or cargo build --release -p virtlab-ranks --features mpi), or set VIRTLAB_RANKS to its path",
     ))
+}
+
+/// Open MPI's mpirun, or the error saying how to install it.
+fn check_mpirun() -> Result<()> {
+    if on_path("mpirun") {
+        return Ok(());
+    }
+    Err(Error::unavailable(
+        "Open MPI's mpirun is not installed",
+        "apt-get install openmpi-bin libopenmpi-dev libclang-dev, then scripts/setup",
+    ))
+}
+
+/// Whether MPI runs can start here: mpirun on PATH and a `virtlab-ranks` built with Open MPI,
+/// asked by running it once alone (a singleton; a build without MPI says so and fails). Returns
+/// the program. Checked before a cluster is made, so a missing piece costs no cluster.
+pub fn ready() -> Result<PathBuf> {
+    check_mpirun()?;
+    let program = ranks_program()?;
+    let out = Command::new(&program)
+        .args(
+            Program::Hits {
+                samples: 1,
+                seed: 1,
+            }
+            .args(),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::os(format!("running {}", program.display()), e))?;
+    if !out.status.success() {
+        // Its own error names what it lacks (built without Open MPI, say).
+        return Err(Error::unavailable(
+            format!(
+                "{} cannot run MPI here: {}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "run scripts/setup, which builds it with --features mpi",
+        ));
+    }
+    Ok(program)
 }
 
 /// An mpirun across a cluster, built step by step.
@@ -325,12 +370,7 @@ impl<'a> Mpirun<'a> {
             let slots = self.slots.unwrap_or(node.instance_type.slots());
             hostfile.push_str(&format!("{} slots={slots}\n", node.address));
         }
-        if !on_path("mpirun") {
-            return Err(Error::unavailable(
-                "Open MPI's mpirun is not installed",
-                "apt-get install openmpi-bin libopenmpi-dev libclang-dev, then scripts/setup",
-            ));
-        }
+        check_mpirun()?;
         let path = self
             .cluster
             .dir()
@@ -375,6 +415,15 @@ impl<'a> Mpirun<'a> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        // SAFETY: prctl is async-signal-safe and changes only the child. Should this process
+        // die (SIGKILL of `virtlab mpi`, a killed kernel), mpirun goes too: the nodes' teardown
+        // kills its ranks and daemons, but mpirun itself would wait for them for ever.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            })
+        };
         let asked = Instant::now();
         let asked_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -410,7 +459,13 @@ pub struct Running {
 
 impl Running {
     /// Reads every line to the end (killing the job after its timeout) and waits for mpirun.
-    pub fn finish(mut self) -> Result<MpiRun> {
+    pub fn finish(self) -> Result<MpiRun> {
+        self.finish_live(|_| {})
+    }
+
+    /// As [`Running::finish`], handing each rank's line to `on_line` as it arrives (while the
+    /// rank still runs, so its host pid can still be found).
+    pub fn finish_live(mut self, mut on_line: impl FnMut(&RankLine)) -> Result<MpiRun> {
         let stdout = self.child.stdout.take().expect("stdout was piped");
         let mut stderr = self.child.stderr.take().expect("stderr was piped");
         let errors = std::thread::spawn(move || {
@@ -437,6 +492,7 @@ impl Running {
         {
             if let Ok(parsed) = serde_json::from_str::<RankLine>(&line) {
                 first_line_ms.get_or_insert(self.asked.elapsed().as_secs_f64() * 1e3);
+                on_line(&parsed);
                 lines.push(parsed);
             }
         }

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-/// The lab's private range: subnets are 10.213.<octet>.0/24.
+/// The lab's private range: subnets are `10.213.<octet>.0/24`.
 pub const PREFIX: [u8; 2] = [10, 213];
 /// The host's address in every subnet.
 pub const HOST_OCTET: u8 = 254;

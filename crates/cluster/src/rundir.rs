@@ -48,7 +48,7 @@ pub fn lock() -> Result<Lock> {
     Ok(Lock { _file: file })
 }
 
-/// A process's start time (clock ticks after boot, /proc/<pid>/stat field 22), if it exists.
+/// A process's start time (clock ticks after boot, `/proc/<pid>/stat` field 22), if it exists.
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which may hold spaces, closed by the last ')'.

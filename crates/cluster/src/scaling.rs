@@ -6,10 +6,12 @@
 
 use crate::cluster::Cluster;
 use crate::mpi::{MpiRun, Mpirun, Program, RankLine};
-use crate::stats::median;
 use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use virtlab_core::stats::median;
+use virtlab_display::Figure;
+use virtlab_display::plot::{BarChart, LineChart};
 
 /// Which scaling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,10 +174,10 @@ pub fn sweep(cluster: &Cluster, plan: &ScalingPlan) -> Result<Vec<ScalingPoint>>
             ranks,
             samples,
             hits: hits.unwrap_or(0),
-            compute_ms: median(&compute),
-            communicate_ms: median(&reduce),
-            init_ms: median(&init),
-            wall_ms: median(&wall),
+            compute_ms: median(&mut compute),
+            communicate_ms: median(&mut reduce),
+            init_ms: median(&mut init),
+            wall_ms: median(&mut wall),
             efficiency: None,
         });
     }
@@ -220,6 +222,59 @@ pub fn table(points: &[ScalingPoint]) -> String {
     out
 }
 
+/// Speed-up against ranks: strong scaling's compute and whole run (time at 1 rank ÷ time at
+/// N), weak scaling's scaled speed-up (N × time at 1 rank ÷ time at N), and the ideal, N.
+pub fn plot(strong: &[ScalingPoint], weak: &[ScalingPoint]) -> Result<Figure> {
+    let speedup = |points: &[ScalingPoint], time: fn(&ScalingPoint) -> f64, scaled: bool| {
+        let one = points.iter().find(|p| p.ranks == 1).map(time);
+        points
+            .iter()
+            .filter_map(|p| {
+                let one = one.filter(|_| time(p) > 0.0)?;
+                let n = if scaled { p.ranks as f64 } else { 1.0 };
+                Some((p.ranks as f64, n * one / time(p)))
+            })
+            .collect::<Vec<_>>()
+    };
+    let most = strong
+        .iter()
+        .chain(weak)
+        .map(|p| p.ranks)
+        .max()
+        .unwrap_or(1);
+    Ok(LineChart::new("Scaling the hit count over the ranks")
+        .x_label("ranks")
+        .y_label("speed-up over 1 rank")
+        .dashed_series(
+            "ideal (N ranks, N× faster)",
+            (1..=most).map(|n| (n as f64, n as f64)),
+        )
+        .series("strong: compute", speedup(strong, |p| p.compute_ms, false))
+        .series("strong: whole run", speedup(strong, |p| p.wall_ms, false))
+        .series(
+            "weak: compute, scaled",
+            speedup(weak, |p| p.compute_ms, true),
+        )
+        .render()?)
+}
+
+/// Where each rank count's time went (strong scaling, the slowest rank, medians):
+/// MPI_Init, compute, communicate.
+pub fn split_plot(points: &[ScalingPoint]) -> Result<Figure> {
+    let mut chart = BarChart::new(
+        "Strong scaling: where the slowest rank's time went",
+        &["MPI_Init", "compute", "communicate"],
+    )
+    .x_label("milliseconds");
+    for p in points {
+        chart = chart.bar(
+            format!("{} ranks", p.ranks),
+            &[p.init_ms, p.compute_ms, p.communicate_ms],
+        );
+    }
+    Ok(chart.render()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +302,31 @@ mod tests {
             ..strong
         };
         assert!(nothing.check().is_err());
+    }
+
+    fn point(ranks: usize, compute_ms: f64) -> ScalingPoint {
+        ScalingPoint {
+            ranks,
+            samples: 1_000,
+            hits: 785,
+            compute_ms,
+            communicate_ms: 1.0,
+            init_ms: 200.0,
+            wall_ms: 400.0 + compute_ms,
+            efficiency: None,
+        }
+    }
+
+    #[test]
+    fn the_charts_draw_every_rank_count() {
+        let strong = [point(1, 80.0), point(2, 40.0), point(4, 40.0)];
+        let weak = [point(1, 20.0), point(2, 20.0)];
+        assert!(
+            plot(&strong, &weak)
+                .unwrap()
+                .svg()
+                .contains("strong: compute")
+        );
+        assert!(split_plot(&strong).unwrap().svg().contains("4 ranks"));
     }
 }

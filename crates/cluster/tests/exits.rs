@@ -1,13 +1,14 @@
 //! Every way a cluster ends leaves nothing: dropped with processes running on its nodes, an
-//! error half-way through `up`, a panic, SIGKILL of the process that owns it (its holders clean
-//! up, the next `up` sweeps its run folder), and a held cluster taken down by name.
+//! error half-way through `up`, a panic. (SIGKILL of a held cluster's keeper and `down` by name
+//! are tested through the `virtlab` program, in `crates/virtlab/tests/cluster.rs`.)
 
 mod common;
 
-use common::{leftovers, namespaces, need_root};
+use common::need_root;
 use std::process::Command;
 use virtlab_cluster::cluster::BREAK_AT;
-use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind, held, rundir};
+use virtlab_cluster::leftovers::{leftovers, namespaces};
+use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind, rundir};
 
 /// Clusters made in this process one at a time, so the half-way test can tell its own groups.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -16,8 +17,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     // A panicking test (the panic test panics on purpose) leaves the lock poisoned, not held.
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-const KEEPER: &str = env!("CARGO_BIN_EXE_virtlab-cluster");
 
 fn two_nodes() -> ClusterSpec {
     ClusterSpec {
@@ -102,62 +101,4 @@ fn a_panic_with_a_cluster_up_leaves_nothing() {
     assert!(result.is_err());
     let (held, state) = rx.recv().unwrap();
     assert_eq!(leftovers(&state, &held, true), Vec::<String>::new());
-}
-
-#[test]
-fn sigkill_of_the_owner_leaves_nothing_once_swept() {
-    if !need_root() {
-        return;
-    }
-    let name = format!("killed-{}", std::process::id());
-    let state = held::hold(KEEPER.as_ref(), two_nodes(), &name, false).unwrap();
-    busy_nodes(&state);
-    let held = namespaces(&state);
-    // SAFETY: kill sends SIGKILL to the keeper we started.
-    unsafe { libc::kill(state.owner as i32, libc::SIGKILL) };
-    // The holders saw their life line end: namespaces, processes and cgroups go by themselves.
-    // The run folder stays for the next up's sweep (a holder cannot know it is the last).
-    assert_eq!(leftovers(&state, &held, false), Vec::<String>::new());
-    rundir::sweep();
-    assert!(!state.dir.exists());
-}
-
-#[test]
-fn a_held_cluster_is_listed_and_taken_down_by_name() {
-    if !need_root() {
-        return;
-    }
-    let name = format!("held-{}", std::process::id());
-    let up = Command::new(KEEPER)
-        .args([
-            "up", "--name", &name, "--nodes", "2", "--type", "small", "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let state: virtlab_cluster::ClusterState = serde_json::from_slice(&up.stdout).unwrap();
-    let held = namespaces(&state);
-    assert!(
-        held::status()
-            .iter()
-            .any(|s| s.name.as_deref() == Some(name.as_str()))
-    );
-    let again = Command::new(KEEPER)
-        .args(["up", "--name", &name])
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("is up already"));
-    let down = Command::new(KEEPER).args(["down", &name]).output().unwrap();
-    assert!(
-        down.status.success(),
-        "{}",
-        String::from_utf8_lossy(&down.stderr)
-    );
-    assert_eq!(leftovers(&state, &held, true), Vec::<String>::new());
-    assert!(held::find(&name).is_err());
 }

@@ -4,37 +4,10 @@
 
 mod common;
 
-use common::{need_root, skip};
+use common::{need_mpi, need_root};
 use std::time::Duration;
-use virtlab_cluster::mpi::{Mpirun, Program, RankLine, ranks_program};
+use virtlab_cluster::mpi::{Mpirun, Program, RankLine};
 use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind};
-
-/// Whether MPI runs can be tested here; records the skip when not.
-fn need_mpi() -> bool {
-    if !need_root() {
-        return false;
-    }
-    let program = match ranks_program() {
-        Ok(p) => p,
-        Err(e) => {
-            skip(&e.to_string());
-            return false;
-        }
-    };
-    if !virtlab_cluster::cluster::on_path("mpirun") {
-        skip("Open MPI is not installed (apt-get install openmpi-bin libopenmpi-dev libclang-dev)");
-        return false;
-    }
-    let out = std::process::Command::new(&program)
-        .args(["hits", "--samples", "1"])
-        .output()
-        .unwrap();
-    if String::from_utf8_lossy(&out.stderr).contains("built without Open MPI") {
-        skip("virtlab-ranks was built without the mpi feature (scripts/setup builds it)");
-        return false;
-    }
-    true
-}
 
 /// MPI runs one at a time: two at once on 2 cores would measure each other.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

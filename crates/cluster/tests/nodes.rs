@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{leftovers, namespaces, need_root};
+use common::need_root;
+use virtlab_cluster::leftovers::{leftovers, namespaces};
 use virtlab_cluster::{Cluster, ClusterSpec, InstanceType};
 
 #[test]

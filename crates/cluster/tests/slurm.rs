@@ -1,16 +1,17 @@
 //! Slurm on real clusters: the node table, srun across the nodes and its overhead, the ranks
 //! program under `srun --mpi=<plugin>` with the same hits as under mpirun, the queue of two
 //! whole-cluster jobs and their accounting; then every way Slurm ends leaves no daemon (drop
-//! with a job running, an error half-way through its start, a panic, SIGKILL of the owner).
+//! with a job running, an error half-way through its start, a panic; SIGKILL of a held cluster's keeper is tested through the `virtlab` program).
 //! Figures are printed (run with --nocapture), never asserted. Needs root, Slurm and munge.
 
 mod common;
 
-use common::{leftovers, namespaces, need_slurm, skip, slurm_leftovers, slurm_pid_namespaces};
+use common::{need_mpi, need_slurm};
 use std::time::Duration;
-use virtlab_cluster::mpi::{Mpirun, Program, ranks_program};
+use virtlab_cluster::leftovers::{leftovers, namespaces, slurm_leftovers, slurm_pid_namespaces};
+use virtlab_cluster::mpi::{Mpirun, Program};
 use virtlab_cluster::slurm::{BREAK_AT, Batch};
-use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind, Slurm, held, rundir};
+use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind, Slurm};
 
 /// One Slurm at a time in this process: the half-way test sets an environment variable, and
 /// two Slurms at once on 2 cores would measure each other.
@@ -19,8 +20,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-const KEEPER: &str = env!("CARGO_BIN_EXE_virtlab-cluster");
 
 fn cluster(nodes: usize) -> Cluster {
     Cluster::up(ClusterSpec {
@@ -32,23 +31,6 @@ fn cluster(nodes: usize) -> Cluster {
 
 fn daemon_pids(slurm: &Slurm) -> Vec<i32> {
     slurm.daemons().map(|(_, pid)| pid).collect()
-}
-
-/// Whether the ranks program runs with MPI here; records the skip when not.
-fn ranks_with_mpi() -> bool {
-    let Ok(program) = ranks_program() else {
-        skip("virtlab-ranks is not built (scripts/setup builds it)");
-        return false;
-    };
-    let out = std::process::Command::new(program)
-        .args(["hits", "--samples", "1"])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        skip("virtlab-ranks was built without the mpi feature (scripts/setup builds it)");
-        return false;
-    }
-    true
 }
 
 #[test]
@@ -127,7 +109,7 @@ fn slurm_schedules_jobs_on_the_nodes() {
 
 #[test]
 fn ranks_under_srun_count_the_same_hits_as_under_mpirun() {
-    if !need_slurm() || !ranks_with_mpi() {
+    if !need_slurm() || !need_mpi() {
         return;
     }
     let _serial = one_at_a_time();
@@ -228,46 +210,4 @@ fn a_panic_with_slurm_up_leaves_nothing() {
     let (held, spaces, state) = rx.recv().unwrap();
     assert_eq!(slurm_leftovers(&state.dir, &spaces), Vec::<String>::new());
     assert_eq!(leftovers(&state, &held, true), Vec::<String>::new());
-}
-
-#[test]
-fn sigkill_of_the_owner_takes_every_daemon_down() {
-    if !need_slurm() {
-        return;
-    }
-    let name = format!("slurm-killed-{}", std::process::id());
-    let spec = ClusterSpec {
-        nodes: 2,
-        ..ClusterSpec::default()
-    };
-    let state = held::hold(KEEPER.as_ref(), spec, &name, true).unwrap();
-    let held = namespaces(&state);
-    let conf = state.dir.join("slurm").join("slurm.conf");
-    let sinfo = std::process::Command::new("sinfo")
-        .env("SLURM_CONF", &conf)
-        .args(["-h", "-N", "-o", "%N %T"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&sinfo.stdout).trim(),
-        "node-1 idle\nnode-2 idle"
-    );
-    // Slurm's processes (their command lines name its configuration): the head's pid
-    // namespace is found from them.
-    let pgrep = std::process::Command::new("pgrep")
-        .args(["-f", &conf.display().to_string()])
-        .output()
-        .unwrap();
-    let controller: Vec<i32> = String::from_utf8_lossy(&pgrep.stdout)
-        .lines()
-        .filter_map(|l| l.parse().ok())
-        .collect();
-    assert!(!controller.is_empty(), "no Slurm process found");
-    let spaces = slurm_pid_namespaces(&state, &controller);
-    // SAFETY: kill sends SIGKILL to the keeper we started.
-    unsafe { libc::kill(state.owner as i32, libc::SIGKILL) };
-    assert_eq!(leftovers(&state, &held, false), Vec::<String>::new());
-    // The daemons died with their namespaces' pid 1; the sweep removes the folder.
-    rundir::sweep();
-    assert_eq!(slurm_leftovers(&state.dir, &spaces), Vec::<String>::new());
 }

@@ -172,11 +172,30 @@
 //! # Ok::<(), virtlab::Error>(())
 //! ```
 //!
+//! # Chapter 8: many machines
+//!
+//! A cluster of namespace nodes on this machine, MPI ranks across it and Slurm scheduling jobs
+//! on it ([`cluster`], Linux, root; Open MPI and Slurm from `scripts/setup`). Not run as a doc
+//! test: it needs root. [`cluster::Support`] says what is missing, with the fix.
+//!
+//! ```no_run
+//! # #[cfg(target_os = "linux")] {
+//! use virtlab::cluster::{Cluster, ClusterSpec, Support, live, pingpong};
+//!
+//! let support = Support::detect();
+//! let cluster = support.if_nodes(|| Cluster::up(ClusterSpec::default()))?; // 3 medium nodes
+//! let hello = support.if_mpi(&cluster, |c| live::hello(c, 6, 3, 200, |l| println!("{l}")))?;
+//! let talk = support.if_mpi(&cluster, |c| pingpong::measure(c, &[8, 4096], 100, true))?;
+//! # let _ = (hello, talk);
+//! # }
+//! # Ok::<(), virtlab::Error>(())
+//! ```
+//!
 //! # Crates and modules
 //!
 //! This crate is the facade over layered crates, which it re-exports under these names, and the
 //! `virtlab` program; a cargo feature per chapter decides what a notebook compiles
-//! (`machine`, `processes`, `threads`, `tasks`, `matmul`, `langvm`, `vm`, `container`;
+//! (`machine`, `processes`, `threads`, `tasks`, `matmul`, `langvm`, `vm`, `container`, `cluster`;
 //! `chapters` for all). `virtlab-display` (tables, charts) is the lowest layer; `virtlab-core`
 //! (the work, the executor, the timeline, the process explorer, the cost ladder, errors) is built
 //! on it; `virtlab-gemm`, `virtlab-langvm`, `virtlab-vmm` and `virtlab-container` each build one
@@ -201,6 +220,8 @@
 //! - [`vm`]: virtual machines through KVM, and the price of being virtual; chapter 6.
 //! - [`container`]: containers from namespaces and a cgroup, as a kind of worker (Linux);
 //!   chapter 7.
+//! - [`cluster`]: a cluster of namespace nodes on this machine, MPI ranks across it, Slurm
+//!   scheduling jobs on it (Linux, root); chapter 8.
 //! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
 //! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
 //! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
@@ -231,6 +252,8 @@ pub mod machine;
 pub mod tasks;
 pub mod threads;
 
+#[cfg(all(feature = "cluster", target_os = "linux"))]
+pub use virtlab_cluster as cluster;
 #[cfg(all(feature = "container", target_os = "linux"))]
 pub use virtlab_container as container;
 #[cfg(any(feature = "machine", feature = "matmul"))]

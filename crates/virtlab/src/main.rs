@@ -141,6 +141,24 @@ enum Command {
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
     HideCgroup2(cli::container::HideArgs),
+    /// Chapter 8: a cluster of namespace nodes that stays up: `cluster up|status|down`.
+    #[cfg(target_os = "linux")]
+    #[command(subcommand)]
+    Cluster(cli::cluster::ClusterCommand),
+    /// The keeper `cluster up` starts detached (holds the cluster until SIGTERM).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    ClusterKeeper(cli::cluster::KeeperArgs),
+    /// Chapter 8: MPI ranks across a cluster of namespace nodes; prints
+    /// "0: rank-2 on node-2 pid 7 (host pid 4242)" lines as they come.
+    #[cfg(target_os = "linux")]
+    Mpi(cli::cluster::MpiArgs),
+    /// Chapter 8: ping-pong latency and bandwidth, two ranks on one node vs on two nodes.
+    #[cfg(target_os = "linux")]
+    Pingpong(cli::cluster::PingpongArgs),
+    /// Chapter 8: Slurm on a cluster: sinfo, a job by srun, srun's overhead, a queue.
+    #[cfg(target_os = "linux")]
+    Slurm(cli::cluster::SlurmArgs),
     // Chapter 6 drives KVM with x86-64 guest code.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[command(flatten)]
@@ -283,5 +301,15 @@ fn run(command: Command) -> virtlab::Result<()> {
         Command::Runtimes(args) => cli::langvm::runtimes(args),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         Command::Vm(command) => cli::vm::run(command),
+        #[cfg(target_os = "linux")]
+        Command::Cluster(command) => cli::cluster::cluster(command),
+        #[cfg(target_os = "linux")]
+        Command::ClusterKeeper(args) => cli::cluster::keeper(args),
+        #[cfg(target_os = "linux")]
+        Command::Mpi(args) => cli::cluster::mpi(args),
+        #[cfg(target_os = "linux")]
+        Command::Pingpong(args) => cli::cluster::pingpong(args),
+        #[cfg(target_os = "linux")]
+        Command::Slurm(args) => cli::cluster::slurm(args),
     }
 }

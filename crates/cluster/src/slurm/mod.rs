@@ -19,7 +19,6 @@ use crate::cluster::Cluster;
 use crate::holder::{Holder, HolderPlan, LifeLine};
 use crate::mpi::{MpiRun, Program, RankLine, ranks_program};
 use crate::rundir;
-use crate::stats::median;
 use crate::{Error, ErrorKind, Result};
 use daemon::{Daemon, tail};
 pub use records::{Accounting, JobRecord, NodeInfo};
@@ -30,6 +29,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use virtlab_core::stats::median;
 
 /// How long each daemon has to become ready.
 const READY_PATIENCE: Duration = Duration::from_secs(30);
@@ -521,7 +521,8 @@ impl Slurm {
             }
         }
         Ok(SrunOverhead {
-            median_ms: median(&runs_ms),
+            // The runs are kept in the order they ran; the median sorts a copy.
+            median_ms: median(&mut runs_ms.clone()),
             runs_ms,
         })
     }

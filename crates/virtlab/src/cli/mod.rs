@@ -7,8 +7,12 @@
 //! [`virtlab::cost::Ladder`] for `ladder`; [`virtlab::threads::Scaling`] for `scale`;
 //! [`virtlab::tasks::TaskScaling`] for `tasks-scale`; [`virtlab::matmul::Run`] for `matmul`;
 //! [`virtlab::langvm::Comparison`] for `runtimes` ([`virtlab::langvm::Warmup`] with `--warmup`);
-//! `{"machine": Machine, "peak": Peak | null}` for `machine`. `scripts/bench` reads these.
+//! `{"machine": Machine, "peak": Peak | null}` for `machine`; `cli::cluster`'s reports for `mpi`,
+//! `pingpong`, `slurm`, and [`virtlab::cluster::ClusterState`] for `cluster up`. `scripts/bench`
+//! reads these.
 
+#[cfg(target_os = "linux")]
+pub mod cluster;
 #[cfg(target_os = "linux")]
 pub mod container;
 pub mod ladder;

@@ -1,0 +1,307 @@
+//! Each branch of each sentence, from made-up runs.
+
+use super::*;
+use crate::cluster::ClusterState;
+use crate::mpi::{MpiRun, RankLine, RankState};
+use crate::pingpong::PingpongPoint;
+use crate::slurm::{Accounting, JobRecord};
+
+fn run(lines: Vec<RankLine>, first_line_ms: Option<f64>) -> MpiRun {
+    MpiRun {
+        command: "mpirun".into(),
+        lines,
+        exit_code: Some(0),
+        stderr: String::new(),
+        first_line_ms,
+        wall_ms: 900.0,
+    }
+}
+
+fn hello_line(rank: u32, init_ms: f64) -> RankLine {
+    RankLine::Hello {
+        rank,
+        size: 2,
+        iteration: 0,
+        node: format!("node-{}", rank + 1),
+        pid: 7,
+        pid_namespace: "pid:[1]".into(),
+        init_ms,
+        started_unix: 100.0,
+        unix: 100.5,
+        line: String::new(),
+    }
+}
+
+fn hello(first_line_ms: Option<f64>, inits: &[f64]) -> Hello {
+    Hello {
+        cluster: ClusterState {
+            name: None,
+            owner: 1,
+            subnet: "10.213.1.0/24".into(),
+            host_address: "10.213.1.1".into(),
+            dir: "/run/x".into(),
+            switch_pid: 2,
+            nodes: vec![],
+            up_ms: 50.0,
+        },
+        essay_lines: vec![],
+        ranks: (0..inits.len() as u32)
+            .map(|rank| RankState {
+                rank,
+                lines: 1,
+                state: "finished".into(),
+            })
+            .collect(),
+        run: run(
+            inits
+                .iter()
+                .enumerate()
+                .map(|(r, i)| hello_line(r as u32, *i))
+                .collect(),
+            first_line_ms,
+        ),
+    }
+}
+
+#[test]
+fn start_says_whether_mpi_init_is_most_of_it() {
+    let most = start_said(&hello(Some(500.0), &[300.0, 340.0]));
+    assert!(most.contains("500 ms") && most.contains("320 ms"), "{most}");
+    assert!(most.contains("MPI_Init is most"), "{most}");
+    let launch = start_said(&hello(Some(600.0), &[100.0]));
+    assert!(launch.contains("before MPI_Init"), "{launch}");
+    assert!(start_said(&hello(None, &[])).contains("No rank"));
+}
+
+fn point(ranks: usize, compute_ms: f64, communicate_ms: f64, init_ms: f64) -> ScalingPoint {
+    ScalingPoint {
+        ranks,
+        samples: 1_000_000,
+        hits: 785_000,
+        compute_ms,
+        communicate_ms,
+        init_ms,
+        wall_ms: 500.0,
+        efficiency: None,
+    }
+}
+
+#[test]
+fn scaling_says_how_far_it_sped_up_and_why_it_flattens() {
+    let strong = [
+        point(1, 100.0, 0.0, 50.0),
+        point(2, 50.0, 10.0, 60.0),
+        point(4, 48.0, 12.0, 70.0),
+    ];
+    let said = scaling_said(&strong, &[], 2);
+    assert!(
+        said.contains("2.1× faster") && said.contains("at 4 ranks"),
+        "{said}"
+    );
+    assert!(
+        said.contains("flattens") && said.contains("2 CPUs"),
+        "{said}"
+    );
+    assert!(said.contains("20 %"), "{said}");
+    assert!(!said.contains("MPI_Init alone"), "{said}");
+    assert!(!said.contains("Weak"), "{said}");
+}
+
+#[test]
+fn scaling_says_when_nothing_sped_up_and_when_it_still_fell() {
+    let strong = [
+        point(1, 30.0, 0.0, 200.0),
+        point(2, 40.0, 5.0, 210.0),
+        point(4, 29.0, 5.0, 230.0),
+    ];
+    let said = scaling_said(&strong, &[], 2);
+    assert!(said.contains("never ran clearly faster"), "{said}");
+    assert!(said.contains("still fell"), "{said}");
+    assert!(said.contains("MPI_Init alone (200 ms)"), "{said}");
+}
+
+#[test]
+fn scaling_adds_weak_scaling_and_needs_a_one_rank_run() {
+    let strong = [point(1, 100.0, 0.0, 50.0), point(2, 50.0, 1.0, 50.0)];
+    let weak = [point(1, 20.0, 0.0, 50.0), point(4, 40.0, 3.0, 50.0)];
+    let said = scaling_said(&strong, &weak, 2);
+    assert!(said.contains("efficiency of 0.50"), "{said}");
+    // No point beyond the CPUs: nothing about flattening.
+    assert!(!said.contains("Beyond"), "{said}");
+    assert!(scaling_said(&strong[1..], &weak, 2).contains("no 1-rank run"));
+    let idle = [point(1, 0.0, 0.0, 1.0)];
+    assert!(scaling_said(&idle, &[], 2).contains("no compute time"));
+}
+
+fn pingpong(one_node_us: f64, two_nodes_us: f64) -> PingpongReport {
+    PingpongReport {
+        yield_when_idle: true,
+        rounds: 10,
+        points: vec![
+            PingpongPoint {
+                bytes: 8,
+                one_node_us,
+                one_node_gb_per_s: 0.02,
+                two_nodes_us,
+                two_nodes_gb_per_s: 0.001,
+            },
+            PingpongPoint {
+                bytes: 4 << 20,
+                one_node_us: 900.0,
+                one_node_gb_per_s: 4.66,
+                two_nodes_us: 9000.0,
+                two_nodes_gb_per_s: 0.47,
+            },
+        ],
+    }
+}
+
+#[test]
+fn pingpong_says_how_much_slower_two_nodes_are() {
+    let slower = pingpong_said(&pingpong(0.4, 300.0));
+    assert!(slower.contains("750× slower"), "{slower}");
+    assert!(
+        slower.contains("4.66 GB/s") && slower.contains("0.47 GB/s"),
+        "{slower}"
+    );
+    let same = pingpong_said(&pingpong(5.0, 6.0));
+    assert!(same.contains("no clear difference"), "{same}");
+    let none = PingpongReport {
+        points: vec![],
+        ..pingpong(1.0, 1.0)
+    };
+    assert!(pingpong_said(&none).contains("no message size"));
+}
+
+fn trap(spin: f64, yielding: f64) -> YieldTrap {
+    YieldTrap {
+        bytes: 8,
+        rounds: 50,
+        spin: (1.0, spin),
+        yielding: (1.0, yielding),
+    }
+}
+
+#[test]
+fn the_yield_trap_is_said_each_way() {
+    let caught = yield_trap_said(&trap(4000.0, 40.0));
+    assert!(
+        caught.contains("100×") && caught.contains("4000 µs"),
+        "{caught}"
+    );
+    assert!(yield_trap_said(&trap(5.0, 300.0)).contains("Spinning was the faster"));
+    assert!(yield_trap_said(&trap(5.0, 6.0)).contains("about the same"));
+}
+
+fn job(id: u64, state: &str, reason: &str) -> JobRecord {
+    JobRecord {
+        id,
+        name: format!("job{id}"),
+        state: state.into(),
+        reason: reason.into(),
+        submit_s: Some(0),
+        start_s: Some(3),
+        end_s: Some(6),
+        nodes: 3,
+        cpus: 3,
+        node_list: "node-[1-3]".into(),
+        exit_code: "0:0".into(),
+    }
+}
+
+fn account(id: u64, elapsed_s: i64, wait_s: i64) -> Accounting {
+    Accounting {
+        id,
+        name: format!("job{id}"),
+        state: "COMPLETED".into(),
+        elapsed_s,
+        cpus: 3,
+        cpu_seconds: 3 * elapsed_s,
+        wait_s,
+    }
+}
+
+fn queue(wait_s: i64) -> QueueDemo {
+    QueueDemo {
+        first: job(1, "COMPLETED", "None"),
+        second_waiting: job(2, "PENDING", "Resources"),
+        second: job(2, "COMPLETED", "None"),
+        wait_s,
+        accounting: vec![account(1, 3, 3), account(2, 3, wait_s)],
+    }
+}
+
+#[test]
+fn the_queue_says_the_wait_and_the_bill() {
+    let waited = queue_said(&queue(6));
+    assert!(
+        waited.contains("Job 2 waited 6 s") && waited.contains("Resources"),
+        "{waited}"
+    );
+    assert!(waited.contains("job 1 held every node for 3 s"), "{waited}");
+    assert!(waited.contains("18 CPU-seconds"), "{waited}");
+    assert!(queue_said(&queue(0)).contains("did not wait"));
+}
+
+fn fault(states: &[&str], exit_code: Option<i32>) -> Fault {
+    Fault {
+        victim: 1,
+        node: "node-2".into(),
+        host_pid: Some(42),
+        ranks: states
+            .iter()
+            .enumerate()
+            .map(|(rank, state)| RankState {
+                rank: rank as u32,
+                lines: 2,
+                state: state.to_string(),
+            })
+            .collect(),
+        run: MpiRun {
+            exit_code,
+            ..run(vec![], Some(1.0))
+        },
+    }
+}
+
+#[test]
+fn the_fault_says_what_happened_to_the_others() {
+    let all = fault_said(&fault(
+        &[
+            "stopped by mpirun",
+            "killed by signal 9",
+            "stopped by mpirun",
+        ],
+        Some(137),
+    ));
+    assert!(
+        all.contains("ended the whole job") && all.contains("exited with 137"),
+        "{all}"
+    );
+    assert!(all.contains("all 2 other"), "{all}");
+    let some = fault_said(&fault(
+        &["finished", "killed by signal 9", "stopped by mpirun"],
+        None,
+    ));
+    assert!(
+        some.contains("stopped 1 of the 2") && some.contains("killed by a signal"),
+        "{some}"
+    );
+}
+
+#[test]
+fn findings_say_which_parts_were_skipped() {
+    let h = hello(Some(500.0), &[300.0]);
+    let p = pingpong(0.4, 300.0);
+    let table = Findings {
+        hello: Some(&h),
+        pingpong: Some(&p),
+        ..Findings::default()
+    }
+    .table();
+    let rows = table.rows();
+    assert_eq!(rows.len(), 6);
+    assert!(rows[0][1].contains("500 ms"));
+    assert!(rows[1][1].starts_with("not measured"));
+    assert!(rows[2][1].contains("slower"));
+}

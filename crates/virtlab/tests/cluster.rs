@@ -1,0 +1,382 @@
+//! Chapter 8's command line, for real: `virtlab cluster up|status|down` with a detached keeper,
+//! `mpi`, `pingpong` and `slurm` on real clusters of namespace nodes, bad values refused before
+//! anything is made, and nothing left behind (run folder, veth, cgroup, namespace, mpirun, rank,
+//! Slurm daemon) after every exit path: normal end, `down`, SIGKILL of the keeper or of the
+//! command. Skips, with the reason, where this machine is not root or lacks Open MPI or Slurm.
+#![cfg(target_os = "linux")]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use virtlab::cluster::leftovers::{leftovers, namespaces, slurm_leftovers, slurm_pid_namespaces};
+use virtlab::cluster::{ClusterState, held, rundir};
+use virtlab_testkit::skip;
+
+const VIRTLAB: &str = env!("CARGO_BIN_EXE_virtlab");
+
+/// One cluster command at a time: two on 2 cores would measure each other, and the leftover
+/// checks look for processes by name.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn virtlab(args: &[&str]) -> Output {
+    Command::new(VIRTLAB).args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether we are root (a cluster needs it); records the skip when not.
+fn need_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        skip("a cluster needs root (veths, bridge, cgroups)");
+    }
+    root
+}
+
+/// Whether MPI runs can be tested here; records the skip when not.
+fn need_mpi() -> bool {
+    if !need_root() {
+        return false;
+    }
+    if let Err(e) = virtlab::cluster::mpi::ready() {
+        skip(e);
+        return false;
+    }
+    true
+}
+
+/// Whether Slurm can be tested here; records the skip when not.
+fn need_slurm() -> bool {
+    if !need_root() {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let found = |p: &str| virtlab::cluster::slurm::find_program(p).is_some();
+    if let Err(e) = virtlab::cluster::slurm::check_prerequisites(euid, found) {
+        skip(e);
+        return false;
+    }
+    true
+}
+
+/// Host pids of live (not zombie) processes named `comm`.
+fn processes_named(comm: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let alive = !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'));
+            alive
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
+/// MPI's processes still running (mpirun, its daemons, ranks), waiting up to 10 s for them.
+fn mpi_leftovers() -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<u32> = ["mpirun", "orted", "virtlab-ranks"]
+            .iter()
+            .flat_map(|c| processes_named(c))
+            .collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_values_are_refused_before_anything_is_made() {
+    let _serial = one_at_a_time();
+    let before = rundir::folders();
+    let cases: [(&[&str], &str, &str); 8] = [
+        (&["mpi", "--nodes", "0"], "0 nodes", "1 to 253"),
+        (&["mpi", "--nodes", "254"], "254 nodes", "1 to 253"),
+        (&["mpi", "--ranks", "0"], "--ranks cannot be 0", "--ranks 6"),
+        (
+            &["mpi", "--iterations", "0"],
+            "--iterations",
+            "--iterations 3",
+        ),
+        (&["mpi", "--type", "huge"], "\"huge\"", "small"),
+        (
+            &["cluster", "up", "--name", "Bad Name"],
+            "cannot name",
+            "lowercase",
+        ),
+        (&["pingpong", "--sizes", "8,0"], "above 0 bytes", "--sizes"),
+        (
+            &["slurm", "--srun-rounds", "0"],
+            "--srun-rounds",
+            "--srun-rounds 5",
+        ),
+    ];
+    for (args, problem, fix) in cases {
+        let out = virtlab(args);
+        assert!(!out.status.success(), "{args:?}");
+        let text = stderr(&out);
+        assert!(text.contains(problem), "{args:?}: {text}");
+        assert!(
+            text.contains("Fix:") && text.contains(fix),
+            "{args:?}: {text}"
+        );
+    }
+    let out = virtlab(&["cluster", "down", "no-such-cluster"]);
+    assert!(stderr(&out).contains("no cluster named no-such-cluster is up"));
+    assert_eq!(rundir::folders(), before);
+}
+
+#[test]
+fn mpi_prints_the_essays_lines_and_leaves_nothing() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let out = virtlab(&[
+        "mpi",
+        "--nodes",
+        "3",
+        "--ranks",
+        "6",
+        "--iterations",
+        "2",
+        "--interval-ms",
+        "50",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines: Vec<&str> = report["essay_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12, "{lines:?}");
+    // The same lines went live to stderr (stdout is the JSON).
+    for line in &lines {
+        assert!(stderr(&out).contains(line), "{line}");
+    }
+    for rank in 0..6 {
+        for iteration in 0..2 {
+            let start = format!("{iteration}: rank-{rank} on node-");
+            let line = lines.iter().find(|l| l.starts_with(&start)).unwrap();
+            // "… pid 7 (host pid 4242)": the host pid was found while the rank ran.
+            let host = line
+                .rsplit("host pid ")
+                .next()
+                .unwrap()
+                .trim_end_matches(')');
+            assert!(host.parse::<u32>().is_ok(), "{line}");
+        }
+    }
+    let ranks = report["ranks"].as_array().unwrap();
+    assert!(ranks.iter().all(|r| r["state"] == "finished"), "{ranks:?}");
+    let state: ClusterState = serde_json::from_value(report["cluster"].clone()).unwrap();
+    assert_eq!(state.nodes.len(), 3);
+    assert_eq!(leftovers(&state, &[], true), Vec::<String>::new());
+    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+}
+
+#[test]
+fn sigkill_of_mpi_mid_run_leaves_nothing_once_swept() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let before = rundir::folders();
+    let mut child = Command::new(VIRTLAB)
+        .args([
+            "mpi",
+            "--ranks",
+            "3",
+            "--iterations",
+            "100",
+            "--interval-ms",
+            "100",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("0: rank-"), "{first}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    rundir::sweep();
+    let new: Vec<_> = rundir::folders()
+        .into_iter()
+        .filter(|d| !before.contains(d))
+        .collect();
+    assert_eq!(new, Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn pingpong_measures_one_node_and_two() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let out = virtlab(&["pingpong", "--sizes", "8,65536", "--rounds", "20", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for p in points {
+        for key in ["one_node_us", "two_nodes_us", "one_node_gb_per_s"] {
+            assert!(p[key].as_f64().unwrap() > 0.0, "{p}");
+        }
+        println!("{p}");
+    }
+    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+}
+
+#[test]
+fn a_held_cluster_is_listed_and_taken_down_by_name() {
+    if !need_root() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let name = format!("held-{}", std::process::id());
+    let up = virtlab(&[
+        "cluster", "up", "--name", &name, "--nodes", "2", "--type", "small", "--json",
+    ]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let state: ClusterState = serde_json::from_slice(&up.stdout).unwrap();
+    let held = namespaces(&state);
+    let status = virtlab(&["cluster", "status", "--json"]);
+    let listed: Vec<ClusterState> = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(listed.iter().any(|s| s.name.as_deref() == Some(&name)));
+    let again = virtlab(&["cluster", "up", "--name", &name]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("is up already"),
+        "{}",
+        stderr(&again)
+    );
+    let down = virtlab(&["cluster", "down", &name]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_eq!(leftovers(&state, &held, true), Vec::<String>::new());
+    assert!(held::find(&name).is_err());
+}
+
+#[test]
+fn sigkill_of_the_keeper_leaves_nothing_once_swept() {
+    if !need_root() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let name = format!("killed-{}", std::process::id());
+    let up = virtlab(&["cluster", "up", "--name", &name, "--nodes", "2", "--json"]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let state: ClusterState = serde_json::from_slice(&up.stdout).unwrap();
+    let held = namespaces(&state);
+    // SAFETY: kill sends SIGKILL to the keeper `up` started.
+    unsafe { libc::kill(state.owner as i32, libc::SIGKILL) };
+    // The holders saw their life line end; the run folder waits for the next sweep.
+    assert_eq!(leftovers(&state, &held, false), Vec::<String>::new());
+    rundir::sweep();
+    assert!(!state.dir.exists());
+}
+
+#[test]
+fn sigkill_of_a_slurm_keeper_takes_every_daemon_down() {
+    if !need_slurm() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let name = format!("slurm-killed-{}", std::process::id());
+    let up = virtlab(&[
+        "cluster", "up", "--name", &name, "--nodes", "2", "--slurm", "--json",
+    ]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let state: ClusterState = serde_json::from_slice(&up.stdout).unwrap();
+    let held = namespaces(&state);
+    let conf = state.dir.join("slurm").join("slurm.conf");
+    let sinfo = Command::new("sinfo")
+        .env("SLURM_CONF", &conf)
+        .args(["-h", "-N", "-o", "%N %T"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sinfo.stdout).trim(),
+        "node-1 idle\nnode-2 idle"
+    );
+    // Slurm's processes name its configuration on their command lines.
+    let pgrep = Command::new("pgrep")
+        .args(["-f", &conf.display().to_string()])
+        .output()
+        .unwrap();
+    let daemons: Vec<i32> = String::from_utf8_lossy(&pgrep.stdout)
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(!daemons.is_empty(), "no Slurm process found");
+    let spaces = slurm_pid_namespaces(&state, &daemons);
+    // SAFETY: kill sends SIGKILL to the keeper `up` started.
+    unsafe { libc::kill(state.owner as i32, libc::SIGKILL) };
+    assert_eq!(leftovers(&state, &held, false), Vec::<String>::new());
+    rundir::sweep();
+    assert_eq!(slurm_leftovers(&state.dir, &spaces), Vec::<String>::new());
+}
+
+#[test]
+fn slurm_runs_a_job_on_every_node_and_queues_the_second() {
+    if !need_slurm() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let out = virtlab(&[
+        "slurm",
+        "--nodes",
+        "2",
+        "--srun-rounds",
+        "2",
+        "--hold-s",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sinfo = report["sinfo"].as_array().unwrap();
+    assert_eq!(sinfo.len(), 2);
+    assert!(sinfo.iter().all(|n| n["state"] == "idle"), "{sinfo:?}");
+    let hosts = report["srun"]["stdout"].as_str().unwrap();
+    assert!(
+        hosts.contains("node-1") && hosts.contains("node-2"),
+        "{hosts}"
+    );
+    let queue = &report["queue"];
+    assert_eq!(queue["second_waiting"]["state"], "PENDING");
+    assert_eq!(queue["accounting"].as_array().unwrap().len(), 2);
+    println!(
+        "srun overhead median {} ms; second job waited {} s",
+        report["overhead"]["median_ms"], queue["wait_s"]
+    );
+    let state: ClusterState = serde_json::from_value(report["cluster"].clone()).unwrap();
+    assert_eq!(leftovers(&state, &[], true), Vec::<String>::new());
+    assert_eq!(slurm_leftovers(&state.dir, &[]), Vec::<String>::new());
+}
