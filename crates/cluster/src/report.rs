@@ -111,8 +111,25 @@ pub fn scaling_said(strong: &[ScalingPoint], weak: &[ScalingPoint], cpus: usize)
 
 /// One node against two: the smallest message's latency, the largest's bandwidth.
 pub fn pingpong_said(report: &PingpongReport) -> String {
-    let (Some(small), Some(large)) = (report.points.first(), report.points.last()) else {
+    let (Some(first), Some(large)) = (report.points.first(), report.points.last()) else {
         return "The ping-pong measured no message size.".into();
+    };
+    // A message cannot cost more than a larger one: when the smallest did, across nodes, by
+    // more than the clear ratio, it measured something else (the first round trips' warm-up,
+    // another program on these CPUs), and the next size speaks for small messages.
+    let (small, caution) = match report.points.get(1) {
+        Some(next) if first.two_nodes_us > next.two_nodes_us * CLEAR_RATIO => (
+            next,
+            format!(
+                " (The {} message took {:.1} µs across nodes, more than this {}: it measured \
+                 something else — the first round trips' warm-up or another program on these \
+                 CPUs — so the larger size stands for small messages.)",
+                virtlab_core::units::bytes(first.bytes as u64),
+                first.two_nodes_us,
+                virtlab_core::units::bytes(next.bytes as u64)
+            ),
+        ),
+        _ => (first, String::new()),
     };
     let ratio = small.two_nodes_us / small.one_node_us;
     let latency = if ratio >= CLEAR_RATIO {
@@ -133,7 +150,7 @@ pub fn pingpong_said(report: &PingpongReport) -> String {
         )
     };
     format!(
-        "{latency} At {} the bandwidth was {:.2} GB/s on one node and {:.2} GB/s across two.",
+        "{latency}{caution} At {} the bandwidth was {:.2} GB/s on one node and {:.2} GB/s across two.",
         virtlab_core::units::bytes(large.bytes as u64),
         large.one_node_gb_per_s,
         large.two_nodes_gb_per_s

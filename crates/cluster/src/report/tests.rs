@@ -173,6 +173,25 @@ fn pingpong_says_how_much_slower_two_nodes_are() {
     assert!(pingpong_said(&none).contains("no message size"));
 }
 
+#[test]
+fn a_smallest_message_slower_than_the_next_size_is_set_aside_and_said() {
+    let mut report = pingpong(0.39, 105.6);
+    report.points.insert(
+        1,
+        PingpongPoint {
+            bytes: 64,
+            one_node_us: 0.35,
+            one_node_gb_per_s: 0.18,
+            two_nodes_us: 5.5,
+            two_nodes_gb_per_s: 0.01,
+        },
+    );
+    let said = pingpong_said(&report);
+    assert!(said.contains("A message of 64 B took 5.5 µs"), "{said}");
+    assert!(said.contains("16× slower"), "{said}");
+    assert!(said.contains("The 8 B message took 105.6 µs"), "{said}");
+}
+
 fn trap(spin: f64, yielding: f64) -> YieldTrap {
     YieldTrap {
         bytes: 8,
