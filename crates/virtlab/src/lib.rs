@@ -201,6 +201,8 @@
 //! - [`vm`]: virtual machines through KVM, and the price of being virtual; chapter 6.
 //! - [`container`]: containers from namespaces and a cgroup, as a kind of worker (Linux);
 //!   chapter 7.
+//! - [`cloud`]: prices, the bill, break-even, and elastic serving on processes or chapter 7's
+//!   containers as instances; chapter 9.
 //! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
 //! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
 //! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
@@ -225,6 +227,8 @@ pub use virtlab_core::{
 pub use virtlab_display as display;
 pub use virtlab_display::plot;
 
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod kinds;
 pub mod machine;
 #[cfg(feature = "tasks")]

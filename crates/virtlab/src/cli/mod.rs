@@ -10,6 +10,8 @@
 //! `{"machine": Machine, "peak": Peak | null}` for `machine`. `scripts/bench` reads these.
 
 #[cfg(target_os = "linux")]
+pub mod cloud;
+#[cfg(target_os = "linux")]
 pub mod container;
 pub mod ladder;
 pub mod langvm;
