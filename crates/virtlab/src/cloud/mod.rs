@@ -4,6 +4,8 @@
 //! instances ([`container`]), the instance kinds a run may choose ([`InstanceKind`]), and
 //! policies served and billed side by side ([`runs`]).
 
+pub mod chapter;
+pub mod charts;
 #[cfg(target_os = "linux")]
 pub mod container;
 pub mod runs;
