@@ -153,13 +153,13 @@ pub fn what_we_saw(served: &Served, billed: &Billed, coin: &CoinPlay) -> String 
         if s.cold > 0 {
             let cold_share = s.cold as f64 / s.served.max(1) as f64 * 100.0;
             said.push(format!(
-                "{}: {} of {} requests ({cold_share:.1} %) waited for a {} started for them (cold p50 {} ms against warm p50 {} ms; a start took {} ms at the median); it started {} instances in all.",
+                "{}: {} of {} requests ({cold_share:.1} %) waited for a {} started for them (cold p50 {} ms{}; a start took {} ms at the median); it started {} instances in all.",
                 describe_policy(run),
                 s.cold,
                 s.served,
                 served.plan.kind.name(),
                 ms(s.cold_p50_s),
-                ms(s.warm_p50_s),
+                s.warm_p50_s.map_or(String::new(), |w| format!(" against warm p50 {} ms", ms(Some(w)))),
                 ms(s.cold_start_p50_s),
                 s.instances_started
             ));

@@ -10,6 +10,8 @@ use crate::plot::{BarChart, LineChart};
 
 /// Width of the trace chart's bins, seconds.
 const BIN_S: f64 = 0.5;
+/// Width of the alive chart's bins, seconds.
+const ALIVE_BIN_S: f64 = 0.25;
 /// Busy shares the break-even lines are drawn at: 0.5 % to 100 %, evenly on a log axis.
 const BUSY_STEPS: usize = 24;
 
@@ -41,22 +43,32 @@ impl Served {
             .render()?)
     }
 
-    /// Instances alive over the trace, one step line per policy (a warm fleet is up from 0).
+    /// Instances alive over the trace, one line per policy: the most alive in each quarter
+    /// second (one instance per request starts and stops hundreds of times a second, too
+    /// often for a step line to read). A warm fleet is up from 0.
     pub fn alive_chart(&self) -> Result<Figure> {
         let mut chart = LineChart::new("Instances alive under the trace, per policy")
             .x_label("seconds from the start")
-            .y_label("instances alive");
+            .y_label("most instances alive in each quarter second");
         for run in &self.runs {
-            let mut points = Vec::new();
-            let mut now = 0usize;
-            for sample in &run.alive {
-                let at = sample.at_s.max(0.0);
-                points.push((at, now as f64));
-                points.push((at, sample.alive as f64));
-                now = sample.alive;
+            let bins = (run.span_s / ALIVE_BIN_S).ceil().max(1.0) as usize;
+            let mut most = vec![0usize; bins];
+            let mut alive = 0usize;
+            let mut samples = run.alive.iter().peekable();
+            for (bin, most) in most.iter_mut().enumerate() {
+                let end = (bin + 1) as f64 * ALIVE_BIN_S;
+                // Alive at the bin's start (carried in), and every count reached inside it.
+                *most = alive;
+                while let Some(sample) = samples.next_if(|s| s.at_s < end) {
+                    alive = sample.alive;
+                    *most = (*most).max(alive);
+                }
             }
-            points.push((run.span_s, now as f64));
-            chart = chart.dashed_series(describe_policy(run), points);
+            let points = most
+                .iter()
+                .enumerate()
+                .map(|(bin, n)| ((bin as f64 + 0.5) * ALIVE_BIN_S, *n as f64));
+            chart = chart.series(describe_policy(run), points);
         }
         Ok(chart.render()?)
     }
