@@ -6,9 +6,9 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::prices::Size;
-use std::io::{BufRead, BufReader, Write};
+use crate::requests::Channel;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// What an instance has used so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,10 +39,12 @@ pub trait Launcher: Send + Sync {
     fn launch(&self) -> Result<Box<dyn Instance>>;
 }
 
-/// Instances as plain processes running `virtlab-instance`.
+/// Instances as plain processes running `virtlab-instance` (or any program that speaks the
+/// request protocol on stdin and stdout, given its arguments).
 #[derive(Debug, Clone)]
 pub struct ProcessLauncher {
     program: PathBuf,
+    args: Vec<String>,
     size: Size,
 }
 
@@ -66,7 +68,16 @@ impl ProcessLauncher {
                 "give a size above 0, such as 1 vCPU and 2 GiB",
             ));
         }
-        Ok(ProcessLauncher { program, size })
+        Ok(ProcessLauncher {
+            program,
+            args: Vec::new(),
+            size,
+        })
+    }
+
+    /// The same launcher, starting its program with `args` (e.g. `virtlab instance`).
+    pub fn with_args(self, args: Vec<String>) -> ProcessLauncher {
+        ProcessLauncher { args, ..self }
     }
 
     /// Finds `virtlab-instance` beside the running program or in this workspace's target
@@ -116,6 +127,7 @@ impl Launcher for ProcessLauncher {
 
     fn launch(&self) -> Result<Box<dyn Instance>> {
         let mut child = Command::new(&self.program)
+            .args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -128,24 +140,26 @@ impl Launcher for ProcessLauncher {
                 "run it again",
             ));
         };
-        let mut instance = ProcessInstance {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout),
-        };
-        let ready = instance.read_line()?;
-        if ready != "ready" {
-            return Err(instance.broken(&format!("said {ready:?} instead of `ready`")));
-        }
+        let channel = Channel::new(
+            Box::new(stdin),
+            Box::new(stdout),
+            format!("instance process {}", child.id()),
+            format!(
+                "check that {} is built from this workspace (rebuild it), and see its message above",
+                self.program.display()
+            ),
+        );
+        // The instance owns the child from here: dropping it on an error stops the child.
+        let mut instance = ProcessInstance { child, channel };
+        instance.channel.wait_ready()?;
         Ok(Box::new(instance))
     }
 }
 
-/// A running `virtlab-instance` and its pipes.
+/// A running instance process and its pipes.
 struct ProcessInstance {
     child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    channel: Channel,
 }
 
 fn stop(child: &mut Child) {
@@ -154,41 +168,13 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-impl ProcessInstance {
-    fn broken(&self, what: &str) -> Error {
-        Error::new(
-            format!("instance process {} {what}", self.child.id()),
-            format!(
-                "check that {INSTANCE_PROGRAM} is the one built from this crate (rebuild it), and see its message above"
-            ),
-        )
-    }
-
-    fn read_line(&mut self) -> Result<String> {
-        let mut line = String::new();
-        match self.stdout.read_line(&mut line) {
-            Ok(0) => Err(self.broken("exited without answering")),
-            Ok(_) => Ok(line.trim_end().to_string()),
-            Err(e) => Err(self.broken(&format!("could not be read: {e}"))),
-        }
-    }
-}
-
 impl Instance for ProcessInstance {
     fn pid(&self) -> u32 {
         self.child.id()
     }
 
     fn call(&mut self, samples: u64, seed: u64) -> Result<u64> {
-        writeln!(self.stdin, "{samples} {seed}")
-            .and_then(|_| self.stdin.flush())
-            .map_err(|e| self.broken(&format!("could not be sent a request: {e}")))?;
-        let answer = self.read_line()?;
-        answer
-            .split_whitespace()
-            .next()
-            .and_then(|hits| hits.parse().ok())
-            .ok_or_else(|| self.broken(&format!("answered {answer:?}")))
+        self.channel.call(samples, seed)
     }
 
     fn reading(&self) -> Result<Reading> {

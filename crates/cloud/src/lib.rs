@@ -2,7 +2,8 @@
 //!
 //! Published prices as data ([`prices`]), the bill of a measured usage record ([`bill`]),
 //! break-even and "coin play" ([`breakeven`]), a seeded request trace ([`trace`]) and elastic
-//! serving with real processes and real cold starts ([`serve`]).
+//! serving with real processes and real cold starts ([`serve`]), whose instances speak the
+//! request protocol of [`requests`].
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bill;
@@ -10,6 +11,7 @@ pub mod breakeven;
 pub mod error;
 pub mod instance;
 pub mod prices;
+pub mod requests;
 pub mod serve;
 pub mod trace;
 pub mod work;

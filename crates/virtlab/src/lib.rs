@@ -222,6 +222,8 @@
 //!   chapter 7.
 //! - [`cluster`]: a cluster of namespace nodes on this machine, MPI ranks across it, Slurm
 //!   scheduling jobs on it (Linux, root); chapter 8.
+//! - [`cloud`]: prices, the bill, break-even, and elastic serving on processes or chapter 7's
+//!   containers as instances; chapter 9.
 //! - [`timeline`]: who ran when: timestamped events from every worker, drawn as lanes.
 //! - [`observer`]: the "process explorer": a process tree with threads, memory and CPU time.
 //! - [`memory`]: how much memory a process holds (RSS, PSS, heap, page tables, kernel stacks).
@@ -246,6 +248,8 @@ pub use virtlab_core::{
 pub use virtlab_display as display;
 pub use virtlab_display::plot;
 
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod kinds;
 pub mod machine;
 #[cfg(feature = "tasks")]

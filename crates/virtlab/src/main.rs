@@ -159,6 +159,14 @@ enum Command {
     /// Chapter 8: Slurm on a cluster: sinfo, a job by srun, srun's overhead, a queue.
     #[cfg(target_os = "linux")]
     Slurm(cli::cluster::SlurmArgs),
+    /// Chapter 9: a seeded trace served by each policy (fixed, autoscale, per-request) on
+    /// process or container instances: latency, cold starts, instances alive, resources used.
+    #[cfg(target_os = "linux")]
+    Serve(cli::cloud::ServeArgs),
+    /// Chapter 9: a `serve --json` run billed by every product that sells each policy, for the
+    /// run and a month at its rate, with the prices' sources and dates.
+    #[cfg(target_os = "linux")]
+    Bill(cli::cloud::BillArgs),
     // Chapter 6 drives KVM with x86-64 guest code.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[command(flatten)]
@@ -179,11 +187,15 @@ enum Started {
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
     Contain(cli::container::ContainArgs),
+    /// One chapter-9 serving instance (started by `serve`; not run by hand).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    Instance(cli::cloud::InstanceArgs),
 }
 
 impl Started {
     /// The subcommands this parser knows.
-    const NAMES: [&str; 2] = ["worker", "contain"];
+    const NAMES: [&str; 3] = ["worker", "contain", "instance"];
 }
 
 #[derive(Parser)]
@@ -223,7 +235,7 @@ fn exit_code(result: virtlab::Result<()>) -> u8 {
 
 /// A container's shim reads its `virtlab worker …` command line here; pid 1, which the shim
 /// clones, runs it (the program is already loaded: one program start fewer than exec'ing it
-/// again). Only `worker` is run this way.
+/// again). Only `worker` and chapter 9's `instance` are run this way.
 #[cfg(target_os = "linux")]
 fn worker_in_container(args: &[String]) -> virtlab::container::init::PreparedWorker {
     let words = std::iter::once("virtlab").chain(args.iter().map(String::as_str));
@@ -231,9 +243,12 @@ fn worker_in_container(args: &[String]) -> virtlab::container::init::PreparedWor
         Ok(Started::Worker(args)) => Box::new(move |host_pid| {
             exit_code(cli::workers::worker(args.in_container(host_pid))).into()
         }),
+        Ok(Started::Instance(args)) => {
+            Box::new(move |_| exit_code(cli::cloud::instance(args)).into())
+        }
         Ok(_) => Box::new(|_| {
             exit_code(Err(virtlab::Error::new(
-                "a container runs only `virtlab worker`",
+                "a container runs only `virtlab worker` or `virtlab instance`",
                 "start containers through `virtlab container` or the chapter-7 notebook",
             )))
             .into()
@@ -278,6 +293,12 @@ fn run(command: Command) -> virtlab::Result<()> {
         }
         #[cfg(target_os = "linux")]
         Command::HideCgroup2(args) => cli::container::hide_cgroup2(args),
+        #[cfg(target_os = "linux")]
+        Command::Serve(args) => cli::cloud::serve(args),
+        #[cfg(target_os = "linux")]
+        Command::Bill(args) => cli::cloud::bill(args),
+        #[cfg(target_os = "linux")]
+        Command::Started(Started::Instance(args)) => cli::cloud::instance(args),
         Command::Scale {
             max_threads,
             single_thread_ms,

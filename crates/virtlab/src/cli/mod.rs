@@ -13,6 +13,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod cluster;
+pub mod cloud;
 #[cfg(target_os = "linux")]
 pub mod container;
 pub mod ladder;

@@ -1,0 +1,362 @@
+//! Chapter 9 for real: chapter 7's containers as serving instances (a real container start per
+//! cold start, resources read from the cgroup), `virtlab serve` and `virtlab bill` with real
+//! processes, bad values refused with a fix, and nothing left behind (no instance, shim or
+//! cgroup) when a run ends or its CLI is killed.
+#![cfg(target_os = "linux")]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use virtlab::cloud::InstanceKind;
+use virtlab::cloud::container::ContainerLauncher;
+use virtlab::cloud::instance::Launcher;
+use virtlab::cloud::prices::{PriceBook, Size};
+use virtlab::cloud::runs::{Billed, Served};
+use virtlab::cloud::work::monte_carlo_hits;
+use virtlab::container::support::Support;
+use virtlab_testkit as common;
+
+const SIZE: Size = Size {
+    vcpu: 1.0,
+    memory_gib: 0.25,
+};
+
+/// Tests here look for cgroups and processes by owner, so they must not overlap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds the lock, or None (the test skipped, with the reason) where containers cannot run.
+fn containers() -> Option<std::sync::MutexGuard<'static, ()>> {
+    // SAFETY: set before any test thread reads it; every test sets the same value.
+    unsafe { std::env::set_var("VIRTLAB_WORKER", env!("CARGO_BIN_EXE_virtlab")) };
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    match ContainerLauncher::new(SIZE) {
+        Ok(_) => Some(guard),
+        Err(e) => {
+            common::skip(e);
+            None
+        }
+    }
+}
+
+/// Cgroup folders of containers started by process `owner`, in every hierarchy.
+fn groups_of(owner: u32) -> Vec<PathBuf> {
+    let prefix = format!("virtlab-{owner}-");
+    Support::detect()
+        .controllers
+        .iter()
+        .filter_map(|c| c.place.as_ref().ok().map(|(_, dir)| dir.clone()))
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+fn eventually(check: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+fn virtlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A short trace: small requests, so the test's debug build serves them quickly.
+const SHORT: [&str; 8] = [
+    "--duration",
+    "3",
+    "--stretch",
+    "1",
+    "--rate",
+    "10",
+    "--samples",
+    "20000",
+];
+
+fn serve(kind: &str) -> (Served, String) {
+    let mut args = vec![
+        "serve",
+        "--instance",
+        kind,
+        "--json",
+        "--memory-gib",
+        "0.25",
+    ];
+    args.extend(SHORT);
+    let out = virtlab(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+/// Every request of every run was served, with the right answer, and every instance is gone.
+fn check_served(served: &Served, kind: &str) {
+    assert_eq!(served.runs.len(), 3);
+    for run in &served.runs {
+        assert_eq!(run.kind, kind);
+        assert_eq!(run.summary.served, served.trace.arrivals.len());
+        for (request, arrival) in run.requests.iter().zip(&served.trace.arrivals) {
+            let expected = monte_carlo_hits(served.plan.samples_per_request, arrival.seed);
+            assert_eq!(request.hits, Some(expected), "request {}", request.id);
+        }
+        assert!(run.summary.cpu_s > 0.0 && run.summary.memory_gib_s > 0.0);
+        for instance in &run.instances {
+            assert!(instance.pid > 1, "{instance:?}");
+            assert!(!is_alive(instance.pid), "instance {} is left", instance.pid);
+        }
+    }
+    let per_request = &served.runs[2].summary;
+    assert_eq!(per_request.cold, per_request.served);
+    assert_eq!(served.runs[0].summary.cold, 0);
+}
+
+#[test]
+fn a_container_instance_is_pid_1_of_a_limited_cgroup_and_goes_away_whole() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let me = std::process::id();
+    let launcher = ContainerLauncher::new(SIZE).unwrap();
+    assert_eq!(launcher.limits().cpu, Some(1.0));
+    assert_eq!(launcher.limits().memory, Some(256 << 20));
+    let mut instance = launcher.launch().unwrap();
+    let groups = groups_of(me);
+    assert!(!groups.is_empty(), "no cgroup for the instance");
+    for dir in &groups {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert_eq!(
+            procs.trim(),
+            instance.pid().to_string(),
+            "{}",
+            dir.display()
+        );
+    }
+    // Pid 1 of its own pid namespace, seen from the host.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", instance.pid())).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(nspid.trim_end().ends_with("\t1"), "{nspid}");
+    let before = instance.reading().unwrap();
+    for seed in 0..5 {
+        assert_eq!(
+            instance.call(200_000, seed).unwrap(),
+            monte_carlo_hits(200_000, seed)
+        );
+    }
+    let after = instance.reading().unwrap();
+    assert!(after.cpu_s > before.cpu_s, "{before:?} {after:?}");
+    assert!(after.rss_bytes > 0);
+    let pid = instance.pid();
+    drop(instance);
+    assert!(!is_alive(pid));
+    assert!(groups_of(me).is_empty(), "{:?}", groups_of(me));
+}
+
+#[test]
+fn serve_on_containers_answers_every_request_and_leaves_nothing() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let (served, _) = serve("container");
+    assert_eq!(served.plan.kind, InstanceKind::Container);
+    check_served(&served, "container");
+}
+
+#[test]
+fn serve_on_processes_then_bill_by_every_product_that_sells_each_policy() {
+    let (served, _) = serve("process");
+    check_served(&served, "process");
+    let dir = std::env::temp_dir().join(format!("virtlab-cloud-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = dir.join("run.json");
+    std::fs::write(&run, serde_json::to_string(&served).unwrap()).unwrap();
+    let out = virtlab(&["bill", "--run", run.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let billed: Billed = serde_json::from_slice(&out.stdout).unwrap();
+    let book = PriceBook::load_shipped().unwrap();
+    for run in &served.runs {
+        let expected: Vec<&str> = book
+            .products
+            .iter()
+            .filter(|p| run.spec.policy.fits(p.model))
+            .map(|p| p.id.as_str())
+            .collect();
+        let got: Vec<&str> = billed
+            .bills
+            .iter()
+            .filter(|b| b.policy == run.spec.policy.name())
+            .map(|b| b.bill.product_id.as_str())
+            .collect();
+        assert_eq!(got, expected, "{}", run.spec.policy.name());
+    }
+    for b in &billed.bills {
+        assert!(!b.bill.date_read.is_empty() && !b.bill.source.is_empty());
+        assert!(b.bill.month_usd > b.bill.run_usd, "{b:?}");
+    }
+    let out = virtlab(&["bill", "--run", run.to_str().unwrap(), "--provider", "gcp"]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("prices change") && !table.contains("AWS"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The command fails with a message that names `problem` and says how to fix it.
+fn refused(args: &[&str], problem: &str) {
+    let out = virtlab(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(stderr.contains(problem), "{args:?}: {stderr}");
+    assert!(stderr.contains("Fix:"), "{args:?}: {stderr}");
+}
+
+#[test]
+fn bad_values_are_refused_with_a_fix() {
+    refused(&["serve", "--rate", "0"], "rate cannot be 0");
+    refused(
+        &["serve", "--policy", "autoscale", "--keep-alive", "-1"],
+        "keep-alive window cannot be -1",
+    );
+    refused(&["serve", "--policy", "spot"], "no serving policy `spot`");
+    refused(&["serve", "--instance", "vm"], "instance kind");
+    refused(&["serve", "--duration", "-3"], "duration cannot be -3");
+    refused(
+        &["serve", "--policy", "fixed", "--fleet", "0"],
+        "0 instances",
+    );
+    refused(&["serve", "--vcpu", "0"], "vCPU");
+    let dir = std::env::temp_dir().join(format!("virtlab-cloud-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.json");
+    let missing = missing.to_str().unwrap();
+    refused(&["bill", "--run", missing], "cannot read the serve run");
+    let garbled = dir.join("garbled.json");
+    std::fs::write(&garbled, "{ not json").unwrap();
+    let garbled = garbled.to_str().unwrap();
+    refused(&["bill", "--run", garbled], "serve run");
+    refused(&["bill", "--run", "-", "--prices", missing], "missing.json");
+    refused(&["bill", "--run", "-", "--prices", garbled], "garbled.json");
+    // A real run, with a provider the bill does not know.
+    let run = dir.join("run.json");
+    let (served, _) = serve("process");
+    std::fs::write(&run, serde_json::to_string(&served).unwrap()).unwrap();
+    let run = run.to_str().unwrap();
+    refused(&["bill", "--run", run, "--provider", "azure"], "\"azure\"");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    for kind in ["container", "process"] {
+        let mut cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+            .args(["serve", "--instance", kind, "--policy", "fixed"])
+            .args([
+                "--duration",
+                "60",
+                "--memory-gib",
+                "0.25",
+                "--samples",
+                "20000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let cli_pid = cli.id();
+        // The fleet of two is up: two shims (or instance processes) beside the front.
+        assert!(
+            eventually(|| children_of(cli_pid).len() == 2
+                && (kind == "process" || groups_of(cli_pid).len() >= 2)),
+            "{kind}: {:?}",
+            children_of(cli_pid)
+        );
+        let mut left: Vec<u32> = children_of(cli_pid);
+        for dir in groups_of(cli_pid) {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
+        }
+        cli.kill().unwrap();
+        cli.wait().unwrap();
+        assert!(
+            eventually(|| groups_of(cli_pid).is_empty()),
+            "{kind}: groups left: {:?}",
+            groups_of(cli_pid)
+        );
+        assert!(
+            eventually(|| !left.iter().any(|p| is_alive(*p))),
+            "{kind}: left {left:?}"
+        );
+    }
+}
+
+#[test]
+fn the_instance_program_refuses_a_stdout_that_is_no_socket() {
+    let out = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["instance", "--over-stdout"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("needs its stdout to be a socket"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_json_serve_run_reads_back_whole() {
+    let mut args = vec!["serve", "--policy", "fixed", "--json"];
+    args.extend(SHORT);
+    let out = virtlab(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["plan"]["kind"], "process");
+    assert_eq!(value["runs"][0]["spec"]["policy"]["policy"], "fixed");
+}
