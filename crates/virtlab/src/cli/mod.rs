@@ -11,9 +11,9 @@
 //! `pingpong`, `slurm`, and [`virtlab::cluster::ClusterState`] for `cluster up`. `scripts/bench`
 //! reads these.
 
+pub mod cloud;
 #[cfg(target_os = "linux")]
 pub mod cluster;
-pub mod cloud;
 #[cfg(target_os = "linux")]
 pub mod container;
 pub mod ladder;
