@@ -67,7 +67,7 @@ def test_chapter_runs_strict_and_renders(gallery, chapter):
     [
         ("panic", "error output"),
         ("thread-panic", "error output"),
-        ("question-mark-error", "virtlab error: the measuring time per point (ms) cannot be 0"),
+        ("question-mark-error", "virtlab error: iterations cannot be 0"),
         ("compile-error", "error output"),
         ("missing-plot", "tagged 'plot' but shows no image"),
     ],

@@ -7,6 +7,7 @@
 use super::FIRECRACKER;
 use super::cost::{ComputeCost, ExitCost, StartCost};
 use super::probe::{OpCost, Steal};
+use crate::kind::VmDetail;
 use virtlab_core::cost::compare::as_long_as;
 use virtlab_core::cost::{Ladder, duration_text};
 use virtlab_core::executor::Run;
@@ -49,7 +50,7 @@ pub fn start_compared(start: Option<&StartCost>, ladder: &Ladder) -> String {
 /// The chapter's conclusions as question and answer, each answer computed from the results
 /// passed in (a `None` says what was not measured and why).
 pub fn what_we_saw(
-    run: Option<&Run>,
+    run: Option<&Run<VmDetail>>,
     start: Option<&StartCost>,
     ladder: &Ladder,
     exit: Option<&ExitCost>,
@@ -121,7 +122,7 @@ pub fn what_we_saw(
 }
 
 /// "3 VMs, each on its own thread of pid 4242 (3 thread ids)", from the units' pid and tid.
-fn vcpu_threads(run: &Run) -> String {
+fn vcpu_threads(run: &Run<VmDetail>) -> String {
     let mut tids: Vec<u64> = run.units.iter().filter_map(|u| u.tid).collect();
     tids.sort_unstable();
     tids.dedup();

@@ -310,6 +310,12 @@ pub trait Kind {
 /// Refuses a unit count `kind` cannot honour, or a machine that lacks what it needs, before
 /// anything starts: the one check every kind's units get.
 pub fn check<K: Kind + ?Sized>(kind: &K, units: usize) -> Result<()> {
+    check_count(kind, units)?;
+    kind.ready()
+}
+
+/// Refuses a unit count outside the kind's limit.
+fn check_count<K: Kind + ?Sized>(kind: &K, units: usize) -> Result<()> {
     let limit = kind.limit();
     if units == 0 || units > limit.most {
         return Err(Error::invalid(
@@ -318,7 +324,7 @@ pub fn check<K: Kind + ?Sized>(kind: &K, units: usize) -> Result<()> {
             format!("choose between 1 and {} ({})", limit.most, limit.why),
         ));
     }
-    kind.ready()
+    Ok(())
 }
 
 /// Any kind of worker, its details left aside: what a registry of kinds, or the cost ladder's
@@ -385,7 +391,9 @@ pub fn run<K: Kind + ?Sized>(
     units: usize,
     options: Options,
 ) -> Result<Run<K::Detail>> {
-    check(kind, units)?;
+    // Bad input is said before a missing facility: a wrong option is the same mistake on any
+    // machine.
+    check_count(kind, units)?;
     if options.runaway.is_some() && !kind.can_run_away() {
         return Err(Error::invalid(
             "a runaway unit",
@@ -415,6 +423,7 @@ pub fn run<K: Kind + ?Sized>(
             "give at least 1 ms, or no deadline",
         ));
     }
+    kind.ready()?;
     let works: Vec<Work> = (1..=units)
         .map(|i| work.named(&format!("{}-{i}", work.name())))
         .collect::<Result<_>>()?;
