@@ -328,6 +328,7 @@ fn lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{book, close};
 
     /// 100 s measured: three requests of 12.3 ms, 0.5 s and 1 s; one instance of 1 vCPU and
     /// 2 GiB alive the whole time, one alive 12 s.
@@ -348,17 +349,6 @@ mod tests {
             request_seconds: vec![0.0123, 0.5, 1.0],
             instances: vec![inst(100.0, true), inst(12.0, false)],
         }
-    }
-
-    fn close(got: f64, want: f64) {
-        assert!(
-            (got - want).abs() <= 1e-9 * want.abs().max(1e-9),
-            "got {got}, want {want}"
-        );
-    }
-
-    fn book() -> PriceBook {
-        PriceBook::load_shipped().unwrap()
     }
 
     #[test]

@@ -292,17 +292,7 @@ pub fn coin_play(outcomes: &[Outcome], target_p99_s: f64, budget_usd: f64) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(got: f64, want: f64) {
-        assert!(
-            (got - want).abs() <= 1e-9 * want.abs().max(1e-9),
-            "got {got}, want {want}"
-        );
-    }
-
-    fn book() -> PriceBook {
-        PriceBook::load_shipped().unwrap()
-    }
+    use crate::test_support::{book, close};
 
     #[test]
     fn lines_and_crossings_follow_from_the_prices() {

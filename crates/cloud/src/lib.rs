@@ -16,4 +16,7 @@ pub mod serve;
 pub mod trace;
 pub mod work;
 
+#[cfg(test)]
+mod test_support;
+
 pub use error::{Error, ErrorKind, Result};

@@ -4,19 +4,11 @@
 
 mod common;
 
-use common::need_root;
+use common::{need_root, one_at_a_time};
 use std::process::Command;
 use virtlab_cluster::cluster::BREAK_AT;
 use virtlab_cluster::leftovers::{leftovers, namespaces};
 use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind, rundir};
-
-/// Clusters made in this process one at a time, so the half-way test can tell its own groups.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    // A panicking test (the panic test panics on purpose) leaves the lock poisoned, not held.
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn two_nodes() -> ClusterSpec {
     ClusterSpec {

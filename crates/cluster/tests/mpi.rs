@@ -4,25 +4,10 @@
 
 mod common;
 
-use common::{need_mpi, need_root};
+use common::{cluster, need_mpi, need_root, one_at_a_time};
 use std::time::Duration;
+use virtlab_cluster::ErrorKind;
 use virtlab_cluster::mpi::{Mpirun, Program, RankLine};
-use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind};
-
-/// MPI runs one at a time: two at once on 2 cores would measure each other.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn cluster(nodes: usize) -> Cluster {
-    Cluster::up(ClusterSpec {
-        nodes,
-        ..ClusterSpec::default()
-    })
-    .unwrap()
-}
 
 #[test]
 fn the_hit_count_is_the_same_for_1_3_and_6_ranks() {

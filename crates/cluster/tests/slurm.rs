@@ -6,28 +6,12 @@
 
 mod common;
 
-use common::{need_mpi, need_slurm};
+use common::{cluster, need_mpi, need_slurm, one_at_a_time};
 use std::time::Duration;
 use virtlab_cluster::leftovers::{leftovers, namespaces, slurm_leftovers, slurm_pid_namespaces};
 use virtlab_cluster::mpi::{Mpirun, Program};
 use virtlab_cluster::slurm::{BREAK_AT, Batch};
-use virtlab_cluster::{Cluster, ClusterSpec, ErrorKind, Slurm};
-
-/// One Slurm at a time in this process: the half-way test sets an environment variable, and
-/// two Slurms at once on 2 cores would measure each other.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn cluster(nodes: usize) -> Cluster {
-    Cluster::up(ClusterSpec {
-        nodes,
-        ..ClusterSpec::default()
-    })
-    .unwrap()
-}
+use virtlab_cluster::{ErrorKind, Slurm};
 
 fn daemon_pids(slurm: &Slurm) -> Vec<i32> {
     slurm.daemons().map(|(_, pid)| pid).collect()

@@ -1,4 +1,5 @@
-//! What every crate's tests share: a cache folder of their own ([`temp_cache`]), and the one way
+//! What every crate's tests share: a cache folder of their own ([`temp_cache`]), what is left of
+//! the processes they started ([`is_alive`], [`children_of`], [`eventually`]), and the one way
 //! a test says it could not run here (no KVM, no user namespaces, no cgroup controller, not
 //! root): [`skip`] prints a recognisable line and records the skip, so
 //! `scripts/test` counts it as skipped, not passed. cargo test captures a passing test's output
@@ -102,9 +103,73 @@ fn remove_folders_of_ended_runs(prefix: &str) {
     }
 }
 
+/// Whether process `pid` is alive: present and not a zombie (a dead child nobody reaped yet).
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The processes whose parent is `parent` (from /proc).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+/// Looks every 20 ms until `done` holds or `within` has passed (a bound on waiting for the
+/// system to settle, not a timing assertion); whether it held.
+pub fn eventually(within: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(is_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn a_child_is_found_under_its_parent_until_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(children_of(std::process::id()).contains(&child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(eventually(std::time::Duration::from_secs(2), || {
+            !children_of(std::process::id()).contains(&child.id())
+        }));
+    }
 
     #[test]
     fn folders_of_ended_test_runs_are_removed_and_live_ones_kept() {

@@ -5,18 +5,23 @@
 #![cfg(target_os = "linux")]
 
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use virtlab::cloud::InstanceKind;
 use virtlab::cloud::container::ContainerLauncher;
 use virtlab::cloud::instance::Launcher;
 use virtlab::cloud::prices::{PriceBook, Size};
 use virtlab::cloud::runs::{Billed, Served};
 use virtlab::cloud::work::monte_carlo_hits;
-use virtlab::container::support::Support;
 use virtlab_testkit as common;
+use virtlab_testkit::{children_of, eventually, is_alive};
+
+mod groups;
+use groups::group_dirs_of;
+
+/// How long the tests wait for what a run started to be gone.
+const SETTLE: Duration = Duration::from_secs(10);
 
 const SIZE: Size = Size {
     vcpu: 1.0,
@@ -38,55 +43,6 @@ fn containers() -> Option<std::sync::MutexGuard<'static, ()>> {
             None
         }
     }
-}
-
-/// Cgroup folders of containers started by process `owner`, in every hierarchy.
-fn groups_of(owner: u32) -> Vec<PathBuf> {
-    let prefix = format!("virtlab-{owner}-");
-    Support::detect()
-        .controllers
-        .iter()
-        .filter_map(|c| c.place.as_ref().ok().map(|(_, dir)| dir.clone()))
-        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
-}
-
-fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-/// Processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
-        .collect()
-}
-
-fn eventually(check: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    check()
 }
 
 fn virtlab(args: &[&str]) -> Output {
@@ -156,7 +112,7 @@ fn a_container_instance_is_pid_1_of_a_limited_cgroup_and_goes_away_whole() {
     assert_eq!(launcher.limits().cpu, Some(1.0));
     assert_eq!(launcher.limits().memory, Some(256 << 20));
     let mut instance = launcher.launch().unwrap();
-    let groups = groups_of(me);
+    let groups = group_dirs_of(me);
     assert!(!groups.is_empty(), "no cgroup for the instance");
     for dir in &groups {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
@@ -184,7 +140,7 @@ fn a_container_instance_is_pid_1_of_a_limited_cgroup_and_goes_away_whole() {
     let pid = instance.pid();
     drop(instance);
     assert!(!is_alive(pid));
-    assert!(groups_of(me).is_empty(), "{:?}", groups_of(me));
+    assert!(group_dirs_of(me).is_empty(), "{:?}", group_dirs_of(me));
 }
 
 #[test]
@@ -306,25 +262,25 @@ fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
         let cli_pid = cli.id();
         // The fleet of two is up: two shims (or instance processes) beside the front.
         assert!(
-            eventually(|| children_of(cli_pid).len() == 2
-                && (kind == "process" || groups_of(cli_pid).len() >= 2)),
+            eventually(SETTLE, || children_of(cli_pid).len() == 2
+                && (kind == "process" || group_dirs_of(cli_pid).len() >= 2)),
             "{kind}: {:?}",
             children_of(cli_pid)
         );
         let mut left: Vec<u32> = children_of(cli_pid);
-        for dir in groups_of(cli_pid) {
+        for dir in group_dirs_of(cli_pid) {
             let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
             left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
         }
         cli.kill().unwrap();
         cli.wait().unwrap();
         assert!(
-            eventually(|| groups_of(cli_pid).is_empty()),
+            eventually(SETTLE, || group_dirs_of(cli_pid).is_empty()),
             "{kind}: groups left: {:?}",
-            groups_of(cli_pid)
+            group_dirs_of(cli_pid)
         );
         assert!(
-            eventually(|| !left.iter().any(|p| is_alive(*p))),
+            eventually(SETTLE, || !left.iter().any(|p| is_alive(*p))),
             "{kind}: left {left:?}"
         );
     }

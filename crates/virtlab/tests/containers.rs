@@ -21,6 +21,13 @@ use virtlab::executor;
 use virtlab::work::Work;
 
 use virtlab_testkit as common;
+use virtlab_testkit::{eventually, is_alive};
+
+mod groups;
+use groups::group_dirs_of;
+
+/// How long the tests wait for what a run started to be gone (300 looks 20 ms apart).
+const SETTLE: Duration = Duration::from_secs(6);
 
 /// Tests here look for groups and processes by owner, so they must not overlap.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -46,33 +53,11 @@ fn limits(cpu: Option<f64>, memory: Option<u64>, pids: Option<u64>) -> Limits {
 
 /// Cgroup folders named for `owner`, in every hierarchy this machine offers.
 fn groups_of(owner: u32) -> Vec<String> {
-    groups_dirs_of(owner)
+    group_dirs_of(owner)
         .iter()
         .filter_map(|d| d.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect()
-}
-
-/// The same folders' paths.
-fn groups_dirs_of(owner: u32) -> Vec<std::path::PathBuf> {
-    let prefix = format!("virtlab-{owner}-");
-    Support::detect()
-        .controllers
-        .iter()
-        .filter_map(|c| c.place.as_ref().ok().map(|(_, dir)| dir.clone()))
-        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
-}
-
-fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 fn mount_count() -> usize {
@@ -82,17 +67,6 @@ fn mount_count() -> usize {
         .count()
 }
 
-/// Waits (a bounded number of looks, not a timing assertion) until `done` holds.
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    for _ in 0..300 {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 fn assert_nothing_left(run: &ContainerRun) {
     assert_nothing_left_of(&run.units.iter().collect::<Vec<_>>());
 }
@@ -100,7 +74,7 @@ fn assert_nothing_left(run: &ContainerRun) {
 fn assert_nothing_left_of(containers: &[&ContainerReport]) {
     let me = std::process::id();
     assert!(
-        eventually(|| groups_of(me).is_empty()),
+        eventually(SETTLE, || groups_of(me).is_empty()),
         "{:?}",
         groups_of(me)
     );
@@ -181,7 +155,7 @@ fn the_worker_runs_only_inside_its_cgroup() {
     let watcher = std::thread::spawn(move || {
         let mut seen: Vec<(String, u32)> = Vec::new();
         while stopped.try_recv().is_err() {
-            for dir in groups_dirs_of(me) {
+            for dir in group_dirs_of(me) {
                 let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
                 for pid in procs.lines().filter_map(|p| p.trim().parse().ok()) {
                     let entry = (dir.display().to_string(), pid);
@@ -361,7 +335,11 @@ fn shim_in_a_v2_group(name: &str, step: &str, prepare: impl FnOnce(&mut Command)
         "{host_view}"
     );
     // The shim removed the group when its worker ended.
-    assert!(eventually(|| !dir.exists()), "{} left", dir.display());
+    assert!(
+        eventually(SETTLE, || !dir.exists()),
+        "{} left",
+        dir.display()
+    );
 }
 
 #[test]
@@ -385,7 +363,7 @@ fn both_ways_into_a_group_are_measured_and_the_group_removed() {
     assert!(joins.iter().all(|(_, ms)| *ms > 0.0), "{joins:?}");
     let me = std::process::id();
     assert!(
-        eventually(|| groups_of(me).is_empty()),
+        eventually(SETTLE, || groups_of(me).is_empty()),
         "{:?}",
         groups_of(me)
     );
@@ -514,11 +492,11 @@ fn sigkill_of_the_cli_leaves_no_process_group_or_mount() {
     cli.wait().unwrap();
     let started = Instant::now();
     assert!(
-        eventually(|| groups_of(cli_pid).is_empty()),
+        eventually(SETTLE, || groups_of(cli_pid).is_empty()),
         "groups left: {:?}",
         groups_of(cli_pid)
     );
-    assert!(eventually(|| !shims
+    assert!(eventually(SETTLE, || !shims
         .iter()
         .chain(&workers)
         .any(|p| is_alive(*p))));
@@ -559,7 +537,7 @@ fn containers_are_one_more_kind_of_the_shared_executor() {
     }
     let me = std::process::id();
     assert!(
-        eventually(|| groups_of(me).is_empty()),
+        eventually(SETTLE, || groups_of(me).is_empty()),
         "{:?}",
         groups_of(me)
     );
@@ -676,7 +654,11 @@ fn a_cgroup_that_cannot_be_made_stops_its_shim_and_says_why() {
         status.contains("Refused") && status.contains("creating the cgroup"),
         "{status}"
     );
-    assert!(eventually(|| shims_of(me).is_empty()), "{:?}", shims_of(me));
+    assert!(
+        eventually(SETTLE, || shims_of(me).is_empty()),
+        "{:?}",
+        shims_of(me)
+    );
     assert!(run.units[0].detail.host_pid.is_none(), "pid 1 started");
     assert!(groups_of(me).is_empty(), "{:?}", groups_of(me));
 }
@@ -878,5 +860,5 @@ fn the_cli_takes_the_shared_run_flags_and_prints_the_run() {
         u.status,
         executor::Status::TimedOut { .. } | executor::Status::Completed
     )));
-    assert!(eventually(|| groups_of(run.host_pid).is_empty()));
+    assert!(eventually(SETTLE, || groups_of(run.host_pid).is_empty()));
 }

@@ -10,6 +10,7 @@ use virtlab::executor::{Options, Status};
 use virtlab::processes;
 use virtlab::timeline::EventKind;
 use virtlab::work::Work;
+use virtlab_testkit::is_alive;
 
 /// Tests here look at this process's children, so they must not overlap.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -18,16 +19,6 @@ fn setup() -> std::sync::MutexGuard<'static, ()> {
     // SAFETY: set before any test thread reads it; every test sets the same value.
     unsafe { std::env::set_var("VIRTLAB_WORKER", env!("CARGO_BIN_EXE_virtlab")) };
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Alive means present and not a zombie (a dead child nobody reaped yet).
-fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 fn wait_until_gone(pids: &[u32]) -> Vec<u32> {

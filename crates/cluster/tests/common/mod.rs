@@ -6,6 +6,27 @@
 
 pub use virtlab_testkit::skip;
 
+use virtlab_cluster::{Cluster, ClusterSpec};
+
+/// A test binary's clusters one at a time: two at once on 2 cores would measure each other, and
+/// the half-way tests set an environment variable and tell their own groups apart.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds this binary's clusters to one at a time while the guard lives.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A panicking test (the panic tests panic on purpose) leaves the lock poisoned, not held.
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A cluster of `nodes` default nodes, up.
+pub fn cluster(nodes: usize) -> Cluster {
+    Cluster::up(ClusterSpec {
+        nodes,
+        ..ClusterSpec::default()
+    })
+    .unwrap()
+}
+
 /// Whether we are root (a cluster needs it); records the skip when not.
 pub fn need_root() -> bool {
     // SAFETY: geteuid has no preconditions.
