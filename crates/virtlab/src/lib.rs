@@ -195,11 +195,12 @@
 //!
 //! This crate is the facade over layered crates, which it re-exports under these names, and the
 //! `virtlab` program; a cargo feature per chapter decides what a notebook compiles
-//! (`machine`, `processes`, `threads`, `tasks`, `matmul`, `langvm`, `vm`, `container`, `cluster`;
-//! `chapters` for all). `virtlab-display` (tables, charts) is the lowest layer; `virtlab-core`
-//! (the work, the executor, the timeline, the process explorer, the cost ladder, errors) is built
-//! on it; `virtlab-gemm`, `virtlab-langvm`, `virtlab-vmm` and `virtlab-container` each build one
-//! chapter's machinery on the core and never on each other.
+//! (`machine`, `processes`, `threads`, `tasks`, `matmul`, `langvm`, `vm`, `container`, `cluster`,
+//! `cloud`; `chapters` for all). `virtlab-display` (tables, charts) is the lowest layer;
+//! `virtlab-core` (the work, the executor, the timeline, the process explorer, the cost ladder,
+//! errors) is built on it; `virtlab-gemm`, `virtlab-langvm`, `virtlab-vmm`, `virtlab-container`,
+//! `virtlab-cluster` and `virtlab-cloud` each build one chapter's machinery on the core and never
+//! on each other (chapter 9's container instances, which need two of them, live here).
 //!
 //! - [`machine`]: what the machine offers (CPUs, limits, memory, hypervisor, GPU); chapter 0.
 //! - [`peak`]: the CPU's floating-point peak in GFLOP/s, measured with an FMA loop; chapter 0.
