@@ -299,7 +299,23 @@ fn virtlab_with_address_space(args: &[&str], bytes: u64) -> Output {
             Ok(())
         });
     }
-    command.output().expect("the virtlab binary should start")
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the virtlab binary should start");
+    let pid = child.id();
+    let (sent, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sent.send(child.wait_with_output()));
+    // A hang is a failure of its own, said as one, not a test run that never ends.
+    match output.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(out) => out.expect("waiting for virtlab"),
+        Err(_) => {
+            // SAFETY: kill only sends a signal, to the child this test started.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("virtlab {args:?} under a {bytes}-byte address space hung for 2 minutes");
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -5,6 +5,40 @@ use super::Unit;
 use crate::{Error, Result};
 use std::thread::JoinHandle;
 
+/// Each unit thread's stack: Rust's default for spawned threads, set so the room asked for
+/// first is the room the thread takes.
+const UNIT_STACK: usize = 2 << 20;
+
+/// What a new thread maps beyond its stack in its first moments: the signal stack Rust gives
+/// every thread (a few pages, more with AMX state), its guard pages, and its first allocations.
+const FIRST_MAPPINGS: usize = 1 << 20;
+
+/// Fails, as the OS would, when this process has no address space left for one more unit
+/// thread. Why: when the stack fits but the signal stack Rust maps inside the new thread does not
+/// (a process near its `ulimit -v`), Rust aborts the whole process, taking the kernel with it,
+/// instead of failing the spawn; asking for both first turns that abort into a refusal.
+fn room_for_a_thread() -> std::io::Result<()> {
+    let bytes = UNIT_STACK + FIRST_MAPPINGS;
+    // SAFETY: an anonymous, inaccessible, unreserved mapping at an address the kernel picks
+    // touches no existing memory; it is unmapped at once with the same length.
+    unsafe {
+        let room = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if room == libc::MAP_FAILED {
+            // The code pthread_create gives for the same shortage.
+            return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        libc::munmap(room, bytes);
+    }
+    Ok(())
+}
+
 /// The units' threads, started one by one and joined all at once in [`Kind::finish`].
 ///
 /// [`Kind::finish`]: super::Kind::finish
@@ -22,10 +56,13 @@ impl UnitThreads {
         body: impl FnOnce(Unit) + Send + 'static,
     ) -> Result<()> {
         let number = unit.index + 1;
+        let starting = || format!("starting {what} {number}");
+        room_for_a_thread().map_err(|e| Error::os(starting(), e))?;
         let handle = std::thread::Builder::new()
             .name(unit.work.name().to_string())
+            .stack_size(UNIT_STACK)
             .spawn(move || body(unit))
-            .map_err(|e| Error::os(format!("starting {what} {number}"), e))?;
+            .map_err(|e| Error::os(starting(), e))?;
         self.0.push(handle);
         Ok(())
     }
