@@ -70,14 +70,13 @@ mod tests {
     #[test]
     fn the_container_is_set_beside_a_process_and_a_kernel_less_vm() {
         let ladder = Ladder {
-            machine: "m".into(),
-            cpu: "c".into(),
             rungs: vec![
                 rung("process", 1, 0.631),
                 rung("container", 1, 3.55),
                 rung("container", 4, 5.0),
                 rung("vm", 1, 0.339),
             ],
+            ..Ladder::default()
         };
         let text = ladder_compared_with(&ladder);
         for fact in [

@@ -1,8 +1,8 @@
 //! The registry of kinds of worker: each kind declared once — its rung on the cost ladder, the
 //! `virtlab` subcommand that runs it, the chapter feature that builds it, and how to make one.
-//! `virtlab ladder-probe` makes its kind here; `virtlab ladder --help` lists them from here.
-//! (A kind's rung also has its place in [`cost::KINDS`](crate::cost::KINDS), the ladder's order of colours; a test
-//! checks the two lists agree.)
+//! `virtlab ladder-probe` makes its kind here and reports its place (the ladder's order: rows
+//! and colours); `virtlab ladder --help` lists them from here, and the ladder checks the kinds
+//! it is asked for against `virtlab ladder-probe --rungs`.
 
 use crate::executor::AnyKind;
 use crate::{Error, Result};
@@ -94,6 +94,15 @@ pub fn entry(rung: &str) -> Result<&'static Entry> {
     })
 }
 
+/// The place of `rung` on the ladder, cheapest first.
+pub fn place(rung: &str) -> Result<usize> {
+    let entry = entry(rung)?;
+    Ok(REGISTRY
+        .iter()
+        .position(|e| std::ptr::eq(e, entry))
+        .expect("an entry of the registry"))
+}
+
 /// The kind of worker on the ladder's rung `rung`, ready to start units.
 pub fn make(rung: &str) -> Result<Box<dyn AnyKind>> {
     (entry(rung)?.make)()
@@ -128,8 +137,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_registry_and_the_ladder_name_the_same_rungs_in_the_same_order() {
-        assert_eq!(rungs(), crate::cost::KINDS);
+    fn a_rungs_place_is_its_row_in_the_registry() {
+        assert_eq!(place("task").unwrap(), 0);
+        assert_eq!(place("process").unwrap(), 3);
+        assert!(place("vm-ish").is_err());
     }
 
     #[test]

@@ -96,9 +96,9 @@
 //! each measurement runs in a fresh probe process (the release-built `virtlab`).
 //!
 //! ```no_run
-//! use virtlab::cost::{COMPARED_COUNT, KINDS, Ladder};
+//! use virtlab::cost::{COMPARED_COUNT, Ladder};
 //!
-//! let ladder = Ladder::measured(KINDS, &[1, COMPARED_COUNT], 3)?; // reused when saved on this boot
+//! let ladder = Ladder::measured(&virtlab::kinds::rungs(), &[1, COMPARED_COUNT], 3)?; // reused when saved on this boot
 //! println!("{}", ladder.table()); // what one more unit costs: the slope over the counts
 //! ladder.plot(COMPARED_COUNT)?.save_svg("ladder.svg")?; // cheapest bottom left, dearest top right
 //! # Ok::<(), virtlab::Error>(())

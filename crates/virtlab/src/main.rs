@@ -91,8 +91,12 @@ enum Command {
     },
     /// The cost ladder: time from asking to running and memory per unit, for each kind of worker.
     Ladder {
-        /// Kinds to measure, comma-separated: task, wasm, thread, process, container, vm.
-        #[arg(long, value_delimiter = ',', default_value = "task,thread,process")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "task,thread,process",
+            help = format!("Kinds to measure, comma-separated: {}", virtlab::kinds::rungs().join(", "))
+        )]
         kinds: Vec<String>,
         /// Units alive together, comma-separated (three or more to fit what one more costs).
         #[arg(
@@ -111,10 +115,13 @@ enum Command {
     /// One round of the cost ladder in this fresh process, as JSON (run by `ladder`).
     #[command(hide = true)]
     LadderProbe {
+        #[arg(long, required_unless_present = "rungs")]
+        kind: Option<String>,
+        #[arg(long, allow_negative_numbers = true, required_unless_present = "rungs")]
+        count: Option<usize>,
+        /// Print the ladder's rungs, cheapest first, as JSON instead.
         #[arg(long)]
-        kind: String,
-        #[arg(long, allow_negative_numbers = true)]
-        count: usize,
+        rungs: bool,
     },
     /// Chapter 4: multiply two n×n matrices on the CPU and/or the GPU, timed right.
     Matmul(cli::matmul::MatmulArgs),
@@ -317,7 +324,10 @@ fn run(command: Command) -> virtlab::Result<()> {
             rounds,
             json,
         } => cli::ladder::ladder(&kinds, &counts, rounds, json),
-        Command::LadderProbe { kind, count } => cli::ladder::probe(&kind, count),
+        Command::LadderProbe { kind, count, rungs } => match (kind, count) {
+            (Some(kind), Some(count)) if !rungs => cli::ladder::probe(&kind, count),
+            _ => cli::ladder::rungs(),
+        },
         Command::Matmul(args) => cli::matmul::matmul(args),
         Command::Runtimes(args) => cli::langvm::runtimes(args),
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

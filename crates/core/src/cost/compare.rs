@@ -82,8 +82,6 @@ mod tests {
     #[test]
     fn starts_are_compared_at_both_ends_whichever_way_they_came_out() {
         let ladder = Ladder {
-            machine: "m".into(),
-            cpu: "c".into(),
             rungs: vec![
                 rung("process", 1, 0.631),
                 rung("process", 16, 2.0),
@@ -91,6 +89,7 @@ mod tests {
                 rung("vm", 4, 9.0),
                 rung("vm", 16, 1.0),
             ],
+            ..Ladder::default()
         };
         let text = starts(&ladder, "vm", "process").unwrap();
         assert_eq!(

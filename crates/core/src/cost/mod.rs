@@ -38,12 +38,6 @@ use serde::{Deserialize, Serialize};
 /// The method, in one sentence, as charts and tables state it under themselves.
 pub const METHOD: &str = "Method: a fresh virtlab process starts N units through the chapter's executor and reads, once all N run, its process tree's memory (sum of PSS) and the kernel's for that tree (page tables, VmPTE, plus one kernel stack per thread), minus the same reading before; medians of the rounds. Per unit = the slope of that memory against N over the counts measured (least squares), beside the fixed part (its intercept); chapter 1's memory-readings table sets PSS beside RSS, heap and cgroup figures. Time: from asking for a unit to its first line, median over units and rounds.";
 
-/// The kinds of worker the ladder measures, cheapest first: a kind's place here is its colour on
-/// every chart and its row in every table. Which of them this machine can run is for the
-/// `virtlab` program's registry of kinds to say when it measures one (a VM needs KVM on Linux
-/// x86-64, a container Linux namespaces).
-pub const KINDS: &[&str] = &["task", "wasm", "thread", "process", "container", "vm"];
-
 /// The count every chapter compares kinds at on its one-point-per-kind chart (its
 /// `ladder_count` parameter): small enough for a VM or a container, large enough that one
 /// unit's noise does not decide the comparison.
@@ -52,21 +46,15 @@ pub const COMPARED_COUNT: usize = 16;
 /// The most rounds per count.
 pub const MAX_ROUNDS: usize = 20;
 
-/// Refuses a kind, count or number of rounds the ladder cannot measure, before measuring.
-pub fn check(kind: &str, counts: &[usize], rounds: usize) -> Result<()> {
+/// Refuses counts or a number of rounds the ladder cannot measure, before measuring. (Which
+/// kinds there are is the `virtlab` program's registry to say: see [`Ladder::measured`].)
+pub fn check(counts: &[usize], rounds: usize) -> Result<()> {
     crate::error::check_range("rounds", rounds, 1, MAX_ROUNDS)?;
     if counts.is_empty() {
         return Err(Error::invalid(
             "the list of counts",
             "empty",
             "give at least one count, e.g. [1, 4, 16]",
-        ));
-    }
-    if !KINDS.contains(&kind) {
-        return Err(Error::invalid(
-            "the kind of worker",
-            format!("'{kind}'"),
-            format!("choose one of {}", KINDS.join(", ")),
         ));
     }
     Ok(())
@@ -77,6 +65,11 @@ pub fn check(kind: &str, counts: &[usize], rounds: usize) -> Result<()> {
 pub struct Rung {
     /// The kind: "task", "thread", "process", …
     pub kind: String,
+    /// The kind's place on the ladder, cheapest first, as the `virtlab` program's registry of
+    /// kinds orders them: its row in every table and its colour on every chart. `None` in a
+    /// ladder saved before it was kept (measured again), and in rungs made by hand for tests.
+    #[serde(default)]
+    pub place: Option<usize>,
     /// Units alive together.
     pub count: usize,
     /// From asking for a unit to its first line (median over units and rounds).
@@ -109,6 +102,7 @@ impl Rung {
     pub fn made(kind: &str, count: usize, ms: f64, user_bytes_each: f64) -> Rung {
         Rung {
             kind: kind.into(),
+            place: None,
             count,
             asked_to_running_ms: ms,
             user_bytes_each,
@@ -173,7 +167,7 @@ impl Ladder {
     /// `kinds` at `counts`, and nothing else: saved points measured with at least `rounds`
     /// rounds are reused (and marked so), the missing ones measured now (`rounds` fresh probe
     /// processes per count) and saved. Every kind and count is checked before anything is
-    /// measured. Add kinds measured at other counts with [`Ladder::and`].
+    /// measured (the kinds against the `virtlab` program's registry). Add kinds measured at other counts with [`Ladder::and`].
     pub fn measured(kinds: &[&str], counts: &[usize], rounds: usize) -> Result<Ladder> {
         Ladder::empty().and(kinds, counts, rounds)
     }
@@ -196,11 +190,9 @@ impl Ladder {
         rounds: usize,
         anew: bool,
     ) -> Result<Ladder> {
-        for kind in kinds {
-            check(kind, counts, rounds)?;
-        }
+        check(counts, rounds)?;
         let mut saved = Ladder::saved()?;
-        for kind in kinds {
+        let missing_of = |saved: &Ladder, kind: &str| {
             let mut missing: Vec<usize> = counts
                 .iter()
                 .copied()
@@ -210,12 +202,23 @@ impl Ladder {
                         // again rather than shown as this machine's cost.
                         r.rounds < rounds
                             || r.measured_at.is_none()
+                            || r.place.is_none()
                             || r.load.as_ref().is_some_and(crate::load::Load::is_busy)
                     })
                 })
                 .collect();
             missing.sort_unstable();
             missing.dedup();
+            missing
+        };
+        if kinds
+            .iter()
+            .any(|kind| !missing_of(&saved, kind).is_empty())
+        {
+            probe::check_kinds(kinds)?;
+        }
+        for kind in kinds {
+            let missing = missing_of(&saved, kind);
             if !missing.is_empty() {
                 saved.measure(kind, &missing, rounds)?;
             }
@@ -237,15 +240,18 @@ impl Ladder {
         let mut rungs = Vec::new();
         for &count in counts {
             let (mut times, mut user, mut kernel) = (Vec::new(), Vec::new(), Vec::new());
+            let mut place = None;
             let sampler = crate::load::Sampler::start();
             for _ in 0..rounds {
                 let round = probe::in_fresh_process(kind, count)?;
+                place = Some(round.place);
                 times.extend(round.first_line_ms);
                 user.push(round.user_bytes_each);
                 kernel.push(round.kernel_bytes_each);
             }
             rungs.push(Rung {
                 kind: kind.to_string(),
+                place,
                 count,
                 asked_to_running_ms: median(&mut times),
                 user_bytes_each: median(&mut user),
@@ -265,9 +271,20 @@ impl Ladder {
     }
 
     fn sort(&mut self) {
-        let order = |kind: &str| KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len());
         self.rungs
-            .sort_by_key(|r| (order(&r.kind), r.kind.clone(), r.count));
+            .sort_by_key(|r| (r.place.unwrap_or(usize::MAX), r.kind.clone(), r.count));
+    }
+
+    /// The palette slot of `kind`, the same on every chart: its place on the ladder (or, for
+    /// rungs made without one, its place among this ladder's kinds).
+    fn color_slot(&self, kind: &str) -> usize {
+        let kinds = self.kinds();
+        self.rungs
+            .iter()
+            .find(|r| r.kind == kind)
+            .and_then(|r| r.place)
+            .or_else(|| kinds.iter().position(|k| *k == kind))
+            .unwrap_or(kinds.len())
     }
 
     /// The rungs of one kind, by count.

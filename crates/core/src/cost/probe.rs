@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 /// One round of a probe: what N units of a kind cost, measured in a fresh process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeRound {
+    /// The kind's place on the ladder, as the program's registry of kinds orders them.
+    pub place: usize,
     /// Per unit: ms from asking for it to its first line.
     pub first_line_ms: Vec<f64>,
     /// User-space memory the N units added (PSS of the process tree), divided by N.
@@ -18,8 +20,9 @@ pub struct ProbeRound {
     pub kernel_bytes_each: f64,
 }
 
-/// Measures `count` units of `kind` (the ladder's rung `rung`) in this process.
-pub fn probe(rung: &str, kind: &mut dyn AnyKind, count: usize) -> Result<ProbeRound> {
+/// Measures `count` units of `kind` (the ladder's rung `rung`, at `place` in the registry's
+/// order) in this process.
+pub fn probe(rung: &str, place: usize, kind: &mut dyn AnyKind, count: usize) -> Result<ProbeRound> {
     kind.check(count)?;
     // Each unit holds after its first line long enough for the last one to start.
     let hold_ms = 300 + count as u64 / 20;
@@ -35,6 +38,7 @@ pub fn probe(rung: &str, kind: &mut dyn AnyKind, count: usize) -> Result<ProbeRo
     let during = run.tree()?;
     let per_unit = |b: u64, d: u64| (d as f64 - b as f64) / count as f64;
     Ok(ProbeRound {
+        place,
         first_line_ms: run.units.iter().filter_map(|u| u.first_line_ms).collect(),
         user_bytes_each: per_unit(before.user_bytes(), during.user_bytes()),
         kernel_bytes_each: per_unit(before.kernel_bytes(), during.kernel_bytes()),
@@ -55,13 +59,26 @@ pub(super) fn in_fresh_process(kind: &str, count: usize) -> Result<ProbeRound> {
     )
 }
 
+/// Refuses kinds the `virtlab` program's registry does not know, naming the ones it does.
+pub(super) fn check_kinds(kinds: &[&str]) -> Result<()> {
+    let known: Vec<String> = release::json("the ladder's kinds", &["ladder-probe", "--rungs"])?;
+    match kinds.iter().find(|kind| !known.iter().any(|k| k == *kind)) {
+        Some(unknown) => Err(crate::Error::invalid(
+            "the kind of worker",
+            format!("'{unknown}'"),
+            format!("choose one of {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_probe_counts_real_memory_for_threads() {
-        let round = probe("thread", &mut crate::threads::Threads::new(), 64).unwrap();
+        let round = probe("thread", 2, &mut crate::threads::Threads::new(), 64).unwrap();
         assert_eq!(round.first_line_ms.len(), 64);
         assert!(round.user_bytes_each > 0.0, "{round:?}");
     }

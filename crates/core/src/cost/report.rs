@@ -2,10 +2,10 @@
 //! line fits, when each point was measured), every point, the charts (time, memory, the ladder
 //! itself), "which one when" and "what we saw", each sentence computed from the ladder shown.
 //!
-//! Every chart draws a kind in one colour, its place in [`KINDS`], and says under itself which
+//! Every chart draws a kind in one colour, its place on the ladder ([`Rung::place`]), and says under itself which
 //! points this call measured and which it reused from an earlier run, with when.
 
-use super::{Fit, KINDS, Ladder, METHOD, Rung};
+use super::{Fit, Ladder, METHOD, Rung};
 use crate::{Result, memory, units};
 use virtlab_display::plot::LineChart;
 use virtlab_display::{Figure, Table};
@@ -99,11 +99,6 @@ pub fn duration_text(ms: f64) -> String {
     } else {
         format!("{ms:.2} ms")
     }
-}
-
-/// The palette slot of `kind`: its place among [`KINDS`], the same on every chart.
-fn color_slot(kind: &str) -> usize {
-    KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len())
 }
 
 /// "01:52 UTC, 38 min before this was drawn": when a reused point was measured.
@@ -339,7 +334,7 @@ impl Ladder {
                             .map(|r| (r.count as f64, r.asked_to_running_ms * 1e3)),
                     ),
                 )
-                .color(color_slot(kind));
+                .color(self.color_slot(kind));
         }
         let rungs: Vec<&Rung> = self.rungs.iter().collect();
         chart
@@ -374,7 +369,7 @@ impl Ladder {
                     ),
                     totals(Rung::user_bytes),
                 )
-                .color(color_slot(kind));
+                .color(self.color_slot(kind));
             if cost.kernel.resolved(resolution()) {
                 chart = chart
                     .dashed_series(
@@ -385,7 +380,7 @@ impl Ladder {
                         ),
                         totals(Rung::kernel_bytes),
                     )
-                    .color(color_slot(kind));
+                    .color(self.color_slot(kind));
             } else {
                 unresolved.push(format!("{kind} ({} per unit)", cost.kernel_text()));
             }
@@ -429,7 +424,7 @@ impl Ladder {
                         r.kind.clone(),
                         [(r.asked_to_running_ms * 1e3, bytes / 1024.0)],
                     )
-                    .color(color_slot(&r.kind));
+                    .color(self.color_slot(&r.kind));
             } else {
                 left_out.push(r.kind.clone());
             }
@@ -677,8 +672,13 @@ pub(super) mod tests {
     use super::*;
 
     fn rung(kind: &str, count: usize, ms: f64, user_total: f64, kernel_total: f64) -> Rung {
+        // The places the program's registry gives these kinds.
+        let place = ["task", "wasm", "thread", "process"]
+            .iter()
+            .position(|k| *k == kind);
         Rung {
             kind: kind.into(),
+            place,
             count,
             asked_to_running_ms: ms,
             user_bytes_each: user_total / count as f64,
@@ -856,8 +856,17 @@ pub(super) mod tests {
         assert!(ladder_svg.contains("16 alive at once") && ladder_svg.contains("Method:"));
         assert!(ladder.time_plot().unwrap().svg().contains("process"));
         assert!(ladder.plot(4).is_err(), "tasks were not measured at 4");
-        assert_eq!(color_slot("process"), 3);
-        assert_eq!(color_slot("task"), 0);
+        assert_eq!(ladder.color_slot("process"), 3);
+        assert_eq!(ladder.color_slot("task"), 0);
+        let unplaced = Ladder {
+            rungs: vec![Rung::made("a", 1, 1.0, 1.0), Rung::made("b", 1, 1.0, 1.0)],
+            ..Ladder::default()
+        };
+        assert_eq!(
+            unplaced.color_slot("b"),
+            1,
+            "its place among the ladder's kinds"
+        );
     }
 
     #[test]

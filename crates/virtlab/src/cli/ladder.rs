@@ -3,7 +3,7 @@
 
 use super::print_json;
 use virtlab::cost::{self, Ladder};
-use virtlab::{Result, release};
+use virtlab::{Result, kinds, release};
 
 /// `virtlab ladder`: measures `kinds` at `counts` now (`rounds` fresh probe processes per
 /// count) and prints what one more unit of each costs, then every point.
@@ -22,7 +22,14 @@ pub fn probe(kind: &str, count: usize) -> Result<()> {
     release::die_with_parent();
     print_json(&cost::probe(
         kind,
-        virtlab::kinds::make(kind)?.as_mut(),
+        kinds::place(kind)?,
+        kinds::make(kind)?.as_mut(),
         count,
     )?)
+}
+
+/// `virtlab ladder-probe --rungs`: the rungs the registry knows, cheapest first, as JSON (how
+/// the ladder checks the kinds it is asked for before measuring any).
+pub fn rungs() -> Result<()> {
+    print_json(&kinds::rungs())
 }
