@@ -3,7 +3,7 @@
 //! this process die first (see [`crate::holder`]).
 
 use crate::agent;
-use crate::cgroup::Cgroup;
+use crate::cgroup::{self, Cgroup};
 use crate::holder::{Holder, HolderPlan, LifeLine};
 use crate::net;
 use crate::rundir;
@@ -160,7 +160,7 @@ impl Cluster {
         let kind = spec.instance_type;
         for n in 1..=spec.nodes {
             let name = format!("node-{n}");
-            let group = Cgroup::create(
+            let group = cgroup::create(
                 &format!("c{}-{name}", self.octet),
                 kind.cpus(),
                 kind.memory_bytes(),

@@ -5,6 +5,7 @@
 
 use crate::ClusterState;
 use std::path::Path;
+use virtlab_core::procfs;
 
 /// The namespaces (kind, inode) the cluster's holders have: what must be gone afterwards. Take
 /// it while the cluster is up (a holder already gone has none to list).
@@ -51,10 +52,7 @@ pub fn leftovers(
         for group in crate::cgroup::cluster_groups(&tag) {
             left.push(format!("cgroup {}", group.display()));
         }
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
+        for pid in procfs::pids() {
             for (kind, inode) in namespaces {
                 let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}"));
                 if link.is_ok_and(|l| l.display().to_string() == *inode) {
@@ -91,28 +89,18 @@ pub fn slurm_leftovers(dir: &Path, pid_namespaces: &[String]) -> Vec<String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let mut left = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            if stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-            {
+        for pid in procfs::pids() {
+            if !crate::rundir::alive(pid as i32) {
                 continue;
             }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            let ns = std::fs::read_link(entry.path().join("ns/pid"))
-                .map(|l| l.display().to_string())
-                .unwrap_or_default();
+            let comm = procfs::name_of(pid).unwrap_or_default();
+            let ns = procfs::pid_namespace_of(pid).unwrap_or_default();
             if cmdline.contains(&needle) {
                 left.push(format!("process {pid}: {cmdline}"));
-            } else if is_slurm(comm.trim()) && pid_namespaces.contains(&ns) {
-                left.push(format!("{} {pid} in {ns}", comm.trim()));
+            } else if is_slurm(&comm) && pid_namespaces.contains(&ns) {
+                left.push(format!("{comm} {pid} in {ns}"));
             }
         }
         if std::path::Path::new(&needle).exists() {

@@ -125,7 +125,7 @@ pub fn remove(dir: &Path) {
     let groups = std::fs::read_to_string(dir.join(CGROUPS)).unwrap_or_default();
     for group in groups.lines().filter(|l| !l.is_empty()) {
         // A folder that never came to be is no error here.
-        let _ = Cgroup::from_dirs(vec![PathBuf::from(group)]).remove();
+        let _ = Cgroup::open(vec![PathBuf::from(group)]).remove();
     }
     let _ = std::fs::remove_dir_all(dir);
 }

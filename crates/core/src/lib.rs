@@ -29,6 +29,7 @@ pub mod memory;
 pub mod observer;
 pub mod outcome;
 pub mod processes;
+pub mod procfs;
 pub mod protocol;
 pub mod release;
 pub mod stats;

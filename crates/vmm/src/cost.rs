@@ -19,7 +19,7 @@ use virtlab_core::Result;
 use virtlab_core::stats::median;
 use virtlab_core::units;
 use virtlab_display::plot::BarChart;
-use virtlab_display::{Figure, Html, Table};
+use virtlab_display::{Figure, Table};
 
 /// Guest memory of the VMs made to measure costs.
 const MEASURE_MEMORY: u64 = 2 << 20;
@@ -240,14 +240,9 @@ impl StartCost {
             .map_err(Into::into)
     }
 
-    /// The table as HTML.
-    pub fn to_html(&self) -> Html {
-        self.table().to_html()
-    }
-
     /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
-        self.to_html().evcxr_display();
+        self.table().evcxr_display();
     }
 }
 
@@ -335,27 +330,20 @@ impl ExitCost {
 
     /// The measurements as a bar chart, on a logarithmic axis (they differ a thousandfold).
     pub fn plot(&self) -> Result<Figure> {
-        BarChart::new(
+        log_bars(
             format!("One round trip ({})", short_mode(&self.mode)),
-            &["ns"],
+            "ns (median), log scale",
+            [
+                ("guest I/O exit", self.guest_exit_ns),
+                ("system call", self.syscall_ns),
+                ("function call", self.function_call_ns),
+            ],
         )
-        .x_label("ns (median), log scale")
-        .log_x()
-        .bar("guest I/O exit", &[self.guest_exit_ns])
-        .bar("system call", &[self.syscall_ns])
-        .bar("function call", &[self.function_call_ns])
-        .render()
-        .map_err(Into::into)
-    }
-
-    /// The table as HTML.
-    pub fn to_html(&self) -> Html {
-        self.table().to_html()
     }
 
     /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
-        self.to_html().evcxr_display();
+        self.table().evcxr_display();
     }
 }
 
@@ -480,28 +468,31 @@ impl ComputeCost {
 
     /// The measurements as a bar chart, on a logarithmic axis (they may differ a thousandfold).
     pub fn plot(&self) -> Result<Figure> {
-        BarChart::new(
+        log_bars(
             format!("One loop round ({})", short_mode(&self.mode)),
-            &["ns"],
+            "ns per round (dec rcx; jnz), log scale",
+            [
+                ("guest, ring 0", self.kernel.ns_per_round),
+                ("guest, ring 3", self.user.ns_per_round),
+                ("native", self.native_ns_per_round),
+            ],
         )
-        .x_label("ns per round (dec rcx; jnz), log scale")
-        .log_x()
-        .bar("guest, ring 0", &[self.kernel.ns_per_round])
-        .bar("guest, ring 3", &[self.user.ns_per_round])
-        .bar("native", &[self.native_ns_per_round])
-        .render()
-        .map_err(Into::into)
-    }
-
-    /// The table as HTML.
-    pub fn to_html(&self) -> Html {
-        self.table().to_html()
     }
 
     /// Shows the table inline in a notebook.
     pub fn evcxr_display(&self) {
-        self.to_html().evcxr_display();
+        self.table().evcxr_display();
     }
+}
+
+/// One bar of nanoseconds per label, on a logarithmic axis (the costs compared differ up to a
+/// thousandfold).
+fn log_bars(title: String, x_label: &str, bars: [(&str, f64); 3]) -> Result<Figure> {
+    let mut chart = BarChart::new(title, &["ns"]).x_label(x_label).log_x();
+    for (label, ns) in bars {
+        chart = chart.bar(label, &[ns]);
+    }
+    chart.render().map_err(Into::into)
 }
 
 /// Nanoseconds with the digits that matter: `1700`, `35.2`, `0.52`.

@@ -9,6 +9,7 @@ use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use virtlab_core::procfs;
 
 /// How long a launcher has to fork its daemon.
 const FORK_PATIENCE: Duration = Duration::from_secs(5);
@@ -131,33 +132,21 @@ fn children(pid: i32) -> Vec<i32> {
 
 /// Every process's pid and parent pid, from /proc.
 fn parents() -> Vec<(i32, i32)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let ppid = stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?;
-            Some((pid, ppid.parse().ok()?))
-        })
+    procfs::pids()
+        .into_iter()
+        .filter_map(|pid| Some((pid as i32, procfs::parent_of(pid)? as i32)))
         .collect()
 }
 
 /// The host pids of the processes called `comm` in pid namespace `pid_namespace`.
 pub fn named_in(comm: &str, pid_namespace: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let ns = std::fs::read_link(e.path().join("ns/pid")).ok()?;
-            let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            (ns.display().to_string() == pid_namespace && name.trim() == comm).then_some(pid)
+    procfs::pids()
+        .into_iter()
+        .filter(|&pid| {
+            procfs::pid_namespace_of(pid).is_some_and(|ns| ns == pid_namespace)
+                && procfs::name_of(pid).is_some_and(|name| name == comm)
         })
+        .map(|pid| pid as i32)
         .collect()
 }
 

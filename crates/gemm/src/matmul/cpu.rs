@@ -2,7 +2,7 @@
 
 use super::kernel::{self, MatMut, MatRef, Scalar};
 use super::memory;
-use super::{Device, Dtype, Point, check_fits, footprint, random_values, relative_error};
+use super::{Device, Dtype, Point, check_request, random_values, relative_error};
 use crate::isa::Isa;
 use ndarray::{Array2, ArrayView2};
 use std::time::{Duration, Instant};
@@ -114,18 +114,10 @@ fn measure_typed<T: Scalar>(
     threads: usize,
     repeats: usize,
 ) -> Result<Point> {
-    check_range("the matrix size n", n, 1, 100_000)?;
-    check_range("the number of timed runs", repeats, 1, 100)?;
-    let isa = Isa::chosen()?;
     // A, B and C, and the f64 copies of A and B kept for the check: at most that much is held
     // at once (C's f64 copy is made once A and B are gone).
-    check_fits(
-        n,
-        dtype,
-        footprint(dtype, true),
-        machine::available_memory(),
-        "this machine",
-    )?;
+    check_request(n, dtype, repeats)?;
+    let isa = Isa::chosen()?;
     let mut a64 = random_values(n * n, 1);
     let mut b64 = random_values(n * n, 2);
     let (a, b) = (square_matrix::<T>(&a64, n), square_matrix::<T>(&b64, n));

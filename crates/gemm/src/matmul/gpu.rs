@@ -8,7 +8,10 @@
 //! no half-precision crate is compiled. cuBLAS is column-major: a row-major C = A·B is computed
 //! as the column-major Cᵀ = Bᵀ·Aᵀ, by passing B first.
 
-use super::{Device, Dtype, GpuTimes, Point, check_fits, footprint, random_values, relative_error};
+use super::{
+    Device, Dtype, GpuTimes, Point, check_fits, check_request, footprint, random_values,
+    relative_error,
+};
 use crate::gpu::{GpuStatus, probe};
 use cudarc::cublas::{CudaBlas, result as cublas_result, sys as cublas_sys};
 use cudarc::driver::{
@@ -21,8 +24,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use virtlab_core::Error;
 use virtlab_core::Result;
-use virtlab_core::error::check_range;
-use virtlab_core::machine;
 
 /// The GPU a run used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,16 +107,8 @@ impl Gpu {
     /// CUDA events, times the launch alone and launch + synchronize from the host, copies out and
     /// checks a few rows against an f64 product on the CPU.
     pub fn measure(&self, n: usize, dtype: Dtype, repeats: usize) -> Result<Point> {
-        check_range("the matrix size n", n, 1, 100_000)?;
-        check_range("the number of timed runs", repeats, 1, 100)?;
         // The host holds A, B and C in the device format plus f64 copies of A and B for the check.
-        check_fits(
-            n,
-            dtype,
-            footprint(dtype, true),
-            machine::available_memory(),
-            "this machine",
-        )?;
+        check_request(n, dtype, repeats)?;
         let (free, _total) = self
             .stream
             .context()

@@ -520,6 +520,21 @@ impl Footprint {
     }
 }
 
+/// Refuses a size or number of timed runs out of range, and a product whose matrices and
+/// their f64 check copies would not fit in this machine's memory: what every device checks
+/// first.
+pub(crate) fn check_request(n: usize, dtype: Dtype, repeats: usize) -> Result<()> {
+    check_range("the matrix size n", n, 1, 100_000)?;
+    check_range("the number of timed runs", repeats, 1, 100)?;
+    check_fits(
+        n,
+        dtype,
+        footprint(dtype, true),
+        machine::available_memory(),
+        "this machine",
+    )
+}
+
 /// Refuses a product whose matrices would not fit in `available` bytes, before allocating.
 pub(crate) fn check_fits(
     n: usize,
