@@ -60,6 +60,15 @@ fn groups_of(owner: u32) -> Vec<String> {
         .collect()
 }
 
+/// Fails unless every group of `owner` is gone within [`SETTLE`], naming those left.
+fn assert_no_groups_of(owner: u32) {
+    assert!(
+        eventually(SETTLE, || groups_of(owner).is_empty()),
+        "{:?}",
+        groups_of(owner)
+    );
+}
+
 fn mount_count() -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -72,12 +81,7 @@ fn assert_nothing_left(run: &ContainerRun) {
 }
 
 fn assert_nothing_left_of(containers: &[&ContainerReport]) {
-    let me = std::process::id();
-    assert!(
-        eventually(SETTLE, || groups_of(me).is_empty()),
-        "{:?}",
-        groups_of(me)
-    );
+    assert_no_groups_of(std::process::id());
     for c in containers {
         let shim = c.detail.shim_pid.expect("the shim started");
         assert!(!is_alive(shim), "shim of {} alive", c.name);
@@ -361,12 +365,7 @@ fn both_ways_into_a_group_are_measured_and_the_group_removed() {
         assert!(joins[1].0.contains("itself"), "{joins:?}");
     }
     assert!(joins.iter().all(|(_, ms)| *ms > 0.0), "{joins:?}");
-    let me = std::process::id();
-    assert!(
-        eventually(SETTLE, || groups_of(me).is_empty()),
-        "{:?}",
-        groups_of(me)
-    );
+    assert_no_groups_of(std::process::id());
 }
 
 #[test]
@@ -535,12 +534,7 @@ fn containers_are_one_more_kind_of_the_shared_executor() {
         }
         other => panic!("{other:?}"),
     }
-    let me = std::process::id();
-    assert!(
-        eventually(SETTLE, || groups_of(me).is_empty()),
-        "{:?}",
-        groups_of(me)
-    );
+    assert_no_groups_of(std::process::id());
 }
 
 #[test]
