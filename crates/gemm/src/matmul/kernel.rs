@@ -390,37 +390,30 @@ mod x86 {
     micro_kernel!(avx2_f32, __m256, f32, 6, "avx2,fma");
 }
 
+/// One `Micro`: an `mr` × `nr` micro-kernel with the packers for exactly that shape.
+macro_rules! micro {
+    ($mr:literal, $nr:expr, $kc_bytes:expr, $run:expr) => {
+        Micro {
+            mr: $mr,
+            nr: $nr,
+            kc_bytes: $kc_bytes,
+            run: $run,
+            pack_a: pack_a::<Self, $mr>,
+            pack_b: pack_b::<Self, { $nr }>,
+        }
+    };
+}
+
 macro_rules! kernels {
     ($element:ty, $portable:ident, $avx512:ident, $avx2:ident, $width512:literal, $width256:literal, $portable_width:literal) => {
         impl sealed::Kernels for $element {
             fn micro(isa: Isa) -> Micro<Self> {
                 match isa {
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => Micro {
-                        mr: 12,
-                        nr: 2 * $width512,
-                        kc_bytes: KC_BYTES_AVX512,
-                        run: x86::$avx512,
-                        pack_a: pack_a::<Self, 12>,
-                        pack_b: pack_b::<Self, { 2 * $width512 }>,
-                    },
+                    Isa::Avx512 => micro!(12, 2 * $width512, KC_BYTES_AVX512, x86::$avx512),
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2Fma => Micro {
-                        mr: 6,
-                        nr: 2 * $width256,
-                        kc_bytes: KC_BYTES,
-                        run: x86::$avx2,
-                        pack_a: pack_a::<Self, 6>,
-                        pack_b: pack_b::<Self, { 2 * $width256 }>,
-                    },
-                    Isa::Portable => Micro {
-                        mr: 4,
-                        nr: 2 * $portable_width,
-                        kc_bytes: KC_BYTES,
-                        run: $portable,
-                        pack_a: pack_a::<Self, 4>,
-                        pack_b: pack_b::<Self, { 2 * $portable_width }>,
-                    },
+                    Isa::Avx2Fma => micro!(6, 2 * $width256, KC_BYTES, x86::$avx2),
+                    Isa::Portable => micro!(4, 2 * $portable_width, KC_BYTES, $portable),
                 }
             }
         }
