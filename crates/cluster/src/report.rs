@@ -7,6 +7,7 @@ use crate::live::Hello;
 use crate::pingpong::{PingpongReport, YieldTrap};
 use crate::scaling::ScalingPoint;
 use crate::slurm::QueueDemo;
+use virtlab_core::load::{self, Load};
 use virtlab_display::Table;
 
 /// A ratio at or above this reads as "slower"/"faster"; below it, as about the same.
@@ -52,9 +53,18 @@ pub fn scaling_said(strong: &[ScalingPoint], weak: &[ScalingPoint], cpus: usize)
             best.ranks, best.compute_ms, one.compute_ms
         )
     } else {
+        let why = match Load::busiest(strong.iter().filter_map(|p| p.load.as_ref())) {
+            Some(load) if load.is_busy() => load.busy_cause().unwrap_or_default(),
+            Some(load) => format!(
+                "other programs do not explain it ({}), so look at the nodes' CPU limits: their \
+                 instance types may add up to less than a CPU per rank",
+                load.summary()
+            ),
+            None => "whether other programs took the CPUs cannot be read here (/proc/stat)".into(),
+        };
         format!(
             "Strong scaling: the compute never ran clearly faster than on 1 rank (best {speedup:.2}× \
-             at {} ranks): the other ranks' CPUs were busy.",
+             at {} ranks): {why}.",
             best.ranks
         )
     };
@@ -71,9 +81,16 @@ pub fn scaling_said(strong: &[ScalingPoint], weak: &[ScalingPoint], cpus: usize)
                 most.ranks, most.compute_ms, at.compute_ms
             )
         } else {
+            let why = match at.load.as_ref().and_then(Load::busy_cause) {
+                Some(cause) => format!("while the {cpus}-rank runs ran, {cause}"),
+                None => format!(
+                    "the {cpus}-rank runs were slower than these cores allow, and other programs \
+                     do not explain it: re-run to tell it from run-to-run noise"
+                ),
+            };
             format!(
                 " Beyond this machine's {cpus} CPUs it still fell, from {:.0} ms at {cpus} ranks to \
-                 {:.0} ms at {}: some of the CPUs' time had been going to other programs.",
+                 {:.0} ms at {}: {why}.",
                 at.compute_ms, most.compute_ms, most.ranks
             )
         };
@@ -269,6 +286,13 @@ impl Findings<'_> {
         ];
         for (what, said) in rows {
             table.row([what.to_string(), said.unwrap_or_else(skipped)]);
+        }
+        if let Some((strong, weak, _)) = self.scaling {
+            let loads = strong.iter().chain(weak).filter_map(|p| p.load.as_ref());
+            table.row(load::quiet_row(
+                Load::busiest(loads),
+                "the scaling above shows less than these cores can do",
+            ));
         }
         table
     }

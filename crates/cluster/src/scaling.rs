@@ -9,6 +9,7 @@ use crate::mpi::{MpiRun, Mpirun, Program, RankLine};
 use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use virtlab_core::load::{self, Load};
 use virtlab_core::stats::median;
 use virtlab_display::Figure;
 use virtlab_display::plot::{BarChart, LineChart};
@@ -108,6 +109,10 @@ pub struct ScalingPoint {
     /// Strong: compute at 1 rank ÷ (ranks × compute here); weak: compute at 1 rank ÷ compute
     /// here. 1.0 is perfect; None without a 1-rank point.
     pub efficiency: Option<f64>,
+    /// What other programs and the hypervisor took while this rank count's runs ran (`None`
+    /// where /proc/stat cannot be read).
+    #[serde(default)]
+    pub load: Option<Load>,
 }
 
 /// The slowest rank's (init, compute, reduce) of one run.
@@ -143,6 +148,7 @@ pub fn sweep(cluster: &Cluster, plan: &ScalingPlan) -> Result<Vec<ScalingPoint>>
         let mut hits = None;
         let (mut init, mut compute, mut reduce, mut wall) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let sampler = load::Sampler::start();
         for _ in 0..plan.repeats {
             let run = Mpirun::new(cluster, ranks)
                 .yield_when_idle(true)
@@ -179,6 +185,7 @@ pub fn sweep(cluster: &Cluster, plan: &ScalingPlan) -> Result<Vec<ScalingPoint>>
             init_ms: median(&mut init),
             wall_ms: median(&mut wall),
             efficiency: None,
+            load: sampler.stop(),
         });
     }
     let base = points.iter().find(|p| p.ranks == 1).map(|p| p.compute_ms);
@@ -314,6 +321,7 @@ mod tests {
             init_ms: 200.0,
             wall_ms: 400.0 + compute_ms,
             efficiency: None,
+            load: None,
         }
     }
 

@@ -83,6 +83,7 @@ fn point(ranks: usize, compute_ms: f64, communicate_ms: f64, init_ms: f64) -> Sc
         init_ms,
         wall_ms: 500.0,
         efficiency: None,
+        load: None,
     }
 }
 
@@ -118,6 +119,58 @@ fn scaling_says_when_nothing_sped_up_and_when_it_still_fell() {
     assert!(said.contains("never ran clearly faster"), "{said}");
     assert!(said.contains("still fell"), "{said}");
     assert!(said.contains("MPI_Init alone (200 ms)"), "{said}");
+    // Without a reading of the machine, no cause is claimed.
+    assert!(said.contains("cannot be read here"), "{said}");
+    assert!(
+        said.contains("re-run to tell it from run-to-run noise"),
+        "{said}"
+    );
+}
+
+fn loaded(mut point: ScalingPoint, others_cpus: f64) -> ScalingPoint {
+    point.load = Some(Load {
+        seconds: 2.0,
+        machine_cpus: 2,
+        others_cpus,
+        steal_cpus: 0.0,
+    });
+    point
+}
+
+#[test]
+fn scaling_names_a_busy_machine_as_the_cause_and_a_quiet_one_as_not() {
+    let flat = |others| {
+        [
+            loaded(point(1, 30.0, 0.0, 20.0), others),
+            loaded(point(2, 40.0, 5.0, 20.0), others),
+            loaded(point(4, 29.0, 5.0, 20.0), others),
+        ]
+    };
+    let busy = scaling_said(&flat(1.5), &[], 2);
+    assert!(
+        busy.contains("never ran clearly faster")
+            && busy.contains("other programs kept 1.5 of the 2 CPUs busy"),
+        "{busy}"
+    );
+    assert!(
+        busy.contains("while the 2-rank runs ran, other programs"),
+        "{busy}"
+    );
+    let quiet = scaling_said(&flat(0.01), &[], 2);
+    assert!(
+        quiet.contains("other programs do not explain it") && quiet.contains("CPU limits"),
+        "{quiet}"
+    );
+    let strong = flat(1.5);
+    let findings = Findings {
+        scaling: Some((&strong, &[], 2)),
+        ..Findings::default()
+    };
+    let table = findings.table().to_string();
+    assert!(
+        table.contains("Was the machine quiet?") && table.contains("no: other programs"),
+        "{table}"
+    );
 }
 
 #[test]
