@@ -10,6 +10,7 @@ pub mod error;
 pub mod fault;
 pub mod held;
 pub mod holder;
+pub mod kind;
 pub mod leftovers;
 pub mod live;
 pub mod mpi;

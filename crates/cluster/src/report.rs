@@ -14,7 +14,7 @@ const CLEAR_RATIO: f64 = 1.5;
 
 /// The ranks' start: mpirun → first line, and how much of it MPI_Init was.
 pub fn start_said(hello: &Hello) -> String {
-    let (Some(first), Some(init)) = (hello.run.first_line_ms, hello.init_ms()) else {
+    let (Some(first), Some(init)) = (hello.first_line_ms(), hello.init_ms()) else {
         return "No rank printed a line, so the start was not measured.".into();
     };
     let share = init / first;
@@ -26,7 +26,7 @@ pub fn start_said(hello: &Hello) -> String {
     format!(
         "From asking mpirun to the first rank's line: {first:.0} ms, of which MPI_Init (the median \
          of {} ranks) took {init:.0} ms ({:.0} %): {verdict}.",
-        hello.ranks.len(),
+        hello.run.units.len(),
         share * 100.0
     )
 }
@@ -207,18 +207,14 @@ pub fn queue_said(queue: &QueueDemo) -> String {
 
 /// What killing one rank did to the job.
 pub fn fault_said(fault: &Fault) -> String {
-    let stopped = fault
-        .ranks
+    let units = &fault.hello.run.units;
+    let others = units.len().saturating_sub(1);
+    let stopped = units
         .iter()
-        .filter(|r| r.rank != fault.victim && !r.state.starts_with("finished"))
+        .enumerate()
+        .filter(|(i, u)| *i != fault.victim as usize && !u.completed())
         .count();
-    let others = fault.ranks.len().saturating_sub(1);
-    let exit = fault
-        .run
-        .exit_code
-        .map_or("was killed by a signal".to_string(), |c| {
-            format!("exited with {c}")
-        });
+    let exit = fault.mpirun_exit();
     if stopped == others {
         format!(
             "Killing rank {} ended the whole job: mpirun {exit} and stopped all {others} other \

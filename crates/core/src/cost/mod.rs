@@ -42,7 +42,15 @@ pub const METHOD: &str = "Method: a fresh virtlab process starts N units through
 /// every chart and its row in every table. Which of them this machine can run is for the
 /// `virtlab` program's registry of kinds to say when it measures one (a VM needs KVM on Linux
 /// x86-64, a container Linux namespaces).
-pub const KINDS: &[&str] = &["task", "wasm", "thread", "process", "container", "vm"];
+pub const KINDS: &[&str] = &[
+    "task",
+    "wasm",
+    "thread",
+    "process",
+    "container",
+    "vm",
+    "rank",
+];
 
 /// The count every chapter compares kinds at on its one-point-per-kind chart (its
 /// `ladder_count` parameter): small enough for a VM or a container, large enough that one
