@@ -4,6 +4,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod agent;
+pub mod beside;
 pub mod cgroup;
 pub mod cluster;
 pub mod error;
