@@ -2,6 +2,7 @@
 //! (never fixed text), one function per measurement, and [`Findings`], the table that gathers
 //! them at the end of the notebook (a part that was skipped says so).
 
+use crate::beside::{self, Rungs};
 use crate::fault::Fault;
 use crate::live::Hello;
 use crate::pingpong::{PingpongReport, YieldTrap};
@@ -244,6 +245,8 @@ pub struct Findings<'a> {
     pub queue: Option<&'a QueueDemo>,
     /// The killed rank.
     pub fault: Option<&'a Fault>,
+    /// The earlier rungs measured beside the ping-pong.
+    pub rungs: Option<&'a Rungs>,
 }
 
 impl Findings<'_> {
@@ -259,6 +262,12 @@ impl Findings<'_> {
                     .map(|(strong, weak, cpus)| scaling_said(strong, weak, cpus)),
             ),
             ("one node vs two", self.pingpong.map(pingpong_said)),
+            (
+                "a message among the rungs",
+                self.pingpong
+                    .zip(self.rungs)
+                    .map(|(p, r)| beside::said(p, r)),
+            ),
             ("the yield trap", self.yield_trap.map(yield_trap_said)),
             ("Slurm's queue", self.queue.map(queue_said)),
             ("a rank killed", self.fault.map(fault_said)),

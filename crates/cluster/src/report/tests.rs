@@ -263,8 +263,12 @@ fn findings_say_which_parts_were_skipped() {
     }
     .table();
     let rows = table.rows();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 7);
     assert!(rows[0][1].contains("500 ms"));
     assert!(rows[1][1].starts_with("not measured"));
     assert!(rows[2][1].contains("slower"));
+    assert!(
+        rows[3][1].starts_with("not measured"),
+        "no rungs, no sentence"
+    );
 }
