@@ -297,6 +297,7 @@ fn ends(
         }
     };
     let crashed = (0..units.len()).find(|&i| crash(i).is_some());
+    let interrupted = units.iter().any(|u| u.stop.is_set());
     (0..units.len())
         .map(|i| {
             if let Some(c) = crash(i) {
@@ -312,7 +313,9 @@ fn ends(
                     failure: Failure::Crashed,
                 };
             }
-            if units[i].stop.is_set() {
+            if interrupted {
+                // The executor stopped the job for some unit (a deadline, a cancel): ending
+                // one rank is ending them all.
                 return Status::Stopped;
             }
             Status::Crashed(match result {
@@ -323,7 +326,7 @@ fn ends(
                         said: run
                             .stderr
                             .lines()
-                            .find(|l| !l.trim().is_empty())
+                            .rfind(|l| !l.trim().is_empty())
                             .map(str::to_string),
                     },
                     None => Crash::Unreported("mpirun was killed by a signal".into()),
@@ -489,5 +492,101 @@ mod tests {
         let mapped = monotonic_ns(now - 0.5);
         assert!(mapped + 400_000_000 < before, "{mapped} {before}");
         assert!(mapped + 600_000_000 > before, "{mapped} {before}");
+    }
+
+    fn held(index: usize) -> Held {
+        Held {
+            unit: Unit {
+                index,
+                work: virtlab_core::work::Work::new(&format!("worker-{}", index + 1), 5, 1)
+                    .unwrap(),
+                fault_at: None,
+                runaway_at: None,
+            },
+            reporter: Reporter::stdout(),
+            stop: Stop::new(),
+        }
+    }
+
+    fn following(lines: u32, killed: bool) -> Following {
+        Following {
+            detail: RankDetail {
+                lines,
+                ..RankDetail::default()
+            },
+            killed,
+        }
+    }
+
+    fn account(exit_code: Option<i32>, stderr: &str) -> Result<MpiRun> {
+        Ok(MpiRun {
+            command: "mpirun".into(),
+            lines: vec![],
+            exit_code,
+            stderr: stderr.into(),
+            first_line_ms: None,
+            wall_ms: 1.0,
+        })
+    }
+
+    #[test]
+    fn every_rank_gets_its_end_from_the_kill_mpirun_s_account_and_its_lines() {
+        let units: Vec<Held> = (0..3).map(held).collect();
+        let stopped = Status::StoppedBecause {
+            unit: "worker-2".into(),
+            failure: Failure::Crashed,
+        };
+        // Killed on purpose by the host: the others are what MPI did to them.
+        let ours = ends(
+            &units,
+            &[following(5, false), following(2, true), following(3, false)],
+            5,
+            &account(Some(137), ""),
+        );
+        assert!(
+            matches!(&ours[1], Status::Crashed(Crash::Signal { number: 9, said: Some(s) }) if s.contains("after 2 lines"))
+        );
+        assert_eq!(ours[0], Status::Completed);
+        assert_eq!(ours[2], stopped);
+        // Killed by someone else: mpirun's account names it.
+        let theirs = ends(
+            &units,
+            &[
+                following(1, false),
+                following(1, false),
+                following(1, false),
+            ],
+            5,
+            &account(
+                Some(137),
+                "process rank 1 with PID 7 on node x exited on signal 15 (Terminated).",
+            ),
+        );
+        assert_eq!(
+            theirs[1],
+            Status::Crashed(Crash::Signal {
+                number: 15,
+                said: None
+            })
+        );
+        assert_eq!(theirs[0], stopped);
+        // A job that failed with nobody killed: mpirun's exit and its last words.
+        let failed = ends(
+            &units,
+            &[
+                following(0, false),
+                following(0, false),
+                following(0, false),
+            ],
+            5,
+            &account(Some(1), "noise\nno agent\n"),
+        );
+        assert_eq!(
+            failed[0],
+            Status::Crashed(Crash::Exit {
+                code: 1,
+                said: Some("no agent".into())
+            })
+        );
     }
 }
