@@ -282,14 +282,8 @@ fn ranks_left(cluster: &virtlab_cluster::Cluster) -> Vec<u32> {
             })
             .collect()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = find();
-        if left.is_empty() || std::time::Instant::now() > deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    virtlab_testkit::eventually(Duration::from_secs(10), || find().is_empty());
+    find()
 }
 
 #[test]

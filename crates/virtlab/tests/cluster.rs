@@ -102,6 +102,15 @@ fn mpi_leftovers() -> Vec<u32> {
     }
 }
 
+/// Checks that the cluster an `mpi --json` report names left nothing behind (namespaces, veths,
+/// cgroups, run folder, MPI's processes); returns it.
+fn nothing_left(report: &serde_json::Value) -> ClusterState {
+    let state: ClusterState = serde_json::from_value(report["cluster"].clone()).unwrap();
+    assert_eq!(leftovers(&state, &[], true), Vec::<String>::new());
+    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    state
+}
+
 #[test]
 fn bad_values_are_refused_before_anything_is_made() {
     let _serial = one_at_a_time();
@@ -205,10 +214,7 @@ fn mpi_prints_the_essays_lines_and_leaves_nothing() {
     }
     let lanes = report["run"]["timeline"]["events"].as_array().unwrap();
     assert_eq!(lanes.len(), 6 * 4, "start, 2 iterations and end per rank");
-    let state: ClusterState = serde_json::from_value(report["cluster"].clone()).unwrap();
-    assert_eq!(state.nodes.len(), 3);
-    assert_eq!(leftovers(&state, &[], true), Vec::<String>::new());
-    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    assert_eq!(nothing_left(&report).nodes.len(), 3);
 }
 
 #[test]
@@ -251,9 +257,7 @@ fn a_rank_killed_on_purpose_crashes_and_mpi_stops_the_others_leaving_nothing() {
         assert!(unit["detail"]["lines"].as_u64().unwrap() < 60, "{unit}");
     }
     assert_ne!(report["mpirun"]["exit_code"], 0);
-    let state: ClusterState = serde_json::from_value(report["cluster"].clone()).unwrap();
-    assert_eq!(leftovers(&state, &[], true), Vec::<String>::new());
-    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    nothing_left(&report);
 }
 
 #[test]
