@@ -91,7 +91,7 @@ enum Command {
     },
     /// The cost ladder: time from asking to running and memory per unit, for each kind of worker.
     Ladder {
-        /// Kinds to measure, comma-separated: task, wasm, thread, process, container, vm.
+        /// Kinds to measure, comma-separated: task, wasm, thread, process, container, vm, rank.
         #[arg(long, value_delimiter = ',', default_value = "task,thread,process")]
         kinds: Vec<String>,
         /// Units alive together, comma-separated (three or more to fit what one more costs).
@@ -149,8 +149,9 @@ enum Command {
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
     ClusterKeeper(cli::cluster::KeeperArgs),
-    /// Chapter 8: MPI ranks across a cluster of namespace nodes; prints
-    /// "0: rank-2 on node-2 pid 7 (host pid 4242)" lines as they come.
+    /// Chapter 8: MPI ranks across a cluster of namespace nodes, each a unit of the executor;
+    /// prints "0: rank-2 on node-2 pid 7 (host pid 4242)" lines as they come. --kill-rank R
+    /// SIGKILLs rank R from the host on purpose.
     #[cfg(target_os = "linux")]
     Mpi(cli::cluster::MpiArgs),
     /// Chapter 8: ping-pong latency and bandwidth, two ranks on one node vs on two nodes.
