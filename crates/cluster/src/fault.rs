@@ -3,9 +3,12 @@
 //! account on stderr, and how every rank ended.
 
 use crate::cluster::Cluster;
-use crate::mpi::{self, MpiRun, Mpirun, Program, RankLine, RankState};
+use crate::kind::RankDetail;
+use crate::live::{self, Hello};
 use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
+use virtlab_core::executor::{Detail, Options, Status, UnitReport};
+use virtlab_core::work::Work;
 use virtlab_display::Table;
 
 /// What happened to a job when one of its ranks was killed.
@@ -13,18 +16,13 @@ use virtlab_display::Table;
 pub struct Fault {
     /// The rank killed.
     pub victim: u32,
-    /// Its node.
-    pub node: String,
-    /// Its host pid, the one killed (None: it had ended before it could be killed).
-    pub host_pid: Option<u32>,
-    /// How every rank ended.
-    pub ranks: Vec<RankState>,
-    /// The run, with mpirun's exit and stderr.
-    pub run: MpiRun,
+    /// The run through the executor: every rank's status (the victim's crash, what MPI did
+    /// to the others) and mpirun's own account.
+    pub hello: Hello,
 }
 
 /// Runs `ranks` ranks printing a line every `interval_ms` and SIGKILLs rank `victim` from the
-/// host once it has printed `after_lines` lines.
+/// host once it has printed `after_lines` lines: the executor's fault on purpose, for ranks.
 pub fn kill_a_rank(
     cluster: &Cluster,
     ranks: usize,
@@ -40,75 +38,65 @@ pub fn kill_a_rank(
         ));
     }
     // Enough lines that the job is still running when the victim dies, whatever the others do.
-    let program = Program::Hello {
-        iterations: after_lines + 50,
-        interval_ms,
-    };
-    let mut killed: Option<(String, Option<u32>)> = None;
-    let run = Mpirun::new(cluster, ranks)
-        .yield_when_idle(ranks > cluster.slots())
-        .spawn(&program)?
-        .finish_live(|line| {
-            let RankLine::Hello {
-                rank,
-                iteration,
-                node,
-                pid,
-                pid_namespace,
-                ..
-            } = line
-            else {
-                return;
-            };
-            if *rank != victim || *iteration + 1 < after_lines || killed.is_some() {
-                return;
-            }
-            let host_pid = mpi::host_pid(pid_namespace, *pid);
-            if let Some(p) = host_pid {
-                // SAFETY: kill sends SIGKILL to our own rank's process, found in its node's
-                // pid namespace a moment ago.
-                unsafe { libc::kill(p as i32, libc::SIGKILL) };
-            }
-            killed = Some((node.clone(), host_pid));
-        })?;
-    let Some((node, host_pid)) = killed else {
+    let work = Work::new("worker", after_lines + 50, interval_ms)?;
+    let options = Options::quiet().with_fault(victim as usize + 1, after_lines);
+    let hello = live::hello(cluster, &work, ranks, options)?;
+    let fault = Fault { victim, hello };
+    if !matches!(
+        fault.victim_report().map(|u| &u.status),
+        Some(Status::Crashed(_))
+    ) {
         return Err(Error::new(
             format!(
                 "rank {victim} never printed {after_lines} lines, so it was not killed: {}",
-                run.stderr.trim()
+                fault.hello.mpirun.as_ref().map_or("", |m| m.stderr.trim())
             ),
             "run it again, or ask for fewer lines before the kill",
         ));
-    };
-    Ok(Fault {
-        victim,
-        node,
-        host_pid,
-        ranks: run.rank_states(ranks as u32),
-        run,
-    })
+    }
+    Ok(fault)
 }
 
 impl Fault {
-    /// Every rank: its lines and how it ended.
+    /// The victim's unit in the run.
+    pub fn victim_report(&self) -> Option<&UnitReport<RankDetail>> {
+        self.hello.run.units.get(self.victim as usize)
+    }
+
+    /// mpirun's exit, in words.
+    pub fn mpirun_exit(&self) -> String {
+        match self.hello.mpirun.as_ref().map(|m| m.exit_code) {
+            Some(Some(code)) => format!("exited with {code}"),
+            Some(None) => "was killed by a signal".into(),
+            None => "never ran".into(),
+        }
+    }
+
+    /// Every rank: its node, lines and how it ended.
     pub fn table(&self) -> Table {
+        let victim = self.victim_report();
         let mut table = Table::new(
             format!(
-                "rank {} on {} killed (host pid {}); mpirun exit {}",
+                "rank {} on {} killed (host pid {}); mpirun {}",
                 self.victim,
-                self.node,
-                self.host_pid.map_or("gone".to_string(), |p| p.to_string()),
-                self.run
-                    .exit_code
-                    .map_or("by a signal".to_string(), |c| c.to_string())
+                victim
+                    .and_then(|u| u.detail.node.clone())
+                    .unwrap_or_else(|| "?".into()),
+                victim
+                    .and_then(|u| u.detail.host_pid)
+                    .map_or("gone".to_string(), |p| p.to_string()),
+                self.mpirun_exit()
             ),
-            ["rank", "lines", "end"],
+            ["unit", "MPI rank", "node", "lines", "ended"],
         );
-        for r in &self.ranks {
+        for u in &self.hello.run.units {
+            let cells = u.detail.cells();
             table.row([
-                format!("rank-{}", r.rank),
-                r.lines.to_string(),
-                r.state.clone(),
+                u.name.clone(),
+                cells[0].clone(),
+                cells[1].clone(),
+                u.detail.lines.to_string(),
+                u.status.describe(),
             ]);
         }
         table
@@ -121,8 +109,10 @@ impl Fault {
 
     /// mpirun's own account of the failure: the lines that name a rank, a signal or an abort.
     pub fn mpirun_said(&self) -> String {
-        self.run
-            .stderr
+        self.hello
+            .mpirun
+            .as_ref()
+            .map_or("", |m| m.stderr.as_str())
             .lines()
             .filter(|l| {
                 let l = l.to_lowercase();
@@ -136,37 +126,33 @@ impl Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use virtlab_core::executor::{Crash, Failure};
 
     #[test]
     fn the_table_gives_every_rank_its_end() {
+        let killed = Status::Crashed(Crash::Signal {
+            number: 9,
+            said: None,
+        });
+        let stopped = Status::StoppedBecause {
+            unit: "worker-2".into(),
+            failure: Failure::Crashed,
+        };
         let fault = Fault {
             victim: 1,
-            node: "node-2".into(),
-            host_pid: Some(4242),
-            ranks: vec![
-                RankState {
-                    rank: 0,
-                    lines: 3,
-                    state: "stopped by mpirun".into(),
-                },
-                RankState {
-                    rank: 1,
-                    lines: 2,
-                    state: "killed by signal 9".into(),
-                },
-            ],
-            run: MpiRun {
-                command: "mpirun".into(),
-                lines: vec![],
-                exit_code: Some(137),
-                stderr: "noise\nprocess rank 1 with PID 7 on node 10.0.0.2 exited on signal 9 (Killed).\n".into(),
-                first_line_ms: Some(500.0),
-                wall_ms: 900.0,
-            },
+            hello: live::sample(
+                &[(stopped, Some(1.0), 200.0), (killed, Some(1.0), 200.0)],
+                Some(137),
+            ),
         };
         let table = fault.table();
-        assert_eq!(table.rows()[1][2], "killed by signal 9");
-        assert!(table.to_string().contains("host pid 4242"));
+        assert_eq!(table.rows()[1][4], "crashed: killed by signal 9 (SIGKILL)");
+        assert_eq!(
+            table.rows()[0][4],
+            "cancelled: stopped because worker-2 crashed"
+        );
+        assert!(table.to_string().contains("host pid 4001"), "{table}");
+        assert!(table.to_string().contains("exited with 137"), "{table}");
         assert_eq!(fault.mpirun_said().lines().count(), 1);
     }
 }

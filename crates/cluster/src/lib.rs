@@ -4,12 +4,14 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod agent;
+pub mod beside;
 pub mod cgroup;
 pub mod cluster;
 pub mod error;
 pub mod fault;
 pub mod held;
 pub mod holder;
+pub mod kind;
 pub mod leftovers;
 pub mod live;
 pub mod mpi;

@@ -1,12 +1,16 @@
-//! The ranks' run as people see it: [`hello`] prints the essay's lines as they come
-//! (`0: rank-2 on node-2 pid 7 (host pid 4242)`), [`Hello::table`] gives each rank's node, pid,
-//! MPI_Init and end, and [`Hello::plot`] draws who ran when, one lane per rank, from the ranks'
-//! own timestamps.
+//! The ranks' run as people see it, through the one executor ([`crate::kind::Ranks`]):
+//! [`hello`] prints the essay's lines as they come (`0: rank-2 on node-2 pid 7 (host pid
+//! 4242)`), [`Hello::table`] is the run's table with each rank's node, pids and MPI_Init, and
+//! [`Hello::plot`] draws who ran when, one lane per rank, from the run's timeline.
 
 use crate::cluster::{Cluster, ClusterState};
-use crate::mpi::{MpiRun, Mpirun, Program, RankLine, RankState};
+use crate::kind::{RankDetail, Ranks};
+use crate::mpi::MpiRun;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use virtlab_core::executor::{self, Options, Run};
+use virtlab_core::timeline::EventKind;
+use virtlab_core::work::Work;
 use virtlab_display::plot::LaneChart;
 use virtlab_display::{Figure, Table};
 
@@ -17,98 +21,34 @@ pub struct Hello {
     pub cluster: ClusterState,
     /// The essay's lines, as they came.
     pub essay_lines: Vec<String>,
-    /// How each rank ended.
-    pub ranks: Vec<RankState>,
-    /// The run: its command, every line, mpirun's exit and stderr, asked → first line, wall.
-    pub run: MpiRun,
+    /// The executor's run: every rank's status, detail, timeline and asked → first line.
+    pub run: Run<RankDetail>,
+    /// mpirun's own account: its command, exit, stderr and wall time (None: it never ran).
+    pub mpirun: Option<MpiRun>,
 }
 
-/// Runs `ranks` ranks of `hello` over `cluster`, handing each essay line to `on_line` as it
-/// comes (`println!` in a notebook or a terminal). Waiting ranks yield when they outnumber the
-/// cluster's CPUs, or they spin against each other.
-pub fn hello(
-    cluster: &Cluster,
-    ranks: usize,
-    iterations: u32,
-    interval_ms: u64,
-    mut on_line: impl FnMut(&str),
-) -> Result<Hello> {
-    for (flag, value) in [("ranks", ranks as u64), ("iterations", iterations.into())] {
-        if value == 0 {
-            return Err(Error::invalid(
-                flag,
-                0,
-                format!("give 1 or more {flag}, e.g. 3"),
-            ));
-        }
-    }
-    let mut essay_lines = Vec::new();
-    let run = Mpirun::new(cluster, ranks)
-        .yield_when_idle(ranks > cluster.slots())
-        .spawn(&Program::Hello {
-            iterations,
-            interval_ms,
-        })?
-        .finish_live(|line| {
-            if let Some(text) = MpiRun::essay_line(line) {
-                on_line(&text);
-                essay_lines.push(text);
-            }
-        })?;
+/// Runs `work` as `ranks` ranks over `cluster` through the executor (its `options`: echo the
+/// lines as they come, a fault on purpose, a deadline). Waiting ranks yield when they
+/// outnumber the cluster's CPUs, or they would spin against each other.
+pub fn hello(cluster: &Cluster, work: &Work, ranks: usize, options: Options) -> Result<Hello> {
+    hello_of(Ranks::on(cluster)?, work, ranks, options)
+}
+
+/// As [`hello`], with a kind made already (one that prints its lines on stderr, say).
+pub fn hello_of(mut kind: Ranks<'_>, work: &Work, ranks: usize, options: Options) -> Result<Hello> {
+    let run = executor::run(&mut kind, work, ranks, options)?;
     Ok(Hello {
-        cluster: cluster.state().clone(),
-        essay_lines,
-        ranks: run.rank_states(ranks as u32),
+        cluster: kind.cluster().state().clone(),
+        essay_lines: kind.essay_lines(),
+        mpirun: kind.account(),
         run,
     })
 }
 
-/// The hello lines of the run, as (rank, node, pid in node, MPI_Init ms, started, printed).
-fn hello_lines(run: &MpiRun) -> impl Iterator<Item = (u32, &str, u32, f64, f64, f64)> {
-    run.lines.iter().filter_map(|l| match l {
-        RankLine::Hello {
-            rank,
-            node,
-            pid,
-            init_ms,
-            started_unix,
-            unix,
-            ..
-        } => Some((*rank, node.as_str(), *pid, *init_ms, *started_unix, *unix)),
-        _ => None,
-    })
-}
-
 impl Hello {
-    /// Each rank: its node, the pid it saw, what MPI_Init took, its lines, how it ended.
+    /// Each rank: its status, asked → first line, node, pids, MPI_Init, lines.
     pub fn table(&self) -> Table {
-        let mut table = Table::new(
-            format!(
-                "{} ranks on {} nodes: asked → first line {}, all done {:.0} ms",
-                self.ranks.len(),
-                self.cluster.nodes.len(),
-                self.run
-                    .first_line_ms
-                    .map_or("never".into(), |ms| format!("{ms:.0} ms")),
-                self.run.wall_ms
-            ),
-            ["rank", "node", "pid in node", "MPI_Init ms", "lines", "end"],
-        );
-        for state in &self.ranks {
-            let first = hello_lines(&self.run).find(|l| l.0 == state.rank);
-            let (node, pid, init) = first.map_or(("-".into(), "-".into(), "-".into()), |l| {
-                (l.1.to_string(), l.2.to_string(), format!("{:.0}", l.3))
-            });
-            table.row([
-                format!("rank-{}", state.rank),
-                node,
-                pid,
-                init,
-                state.lines.to_string(),
-                state.state.clone(),
-            ]);
-        }
-        table
+        self.run.table()
     }
 
     /// Shows [`Hello::table`] in a notebook.
@@ -116,49 +56,126 @@ impl Hello {
         self.table().evcxr_display();
     }
 
+    /// From asking for the ranks to the first rank's line, in milliseconds.
+    pub fn first_line_ms(&self) -> Option<f64> {
+        self.run
+            .units
+            .iter()
+            .filter_map(|u| u.first_line_ms)
+            .min_by(f64::total_cmp)
+    }
+
     /// The median MPI_Init over the ranks, in milliseconds (None without a line).
     pub fn init_ms(&self) -> Option<f64> {
         let mut inits: Vec<f64> = self
-            .ranks
+            .run
+            .units
             .iter()
-            .filter_map(|s| hello_lines(&self.run).find(|l| l.0 == s.rank).map(|l| l.3))
+            .filter_map(|u| u.detail.init_ms)
             .collect();
         (!inits.is_empty()).then(|| virtlab_core::stats::median(&mut inits))
     }
 
     /// Who ran when: a lane per rank from its process's start to its last line, a tick at each
-    /// line; time from the first rank's start, on the clock the ranks read.
+    /// line; time from the first rank's start, on the host's clock.
     pub fn plot(&self) -> Result<Figure> {
-        let zero = hello_lines(&self.run)
-            .map(|l| l.4)
-            .fold(f64::INFINITY, f64::min);
-        if !zero.is_finite() {
+        let events = &self.run.timeline.events;
+        let Some(zero) = self.run.timeline.start_ns() else {
             return Err(Error::new(
                 "the ranks printed no lines, so there is no timeline to draw",
                 "run the ranks again and look at mpirun's stderr in the run",
             ));
-        }
-        let ms = |unix: f64| (unix - zero) * 1e3;
+        };
+        let ms = |t: u64| t.saturating_sub(zero) as f64 / 1e6;
         let mut chart = LaneChart::new(format!(
             "{} ranks on {} nodes: one lane each",
-            self.ranks.len(),
+            self.run.units.len(),
             self.cluster.nodes.len()
         ))
         .x_label("ms since the first rank's process started");
-        for state in &self.ranks {
-            let lines: Vec<_> = hello_lines(&self.run)
-                .filter(|l| l.0 == state.rank)
+        for unit in &self.run.units {
+            let mine: Vec<_> = events.iter().filter(|e| e.lane == unit.name).collect();
+            let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
+                continue;
+            };
+            let ticks = mine
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Iteration(_)))
+                .map(|e| ms(e.t_ns))
                 .collect();
-            let Some(first) = lines.first() else { continue };
-            let ticks: Vec<f64> = lines.iter().map(|l| ms(l.5)).collect();
-            let end = ticks.iter().copied().fold(ms(first.4), f64::max);
+            let d = &unit.detail;
             chart = chart.lane(
-                format!("rank-{} on {}", state.rank, first.1),
-                ms(first.4),
-                end,
+                format!(
+                    "{} = rank-{} on {}",
+                    unit.name,
+                    d.rank.map_or("?".into(), |r| r.to_string()),
+                    d.node.as_deref().unwrap_or("?")
+                ),
+                ms(first.t_ns),
+                ms(last.t_ns),
                 ticks,
             );
         }
         Ok(chart.render()?)
+    }
+}
+
+/// A made-up run of ranks, one per `(status, asked → first line ms, MPI_Init ms)`, for tests of
+/// what is said about runs.
+#[cfg(test)]
+pub(crate) fn sample(
+    units: &[(virtlab_core::executor::Status, Option<f64>, f64)],
+    exit_code: Option<i32>,
+) -> Hello {
+    use virtlab_core::executor::UnitReport;
+    Hello {
+        cluster: ClusterState {
+            name: None,
+            owner: 1,
+            subnet: "10.213.1.0/24".into(),
+            host_address: "10.213.1.1".into(),
+            dir: "/run/x".into(),
+            switch_pid: 2,
+            nodes: vec![],
+            up_ms: 50.0,
+        },
+        essay_lines: vec![],
+        run: Run {
+            kind: "rank".into(),
+            host_pid: 1,
+            summary: String::new(),
+            units: units
+                .iter()
+                .enumerate()
+                .map(|(i, (status, first_line_ms, init))| UnitReport {
+                    name: format!("worker-{}", i + 1),
+                    pid: Some(4000 + i as u32),
+                    tid: None,
+                    status: status.clone(),
+                    first_line_ms: *first_line_ms,
+                    detail: RankDetail {
+                        rank: Some(i as u32),
+                        node: Some(format!("node-{}", i + 1)),
+                        pid_in_node: Some(7),
+                        host_pid: Some(4000 + i as u32),
+                        init_ms: Some(*init),
+                        lines: 2,
+                    },
+                })
+                .collect(),
+            timeline: Default::default(),
+            snapshot: None,
+            wall_ms: 900.0,
+        },
+        mpirun: Some(MpiRun {
+            command: "mpirun".into(),
+            lines: vec![],
+            exit_code,
+            stderr:
+                "noise\nprocess rank 1 with PID 7 on node 10.0.0.2 exited on signal 9 (Killed).\n"
+                    .into(),
+            first_line_ms: None,
+            wall_ms: 900.0,
+        }),
     }
 }

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What the ranks run (modes of `virtlab-ranks`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,70 +135,35 @@ impl MpiRun {
         })
     }
 
-    /// The essay's line of a hello line, with the rank's host pid found from the host's /proc.
-    pub fn essay_line(line: &RankLine) -> Option<String> {
-        let RankLine::Hello {
-            rank,
-            iteration,
-            node,
-            pid,
-            pid_namespace,
-            ..
-        } = line
-        else {
-            return None;
-        };
-        let host =
-            host_pid(pid_namespace, *pid).map_or_else(|| "gone".to_string(), |p| p.to_string());
-        Some(format!(
-            "{iteration}: rank-{rank} on {node} pid {pid} (host pid {host})"
-        ))
-    }
-}
-
-/// How one rank of a run ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RankState {
-    /// The rank.
-    pub rank: u32,
-    /// Lines it printed.
-    pub lines: usize,
-    /// "finished", "killed by signal N" (mpirun saw it die), or "stopped by mpirun" (the job
-    /// was aborted because another rank died).
-    pub state: String,
-}
-
-impl MpiRun {
-    /// Every rank's end, from its lines and mpirun's account on stderr ("process rank N with
-    /// PID P on node H exited on signal S").
-    pub fn rank_states(&self, ranks: u32) -> Vec<RankState> {
-        let killed: Option<(u32, String)> = self.stderr.lines().find_map(|l| {
+    /// The rank mpirun says died by a signal, and the signal: its account on stderr ("process
+    /// rank N with PID P on node H exited on signal S"), the one place its words are read.
+    pub fn killed_rank(&self) -> Option<(u32, i32)> {
+        self.stderr.lines().find_map(|l| {
             let rest = l.split("process rank ").nth(1)?;
             let rank = rest.split_whitespace().next()?.parse().ok()?;
             let signal = l
                 .split("exited on signal ")
                 .nth(1)?
                 .split_whitespace()
-                .next()?;
-            Some((rank, signal.to_string()))
-        });
-        (0..ranks)
-            .map(|rank| {
-                let lines = self
-                    .lines
-                    .iter()
-                    .filter(|l| matches!(l, RankLine::Hello { rank: r, .. } if *r == rank))
-                    .count();
-                let state = match &killed {
-                    Some((r, signal)) if *r == rank => format!("killed by signal {signal}"),
-                    Some(_) => "stopped by mpirun".to_string(),
-                    None if self.exit_code == Some(0) => "finished".to_string(),
-                    None => format!("failed (mpirun exit {:?})", self.exit_code),
-                };
-                RankState { rank, lines, state }
-            })
-            .collect()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((rank, signal))
+        })
     }
+}
+
+/// The essay's line for a rank's `iteration`: `0: rank-2 on node-2 pid 7 (host pid 4242)` (the
+/// rank sees its pid inside its node; the host pid is found from the host's /proc while it runs).
+pub fn essay_line(
+    iteration: u32,
+    rank: u32,
+    node: &str,
+    pid: u32,
+    host_pid: Option<u32>,
+) -> String {
+    let host = host_pid.map_or_else(|| "gone".to_string(), |p| p.to_string());
+    format!("{iteration}: rank-{rank} on {node} pid {pid} (host pid {host})")
 }
 
 /// The host pid of the process that is `ns_pid` in the pid namespace `pid_namespace`
@@ -425,9 +390,7 @@ impl<'a> Mpirun<'a> {
             })
         };
         let asked = Instant::now();
-        let asked_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let asked_unix = virtlab_core::units::unix_now_f64();
         let child = command
             .spawn()
             .map_err(|e| Error::os("starting mpirun", e))?;
@@ -458,6 +421,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// mpirun's pid, which leads its process group (SIGTERM to it ends the whole job).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Reads every line to the end (killing the job after its timeout) and waits for mpirun.
     pub fn finish(self) -> Result<MpiRun> {
         self.finish_live(|_| {})

@@ -2,6 +2,7 @@
 //! (never fixed text), one function per measurement, and [`Findings`], the table that gathers
 //! them at the end of the notebook (a part that was skipped says so).
 
+use crate::beside::{self, Rungs};
 use crate::fault::Fault;
 use crate::live::Hello;
 use crate::pingpong::{PingpongReport, YieldTrap};
@@ -15,7 +16,7 @@ const CLEAR_RATIO: f64 = 1.5;
 
 /// The ranks' start: mpirun → first line, and how much of it MPI_Init was.
 pub fn start_said(hello: &Hello) -> String {
-    let (Some(first), Some(init)) = (hello.run.first_line_ms, hello.init_ms()) else {
+    let (Some(first), Some(init)) = (hello.first_line_ms(), hello.init_ms()) else {
         return "No rank printed a line, so the start was not measured.".into();
     };
     let share = init / first;
@@ -27,7 +28,7 @@ pub fn start_said(hello: &Hello) -> String {
     format!(
         "From asking mpirun to the first rank's line: {first:.0} ms, of which MPI_Init (the median \
          of {} ranks) took {init:.0} ms ({:.0} %): {verdict}.",
-        hello.ranks.len(),
+        hello.run.units.len(),
         share * 100.0
     )
 }
@@ -224,18 +225,14 @@ pub fn queue_said(queue: &QueueDemo) -> String {
 
 /// What killing one rank did to the job.
 pub fn fault_said(fault: &Fault) -> String {
-    let stopped = fault
-        .ranks
+    let units = &fault.hello.run.units;
+    let others = units.len().saturating_sub(1);
+    let stopped = units
         .iter()
-        .filter(|r| r.rank != fault.victim && !r.state.starts_with("finished"))
+        .enumerate()
+        .filter(|(i, u)| *i != fault.victim as usize && !u.completed())
         .count();
-    let others = fault.ranks.len().saturating_sub(1);
-    let exit = fault
-        .run
-        .exit_code
-        .map_or("was killed by a signal".to_string(), |c| {
-            format!("exited with {c}")
-        });
+    let exit = fault.mpirun_exit();
     if stopped == others {
         format!(
             "Killing rank {} ended the whole job: mpirun {exit} and stopped all {others} other \
@@ -265,6 +262,8 @@ pub struct Findings<'a> {
     pub queue: Option<&'a QueueDemo>,
     /// The killed rank.
     pub fault: Option<&'a Fault>,
+    /// The earlier rungs measured beside the ping-pong.
+    pub rungs: Option<&'a Rungs>,
 }
 
 impl Findings<'_> {
@@ -280,6 +279,12 @@ impl Findings<'_> {
                     .map(|(strong, weak, cpus)| scaling_said(strong, weak, cpus)),
             ),
             ("one node vs two", self.pingpong.map(pingpong_said)),
+            (
+                "a message among the rungs",
+                self.pingpong
+                    .zip(self.rungs)
+                    .map(|(p, r)| beside::said(p, r)),
+            ),
             ("the yield trap", self.yield_trap.map(yield_trap_said)),
             ("Slurm's queue", self.queue.map(queue_said)),
             ("a rank killed", self.fault.map(fault_said)),

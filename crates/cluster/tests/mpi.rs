@@ -1,5 +1,6 @@
 //! MPI across real clusters: the same hits for any rank count, ping-pong on one node and
-//! across nodes, the yield trap both ways, a rank killed mid-run. Figures are printed (run with
+//! across nodes, the yield trap both ways, a rank killed mid-run, ranks on the executor stopped
+//! at a deadline or a cancel. Figures are printed (run with
 //! --nocapture), never asserted. Needs root, Open MPI and a `virtlab-ranks` built with `mpi`.
 
 mod common;
@@ -7,7 +8,10 @@ mod common;
 use common::{cluster, need_mpi, need_root, one_at_a_time};
 use std::time::Duration;
 use virtlab_cluster::ErrorKind;
+use virtlab_cluster::kind::Ranks;
 use virtlab_cluster::mpi::{Mpirun, Program, RankLine};
+use virtlab_core::executor::{self, Cancel, Options, Status};
+use virtlab_core::work::Work;
 
 #[test]
 fn the_hit_count_is_the_same_for_1_3_and_6_ranks() {
@@ -186,24 +190,12 @@ fn hello_lines_carry_node_and_host_pids_and_a_killed_rank_stops_the_job() {
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
     let run = running.finish().unwrap();
     assert_ne!(run.exit_code, Some(0));
-    let states = run.rank_states(3);
-    for s in &states {
-        println!("rank {} printed {} lines, {}", s.rank, s.lines, s.state);
-    }
-    assert!(
-        states
-            .iter()
-            .any(|s| s.state.starts_with("killed by signal")),
-        "{}",
-        run.stderr
-    );
-    assert!(states.iter().all(|s| s.state != "finished"));
-    if let Some(first) = run.lines.first() {
-        println!(
-            "{}",
-            virtlab_cluster::mpi::MpiRun::essay_line(first).unwrap()
-        );
-    }
+    // mpirun's own account names the rank that died and its signal.
+    let (rank, signal) = run
+        .killed_rank()
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    println!("mpirun: rank {rank} exited on signal {signal}");
+    assert_eq!(signal, libc::SIGKILL);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(ranks_on_node2(), Vec::<u32>::new());
 }
@@ -268,4 +260,68 @@ fn strong_and_weak_scaling_count_the_same_hits_and_have_their_shape() {
     // 20 M samples counted by 4 ranks here are the 20 M of the strong sweep: the same hits.
     assert_eq!(weak[2].hits, strong[0].hits);
     assert!(weak[0].hits < weak[1].hits && weak[1].hits < weak[2].hits);
+}
+
+/// The `virtlab-ranks` processes in `cluster`'s nodes, waiting up to 10 s for them to go.
+fn ranks_left(cluster: &virtlab_cluster::Cluster) -> Vec<u32> {
+    let node_namespaces: Vec<_> = cluster
+        .nodes()
+        .iter()
+        .filter_map(|n| std::fs::read_link(format!("/proc/{}/ns/pid", n.holder_pid)).ok())
+        .collect();
+    let find = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                    .is_ok_and(|l| node_namespaces.contains(&l))
+                    && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == "virtlab-ranks")
+            })
+            .collect()
+    };
+    virtlab_testkit::eventually(Duration::from_secs(10), || find().is_empty());
+    find()
+}
+
+#[test]
+fn ranks_on_the_executor_stop_together_at_a_deadline_or_a_cancel_and_leave_no_rank() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let cluster = cluster(2);
+    let work = Work::new("worker", 200, 50).unwrap();
+    let deadline = Options {
+        deadline: Some(Duration::from_millis(1500)),
+        ..Options::quiet()
+    };
+    let run = executor::run(&mut Ranks::on(&cluster).unwrap(), &work, 3, deadline).unwrap();
+    for unit in &run.units {
+        assert_eq!(unit.status, Status::TimedOut { after_ms: 1500 }, "{unit:?}");
+        assert!((1..200).contains(&unit.detail.lines), "{unit:?}");
+        assert_eq!(unit.pid, unit.detail.host_pid, "{unit:?}");
+    }
+    assert!(
+        run.check().is_ok(),
+        "a deadline is not a rank's own failure"
+    );
+    assert_eq!(ranks_left(&cluster), Vec::<u32>::new());
+
+    // One rank cancelled stops the job: MPI cannot go on without it.
+    let cancel = Options {
+        cancel: Some(Cancel {
+            unit: 2,
+            after: Duration::from_millis(1500),
+        }),
+        ..Options::quiet()
+    };
+    let run = executor::run(&mut Ranks::on(&cluster).unwrap(), &work, 3, cancel).unwrap();
+    assert_eq!(run.units[1].status, Status::Cancelled { after_ms: 1500 });
+    for i in [0, 2] {
+        assert_eq!(run.units[i].status, Status::Stopped, "{:?}", run.units[i]);
+    }
+    assert_eq!(ranks_left(&cluster), Vec::<u32>::new());
 }

@@ -56,9 +56,15 @@ pub fn parse_bytes(what: &str, text: &str) -> Result<u64> {
 
 /// Seconds since 1970-01-01 UTC now (0 if the clock is before it).
 pub fn unix_now() -> u64 {
+    unix_now_f64() as u64
+}
+
+/// Seconds since 1970-01-01 UTC now, with their fraction: the clock programs on other nodes
+/// (MPI ranks) stamp their lines with.
+pub fn unix_now_f64() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A Unix time as `2026-12-07 14:02 UTC`.

@@ -9,7 +9,8 @@ use crate::{Error, Result};
 
 /// One kind of worker, as the lab knows it.
 pub struct Entry {
-    /// Its rung on the cost ladder: "task", "wasm", "thread", "process", "container", "vm".
+    /// Its rung on the cost ladder: "task", "wasm", "thread", "process", "container", "vm",
+    /// "rank".
     pub rung: &'static str,
     /// The `virtlab` subcommand that runs it.
     pub command: &'static str,
@@ -81,6 +82,18 @@ pub const REGISTRY: &[Entry] = &[
             made
         },
     },
+    Entry {
+        rung: "rank",
+        command: "mpi",
+        feature: "cluster",
+        make: || {
+            #[cfg(all(feature = "cluster", target_os = "linux"))]
+            let made = boxed(crate::cluster::kind::Ranks::for_ladder());
+            #[cfg(not(all(feature = "cluster", target_os = "linux")))]
+            let made = left_out("cluster");
+            made
+        },
+    },
 ];
 
 /// The registry's entry for `rung`, or the error that lists the rungs there are.
@@ -123,7 +136,7 @@ fn left_out(feature: &str) -> Result<Box<dyn AnyKind>> {
     Err(Error::unavailable(
         format!(
             "this build of virtlab leaves out the chapter feature '{feature}' (or this platform \
-             cannot run it: VMs need KVM on Linux x86-64, containers Linux)"
+             cannot run it: VMs need KVM on Linux x86-64, containers and MPI ranks Linux)"
         ),
         format!(
             "use the `virtlab` program (every chapter), or add \"{feature}\" to the features of \

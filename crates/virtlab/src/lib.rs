@@ -174,17 +174,20 @@
 //!
 //! # Chapter 8: many machines
 //!
-//! A cluster of namespace nodes on this machine, MPI ranks across it and Slurm scheduling jobs
-//! on it ([`cluster`], Linux, root; Open MPI and Slurm from `scripts/setup`). Not run as a doc
+//! A cluster of namespace nodes on this machine, MPI ranks across it (a kind of worker on the
+//! executor: the same work, each rank a unit) and Slurm scheduling jobs on it ([`cluster`],
+//! Linux, root; Open MPI and Slurm from `scripts/setup`). Not run as a doc
 //! test: it needs root. [`cluster::Support`] says what is missing, with the fix.
 //!
 //! ```no_run
 //! # #[cfg(target_os = "linux")] {
 //! use virtlab::cluster::{Cluster, ClusterSpec, Support, live, pingpong};
+//! use virtlab::{executor::Options, work::Work};
 //!
 //! let support = Support::detect();
 //! let cluster = support.if_nodes(|| Cluster::up(ClusterSpec::default()))?; // 3 medium nodes
-//! let hello = support.if_mpi(&cluster, |c| live::hello(c, 6, 3, 200, |l| println!("{l}")))?;
+//! let work = Work::new("worker", 3, 200)?;
+//! let hello = support.if_mpi(&cluster, |c| live::hello(c, &work, 6, Options::default()))?;
 //! let talk = support.if_mpi(&cluster, |c| pingpong::measure(c, &[8, 4096], 100, true))?;
 //! # let _ = (hello, talk);
 //! # }

@@ -156,8 +156,9 @@ enum Command {
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
     ClusterKeeper(cli::cluster::KeeperArgs),
-    /// Chapter 8: MPI ranks across a cluster of namespace nodes; prints
-    /// "0: rank-2 on node-2 pid 7 (host pid 4242)" lines as they come.
+    /// Chapter 8: MPI ranks across a cluster of namespace nodes, each a unit of the executor;
+    /// prints "0: rank-2 on node-2 pid 7 (host pid 4242)" lines as they come. --kill-rank R
+    /// SIGKILLs rank R from the host on purpose.
     #[cfg(target_os = "linux")]
     Mpi(cli::cluster::MpiArgs),
     /// Chapter 8: ping-pong latency and bandwidth, two ranks on one node vs on two nodes.

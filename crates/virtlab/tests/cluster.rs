@@ -102,11 +102,20 @@ fn mpi_leftovers() -> Vec<u32> {
     }
 }
 
+/// Checks that the cluster an `mpi --json` report names left nothing behind (namespaces, veths,
+/// cgroups, run folder, MPI's processes); returns it.
+fn nothing_left(report: &serde_json::Value) -> ClusterState {
+    let state: ClusterState = serde_json::from_value(report["cluster"].clone()).unwrap();
+    assert_eq!(leftovers(&state, &[], true), Vec::<String>::new());
+    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    state
+}
+
 #[test]
 fn bad_values_are_refused_before_anything_is_made() {
     let _serial = one_at_a_time();
     let before = rundir::folders();
-    let cases: [(&[&str], &str, &str); 8] = [
+    let cases: [(&[&str], &str, &str); 9] = [
         (&["mpi", "--nodes", "0"], "0 nodes", "1 to 253"),
         (&["mpi", "--nodes", "254"], "254 nodes", "1 to 253"),
         (&["mpi", "--ranks", "0"], "--ranks cannot be 0", "--ranks 6"),
@@ -116,6 +125,11 @@ fn bad_values_are_refused_before_anything_is_made() {
             "--iterations 3",
         ),
         (&["mpi", "--type", "huge"], "\"huge\"", "small"),
+        (
+            &["mpi", "--ranks", "3", "--kill-rank", "3"],
+            "--kill-rank cannot be 3",
+            "from 0 to 2",
+        ),
         (
             &["cluster", "up", "--name", "Bad Name"],
             "cannot name",
@@ -187,12 +201,81 @@ fn mpi_prints_the_essays_lines_and_leaves_nothing() {
             assert!(host.parse::<u32>().is_ok(), "{line}");
         }
     }
-    let ranks = report["ranks"].as_array().unwrap();
-    assert!(ranks.iter().all(|r| r["state"] == "finished"), "{ranks:?}");
-    let state: ClusterState = serde_json::from_value(report["cluster"].clone()).unwrap();
-    assert_eq!(state.nodes.len(), 3);
-    assert_eq!(leftovers(&state, &[], true), Vec::<String>::new());
+    // Each rank is a unit of the executor: its status, its host pid from its first event, and
+    // where it ran in its detail.
+    let units = report["run"]["units"].as_array().unwrap();
+    assert_eq!(units.len(), 6);
+    for (i, unit) in units.iter().enumerate() {
+        assert_eq!(unit["status"]["status"], "completed", "{unit}");
+        assert_eq!(unit["detail"]["rank"], i, "{unit}");
+        assert_eq!(unit["detail"]["lines"], 2, "{unit}");
+        assert_eq!(unit["pid"], unit["detail"]["host_pid"], "{unit}");
+        assert!(unit["first_line_ms"].as_f64().unwrap() > 0.0, "{unit}");
+    }
+    let lanes = report["run"]["timeline"]["events"].as_array().unwrap();
+    assert_eq!(lanes.len(), 6 * 4, "start, 2 iterations and end per rank");
+    assert_eq!(nothing_left(&report).nodes.len(), 3);
+}
+
+#[test]
+fn a_rank_killed_on_purpose_crashes_and_mpi_stops_the_others_leaving_nothing() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let out = virtlab(&[
+        "mpi",
+        "--nodes",
+        "2",
+        "--ranks",
+        "4",
+        "--iterations",
+        "60",
+        "--interval-ms",
+        "50",
+        "--kill-rank",
+        "2",
+        "--kill-at",
+        "2",
+        "--json",
+    ]);
+    assert!(!out.status.success(), "a unit crashed: the command fails");
+    assert!(
+        stderr(&out).contains("worker-3 crashed: killed by signal 9"),
+        "{}",
+        stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let units = report["run"]["units"].as_array().unwrap();
+    let victim = &units[2];
+    assert_eq!(victim["status"]["status"], "crashed", "{victim}");
+    assert_eq!(victim["status"]["detail"]["number"], 9, "{victim}");
+    assert_eq!(victim["detail"]["lines"], 2, "{victim}");
+    for unit in [&units[0], &units[1], &units[3]] {
+        assert_eq!(unit["status"]["status"], "stopped_because", "{unit}");
+        assert_eq!(unit["status"]["detail"]["unit"], "worker-3", "{unit}");
+        assert!(unit["detail"]["lines"].as_u64().unwrap() < 60, "{unit}");
+    }
+    assert_ne!(report["mpirun"]["exit_code"], 0);
+    nothing_left(&report);
+}
+
+#[test]
+fn the_ladder_measures_the_rank_rung_on_a_cluster_of_its_own() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let before = rundir::folders();
+    let out = virtlab(&["ladder-probe", "--kind", "rank", "--count", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let round: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let firsts = round["first_line_ms"].as_array().unwrap();
+    assert_eq!(firsts.len(), 3, "{round}");
+    // Open MPI's ranks are processes of their own: each adds memory to the probe's tree.
+    assert!(round["user_bytes_each"].as_f64().unwrap() > 0.0, "{round}");
     assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    assert_eq!(rundir::folders(), before, "the probe's cluster is removed");
 }
 
 #[test]

@@ -1,66 +1,16 @@
 //! Each branch of each sentence, from made-up runs.
 
 use super::*;
-use crate::cluster::ClusterState;
-use crate::mpi::{MpiRun, RankLine, RankState};
 use crate::pingpong::PingpongPoint;
 use crate::slurm::{Accounting, JobRecord};
-
-fn run(lines: Vec<RankLine>, first_line_ms: Option<f64>) -> MpiRun {
-    MpiRun {
-        command: "mpirun".into(),
-        lines,
-        exit_code: Some(0),
-        stderr: String::new(),
-        first_line_ms,
-        wall_ms: 900.0,
-    }
-}
-
-fn hello_line(rank: u32, init_ms: f64) -> RankLine {
-    RankLine::Hello {
-        rank,
-        size: 2,
-        iteration: 0,
-        node: format!("node-{}", rank + 1),
-        pid: 7,
-        pid_namespace: "pid:[1]".into(),
-        init_ms,
-        started_unix: 100.0,
-        unix: 100.5,
-        line: String::new(),
-    }
-}
+use virtlab_core::executor::{Crash, Failure, Status};
 
 fn hello(first_line_ms: Option<f64>, inits: &[f64]) -> Hello {
-    Hello {
-        cluster: ClusterState {
-            name: None,
-            owner: 1,
-            subnet: "10.213.1.0/24".into(),
-            host_address: "10.213.1.1".into(),
-            dir: "/run/x".into(),
-            switch_pid: 2,
-            nodes: vec![],
-            up_ms: 50.0,
-        },
-        essay_lines: vec![],
-        ranks: (0..inits.len() as u32)
-            .map(|rank| RankState {
-                rank,
-                lines: 1,
-                state: "finished".into(),
-            })
-            .collect(),
-        run: run(
-            inits
-                .iter()
-                .enumerate()
-                .map(|(r, i)| hello_line(r as u32, *i))
-                .collect(),
-            first_line_ms,
-        ),
-    }
+    let units: Vec<_> = inits
+        .iter()
+        .map(|i| (Status::Completed, first_line_ms, *i))
+        .collect();
+    crate::live::sample(&units, Some(0))
 }
 
 #[test]
@@ -315,46 +265,40 @@ fn the_queue_says_the_wait_and_the_bill() {
     assert!(queue_said(&queue(0)).contains("did not wait"));
 }
 
-fn fault(states: &[&str], exit_code: Option<i32>) -> Fault {
+fn fault(statuses: &[Status], exit_code: Option<i32>) -> Fault {
+    let units: Vec<_> = statuses
+        .iter()
+        .map(|s| (s.clone(), Some(1.0), 200.0))
+        .collect();
     Fault {
         victim: 1,
-        node: "node-2".into(),
-        host_pid: Some(42),
-        ranks: states
-            .iter()
-            .enumerate()
-            .map(|(rank, state)| RankState {
-                rank: rank as u32,
-                lines: 2,
-                state: state.to_string(),
-            })
-            .collect(),
-        run: MpiRun {
-            exit_code,
-            ..run(vec![], Some(1.0))
-        },
+        hello: crate::live::sample(&units, exit_code),
+    }
+}
+
+fn killed() -> Status {
+    Status::Crashed(Crash::Signal {
+        number: 9,
+        said: None,
+    })
+}
+
+fn stopped() -> Status {
+    Status::StoppedBecause {
+        unit: "worker-2".into(),
+        failure: Failure::Crashed,
     }
 }
 
 #[test]
 fn the_fault_says_what_happened_to_the_others() {
-    let all = fault_said(&fault(
-        &[
-            "stopped by mpirun",
-            "killed by signal 9",
-            "stopped by mpirun",
-        ],
-        Some(137),
-    ));
+    let all = fault_said(&fault(&[stopped(), killed(), stopped()], Some(137)));
     assert!(
         all.contains("ended the whole job") && all.contains("exited with 137"),
         "{all}"
     );
     assert!(all.contains("all 2 other"), "{all}");
-    let some = fault_said(&fault(
-        &["finished", "killed by signal 9", "stopped by mpirun"],
-        None,
-    ));
+    let some = fault_said(&fault(&[Status::Completed, killed(), stopped()], None));
     assert!(
         some.contains("stopped 1 of the 2") && some.contains("killed by a signal"),
         "{some}"
@@ -372,8 +316,12 @@ fn findings_say_which_parts_were_skipped() {
     }
     .table();
     let rows = table.rows();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 7);
     assert!(rows[0][1].contains("500 ms"));
     assert!(rows[1][1].starts_with("not measured"));
     assert!(rows[2][1].contains("slower"));
+    assert!(
+        rows[3][1].starts_with("not measured"),
+        "no rungs, no sentence"
+    );
 }

@@ -2,7 +2,7 @@
 //! virtual machines, containers, and the kinds later chapters add.
 //!
 //! A kind of worker implements [`Kind`]: how many units it can run, how to start one unit of a
-//! [`Work`], how to wake a unit that should stop, how to clean up, and what it reports about
+//! [`Work`] (units that can only start together, like MPI ranks, learn their number first), how to wake a unit that should stop, how to clean up, and what it reports about
 //! each unit beyond how it ended (its [`Detail`]: a container's shim pid, steps and counters;
 //! nothing for a thread). Everything else is written once, here: checking the options (unit
 //! counts, a fault, a runaway, a cancel, a deadline), the units' names, echoing their lines, the
@@ -285,6 +285,13 @@ pub trait Kind {
         false
     }
 
+    /// Told, once, how many units the run will ask for, before the first [`Kind::start`]: for
+    /// a kind whose units start together (MPI ranks under one `mpirun`, launched at the last
+    /// unit's `start`). Kinds that start each unit alone need nothing here.
+    fn starting(&mut self, units: usize) {
+        let _ = units;
+    }
+
     /// Starts one unit. It reports through `reporter` (its last report is
     /// [`Reporter::ended`]) and stops early when `stop` is set. `Err` means the unit could
     /// not be started (it is reported as refused).
@@ -435,6 +442,7 @@ pub fn run<K: Kind + ?Sized>(
         summary: None,
     };
     let mut tracked: Vec<Tracked> = Vec::with_capacity(units);
+    kind.kind.starting(units);
     for (index, work) in works.into_iter().enumerate() {
         let fault_at = options.fault.filter(|f| f.unit == index + 1).map(|f| f.at);
         let runaway_at = options

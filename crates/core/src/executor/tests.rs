@@ -144,3 +144,53 @@ fn without_fail_fast_the_neighbours_of_a_failed_unit_run_to_the_end() {
     assert_eq!(run.units[2].status, Status::Completed);
     assert!(run.check().is_err(), "the failure is still reported");
 }
+
+/// Threads held back until the last unit is asked for, then started together: the shape of a
+/// kind whose units start as one (MPI ranks under one mpirun).
+#[derive(Default)]
+struct Together {
+    threads: Threads,
+    told: Vec<usize>,
+    held: Vec<(Unit, Reporter, Stop)>,
+}
+
+impl Kind for Together {
+    type Detail = ();
+
+    fn name(&self) -> &'static str {
+        "thread"
+    }
+
+    fn limit(&self) -> UnitLimit {
+        self.threads.limit()
+    }
+
+    fn starting(&mut self, units: usize) {
+        self.told.push(units);
+    }
+
+    fn start(&mut self, unit: Unit, reporter: Reporter, stop: Stop) -> Result<()> {
+        let last = unit.index + 1 == self.told.last().copied().unwrap_or(0);
+        self.held.push((unit, reporter, stop));
+        if last {
+            for (unit, reporter, stop) in self.held.drain(..) {
+                self.threads.start(unit, reporter, stop)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> String {
+        self.threads.finish()
+    }
+}
+
+#[test]
+fn a_kind_is_told_the_unit_count_once_before_its_units_start_so_they_can_start_together() {
+    let work = Work::new("r", 2, 1).unwrap();
+    let mut kind = Together::default();
+    let run = run(&mut kind, &work, 3, Options::quiet()).unwrap();
+    assert_eq!(kind.told, vec![3]);
+    assert!(kind.held.is_empty());
+    assert!(run.succeeded(), "{:?}", run.units);
+}

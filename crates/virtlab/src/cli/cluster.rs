@@ -11,10 +11,13 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::process::Command;
 use virtlab::cluster::cluster::node_table;
+use virtlab::cluster::kind::Ranks;
 use virtlab::cluster::slurm::{NodeInfo, QueueDemo, SrunOverhead, SrunRun, Startup};
 use virtlab::cluster::{Cluster, ClusterSpec, ClusterState, Slurm, held};
 use virtlab::cluster::{live, mpi, pingpong};
 use virtlab::display::Table;
+use virtlab::executor::{Fault, Options};
+use virtlab::work::Work;
 use virtlab::{Error, Result};
 
 /// The cluster every subcommand makes: how many nodes, of which instance type.
@@ -96,6 +99,13 @@ pub struct MpiArgs {
     /// Pause between a rank's lines, in milliseconds.
     #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
     interval_ms: u64,
+    /// SIGKILL this MPI rank (0-based) from the host on purpose, at iteration --kill-at: MPI
+    /// then ends the whole job.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    kill_rank: Option<u32>,
+    /// The iteration (0-based) at which --kill-rank dies, after printing that many lines.
+    #[arg(long, value_name = "I", default_value_t = 2, requires = "kill_rank")]
+    kill_at: u32,
     #[arg(long)]
     json: bool,
 }
@@ -208,40 +218,39 @@ fn check_positive(flag: &str, value: u64, example: &str) -> Result<()> {
     Ok(())
 }
 
-/// `virtlab mpi`: ranks across a cluster of their own, each line printed as it comes.
+/// `virtlab mpi`: ranks across a cluster of their own, through the executor as units of the
+/// rank kind, each line printed as it comes.
 pub fn mpi(args: MpiArgs) -> Result<()> {
     let spec = args.nodes.spec()?;
     check_positive("--ranks", args.ranks as u64, "6")?;
     check_positive("--iterations", args.iterations.into(), "3")?;
-    mpi::ready()?;
-    let cluster = Cluster::up(spec)?;
-    let report = live::hello(
-        &cluster,
-        args.ranks,
-        args.iterations,
-        args.interval_ms,
-        |text| {
-            // Live lines go to stderr with --json, so stdout stays one JSON value.
-            if args.json {
-                eprintln!("{text}");
-            } else {
-                println!("{text}");
-            }
-        },
-    )?;
-    drop(cluster);
-    print(&report, args.json, |r| r.table().to_string())?;
-    if report.run.exit_code != Some(0) {
-        return Err(Error::new(
-            format!(
-                "mpirun ended with {:?}: {}",
-                report.run.exit_code,
-                report.run.stderr.trim()
-            ),
-            "see the ranks' ends above; run it again, or with fewer ranks",
+    let work = Work::new("worker", args.iterations, args.interval_ms)?;
+    if let Some(rank) = args.kill_rank.filter(|&r| r as usize >= args.ranks) {
+        return Err(Error::invalid(
+            "--kill-rank",
+            rank,
+            format!("name a rank from 0 to {}", args.ranks - 1),
         ));
     }
-    Ok(())
+    mpi::ready()?;
+    let cluster = Cluster::up(spec)?;
+    let mut ranks = Ranks::on(&cluster)?;
+    // Live lines go to stderr with --json, so stdout stays one JSON value.
+    if args.json {
+        ranks = ranks.lines_to_stderr();
+    }
+    let options = Options {
+        echo: !args.json,
+        fault: args.kill_rank.map(|rank| Fault {
+            unit: rank as usize + 1,
+            at: args.kill_at,
+        }),
+        ..Options::default()
+    };
+    let report = live::hello_of(ranks, &work, args.ranks, options)?;
+    drop(cluster);
+    print(&report, args.json, |r| r.table().to_string())?;
+    report.run.check().map(drop)
 }
 
 /// `virtlab pingpong`: two ranks on one node, then on two nodes.
