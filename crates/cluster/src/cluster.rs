@@ -280,6 +280,14 @@ impl Cluster {
             .sum()
     }
 
+    /// The nodes' cgroup folders, where the CPU time of every process in a node is counted.
+    pub fn cgroup_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.cgroups
+            .iter()
+            .flat_map(|g| g.dirs().to_vec())
+            .collect()
+    }
+
     /// Shows the node table as the cell's output in a notebook.
     pub fn evcxr_display(&self) {
         nodes(&self.state).evcxr_display();

@@ -83,7 +83,7 @@ pub fn scaling_said(strong: &[ScalingPoint], weak: &[ScalingPoint], cpus: usize)
             )
         } else {
             let why = match at.load.as_ref().and_then(Load::busy_cause) {
-                Some(cause) => format!("while the {cpus}-rank runs ran, {cause}"),
+                Some(cause) => format!("at {cpus} ranks, {cause}"),
                 None => format!(
                     "the {cpus}-rank runs were slower than these cores allow, and other programs \
                      do not explain it: re-run to tell it from run-to-run noise"

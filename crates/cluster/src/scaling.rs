@@ -148,7 +148,9 @@ pub fn sweep(cluster: &Cluster, plan: &ScalingPlan) -> Result<Vec<ScalingPoint>>
         let mut hits = None;
         let (mut init, mut compute, mut reduce, mut wall) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let sampler = load::Sampler::start();
+        // The ranks end as children of their node's first process, not ours: their CPU time is
+        // read from the nodes' cgroups, so it is not taken for other programs'.
+        let sampler = load::Sampler::start_counting(&cluster.cgroup_dirs());
         for _ in 0..plan.repeats {
             let run = Mpirun::new(cluster, ranks)
                 .yield_when_idle(true)

@@ -10,6 +10,7 @@
 //! cores, a product above the peak) names it as the likely cause.
 
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Other programs' average CPU use from which a result is worth a warning: a quarter of a CPU
@@ -108,16 +109,29 @@ pub fn quiet_row(load: Option<&Load>, consequence: &str) -> [String; 2] {
 pub struct Sampler {
     started: Instant,
     machine: Option<MachineTicks>,
-    own_ticks: Option<u64>,
+    own_ticks: Option<OwnTicks>,
+    /// Cgroups whose processes are ours too, with their CPU time (ns) at the start.
+    groups: Vec<(PathBuf, Option<u64>)>,
 }
 
 impl Sampler {
     /// Reads the counters now.
     pub fn start() -> Sampler {
+        Sampler::start_counting(&[])
+    }
+
+    /// Reads the counters now, counting the processes in the cgroups `groups` as ours too:
+    /// work we started that is not reaped through our own process (a cluster node's ranks end
+    /// as children of the node's first process, not of ours).
+    pub fn start_counting(groups: &[PathBuf]) -> Sampler {
         Sampler {
             started: Instant::now(),
             machine: machine_ticks(),
             own_ticks: own_ticks(),
+            groups: groups
+                .iter()
+                .map(|g| (g.clone(), group_cpu_ns(g)))
+                .collect(),
         }
     }
 
@@ -125,13 +139,27 @@ impl Sampler {
     /// cannot be read (not Linux, no `/proc`).
     pub fn stop(&self) -> Option<Load> {
         let seconds = self.started.elapsed().as_secs_f64();
-        let own = own_ticks()?.saturating_sub(self.own_ticks?);
+        let hz = clock_ticks_per_second();
+        let (before, after) = (self.own_ticks?, own_ticks()?);
+        let mut own = after.total.saturating_sub(before.total);
+        if !self.groups.is_empty() {
+            let groups_ns: u64 = self
+                .groups
+                .iter()
+                .filter_map(|(g, at_start)| Some(group_cpu_ns(g)?.saturating_sub((*at_start)?)))
+                .sum();
+            // Each is a floor of what was ours: the groups' processes may also have been reaped
+            // into our own children's time, so the two are not added.
+            let with_groups =
+                after.own.saturating_sub(before.own) + (groups_ns as f64 * hz / 1e9).round() as u64;
+            own = own.max(with_groups);
+        }
         Some(load_between(
             self.machine.as_ref()?,
             &machine_ticks()?,
             own,
             seconds,
-            clock_ticks_per_second(),
+            hz,
         ))
     }
 }
@@ -208,20 +236,49 @@ pub fn parse_stat(text: &str) -> Option<MachineTicks> {
 
 /// This process's CPU time in clock ticks: its own threads (utime + stime) and the children it
 /// has waited for (cutime + cstime), from `/proc/self/stat`.
-fn own_ticks() -> Option<u64> {
+/// This process's CPU time in clock ticks: its own, and with its waited-for children's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OwnTicks {
+    own: u64,
+    total: u64,
+}
+
+fn own_ticks() -> Option<OwnTicks> {
     parse_own(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 
-fn parse_own(text: &str) -> Option<u64> {
+fn parse_own(text: &str) -> Option<OwnTicks> {
     // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
     let after_name = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Fields 14-17 of the whole line (utime stime cutime cstime) are 12-15 after the name.
-    fields
+    let times: Vec<u64> = fields
         .get(11..15)?
         .iter()
         .map(|f| f.parse::<u64>().ok())
-        .sum()
+        .collect::<Option<_>>()?;
+    Some(OwnTicks {
+        own: times[0] + times[1],
+        total: times.iter().sum(),
+    })
+}
+
+/// The CPU time of the processes in cgroup `dir` (v2 `cpu.stat`, or v1 `cpuacct.usage`), ns.
+fn group_cpu_ns(dir: &Path) -> Option<u64> {
+    if let Ok(stat) = std::fs::read_to_string(dir.join("cpu.stat")) {
+        let usec = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(usec) = usec {
+            return Some(usec * 1000);
+        }
+    }
+    std::fs::read_to_string(dir.join("cpuacct.usage"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The kernel's tick rate for `/proc` CPU times (`sysconf(_SC_CLK_TCK)`, usually 100).
@@ -269,8 +326,26 @@ mod tests {
     #[test]
     fn own_time_is_read_after_a_name_with_spaces_and_parentheses() {
         let line = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 20 11 20 0 1 0 5 0 0";
-        assert_eq!(parse_own(line), Some(7 + 3 + 20 + 11));
+        assert_eq!(
+            parse_own(line),
+            Some(OwnTicks {
+                own: 7 + 3,
+                total: 7 + 3 + 20 + 11
+            })
+        );
         assert_eq!(parse_own("42 (x) S 1"), None);
+    }
+
+    #[test]
+    fn a_groups_cpu_time_is_read_in_either_cgroup_version() {
+        let dir = std::env::temp_dir().join(format!("virtlab-load-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(group_cpu_ns(&dir), None);
+        std::fs::write(dir.join("cpuacct.usage"), "1500\n").unwrap();
+        assert_eq!(group_cpu_ns(&dir), Some(1500), "v1");
+        std::fs::write(dir.join("cpu.stat"), "usage_usec 2000\nuser_usec 1500\n").unwrap();
+        assert_eq!(group_cpu_ns(&dir), Some(2_000_000), "v2 first");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
