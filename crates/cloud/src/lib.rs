@@ -3,13 +3,14 @@
 //! Published prices as data ([`prices`]), the bill of a measured usage record ([`bill`]),
 //! break-even and "coin play" ([`breakeven`]), a seeded request trace ([`trace`]) and elastic
 //! serving with real processes and real cold starts ([`serve`]), whose instances speak the
-//! request protocol of [`requests`].
+//! request protocol of [`requests`]; noisy neighbours and overcommit ([`neighbours`]).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bill;
 pub mod breakeven;
 pub mod error;
 pub mod instance;
+pub mod neighbours;
 pub mod prices;
 pub mod requests;
 pub mod serve;

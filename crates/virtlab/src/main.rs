@@ -167,6 +167,10 @@ enum Command {
     /// run and a month at its rate, with the prices' sources and dates.
     #[cfg(target_os = "linux")]
     Bill(cli::cloud::BillArgs),
+    /// Chapter 9: noisy neighbours. Tenants sold a vCPU each on this machine's cores (1×-4×
+    /// overcommit), one greedy: a serving victim's p99 and CPU wait, with and without quotas.
+    #[cfg(target_os = "linux")]
+    Neighbours(cli::cloud::NeighboursArgs),
     // Chapter 6 drives KVM with x86-64 guest code.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[command(flatten)]
@@ -297,6 +301,8 @@ fn run(command: Command) -> virtlab::Result<()> {
         Command::Serve(args) => cli::cloud::serve(args),
         #[cfg(target_os = "linux")]
         Command::Bill(args) => cli::cloud::bill(args),
+        #[cfg(target_os = "linux")]
+        Command::Neighbours(args) => cli::cloud::neighbours(args),
         #[cfg(target_os = "linux")]
         Command::Started(Started::Instance(args)) => cli::cloud::instance(args),
         Command::Scale {

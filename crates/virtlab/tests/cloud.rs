@@ -1,7 +1,7 @@
 //! Chapter 9 for real: chapter 7's containers as serving instances (a real container start per
 //! cold start, resources read from the cgroup), `virtlab serve` and `virtlab bill` with real
-//! processes, bad values refused with a fix, and nothing left behind (no instance, shim or
-//! cgroup) when a run ends or its CLI is killed.
+//! processes, noisy neighbours against overcommit, bad values refused with a fix, and nothing
+//! left behind (no instance, shim or cgroup) when a run ends or its CLI is killed.
 #![cfg(target_os = "linux")]
 
 use serde_json::Value;
@@ -11,8 +11,11 @@ use std::time::Duration;
 use virtlab::cloud::InstanceKind;
 use virtlab::cloud::container::ContainerLauncher;
 use virtlab::cloud::instance::Launcher;
+use virtlab::cloud::neighbours::Neighbours;
+use virtlab::cloud::neighbours::watch::Watched;
 use virtlab::cloud::prices::{PriceBook, Size};
 use virtlab::cloud::runs::{Billed, Served};
+use virtlab::cloud::trace::Trace;
 use virtlab::cloud::work::monte_carlo_hits;
 use virtlab_testkit as common;
 use virtlab_testkit::{children_of, eventually, is_alive};
@@ -315,4 +318,134 @@ fn a_json_serve_run_reads_back_whole() {
     let value: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["plan"]["kind"], "process");
     assert_eq!(value["runs"][0]["spec"]["policy"]["policy"], "fixed");
+}
+
+#[test]
+fn a_watched_instance_reports_its_cpu_and_run_queue_wait_when_it_stops() {
+    let watched = Watched::new(InstanceKind::Process.launcher(SIZE).unwrap());
+    let mut instance = watched.launch().unwrap();
+    let pid = instance.pid();
+    assert_eq!(
+        instance.call(200_000, 1).unwrap(),
+        monte_carlo_hits(200_000, 1)
+    );
+    assert!(watched.lives().is_empty(), "recorded before it stopped");
+    drop(instance);
+    let lives = watched.lives();
+    assert_eq!(lives.len(), 1);
+    assert_eq!(lives[0].pid, pid);
+    assert!(lives[0].cpu_s > 0.0, "{lives:?}");
+    assert!(
+        lives[0].alive_s >= lives[0].cpu_s + lives[0].waited_s,
+        "{lives:?}"
+    );
+    assert!(!is_alive(pid));
+}
+
+#[test]
+fn neighbours_measures_each_ratio_with_and_without_quotas_and_leaves_nothing() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["neighbours", "--ratios", "1,2", "--duration", "1"])
+        .args(["--samples", "20000", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    let out = cli.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let n: Neighbours = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        group_dirs_of(cli_pid).is_empty(),
+        "{:?}",
+        group_dirs_of(cli_pid)
+    );
+    assert_eq!(n.points.len(), 4);
+    let victim_requests = Trace::generate(n.spec.trace(1)).unwrap().arrivals.len();
+    for (p, (ratio, quotas)) in
+        n.points
+            .iter()
+            .zip([(1.0, true), (1.0, false), (2.0, true), (2.0, false)])
+    {
+        assert_eq!((p.ratio, p.quotas), (ratio, quotas));
+        assert_eq!(p.tenants, n.spec.tenants(ratio));
+        assert_eq!(p.victim.served, victim_requests, "{p:?}");
+        assert!(p.victim.p99_s().is_some() && p.all_p99_s.is_some());
+        assert!(p.victim.cpu_s > 0.0 && p.greedy_cpu_s > 0.0, "{p:?}");
+        if quotas {
+            // The quota holds the greedy tenant to its vCPU (one 100 ms period of slack).
+            assert!(p.greedy_cpu_s <= n.spec.vcpu * p.seconds + 0.1, "{p:?}");
+        }
+    }
+    let said = n.what_we_saw().join("\n");
+    assert!(
+        said.contains("p99 was lower with quotas at") && said.contains("EuroSys 2015"),
+        "{said}"
+    );
+}
+
+#[test]
+fn neighbours_refuses_bad_plans_with_a_fix() {
+    refused(
+        &["neighbours", "--ratios", "0"],
+        "overcommit ratio cannot be 0",
+    );
+    refused(
+        &["neighbours", "--ratios", "0.01"],
+        "tenants at ratio 0.01 cannot be 0",
+    );
+    refused(
+        &["neighbours", "--ratios", "1,100"],
+        "tenants at ratio 100 cannot be",
+    );
+    refused(&["neighbours", "--vcpu", "0"], "vCPUs cannot be 0");
+    refused(&["neighbours", "--duration", "0"], "seconds cannot be 0");
+    refused(&["instance", "--threads", "0"], "threads cannot be 0");
+}
+
+#[test]
+fn sigkill_of_neighbours_leaves_no_tenant_or_cgroup() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["neighbours", "--ratios", "2", "--duration", "60"])
+        .args(["--samples", "20000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    let tenants = 2 * virtlab_core::machine::usable_cpus();
+    // The greedy tenant and every serving one are up, each a container with its groups.
+    assert!(
+        eventually(SETTLE, || children_of(cli_pid).len() == tenants),
+        "{:?}",
+        children_of(cli_pid)
+    );
+    let mut left: Vec<u32> = children_of(cli_pid);
+    for dir in group_dirs_of(cli_pid) {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
+    }
+    assert!(
+        left.len() > tenants,
+        "no pid 1 found in the groups: {left:?}"
+    );
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    assert!(
+        eventually(SETTLE, || group_dirs_of(cli_pid).is_empty()),
+        "groups left: {:?}",
+        group_dirs_of(cli_pid)
+    );
+    assert!(
+        eventually(SETTLE, || !left.iter().any(|p| is_alive(*p))),
+        "left {left:?}"
+    );
 }
