@@ -23,6 +23,7 @@ pub mod cost;
 pub mod error;
 pub mod executor;
 pub mod hits;
+pub mod limits;
 pub mod load;
 pub mod machine;
 pub mod memory;
@@ -36,6 +37,7 @@ pub mod store;
 pub mod strict;
 pub mod threads;
 pub mod timeline;
+pub mod traps;
 pub mod units;
 pub mod work;
 
