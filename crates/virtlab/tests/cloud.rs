@@ -1,6 +1,7 @@
 //! Chapter 9 for real: chapter 7's containers as serving instances (a real container start per
 //! cold start, resources read from the cgroup), `virtlab serve` and `virtlab bill` with real
-//! processes, noisy neighbours against overcommit, bad values refused with a fix, and nothing
+//! processes, noisy neighbours against overcommit, "which layer am I in?" natively and in a
+//! container, bad values refused with a fix, and nothing
 //! left behind (no instance, shim or cgroup) when a run ends or its CLI is killed.
 #![cfg(target_os = "linux")]
 
@@ -11,11 +12,13 @@ use std::time::Duration;
 use virtlab::cloud::InstanceKind;
 use virtlab::cloud::container::ContainerLauncher;
 use virtlab::cloud::instance::Launcher;
+use virtlab::cloud::layers::Place;
 use virtlab::cloud::neighbours::Neighbours;
 use virtlab::cloud::neighbours::watch::Watched;
 use virtlab::cloud::prices::{PriceBook, Size};
 use virtlab::cloud::runs::{Billed, Served};
 use virtlab::cloud::trace::Trace;
+use virtlab::cloud::whereami::{Verdict, Whereami};
 use virtlab::cloud::work::monte_carlo_hits;
 use virtlab_testkit as common;
 use virtlab_testkit::{children_of, eventually, is_alive};
@@ -248,7 +251,7 @@ fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
         return;
     };
     for kind in ["container", "process"] {
-        let mut cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
             .args(["serve", "--instance", kind, "--policy", "fixed"])
             .args([
                 "--duration",
@@ -270,23 +273,31 @@ fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
             "{kind}: {:?}",
             children_of(cli_pid)
         );
-        let mut left: Vec<u32> = children_of(cli_pid);
-        for dir in group_dirs_of(cli_pid) {
-            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-            left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
-        }
-        cli.kill().unwrap();
-        cli.wait().unwrap();
-        assert!(
-            eventually(SETTLE, || group_dirs_of(cli_pid).is_empty()),
-            "{kind}: groups left: {:?}",
-            group_dirs_of(cli_pid)
-        );
-        assert!(
-            eventually(SETTLE, || !left.iter().any(|p| is_alive(*p))),
-            "{kind}: left {left:?}"
-        );
+        kill_and_check_nothing_is_left(cli);
     }
+}
+
+/// The CLI's children and every process in its groups, then SIGKILL to the CLI: its groups
+/// must go and every one of those processes end. Returns how many processes there were.
+fn kill_and_check_nothing_is_left(mut cli: std::process::Child) -> usize {
+    let cli_pid = cli.id();
+    let mut left: Vec<u32> = children_of(cli_pid);
+    for dir in group_dirs_of(cli_pid) {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
+    }
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    assert!(
+        eventually(SETTLE, || group_dirs_of(cli_pid).is_empty()),
+        "groups left: {:?}",
+        group_dirs_of(cli_pid)
+    );
+    assert!(
+        eventually(SETTLE, || !left.iter().any(|p| is_alive(*p))),
+        "left {left:?}"
+    );
+    left.len()
 }
 
 #[test]
@@ -413,7 +424,7 @@ fn sigkill_of_neighbours_leaves_no_tenant_or_cgroup() {
     let Some(_serial) = containers() else {
         return;
     };
-    let mut cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
         .args(["neighbours", "--ratios", "2", "--duration", "60"])
         .args(["--samples", "20000"])
         .stdin(Stdio::null())
@@ -422,30 +433,75 @@ fn sigkill_of_neighbours_leaves_no_tenant_or_cgroup() {
         .unwrap();
     let cli_pid = cli.id();
     let tenants = 2 * virtlab_core::machine::usable_cpus();
-    // The greedy tenant and every serving one are up, each a container with its groups.
+    // The greedy tenant and every serving one are up: a shim each, pid 1 in each group.
     assert!(
-        eventually(SETTLE, || children_of(cli_pid).len() == tenants),
+        eventually(SETTLE, || children_of(cli_pid).len() == tenants
+            && group_dirs_of(cli_pid).len() >= tenants),
         "{:?}",
         children_of(cli_pid)
     );
-    let mut left: Vec<u32> = children_of(cli_pid);
-    for dir in group_dirs_of(cli_pid) {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
-    }
+    let seen = kill_and_check_nothing_is_left(cli);
+    assert!(seen > tenants, "no pid 1 found in the groups: {seen}");
+}
+
+#[test]
+fn whereami_decides_from_its_own_evidence() {
+    let out = virtlab(&["whereami", "--json"]);
     assert!(
-        left.len() > tenants,
-        "no pid 1 found in the groups: {left:?}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    cli.kill().unwrap();
-    cli.wait().unwrap();
+    let here: Whereami = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(here.verdict, Verdict::of(&here.evidence));
+    assert!(here.evidence.pid > 1 && here.evidence.syscall_ns > 0.0);
+    let text = String::from_utf8_lossy(&virtlab(&["whereami"]).stdout).into_owned();
+    assert!(text.contains("the instance it was given"), "{text}");
+}
+
+#[test]
+fn whereami_in_a_container_is_pid_1_of_its_own_namespaces_and_leaves_nothing() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["whereami", "--everywhere", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    let out = cli.wait_with_output().unwrap();
     assert!(
-        eventually(SETTLE, || group_dirs_of(cli_pid).is_empty()),
-        "groups left: {:?}",
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let places: Vec<Place> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        group_dirs_of(cli_pid).is_empty(),
+        "{:?}",
         group_dirs_of(cli_pid)
     );
-    assert!(
-        eventually(SETTLE, || !left.iter().any(|p| is_alive(*p))),
-        "left {left:?}"
-    );
+    let [native, inside] = places.as_slice() else {
+        panic!("{places:?}");
+    };
+    let native = native.answer.as_ref().unwrap();
+    let inside = inside.answer.as_ref().unwrap();
+    assert_eq!(inside.evidence.pid, 1);
+    assert!(inside.verdict.container.found, "{:?}", inside.verdict);
+    let pid_ns = |w: &Whereami| {
+        w.evidence
+            .namespaces
+            .iter()
+            .find(|n| n.kind == "pid")
+            .map(|n| n.ours)
+    };
+    assert_ne!(pid_ns(native), pid_ns(inside));
+    // The container shares the machine's CPU: the hypervisor CPUID reports is the same.
+    assert_eq!(native.evidence.hypervisor, inside.evidence.hypervisor);
+    for w in [native, inside] {
+        assert_eq!(w.verdict, Verdict::of(&w.evidence));
+    }
 }

@@ -1,13 +1,15 @@
 //! Chapter 9's subcommands: `serve` (a trace served by each policy on process or container
 //! instances; prints [`virtlab::cloud::runs::Served`]), `bill` (a serve run billed by every
 //! product that sells each policy; prints [`virtlab::cloud::runs::Billed`]), `neighbours`
-//! (noisy neighbours against overcommit; prints [`virtlab::cloud::neighbours::Neighbours`]) and the hidden
+//! (noisy neighbours against overcommit; prints [`virtlab::cloud::neighbours::Neighbours`]),
+//! `whereami` (which layers this runs in; prints [`virtlab::cloud::whereami::Whereami`]) and the hidden
 //! `instance` (one instance, as a plain process or as pid 1 of a container).
 
 use clap::Args;
 use std::io::BufReader;
 use std::path::PathBuf;
 use virtlab::cloud::InstanceKind;
+use virtlab::cloud::layers;
 use virtlab::cloud::neighbours::NeighbourSpec;
 use virtlab::cloud::noisy::{self, measure};
 use virtlab::cloud::prices::{PriceBook, Size};
@@ -15,6 +17,7 @@ use virtlab::cloud::requests::answer_requests_on;
 use virtlab::cloud::runs::{Plan, Served, bill_served, serve_policies};
 use virtlab::cloud::serve::Policy;
 use virtlab::cloud::trace::TraceSpec;
+use virtlab::cloud::whereami::Whereami;
 use virtlab::{Error, Result};
 
 /// `virtlab serve`'s flags.
@@ -109,6 +112,16 @@ pub struct NeighboursArgs {
     /// The traces' seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `virtlab whereami`'s flags.
+#[derive(Args)]
+pub struct WhereamiArgs {
+    /// Ask natively and inside one of chapter 7's containers, and print one table.
+    #[arg(long)]
+    everywhere: bool,
     #[arg(long)]
     json: bool,
 }
@@ -212,6 +225,24 @@ pub fn neighbours(args: NeighboursArgs) -> Result<()> {
     print!("{}", noisy::table(&measured));
     print!("{}", noisy::what_we_saw(&measured));
     Ok(())
+}
+
+/// Which layers this program runs in, here or `--everywhere`.
+pub fn whereami(args: WhereamiArgs) -> Result<()> {
+    let places = if args.everywhere {
+        layers::survey()?
+    } else {
+        let here = Whereami::here();
+        if args.json {
+            return super::print_json(&here);
+        }
+        vec![layers::Place {
+            place: "here".into(),
+            answer: Some(here),
+            skipped: None,
+        }]
+    };
+    super::print(&places, args.json, |p| layers::table(p))
 }
 
 /// One instance: answers requests until they end.

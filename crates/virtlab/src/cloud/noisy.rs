@@ -6,6 +6,7 @@
 //! its cgroup removed when a point ends, whichever way it ends (the instances' and the greedy
 //! tenant's drops).
 
+use super::chapter::containers_here;
 use super::container::{ContainerLauncher, MAX_THREADS};
 use super::instance::{Instance, Launcher};
 use super::neighbours::watch::Watched;
@@ -42,6 +43,79 @@ pub fn measure(spec: &NeighbourSpec) -> Result<Neighbours> {
         cpu: virtlab_core::machine::cpu_model(),
         points,
     })
+}
+
+/// Measures `spec` in the release `virtlab` program (`virtlab neighbours --json`: the fronts,
+/// load generators and tenants' starts are timed there, not in a notebook's unoptimised
+/// process). Where containers cannot be started, prints why and how to get them
+/// (`Skipped: … Fix: …`) and returns `None`.
+pub fn in_release_build(spec: &NeighbourSpec) -> Result<Option<Neighbours>> {
+    spec.check()?;
+    if let Err(e) = containers_here() {
+        println!("Skipped: {}. Fix: {}", e.problem(), e.fix());
+        return Ok(None);
+    }
+    let ratios: Vec<String> = spec.ratios.iter().map(f64::to_string).collect();
+    let args: Vec<String> = vec![
+        "neighbours".into(),
+        "--json".into(),
+        "--ratios".into(),
+        ratios.join(","),
+        "--vcpu".into(),
+        spec.vcpu.to_string(),
+        "--rate".into(),
+        spec.rate_per_s.to_string(),
+        "--duration".into(),
+        spec.duration_s.to_string(),
+        "--samples".into(),
+        spec.samples_per_request.to_string(),
+        "--seed".into(),
+        spec.seed.to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::release::json("the neighbours run", &args).map(Some)
+}
+
+/// A notebook cell: shows `draw(measured)` where it was measured; where it was skipped, says
+/// again why.
+pub fn cell<T: Shown>(
+    measured: &Option<Neighbours>,
+    draw: impl FnOnce(&Neighbours) -> Result<T>,
+) -> Result<()> {
+    match measured {
+        Some(n) => draw(n).map(|shown| shown.show()),
+        None => {
+            let why = containers_here().err().map_or_else(
+                || {
+                    (
+                        "the neighbours were not measured: their cell has not run".to_string(),
+                        "run the cells above this one, from the top".to_string(),
+                    )
+                },
+                |e| (e.problem().to_string(), e.fix().to_string()),
+            );
+            println!("Skipped: {}. Fix: {}", why.0, why.1);
+            Ok(())
+        }
+    }
+}
+
+/// What a notebook cell can show inline.
+pub trait Shown {
+    /// Shows it as the cell's output.
+    fn show(&self);
+}
+
+impl Shown for Table {
+    fn show(&self) {
+        self.evcxr_display();
+    }
+}
+
+impl Shown for Figure {
+    fn show(&self) {
+        self.evcxr_display();
+    }
 }
 
 fn launcher(
