@@ -47,14 +47,15 @@ mod os {
         }
     }
 
-    /// Reads cgroup v2 `cpu.max`, falling back to v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us`.
+    /// Reads this process's cgroup's v2 `cpu.max`, falling back to v1's `cpu.cfs_quota_us` /
+    /// `cpu.cfs_period_us`.
     pub fn cgroup_cpu_quota() -> Limit<f64> {
-        if let Some(text) = read("/sys/fs/cgroup/cpu.max") {
+        if let Some(text) = group_file(None, "cpu.max") {
             return parse_cpu_max(&text);
         }
         match (
-            read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
-            read("/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+            group_file(Some("cpu"), "cpu.cfs_quota_us"),
+            group_file(Some("cpu"), "cpu.cfs_period_us"),
         ) {
             (Some(quota), Some(period)) => parse_cpu_max(&format!(
                 "{} {}",
@@ -63,6 +64,28 @@ mod os {
             )),
             _ => Limit::Unknown("no cgroup CPU controller is visible".into()),
         }
+    }
+
+    /// A file of this process's own group (`/proc/self/cgroup`) under the v1 hierarchy of
+    /// `controller`, or the v2 one for `None`; the hierarchy's root where the group's folder
+    /// is not visible (a cgroup namespace shows its root as "/", a container may not mount it).
+    fn group_file(controller: Option<&str>, file: &str) -> Option<String> {
+        let groups = read("/proc/self/cgroup").unwrap_or_default();
+        let base = match controller {
+            Some(c) => format!("/sys/fs/cgroup/{c}"),
+            None => "/sys/fs/cgroup".to_string(),
+        };
+        let path = groups.lines().find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            let ours = match controller {
+                Some(c) => controllers.split(',').any(|n| n == c),
+                None => controllers.is_empty(),
+            };
+            ours.then(|| path.to_string())
+        });
+        path.and_then(|p| read(&format!("{base}{}/{file}", p.trim_end_matches('/'))))
+            .or_else(|| read(&format!("{base}/{file}")))
     }
 
     /// CPUs from a `cpu.max` line (`quota period`, or `max period`).
@@ -84,8 +107,8 @@ mod os {
     /// The most memory this process's cgroup may use: v2 `memory.max`, or v1's
     /// `memory.limit_in_bytes`.
     pub fn cgroup_memory_limit() -> Limit<u64> {
-        let text = match read("/sys/fs/cgroup/memory.max")
-            .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+        let text = match group_file(None, "memory.max")
+            .or_else(|| group_file(Some("memory"), "memory.limit_in_bytes"))
         {
             Some(t) => t,
             None => return Limit::Unknown("no cgroup memory controller is visible".into()),

@@ -20,6 +20,7 @@ use virtlab::cloud::runs::{Billed, Served};
 use virtlab::cloud::trace::Trace;
 use virtlab::cloud::whereami::{Verdict, Whereami};
 use virtlab::cloud::work::monte_carlo_hits;
+use virtlab_core::limits::Limit;
 use virtlab_testkit as common;
 use virtlab_testkit::{children_of, eventually, is_alive};
 
@@ -201,6 +202,25 @@ fn serve_on_processes_then_bill_by_every_product_that_sells_each_policy() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The command's `--json` output, once it has succeeded and no cgroup of its is left.
+fn json_leaving_no_group<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    let out = cli.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let groups = group_dirs_of(cli_pid);
+    assert!(groups.is_empty(), "{args:?} left {groups:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The command fails with a message that names `problem` and says how to fix it.
 fn refused(args: &[&str], problem: &str) {
     let out = virtlab(args);
@@ -358,24 +378,15 @@ fn neighbours_measures_each_ratio_with_and_without_quotas_and_leaves_nothing() {
     let Some(_serial) = containers() else {
         return;
     };
-    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-        .args(["neighbours", "--ratios", "1,2", "--duration", "1"])
-        .args(["--samples", "20000", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let cli_pid = cli.id();
-    let out = cli.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let n: Neighbours = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        group_dirs_of(cli_pid).is_empty(),
-        "{:?}",
-        group_dirs_of(cli_pid)
-    );
+    let n: Neighbours = json_leaving_no_group(&[
+        "neighbours",
+        "--ratios",
+        "1,2",
+        "--duration",
+        "1",
+        "--samples",
+        "20000",
+    ]);
     assert_eq!(n.points.len(), 4);
     let victim_requests = Trace::generate(n.spec.trace(1)).unwrap().arrivals.len();
     for (p, (ratio, quotas)) in
@@ -460,33 +471,27 @@ fn whereami_decides_from_its_own_evidence() {
 }
 
 #[test]
-fn whereami_in_a_container_is_pid_1_of_its_own_namespaces_and_leaves_nothing() {
+fn whereami_in_a_container_and_on_a_node_sees_their_namespaces_and_leaves_nothing() {
     let Some(_serial) = containers() else {
         return;
     };
-    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-        .args(["whereami", "--everywhere", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let cli_pid = cli.id();
-    let out = cli.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let places: Vec<Place> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        group_dirs_of(cli_pid).is_empty(),
-        "{:?}",
-        group_dirs_of(cli_pid)
-    );
-    let [native, inside] = places.as_slice() else {
+    let places: Vec<Place> = json_leaving_no_group(&["whereami", "--everywhere"]);
+    let [native, inside, node] = places.as_slice() else {
         panic!("{places:?}");
     };
+    // A node needs root (and ip, nsenter): where it could not be made, the place says why.
+    match &node.answer {
+        Some(on_node) => {
+            assert!(on_node.verdict.container.found, "{:?}", on_node.verdict);
+            // The node's instance type is its cgroup's limits, seen from inside.
+            assert!(
+                matches!(on_node.evidence.memory_limit, Limit::Set(_)),
+                "{:?}",
+                on_node.evidence
+            );
+        }
+        None => assert!(node.skipped.as_ref().unwrap().contains("Fix:"), "{node:?}"),
+    }
     let native = native.answer.as_ref().unwrap();
     let inside = inside.answer.as_ref().unwrap();
     assert_eq!(inside.evidence.pid, 1);

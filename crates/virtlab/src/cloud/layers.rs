@@ -1,8 +1,9 @@
 //! "Which layer am I in?", asked from several places: `virtlab whereami` run natively (as a
-//! child of this process) and as pid 1 of one of chapter 7's containers limited like an
-//! instance. Each run's verdict with its evidence goes into one table. The container is gone
-//! when its run returns, whichever way (its cgroup removes itself when dropped, the shim when
-//! pid 1 ends).
+//! child of this process), as pid 1 of one of chapter 7's containers limited like an instance,
+//! and on a one-node chapter 8 cluster. Each run's verdict with its evidence goes into one
+//! table. The container and the cluster are gone when their run returns, whichever way (the
+//! container's cgroup removes itself when dropped, the shim when pid 1 ends; a cluster when
+//! taken down or dropped).
 
 use super::whereami::Whereami;
 use crate::display::Table;
@@ -47,7 +48,54 @@ pub fn survey() -> Result<Vec<Place>> {
         },
         Err(e) => return Err(e),
     });
+    #[cfg(target_os = "linux")]
+    places.push(match on_a_node() {
+        Ok(answer) => Place {
+            place:
+                "on a chapter 8 node (its network and uts namespaces, its instance type's cgroup)"
+                    .into(),
+            answer: Some(answer),
+            skipped: None,
+        },
+        Err(e) if e.kind() == crate::error::ErrorKind::Unavailable => Place {
+            place: "on a chapter 8 node".into(),
+            answer: None,
+            skipped: Some(format!("{}. Fix: {}", e.problem(), e.fix())),
+        },
+        Err(e) => return Err(e),
+    });
     Ok(places)
+}
+
+/// The answer a parent read from `virtlab whereami --json`'s output, or an error quoting what
+/// it printed instead.
+fn answer(place: &str, stdout: &[u8], stderr: &[u8]) -> Result<Whereami> {
+    serde_json::from_slice(stdout).map_err(|e| {
+        Error::new(
+            format!(
+                "`virtlab whereami` {place} printed no answer ({e}): {}",
+                String::from_utf8_lossy(stderr).trim()
+            ),
+            "see its message; `virtlab container --support` and `virtlab mpi --help` say what this machine allows",
+        )
+    })
+}
+
+/// `virtlab whereami --json` on the one node of a cluster made for it (and removed after).
+#[cfg(target_os = "linux")]
+fn on_a_node() -> Result<Whereami> {
+    use crate::cluster::{Cluster, ClusterSpec};
+    crate::cluster::cluster::prerequisites()?;
+    let program = crate::release::program()?;
+    let cluster = Cluster::up(ClusterSpec {
+        nodes: 1,
+        ..ClusterSpec::default()
+    })?;
+    let command = format!("'{}' {WHEREAMI_COMMAND} --json", program.display());
+    let out = cluster.run_on(1, &command);
+    cluster.down()?;
+    let out = out?;
+    answer("on a node", &out.stdout, &out.stderr)
 }
 
 /// `virtlab whereami --json` as pid 1 of a container with an instance's limits.
@@ -80,15 +128,7 @@ fn in_container() -> Result<Whereami> {
         .wait_with_output()
         .map_err(|e| Error::io("waiting for the whereami container", e))?;
     drop(prepared?);
-    serde_json::from_slice(&out.stdout).map_err(|e| {
-        Error::new(
-            format!(
-                "the whereami container printed no answer ({e}): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            "see its message; `virtlab container --support` says what this machine allows",
-        )
-    })
+    answer("in a container", &out.stdout, &out.stderr)
 }
 
 fn yes_no(found: bool) -> &'static str {
