@@ -188,29 +188,52 @@ impl Drop for ProcessInstance {
     }
 }
 
+/// What the scheduler kept for a process's main thread (`/proc/<pid>/schedstat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedstat {
+    /// Nanoseconds on a CPU.
+    pub cpu_ns: u64,
+    /// Nanoseconds it was runnable but waited on a run queue for a CPU: for a vCPU thread this
+    /// is what KVM reports to its guest as steal time.
+    pub run_delay_ns: u64,
+}
+
+fn unavailable(pid: u32, file: &str, why: String) -> Error {
+    Error::unavailable(
+        format!("cannot read /proc/{pid}/{file}: {why}"),
+        "run on Linux with /proc mounted (`mount -t proc proc /proc`) and a kernel with schedstat (CONFIG_SCHED_INFO)",
+    )
+}
+
+/// Reads `/proc/<pid>/schedstat`: CPU time and run-queue wait of the process's main thread.
+pub fn schedstat(pid: u32) -> Result<Schedstat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .map_err(|e| unavailable(pid, "schedstat", e.to_string()))?;
+    let mut words = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+    match (words.next().flatten(), words.next().flatten()) {
+        (Some(cpu_ns), Some(run_delay_ns)) => Ok(Schedstat {
+            cpu_ns,
+            run_delay_ns,
+        }),
+        _ => Err(unavailable(
+            pid,
+            "schedstat",
+            format!("unexpected text {text:?}"),
+        )),
+    }
+}
+
 /// CPU time (from `/proc/<pid>/schedstat`, nanoseconds on the CPU) and resident memory (from
 /// `/proc/<pid>/status`) of a process.
 pub fn read_proc(pid: u32) -> Result<Reading> {
-    let unavailable = |file: &str, why: String| {
-        Error::unavailable(
-            format!("cannot read /proc/{pid}/{file}: {why}"),
-            "run on Linux with /proc mounted (`mount -t proc proc /proc`) and a kernel with schedstat (CONFIG_SCHED_INFO)",
-        )
-    };
-    let sched = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .map_err(|e| unavailable("schedstat", e.to_string()))?;
-    let cpu_ns: u64 = sched
-        .split_whitespace()
-        .next()
-        .and_then(|w| w.parse().ok())
-        .ok_or_else(|| unavailable("schedstat", format!("unexpected text {sched:?}")))?;
+    let cpu_ns = schedstat(pid)?.cpu_ns;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| unavailable("status", e.to_string()))?;
+        .map_err(|e| unavailable(pid, "status", e.to_string()))?;
     let rss_kib: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| unavailable("status", "no VmRSS line".into()))?;
+        .ok_or_else(|| unavailable(pid, "status", "no VmRSS line".into()))?;
     Ok(Reading {
         cpu_s: cpu_ns as f64 / 1e9,
         rss_bytes: rss_kib * 1024,

@@ -7,7 +7,7 @@
 //! end.
 
 use crate::error::{Error, Result};
-use crate::work::monte_carlo_hits;
+use crate::work::monte_carlo_hits_on;
 use std::io::{BufRead, BufReader, Read, Write};
 
 /// What an instance says once it can take requests.
@@ -23,7 +23,17 @@ fn parse(line: &str) -> Option<(u64, u64)> {
 /// The instance's side: says `ready`, then answers every request from `requests` on `answers`
 /// until `requests` ends (the front let go) or `answers` is closed. A malformed request line is
 /// an error naming it; it ends the instance.
-pub fn answer_requests(requests: impl BufRead, mut answers: impl Write) -> Result<()> {
+pub fn answer_requests(requests: impl BufRead, answers: impl Write) -> Result<()> {
+    answer_requests_on(requests, answers, 1)
+}
+
+/// The same loop, each request's work spread over `threads` threads (an instance sold several
+/// vCPUs); the answers are the same.
+pub fn answer_requests_on(
+    requests: impl BufRead,
+    mut answers: impl Write,
+    threads: usize,
+) -> Result<()> {
     if writeln!(answers, "{READY}")
         .and_then(|_| answers.flush())
         .is_err()
@@ -40,7 +50,7 @@ pub fn answer_requests(requests: impl BufRead, mut answers: impl Write) -> Resul
             ));
         };
         let start = std::time::Instant::now();
-        let hits = monte_carlo_hits(samples, seed);
+        let hits = monte_carlo_hits_on(samples, seed, threads);
         let work_ns = start.elapsed().as_nanos();
         if writeln!(answers, "{hits} {work_ns}")
             .and_then(|_| answers.flush())
@@ -119,6 +129,7 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::work::monte_carlo_hits;
 
     #[test]
     fn the_instance_loop_answers_each_line_and_refuses_a_malformed_one() {
@@ -134,6 +145,18 @@ mod tests {
         let e = answer_requests("1000 seven\n".as_bytes(), Vec::new()).unwrap_err();
         assert!(e.problem().contains("1000 seven"), "{e}");
         assert!(e.fix().contains("<samples> <seed>"), "{e}");
+
+        let mut out = Vec::new();
+        answer_requests_on("1000 7\n".as_bytes(), &mut out, 3).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let hits = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        assert_eq!(hits, monte_carlo_hits(1000, 7).to_string());
     }
 
     #[test]

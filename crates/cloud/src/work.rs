@@ -20,7 +20,34 @@ pub fn uniform(seed: u64, i: u64) -> f64 {
 
 /// How many of `samples` points of stream `seed` fall inside the quarter circle.
 pub fn monte_carlo_hits(samples: u64, seed: u64) -> u64 {
-    (0..samples)
+    hits_in(0..samples, seed)
+}
+
+/// The same count on `threads` threads, each taking a slice of the points: the same answer,
+/// as point `i` is the same wherever it is drawn (an instance sold several vCPUs uses them).
+pub fn monte_carlo_hits_on(samples: u64, seed: u64, threads: usize) -> u64 {
+    let threads = threads.max(1) as u64;
+    if threads == 1 {
+        return monte_carlo_hits(samples, seed);
+    }
+    let slice = samples.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * slice).min(samples)..((t + 1) * slice).min(samples);
+                scope.spawn(move || hits_in(range, seed))
+            })
+            .collect();
+        parts
+            .into_iter()
+            .map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .sum()
+    })
+}
+
+/// The points of `range` of stream `seed` that fall inside the quarter circle.
+fn hits_in(range: std::ops::Range<u64>, seed: u64) -> u64 {
+    range
         .filter(|i| {
             let v = mix64(seed ^ mix64(*i));
             // Two 32-bit coordinates from one draw, compared exactly in integers.
@@ -42,6 +69,20 @@ mod tests {
         assert!((pi - std::f64::consts::PI).abs() < 0.02, "{pi}");
         assert_eq!(hits, monte_carlo_hits(200_000, 7));
         assert_ne!(hits, monte_carlo_hits(200_000, 8));
+    }
+
+    #[test]
+    fn the_count_on_several_threads_is_the_same_count() {
+        for samples in [0, 1, 7, 100_001] {
+            let one = monte_carlo_hits(samples, 11);
+            for threads in [1, 2, 3, 8] {
+                assert_eq!(
+                    monte_carlo_hits_on(samples, 11, threads),
+                    one,
+                    "{samples} on {threads}"
+                );
+            }
+        }
     }
 
     #[test]

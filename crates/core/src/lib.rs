@@ -23,6 +23,7 @@ pub mod cost;
 pub mod error;
 pub mod executor;
 pub mod hits;
+pub mod limits;
 pub mod load;
 pub mod machine;
 pub mod memory;
@@ -37,6 +38,7 @@ pub mod store;
 pub mod strict;
 pub mod threads;
 pub mod timeline;
+pub mod traps;
 pub mod units;
 pub mod work;
 

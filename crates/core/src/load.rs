@@ -248,19 +248,30 @@ fn own_ticks() -> Option<OwnTicks> {
 }
 
 fn parse_own(text: &str) -> Option<OwnTicks> {
+    // Fields 14-17 of the whole line (utime stime cutime cstime) are 12-15 after the name.
+    Some(OwnTicks {
+        own: ticks_after_name(text, 11..13)?,
+        total: ticks_after_name(text, 11..15)?,
+    })
+}
+
+/// CPU-seconds every thread of process `pid` has used, the ended ones included (utime + stime
+/// of `/proc/<pid>/stat`, in clock ticks); `None` where it cannot be read.
+pub fn process_cpu_s(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(ticks_after_name(&text, 11..13)? as f64 / clock_ticks_per_second())
+}
+
+/// The sum of the fields `range` of a `/proc/<pid>/stat` line, counted after the command name.
+fn ticks_after_name(text: &str, range: std::ops::Range<usize>) -> Option<u64> {
     // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
     let after_name = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14-17 of the whole line (utime stime cutime cstime) are 12-15 after the name.
-    let times: Vec<u64> = fields
-        .get(11..15)?
+    fields
+        .get(range)?
         .iter()
         .map(|f| f.parse::<u64>().ok())
-        .collect::<Option<_>>()?;
-    Some(OwnTicks {
-        own: times[0] + times[1],
-        total: times.iter().sum(),
-    })
+        .sum()
 }
 
 /// The CPU time of the processes in cgroup `dir` (v2 `cpu.stat`, or v1 `cpuacct.usage`), ns.
@@ -334,6 +345,19 @@ mod tests {
             })
         );
         assert_eq!(parse_own("42 (x) S 1"), None);
+        // Our own CPU time is read, and grows as we spin (a tick is 10 ms).
+        let before = process_cpu_s(std::process::id()).unwrap();
+        let start = Instant::now();
+        let mut spun = 0u64;
+        while process_cpu_s(std::process::id()).unwrap() <= before && start.elapsed().as_secs() < 10
+        {
+            spun = (0..100_000u64).fold(spun, |a, i| a.wrapping_add(i * i));
+        }
+        assert!(
+            process_cpu_s(std::process::id()).unwrap() > before,
+            "{spun}"
+        );
+        assert_eq!(process_cpu_s(u32::MAX), None);
     }
 
     #[test]

@@ -175,6 +175,10 @@ enum Command {
     /// run and a month at its rate, with the prices' sources and dates.
     #[cfg(target_os = "linux")]
     Bill(cli::cloud::BillArgs),
+    /// Chapter 9: noisy neighbours. Tenants sold a vCPU each on this machine's cores (1×-4×
+    /// overcommit), one greedy: a serving victim's p99 and CPU wait, with and without quotas.
+    #[cfg(target_os = "linux")]
+    Neighbours(cli::cloud::NeighboursArgs),
     // Chapter 6 drives KVM with x86-64 guest code.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[command(flatten)]
@@ -199,11 +203,15 @@ enum Started {
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
     Instance(cli::cloud::InstanceArgs),
+    /// Chapter 9: which layers this program runs in (container, VM) and the instance it was
+    /// given, each verdict with its evidence; `--everywhere` asks natively and in a container.
+    #[cfg(target_os = "linux")]
+    Whereami(cli::cloud::WhereamiArgs),
 }
 
 impl Started {
     /// The subcommands this parser knows.
-    const NAMES: [&str; 3] = ["worker", "contain", "instance"];
+    const NAMES: [&str; 4] = ["worker", "contain", "instance", "whereami"];
 }
 
 #[derive(Parser)]
@@ -243,7 +251,7 @@ fn exit_code(result: virtlab::Result<()>) -> u8 {
 
 /// A container's shim reads its `virtlab worker …` command line here; pid 1, which the shim
 /// clones, runs it (the program is already loaded: one program start fewer than exec'ing it
-/// again). Only `worker` and chapter 9's `instance` are run this way.
+/// again). Only `worker` and chapter 9's `instance` and `whereami` are run this way.
 #[cfg(target_os = "linux")]
 fn worker_in_container(args: &[String]) -> virtlab::container::init::PreparedWorker {
     let words = std::iter::once("virtlab").chain(args.iter().map(String::as_str));
@@ -254,9 +262,12 @@ fn worker_in_container(args: &[String]) -> virtlab::container::init::PreparedWor
         Ok(Started::Instance(args)) => {
             Box::new(move |_| exit_code(cli::cloud::instance(args)).into())
         }
+        Ok(Started::Whereami(args)) => {
+            Box::new(move |_| exit_code(cli::cloud::whereami(args)).into())
+        }
         Ok(_) => Box::new(|_| {
             exit_code(Err(virtlab::Error::new(
-                "a container runs only `virtlab worker` or `virtlab instance`",
+                "a container runs only `virtlab worker`, `virtlab instance` or `virtlab whereami`",
                 "start containers through `virtlab container` or the chapter-7 notebook",
             )))
             .into()
@@ -306,7 +317,11 @@ fn run(command: Command) -> virtlab::Result<()> {
         #[cfg(target_os = "linux")]
         Command::Bill(args) => cli::cloud::bill(args),
         #[cfg(target_os = "linux")]
+        Command::Neighbours(args) => cli::cloud::neighbours(args),
+        #[cfg(target_os = "linux")]
         Command::Started(Started::Instance(args)) => cli::cloud::instance(args),
+        #[cfg(target_os = "linux")]
+        Command::Started(Started::Whereami(args)) => cli::cloud::whereami(args),
         Command::Scale {
             max_threads,
             single_thread_ms,

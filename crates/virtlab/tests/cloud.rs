@@ -1,7 +1,8 @@
 //! Chapter 9 for real: chapter 7's containers as serving instances (a real container start per
 //! cold start, resources read from the cgroup), `virtlab serve` and `virtlab bill` with real
-//! processes, bad values refused with a fix, and nothing left behind (no instance, shim or
-//! cgroup) when a run ends or its CLI is killed.
+//! processes, noisy neighbours against overcommit, "which layer am I in?" natively and in a
+//! container, bad values refused with a fix, and nothing
+//! left behind (no instance, shim or cgroup) when a run ends or its CLI is killed.
 #![cfg(target_os = "linux")]
 
 use serde_json::Value;
@@ -11,9 +12,15 @@ use std::time::Duration;
 use virtlab::cloud::InstanceKind;
 use virtlab::cloud::container::ContainerLauncher;
 use virtlab::cloud::instance::Launcher;
+use virtlab::cloud::layers::Place;
+use virtlab::cloud::neighbours::Neighbours;
+use virtlab::cloud::neighbours::watch::Watched;
 use virtlab::cloud::prices::{PriceBook, Size};
 use virtlab::cloud::runs::{Billed, Served};
+use virtlab::cloud::trace::Trace;
+use virtlab::cloud::whereami::{Verdict, Whereami};
 use virtlab::cloud::work::monte_carlo_hits;
+use virtlab_core::limits::Limit;
 use virtlab_testkit as common;
 use virtlab_testkit::{children_of, eventually, is_alive};
 
@@ -195,6 +202,25 @@ fn serve_on_processes_then_bill_by_every_product_that_sells_each_policy() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The command's `--json` output, once it has succeeded and no cgroup of its is left.
+fn json_leaving_no_group<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    let out = cli.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let groups = group_dirs_of(cli_pid);
+    assert!(groups.is_empty(), "{args:?} left {groups:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The command fails with a message that names `problem` and says how to fix it.
 fn refused(args: &[&str], problem: &str) {
     let out = virtlab(args);
@@ -245,7 +271,7 @@ fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
         return;
     };
     for kind in ["container", "process"] {
-        let mut cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
             .args(["serve", "--instance", kind, "--policy", "fixed"])
             .args([
                 "--duration",
@@ -267,23 +293,31 @@ fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
             "{kind}: {:?}",
             children_of(cli_pid)
         );
-        let mut left: Vec<u32> = children_of(cli_pid);
-        for dir in group_dirs_of(cli_pid) {
-            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-            left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
-        }
-        cli.kill().unwrap();
-        cli.wait().unwrap();
-        assert!(
-            eventually(SETTLE, || group_dirs_of(cli_pid).is_empty()),
-            "{kind}: groups left: {:?}",
-            group_dirs_of(cli_pid)
-        );
-        assert!(
-            eventually(SETTLE, || !left.iter().any(|p| is_alive(*p))),
-            "{kind}: left {left:?}"
-        );
+        kill_and_check_nothing_is_left(cli);
     }
+}
+
+/// The CLI's children and every process in its groups, then SIGKILL to the CLI: its groups
+/// must go and every one of those processes end. Returns how many processes there were.
+fn kill_and_check_nothing_is_left(mut cli: std::process::Child) -> usize {
+    let cli_pid = cli.id();
+    let mut left: Vec<u32> = children_of(cli_pid);
+    for dir in group_dirs_of(cli_pid) {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
+    }
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    assert!(
+        eventually(SETTLE, || group_dirs_of(cli_pid).is_empty()),
+        "groups left: {:?}",
+        group_dirs_of(cli_pid)
+    );
+    assert!(
+        eventually(SETTLE, || !left.iter().any(|p| is_alive(*p))),
+        "left {left:?}"
+    );
+    left.len()
 }
 
 #[test]
@@ -315,4 +349,164 @@ fn a_json_serve_run_reads_back_whole() {
     let value: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["plan"]["kind"], "process");
     assert_eq!(value["runs"][0]["spec"]["policy"]["policy"], "fixed");
+}
+
+#[test]
+fn a_watched_instance_reports_its_cpu_and_run_queue_wait_when_it_stops() {
+    let watched = Watched::new(InstanceKind::Process.launcher(SIZE).unwrap());
+    let mut instance = watched.launch().unwrap();
+    let pid = instance.pid();
+    assert_eq!(
+        instance.call(200_000, 1).unwrap(),
+        monte_carlo_hits(200_000, 1)
+    );
+    assert!(watched.lives().is_empty(), "recorded before it stopped");
+    drop(instance);
+    let lives = watched.lives();
+    assert_eq!(lives.len(), 1);
+    assert_eq!(lives[0].pid, pid);
+    assert!(lives[0].cpu_s > 0.0, "{lives:?}");
+    assert!(
+        lives[0].alive_s >= lives[0].cpu_s + lives[0].waited_s,
+        "{lives:?}"
+    );
+    assert!(!is_alive(pid));
+}
+
+#[test]
+fn neighbours_measures_each_ratio_with_and_without_quotas_and_leaves_nothing() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let n: Neighbours = json_leaving_no_group(&[
+        "neighbours",
+        "--ratios",
+        "1,2",
+        "--duration",
+        "1",
+        "--samples",
+        "20000",
+    ]);
+    assert_eq!(n.points.len(), 4);
+    let victim_requests = Trace::generate(n.spec.trace(1)).unwrap().arrivals.len();
+    for (p, (ratio, quotas)) in
+        n.points
+            .iter()
+            .zip([(1.0, true), (1.0, false), (2.0, true), (2.0, false)])
+    {
+        assert_eq!((p.ratio, p.quotas), (ratio, quotas));
+        assert_eq!(p.tenants, n.spec.tenants(ratio));
+        assert_eq!(p.victim.served, victim_requests, "{p:?}");
+        assert!(p.victim.p99_s().is_some() && p.all_p99_s.is_some());
+        assert!(p.victim.cpu_s > 0.0 && p.greedy_cpu_s > 0.0, "{p:?}");
+        if quotas {
+            // The quota holds the greedy tenant to its vCPU (one 100 ms period of slack).
+            assert!(p.greedy_cpu_s <= n.spec.vcpu * p.seconds + 0.1, "{p:?}");
+        }
+    }
+    let said = n.what_we_saw().join("\n");
+    assert!(
+        said.contains("p99 was lower with quotas at") && said.contains("EuroSys 2015"),
+        "{said}"
+    );
+}
+
+#[test]
+fn neighbours_refuses_bad_plans_with_a_fix() {
+    refused(
+        &["neighbours", "--ratios", "0"],
+        "overcommit ratio cannot be 0",
+    );
+    refused(
+        &["neighbours", "--ratios", "0.01"],
+        "tenants at ratio 0.01 cannot be 0",
+    );
+    refused(
+        &["neighbours", "--ratios", "1,100"],
+        "tenants at ratio 100 cannot be",
+    );
+    refused(&["neighbours", "--vcpu", "0"], "vCPUs cannot be 0");
+    refused(&["neighbours", "--duration", "0"], "seconds cannot be 0");
+    refused(&["instance", "--threads", "0"], "threads cannot be 0");
+}
+
+#[test]
+fn sigkill_of_neighbours_leaves_no_tenant_or_cgroup() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["neighbours", "--ratios", "2", "--duration", "60"])
+        .args(["--samples", "20000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    let tenants = 2 * virtlab_core::machine::usable_cpus();
+    // The greedy tenant and every serving one are up: a shim each, pid 1 in each group.
+    assert!(
+        eventually(SETTLE, || children_of(cli_pid).len() == tenants
+            && group_dirs_of(cli_pid).len() >= tenants),
+        "{:?}",
+        children_of(cli_pid)
+    );
+    let seen = kill_and_check_nothing_is_left(cli);
+    assert!(seen > tenants, "no pid 1 found in the groups: {seen}");
+}
+
+#[test]
+fn whereami_decides_from_its_own_evidence() {
+    let out = virtlab(&["whereami", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let here: Whereami = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(here.verdict, Verdict::of(&here.evidence));
+    assert!(here.evidence.pid > 1 && here.evidence.syscall_ns > 0.0);
+    let text = String::from_utf8_lossy(&virtlab(&["whereami"]).stdout).into_owned();
+    assert!(text.contains("the instance it was given"), "{text}");
+}
+
+#[test]
+fn whereami_in_a_container_and_on_a_node_sees_their_namespaces_and_leaves_nothing() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let places: Vec<Place> = json_leaving_no_group(&["whereami", "--everywhere"]);
+    let [native, inside, node] = places.as_slice() else {
+        panic!("{places:?}");
+    };
+    // A node needs root (and ip, nsenter): where it could not be made, the place says why.
+    match &node.answer {
+        Some(on_node) => {
+            assert!(on_node.verdict.container.found, "{:?}", on_node.verdict);
+            // The node's instance type is its cgroup's limits, seen from inside.
+            assert!(
+                matches!(on_node.evidence.memory_limit, Limit::Set(_)),
+                "{:?}",
+                on_node.evidence
+            );
+        }
+        None => assert!(node.skipped.as_ref().unwrap().contains("Fix:"), "{node:?}"),
+    }
+    let native = native.answer.as_ref().unwrap();
+    let inside = inside.answer.as_ref().unwrap();
+    assert_eq!(inside.evidence.pid, 1);
+    assert!(inside.verdict.container.found, "{:?}", inside.verdict);
+    let pid_ns = |w: &Whereami| {
+        w.evidence
+            .namespaces
+            .iter()
+            .find(|n| n.kind == "pid")
+            .map(|n| n.ours)
+    };
+    assert_ne!(pid_ns(native), pid_ns(inside));
+    // The container shares the machine's CPU: the hypervisor CPUID reports is the same.
+    assert_eq!(native.evidence.hypervisor, inside.evidence.hypervisor);
+    for w in [native, inside] {
+        assert_eq!(w.verdict, Verdict::of(&w.evidence));
+    }
 }

@@ -10,78 +10,10 @@ use virtlab_core::Error;
 use virtlab_core::Result;
 use virtlab_core::load::{MachineTicks, clock_ticks_per_second, parse_stat};
 use virtlab_core::machine;
-use virtlab_core::stats::median;
 use virtlab_display::plot::BarChart;
 use virtlab_display::{Figure, Html, Table};
 
-/// Operations per timed batch: enough to hide the clock's own cost (~20 ns).
-const BATCH: u32 = 200;
-
-/// One operation's cost, the median over batches.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OpCost {
-    /// The operation, e.g. `cpuid`.
-    pub name: &'static str,
-    /// What it shows, in a few words.
-    pub why: &'static str,
-    /// Median ns per operation.
-    pub ns: f64,
-}
-
-/// Times `cpuid`, a `getppid` system call, `rdtsc` and a plain function call, `batches` batches
-/// of 200 each; reports medians per operation.
-pub fn instruction_costs(batches: usize) -> Result<Vec<OpCost>> {
-    virtlab_core::error::check_range("batches", batches, 1, 100_000)?;
-    let mut costs = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    costs.push(OpCost {
-        name: "cpuid",
-        why: "in a VM, traps to the hypervisor",
-        ns: per_op(batches, || std::arch::x86_64::__cpuid(0).eax),
-    });
-    costs.push(OpCost {
-        name: "getppid system call",
-        why: "our own kernel answers, no hypervisor",
-        // SAFETY: getppid has no preconditions.
-        ns: per_op(batches, || unsafe { libc::getppid() } as u32),
-    });
-    #[cfg(target_arch = "x86_64")]
-    costs.push(OpCost {
-        name: "rdtsc",
-        why: "the CPU answers (TSC offsetting), no exit",
-        // SAFETY: rdtsc exists on every x86-64 CPU.
-        ns: per_op(batches, || unsafe { std::arch::x86_64::_rdtsc() } as u32),
-    });
-    costs.push(OpCost {
-        name: "function call",
-        why: "the floor: no kernel, no hypervisor",
-        ns: per_op(batches, || call(7)),
-    });
-    Ok(costs)
-}
-
-#[inline(never)]
-fn call(x: u32) -> u32 {
-    std::hint::black_box(x).wrapping_add(1)
-}
-
-/// Median ns per call of `op` over `batches` batches of [`BATCH`] calls.
-fn per_op(batches: usize, mut op: impl FnMut() -> u32) -> f64 {
-    // One warm-up batch: the first calls pay for page faults and cold caches.
-    for _ in 0..BATCH {
-        std::hint::black_box(op());
-    }
-    let mut samples: Vec<f64> = (0..batches)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..BATCH {
-                std::hint::black_box(op());
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(BATCH)
-        })
-        .collect();
-    median(&mut samples)
-}
+pub use virtlab_core::traps::{OpCost, instruction_costs};
 
 /// The costs as a table.
 pub fn cost_table(costs: &[OpCost]) -> Table {
@@ -107,7 +39,7 @@ pub fn cost_plot(costs: &[OpCost]) -> Result<Figure> {
             BarChart::new("One operation inside this machine", &["ns"])
                 .x_label("ns (median), log scale")
                 .log_x(),
-            |chart, c| chart.bar(c.name, &[c.ns]),
+            |chart, c| chart.bar(c.name.clone(), &[c.ns]),
         )
         .render()
         .map_err(Into::into)

@@ -1,17 +1,23 @@
 //! Chapter 9's subcommands: `serve` (a trace served by each policy on process or container
 //! instances; prints [`virtlab::cloud::runs::Served`]), `bill` (a serve run billed by every
-//! product that sells each policy; prints [`virtlab::cloud::runs::Billed`]) and the hidden
+//! product that sells each policy; prints [`virtlab::cloud::runs::Billed`]), `neighbours`
+//! (noisy neighbours against overcommit; prints [`virtlab::cloud::neighbours::Neighbours`]),
+//! `whereami` (which layers this runs in; prints [`virtlab::cloud::whereami::Whereami`]) and the hidden
 //! `instance` (one instance, as a plain process or as pid 1 of a container).
 
 use clap::Args;
 use std::io::BufReader;
 use std::path::PathBuf;
 use virtlab::cloud::InstanceKind;
+use virtlab::cloud::layers;
+use virtlab::cloud::neighbours::NeighbourSpec;
+use virtlab::cloud::noisy::{self, measure};
 use virtlab::cloud::prices::{PriceBook, Size};
-use virtlab::cloud::requests::answer_requests;
+use virtlab::cloud::requests::answer_requests_on;
 use virtlab::cloud::runs::{Plan, Served, bill_served, serve_policies};
 use virtlab::cloud::serve::Policy;
 use virtlab::cloud::trace::TraceSpec;
+use virtlab::cloud::whereami::Whereami;
 use virtlab::{Error, Result};
 
 /// `virtlab serve`'s flags.
@@ -80,6 +86,46 @@ pub struct BillArgs {
     json: bool,
 }
 
+/// `virtlab neighbours`'s flags.
+#[derive(Args)]
+pub struct NeighboursArgs {
+    /// Overcommit ratios (vCPUs sold over this machine's cores), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,3,4",
+        allow_negative_numbers = true
+    )]
+    ratios: Vec<f64>,
+    /// vCPUs each tenant is sold (its CPU quota when quotas are on).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    vcpu: f64,
+    /// Each serving tenant's requests per second in a steady stretch.
+    #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
+    rate: f64,
+    /// Seconds each serving tenant's trace lasts, per point.
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
+    duration: f64,
+    /// Monte Carlo samples per request: one request's work.
+    #[arg(long, default_value_t = 200_000)]
+    samples: u64,
+    /// The traces' seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `virtlab whereami`'s flags.
+#[derive(Args)]
+pub struct WhereamiArgs {
+    /// Ask natively and inside one of chapter 7's containers, and print one table.
+    #[arg(long)]
+    everywhere: bool,
+    #[arg(long)]
+    json: bool,
+}
+
 /// The hidden `instance` subcommand's flags.
 #[derive(Args)]
 pub struct InstanceArgs {
@@ -87,6 +133,9 @@ pub struct InstanceArgs {
     /// own to use).
     #[arg(long)]
     over_stdout: bool,
+    /// Threads each request's work is spread over (an instance sold several vCPUs).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 /// The policies named on the command line, with the numbers each needs.
@@ -158,10 +207,54 @@ pub fn bill(args: BillArgs) -> Result<()> {
     super::print(&billed, args.json, virtlab::cloud::runs::Billed::table)
 }
 
+/// Noisy neighbours: the victim's latency against overcommit, with quotas and without.
+pub fn neighbours(args: NeighboursArgs) -> Result<()> {
+    let spec = NeighbourSpec {
+        ratios: args.ratios,
+        vcpu: args.vcpu,
+        rate_per_s: args.rate,
+        duration_s: args.duration,
+        samples_per_request: args.samples,
+        seed: args.seed,
+        ..NeighbourSpec::new(virtlab_core::machine::usable_cpus())
+    };
+    let measured = measure(&spec)?;
+    if args.json {
+        return super::print_json(&measured);
+    }
+    print!("{}", noisy::table(&measured));
+    print!("{}", noisy::what_we_saw(&measured));
+    Ok(())
+}
+
+/// Which layers this program runs in, here or `--everywhere`.
+pub fn whereami(args: WhereamiArgs) -> Result<()> {
+    let places = if args.everywhere {
+        layers::survey()?
+    } else {
+        let here = Whereami::here();
+        if args.json {
+            return super::print_json(&here);
+        }
+        vec![layers::Place {
+            place: "here".into(),
+            answer: Some(here),
+            skipped: None,
+        }]
+    };
+    super::print(&places, args.json, |p| layers::table(p))
+}
+
 /// One instance: answers requests until they end.
 pub fn instance(args: InstanceArgs) -> Result<()> {
+    let threads = virtlab::error::check_range(
+        "an instance's threads",
+        args.threads,
+        1,
+        virtlab::cloud::container::MAX_THREADS,
+    )?;
     if !args.over_stdout {
-        return answer_requests(std::io::stdin().lock(), std::io::stdout().lock());
+        return answer_requests_on(std::io::stdin().lock(), std::io::stdout().lock(), threads);
     }
     use std::os::fd::AsFd;
     let not_a_socket = |why: String| {
@@ -181,5 +274,5 @@ pub fn instance(args: InstanceArgs) -> Result<()> {
     let requests = socket
         .try_clone()
         .map_err(|e| Error::io("sharing the instance's socket", e))?;
-    answer_requests(BufReader::new(requests), socket)
+    answer_requests_on(BufReader::new(requests), socket, threads)
 }

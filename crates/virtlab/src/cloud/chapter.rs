@@ -15,22 +15,29 @@ use crate::display::Table;
 pub fn usable_kind(word: &str) -> Result<InstanceKind> {
     let kind = InstanceKind::parse(word)?;
     #[cfg(target_os = "linux")]
-    if kind == InstanceKind::Container {
-        let limits = crate::container::Limits {
-            cpu: Some(1.0),
-            memory: Some(crate::container::MIN_MEMORY),
-            pids: Some(16),
-        };
-        if let Err(e) = crate::container::support::Support::detect().check(&limits) {
-            println!(
-                "Containers cannot be started here: {}. Fix: {} — serving on process instances instead.",
-                e.problem(),
-                e.fix()
-            );
-            return Ok(InstanceKind::Process);
-        }
+    if kind == InstanceKind::Container
+        && let Err(e) = containers_here()
+    {
+        println!(
+            "Containers cannot be started here: {}. Fix: {} — serving on process instances instead.",
+            e.problem(),
+            e.fix()
+        );
+        return Ok(InstanceKind::Process);
     }
     Ok(kind)
+}
+
+/// Whether this machine can start an instance's container (namespaces, and the CPU, memory
+/// and pids controllers): the first thing missing, with how to get it.
+#[cfg(target_os = "linux")]
+pub fn containers_here() -> Result<()> {
+    let limits = crate::container::Limits {
+        cpu: Some(1.0),
+        memory: Some(crate::container::MIN_MEMORY),
+        pids: Some(16),
+    };
+    crate::container::support::Support::detect().check(&limits)
 }
 
 /// Serves `plan` in the release `virtlab` program (`virtlab serve --json`): the front, the

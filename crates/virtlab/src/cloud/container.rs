@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 /// The flag that tells `virtlab instance` its requests come over its stdout, a socket.
 pub const OVER_STDOUT: &str = "--over-stdout";
+/// The flag that tells `virtlab instance` how many threads share each request's work.
+pub const THREADS: &str = "--threads";
+/// The most threads an instance may spread a request over (its pids limit leaves room).
+pub const MAX_THREADS: usize = 8;
 /// Processes and threads an instance's container may hold: pid 1 alone needs one; the rest
 /// is room, not a target.
 const INSTANCE_PIDS: u64 = 16;
@@ -37,6 +41,10 @@ pub struct ContainerLauncher {
     support: Support,
     limits: Limits,
     size: Size,
+    /// Threads each instance spreads a request's work over.
+    threads: usize,
+    /// Names the containers apart from another launcher's in the same process.
+    prefix: String,
     /// Numbers the containers (their names, so their cgroups', must differ).
     started: AtomicUsize,
 }
@@ -65,7 +73,33 @@ impl ContainerLauncher {
             support,
             limits,
             size,
+            threads: 1,
+            prefix: "instance".into(),
             started: AtomicUsize::new(0),
+        })
+    }
+
+    /// The same launcher with no CPU quota: an instance takes whatever CPU the scheduler gives
+    /// it (its CPU time is then its pid 1's own, as there is no CPU controller to count it).
+    pub fn without_cpu_quota(self) -> ContainerLauncher {
+        ContainerLauncher {
+            limits: Limits {
+                cpu: None,
+                ..self.limits
+            },
+            ..self
+        }
+    }
+
+    /// The same launcher whose instances spread each request over `threads` threads (one
+    /// instance can then use several CPUs), named `<prefix>-N` (a valid container name).
+    pub fn with_threads(self, threads: usize, prefix: &str) -> Result<ContainerLauncher> {
+        crate::error::check_range("an instance's threads", threads, 1, MAX_THREADS)?;
+        crate::container::Spec::new(prefix)?;
+        Ok(ContainerLauncher {
+            threads,
+            prefix: prefix.into(),
+            ..self
         })
     }
 
@@ -86,8 +120,14 @@ impl Launcher for ContainerLauncher {
 
     fn launch(&self) -> Result<Box<dyn Instance>> {
         let n = self.started.fetch_add(1, Ordering::Relaxed) + 1;
-        let spec = Spec::new(&format!("instance-{n}"))?.with_limits(self.limits)?;
-        let args = [INSTANCE_COMMAND.to_string(), OVER_STDOUT.to_string()];
+        let name = format!("{}-{n}", self.prefix);
+        let spec = Spec::new(&name)?.with_limits(self.limits)?;
+        let args = [
+            INSTANCE_COMMAND.to_string(),
+            OVER_STDOUT.to_string(),
+            THREADS.to_string(),
+            self.threads.to_string(),
+        ];
         let (mut command, preparing) = spec.command(&self.support, &self.program, &args)?;
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| Error::io("creating an instance's socket", e))?;
@@ -120,7 +160,7 @@ impl Launcher for ContainerLauncher {
         let mut channel = Channel::new(
             Box::new(ours),
             Box::new(answers),
-            format!("container instance-{n} (shim pid {})", instance.shim.id()),
+            format!("container {name} (shim pid {})", instance.shim.id()),
             "see the container's message above; `virtlab container --support` says what this machine allows",
         );
         channel.wait_ready()?;
@@ -172,12 +212,17 @@ impl Instance for ContainerInstance {
     }
 
     /// CPU time and memory charged to the container's cgroup: everything pid 1 does, its
-    /// namespaces' kernel memory included, and nothing of the shim outside.
+    /// namespaces' kernel memory included, and nothing of the shim outside. Without a CPU
+    /// quota the group has no CPU controller: pid 1's own CPU time (all its threads) stands in.
     fn reading(&self) -> Result<Reading> {
         let stats = self.cgroup()?.stats();
-        match (stats.cpu_ns, stats.memory_bytes) {
-            (Some(cpu_ns), Some(memory)) => Ok(Reading {
-                cpu_s: cpu_ns as f64 / 1e9,
+        let cpu_s = match stats.cpu_ns {
+            Some(cpu_ns) => Some(cpu_ns as f64 / 1e9),
+            None => crate::load::process_cpu_s(self.pid),
+        };
+        match (cpu_s, stats.memory_bytes) {
+            (Some(cpu_s), Some(memory)) => Ok(Reading {
+                cpu_s,
                 rss_bytes: memory,
             }),
             _ => Err(Error::unavailable(

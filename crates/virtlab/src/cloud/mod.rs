@@ -2,16 +2,22 @@
 //! elastic serving come from `virtlab-cloud` (re-exported here under the same names); what
 //! needs chapter 7 as well lives here, where both crates are visible: chapter 7's containers as
 //! instances ([`container`]), the instance kinds a run may choose ([`InstanceKind`]), and
-//! policies served and billed side by side ([`runs`]).
+//! policies served and billed side by side ([`runs`]), noisy neighbours on containers ([`noisy`]), "which layer am I in?" asked natively and in a
+//! container ([`layers`]).
 
 pub mod chapter;
 pub mod charts;
 #[cfg(target_os = "linux")]
 pub mod container;
+pub mod layers;
+#[cfg(target_os = "linux")]
+pub mod noisy;
 pub mod runs;
 pub mod tables;
 
-pub use virtlab_cloud::{bill, breakeven, instance, prices, requests, serve, trace, work};
+pub use virtlab_cloud::{
+    bill, breakeven, instance, neighbours, prices, requests, serve, trace, whereami, work,
+};
 
 use crate::{Error, Result};
 use instance::{Launcher, ProcessLauncher};

@@ -6,34 +6,14 @@
 //! and read "not observable" elsewhere.
 
 use serde::{Deserialize, Serialize};
+use virtlab_core::limits;
+pub use virtlab_core::limits::Limit;
 #[cfg(test)]
 use virtlab_core::machine::{available_memory, cpu_model};
 use virtlab_core::machine::{brand_of, hypervisor, usable_cpus};
 use virtlab_core::units;
 use virtlab_display::{Html, Table};
 use virtlab_gemm::gpu::{self, GpuStatus};
-
-/// A limit the operating system may put on this process.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum Limit<T> {
-    /// No limit is set.
-    Unlimited,
-    /// A limit is set, to this value.
-    Set(T),
-    /// This platform does not say (the reason is given).
-    Unknown(String),
-}
-
-impl<T> Limit<T> {
-    fn describe(&self, show: impl Fn(&T) -> String) -> String {
-        match self {
-            Limit::Unlimited => "none".into(),
-            Limit::Set(v) => show(v),
-            Limit::Unknown(why) => format!("not observable: {why}"),
-        }
-    }
-}
 
 /// What this machine offers and what this process may use of it: chapter 0's table
 /// ([`Machine::table`]), taken by [`Machine::detect`].
@@ -94,15 +74,15 @@ impl Machine {
             cpu_model,
             logical_cpus,
             physical_cores: System::physical_core_count(),
-            affinity_cpus: os::affinity_cpus(),
-            cgroup_cpu_quota: os::cgroup_cpu_quota(),
+            affinity_cpus: limits::affinity_cpus(),
+            cgroup_cpu_quota: limits::cgroup_cpu_quota(),
             usable_cpus: usable_cpus(),
             memory_total_bytes: sys.total_memory(),
             memory_available_bytes: sys.available_memory(),
-            cgroup_memory_limit: os::cgroup_memory_limit(),
+            cgroup_memory_limit: limits::cgroup_memory_limit(),
             hypervisor: hypervisor(),
             virtualization: virtualization(),
-            container: os::container(),
+            container: limits::container_marker(),
             simd: virtlab_gemm::isa::simd_features(),
             gpu: gpu::probe(),
         }
@@ -215,115 +195,6 @@ fn virtualization() -> String {
     }
 }
 
-#[cfg(target_os = "linux")]
-mod os {
-    use super::Limit;
-
-    pub fn affinity_cpus() -> Limit<usize> {
-        // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process (pid 0).
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-                Limit::Set(libc::CPU_COUNT(&set) as usize)
-            } else {
-                Limit::Unknown(std::io::Error::last_os_error().to_string())
-            }
-        }
-    }
-
-    /// Reads cgroup v2 `cpu.max`, falling back to v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us`.
-    pub fn cgroup_cpu_quota() -> Limit<f64> {
-        if let Some(text) = read("/sys/fs/cgroup/cpu.max") {
-            return parse_cpu_max(&text);
-        }
-        match (
-            read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
-            read("/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
-        ) {
-            (Some(quota), Some(period)) => parse_cpu_max(&format!(
-                "{} {}",
-                quota.trim().replace("-1", "max"),
-                period.trim()
-            )),
-            _ => Limit::Unknown("no cgroup CPU controller is visible".into()),
-        }
-    }
-
-    pub fn parse_cpu_max(text: &str) -> Limit<f64> {
-        let mut parts = text.split_whitespace();
-        match (
-            parts.next(),
-            parts.next().and_then(|p| p.parse::<f64>().ok()),
-        ) {
-            (Some("max"), _) => Limit::Unlimited,
-            (Some(quota), Some(period)) if period > 0.0 => match quota.parse::<f64>() {
-                Ok(q) => Limit::Set(q / period),
-                Err(_) => Limit::Unknown(format!("unreadable cpu.max '{}'", text.trim())),
-            },
-            _ => Limit::Unknown(format!("unreadable cpu.max '{}'", text.trim())),
-        }
-    }
-
-    pub fn cgroup_memory_limit() -> Limit<u64> {
-        let text = match read("/sys/fs/cgroup/memory.max")
-            .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
-        {
-            Some(t) => t,
-            None => return Limit::Unknown("no cgroup memory controller is visible".into()),
-        };
-        parse_memory_max(&text)
-    }
-
-    pub fn parse_memory_max(text: &str) -> Limit<u64> {
-        match text.trim() {
-            "max" => Limit::Unlimited,
-            // cgroup v1 writes "no limit" as a huge page-aligned number near i64::MAX.
-            t => match t.parse::<u64>() {
-                Ok(v) if v >= (1 << 62) => Limit::Unlimited,
-                Ok(v) => Limit::Set(v),
-                Err(_) => Limit::Unknown(format!("unreadable memory limit '{t}'")),
-            },
-        }
-    }
-
-    pub fn container() -> Option<String> {
-        // Only the file is seen: other runtimes write Docker's marker too.
-        [
-            ("/.dockerenv", "Docker's marker file"),
-            ("/run/.containerenv", "Podman's marker file"),
-        ]
-        .into_iter()
-        .find(|(path, _)| std::path::Path::new(path).exists())
-        .map(|(path, whose)| format!("{path} present ({whose})"))
-    }
-
-    fn read(path: &str) -> Option<String> {
-        std::fs::read_to_string(path).ok()
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod os {
-    use super::Limit;
-    const WHY: &str = "Linux only";
-
-    pub fn affinity_cpus() -> Limit<usize> {
-        Limit::Unknown(WHY.into())
-    }
-
-    pub fn cgroup_cpu_quota() -> Limit<f64> {
-        Limit::Unknown(WHY.into())
-    }
-
-    pub fn cgroup_memory_limit() -> Limit<u64> {
-        Limit::Unknown(WHY.into())
-    }
-
-    pub fn container() -> Option<String> {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,21 +218,6 @@ mod tests {
         for row in ["CPU model", "usable CPUs", "cgroup CPU quota", "GPU"] {
             assert!(text.contains(row), "{row} missing from\n{text}");
         }
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn cgroup_files_parse() {
-        assert_eq!(os::parse_cpu_max("max 100000\n"), Limit::Unlimited);
-        assert_eq!(os::parse_cpu_max("150000 100000\n"), Limit::Set(1.5));
-        assert!(matches!(os::parse_cpu_max("garbage"), Limit::Unknown(_)));
-        assert_eq!(os::parse_memory_max("max\n"), Limit::Unlimited);
-        assert_eq!(os::parse_memory_max("1073741824\n"), Limit::Set(1 << 30));
-        assert_eq!(
-            os::parse_memory_max("9223372036854771712"),
-            Limit::Unlimited
-        );
-        assert!(matches!(os::parse_memory_max("x"), Limit::Unknown(_)));
     }
 
     #[test]
