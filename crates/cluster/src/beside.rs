@@ -196,34 +196,8 @@ mod tests {
     use super::*;
 
     fn report() -> PingpongReport {
-        PingpongReport {
-            yield_when_idle: true,
-            rounds: 10,
-            points: vec![
-                PingpongPoint {
-                    bytes: 8,
-                    one_node_us: 0.6,
-                    one_node_gb_per_s: 0.02,
-                    two_nodes_us: 300.0,
-                    two_nodes_gb_per_s: 0.001,
-                },
-                PingpongPoint {
-                    bytes: 64,
-                    one_node_us: 0.7,
-                    one_node_gb_per_s: 0.1,
-                    two_nodes_us: 12.0,
-                    two_nodes_gb_per_s: 0.005,
-                },
-                // A large message is bandwidth, not what a message costs at least.
-                PingpongPoint {
-                    bytes: 1 << 20,
-                    one_node_us: 200.0,
-                    one_node_gb_per_s: 5.0,
-                    two_nodes_us: 1.0,
-                    two_nodes_gb_per_s: 1.0,
-                },
-            ],
-        }
+        // A large message is bandwidth, not what a message costs at least.
+        PingpongReport::made(&[(8, 0.6, 300.0), (64, 0.7, 12.0), (1 << 20, 200.0, 1.0)])
     }
 
     fn rungs(vm_exit_ns: Option<f64>) -> Rungs {

@@ -138,6 +138,27 @@ pub fn measure(
 }
 
 impl PingpongReport {
+    /// A report of yielding ranks, 10 round trips, at `(bytes, one node µs, two nodes µs)`
+    /// each, bandwidth from the two: for tests of what is said and drawn about a ping-pong.
+    #[doc(hidden)]
+    pub fn made(points: &[(usize, f64, f64)]) -> PingpongReport {
+        let gb_per_s = |bytes: usize, us: f64| bytes as f64 / (us * 1e3);
+        PingpongReport {
+            yield_when_idle: true,
+            rounds: 10,
+            points: points
+                .iter()
+                .map(|&(bytes, one_node_us, two_nodes_us)| PingpongPoint {
+                    bytes,
+                    one_node_us,
+                    one_node_gb_per_s: gb_per_s(bytes, one_node_us),
+                    two_nodes_us,
+                    two_nodes_gb_per_s: gb_per_s(bytes, two_nodes_us),
+                })
+                .collect(),
+        }
+    }
+
     /// Every size: one-way time and bandwidth, one node and two.
     pub fn table(&self) -> Table {
         let mut table = Table::new(
@@ -278,26 +299,7 @@ mod tests {
     }
 
     fn report() -> PingpongReport {
-        PingpongReport {
-            yield_when_idle: true,
-            rounds: 10,
-            points: vec![
-                PingpongPoint {
-                    bytes: 8,
-                    one_node_us: 0.4,
-                    one_node_gb_per_s: 0.02,
-                    two_nodes_us: 300.0,
-                    two_nodes_gb_per_s: 0.00003,
-                },
-                PingpongPoint {
-                    bytes: 4 << 20,
-                    one_node_us: 900.0,
-                    one_node_gb_per_s: 4.6,
-                    two_nodes_us: 9000.0,
-                    two_nodes_gb_per_s: 0.46,
-                },
-            ],
-        }
+        PingpongReport::made(&[(8, 0.4, 300.0), (4 << 20, 900.0, 9000.0)])
     }
 
     #[test]

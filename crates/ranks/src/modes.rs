@@ -116,26 +116,24 @@ pub fn run(mode: Mode) -> ExitCode {
             }
             let largest = sizes.iter().copied().max().unwrap_or(0);
             let mut buffer = vec![0u8; largest];
-            for &bytes in &sizes {
-                let message = &mut buffer[..bytes];
-                // One untimed round trip first: the first message opens the TCP connection.
+            // Rank 0 sends and waits for the echo; rank 1 echoes; the others look on.
+            let round_trip = |message: &mut [u8]| {
                 if rank == 0 {
                     world.process_at_rank(1).send(&message[..]);
-                    world.process_at_rank(1).receive_into(&mut message[..]);
+                    world.process_at_rank(1).receive_into(message);
                 } else if rank == 1 {
                     world.process_at_rank(0).receive_into(&mut message[..]);
                     world.process_at_rank(0).send(&message[..]);
                 }
+            };
+            for &bytes in &sizes {
+                let message = &mut buffer[..bytes];
+                // One untimed round trip first: the first message opens the TCP connection.
+                round_trip(message);
                 world.barrier();
                 let t = mpi::time();
                 for _ in 0..rounds {
-                    if rank == 0 {
-                        world.process_at_rank(1).send(&message[..]);
-                        world.process_at_rank(1).receive_into(&mut message[..]);
-                    } else if rank == 1 {
-                        world.process_at_rank(0).receive_into(&mut message[..]);
-                        world.process_at_rank(0).send(&message[..]);
-                    }
+                    round_trip(message);
                 }
                 let seconds = mpi::time() - t;
                 if rank == 0 {

@@ -134,26 +134,7 @@ fn scaling_adds_weak_scaling_and_needs_a_one_rank_run() {
 }
 
 fn pingpong(one_node_us: f64, two_nodes_us: f64) -> PingpongReport {
-    PingpongReport {
-        yield_when_idle: true,
-        rounds: 10,
-        points: vec![
-            PingpongPoint {
-                bytes: 8,
-                one_node_us,
-                one_node_gb_per_s: 0.02,
-                two_nodes_us,
-                two_nodes_gb_per_s: 0.001,
-            },
-            PingpongPoint {
-                bytes: 4 << 20,
-                one_node_us: 900.0,
-                one_node_gb_per_s: 4.66,
-                two_nodes_us: 9000.0,
-                two_nodes_gb_per_s: 0.47,
-            },
-        ],
-    }
+    PingpongReport::made(&[(8, one_node_us, two_nodes_us), (4 << 20, 900.0, 9000.0)])
 }
 
 #[test]
