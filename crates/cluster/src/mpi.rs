@@ -135,6 +135,22 @@ impl MpiRun {
         })
     }
 
+    /// Rank 0's ping-pong lines: (bytes, one way µs, GB/s) per size.
+    pub fn pingpong_points(&self) -> Vec<(usize, f64, f64)> {
+        self.lines
+            .iter()
+            .filter_map(|l| match l {
+                RankLine::Pingpong {
+                    bytes,
+                    one_way_us,
+                    gb_per_s,
+                    ..
+                } => Some((*bytes, *one_way_us, *gb_per_s)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The rank mpirun says died by a signal, and the signal: its account on stderr ("process
     /// rank N with PID P on node H exited on signal S"), the one place its words are read.
     pub fn killed_rank(&self) -> Option<(u32, i32)> {

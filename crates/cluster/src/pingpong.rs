@@ -4,7 +4,7 @@
 //! their CPU.
 
 use crate::cluster::Cluster;
-use crate::mpi::{MpiRun, Mpirun, Program, RankLine};
+use crate::mpi::{MpiRun, Mpirun, Program};
 use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use virtlab_display::plot::LineChart;
@@ -66,19 +66,7 @@ fn points(run: &MpiRun, what: &str) -> Result<Sizes> {
             "run it again; with waiting ranks spinning on a busy machine, fewer rounds",
         ));
     }
-    Ok(run
-        .lines
-        .iter()
-        .filter_map(|l| match l {
-            RankLine::Pingpong {
-                bytes,
-                one_way_us,
-                gb_per_s,
-                ..
-            } => Some((*bytes, *one_way_us, *gb_per_s)),
-            _ => None,
-        })
-        .collect())
+    Ok(run.pingpong_points())
 }
 
 /// Two ranks on `cluster`'s first node, then one on each of its first two nodes.

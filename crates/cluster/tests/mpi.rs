@@ -97,19 +97,7 @@ fn ping_pong_on_one_node_and_across_two_and_the_yield_trap() {
             .run(&program)
             .unwrap();
         assert_eq!(run.exit_code, Some(0), "{what}: {}", run.stderr);
-        let points: Vec<_> = run
-            .lines
-            .iter()
-            .filter_map(|l| match l {
-                RankLine::Pingpong {
-                    bytes,
-                    one_way_us,
-                    gb_per_s,
-                    ..
-                } => Some((*bytes, *one_way_us, *gb_per_s)),
-                _ => None,
-            })
-            .collect();
+        let points = run.pingpong_points();
         assert_eq!(points.len(), 2, "{what}");
         for (bytes, us, gbs) in points {
             println!("pingpong {what}: {bytes} B one-way {us:.2} µs, {gbs:.3} GB/s");
