@@ -7,12 +7,11 @@
 //! where KVM is there) and read back as JSON, as the ladder's probe is: the chapters' crates
 //! never depend on each other.
 
-use crate::pingpong::{PingpongPoint, PingpongReport};
+use crate::pingpong::PingpongReport;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use virtlab_core::release;
 use virtlab_display::Figure;
-use virtlab_display::plot::LineChart;
 
 /// Timed batches of chapter 6's operations (200 each; medians).
 const BATCHES: &str = "201";
@@ -118,16 +117,10 @@ impl Rungs {
 impl PingpongReport {
     /// [`PingpongReport::latency_plot`] with the earlier rungs as level lines on the same axis.
     pub fn latency_plot_beside(&self, rungs: &Rungs) -> Result<Figure> {
-        let xy = |f: fn(&PingpongPoint) -> f64| -> Vec<(f64, f64)> {
-            self.points.iter().map(|p| (p.bytes as f64, f(p))).collect()
-        };
-        let mut chart = LineChart::new("One way by message size, beside the earlier rungs")
-            .x_label("message size, bytes")
-            .y_label("µs (log)")
-            .log_x()
-            .log_y()
-            .series("two nodes (TCP over the bridge)", xy(|p| p.two_nodes_us))
-            .series("one node (shared memory)", xy(|p| p.one_node_us));
+        let mut chart = self.latency_chart(
+            "One way by message size, beside the earlier rungs",
+            "µs (log)",
+        );
         for (name, us) in rungs.levels() {
             chart = chart.reference(name, us);
         }

@@ -186,32 +186,44 @@ impl PingpongReport {
 
     /// One-way time against message size, one node and two, both axes logarithmic.
     pub fn latency_plot(&self) -> Result<Figure> {
-        let xy = |f: fn(&PingpongPoint) -> f64| -> Vec<(f64, f64)> {
-            self.points.iter().map(|p| (p.bytes as f64, f(p))).collect()
-        };
-        Ok(LineChart::new("Ping-pong: one way, by message size")
+        Ok(self
+            .latency_chart("Ping-pong: one way, by message size", "one way, µs")
+            .render()?)
+    }
+
+    /// One way against message size, one node and two, on log axes (each in the colour the
+    /// bandwidth chart gives it), for [`Self::latency_plot`] and the chart beside the rungs.
+    pub(crate) fn latency_chart(&self, title: &str, y_label: &str) -> LineChart {
+        LineChart::new(title)
             .x_label("message size, bytes")
-            .y_label("one way, µs")
+            .y_label(y_label)
             .log_x()
             .log_y()
-            .series("one node (shared memory)", xy(|p| p.one_node_us))
-            .series("two nodes (TCP over the bridge)", xy(|p| p.two_nodes_us))
-            .render()?)
+            .series("one node (shared memory)", self.by_size(|p| p.one_node_us))
+            .series(
+                "two nodes (TCP over the bridge)",
+                self.by_size(|p| p.two_nodes_us),
+            )
+    }
+
+    /// (bytes, `f` of the point) for every size.
+    fn by_size(&self, f: fn(&PingpongPoint) -> f64) -> Vec<(f64, f64)> {
+        self.points.iter().map(|p| (p.bytes as f64, f(p))).collect()
     }
 
     /// Bandwidth against message size, one node and two (log size axis).
     pub fn bandwidth_plot(&self) -> Result<Figure> {
-        let xy = |f: fn(&PingpongPoint) -> f64| -> Vec<(f64, f64)> {
-            self.points.iter().map(|p| (p.bytes as f64, f(p))).collect()
-        };
         Ok(LineChart::new("Ping-pong: bandwidth, by message size")
             .x_label("message size, bytes")
             .y_label("GB/s")
             .log_x()
-            .series("one node (shared memory)", xy(|p| p.one_node_gb_per_s))
+            .series(
+                "one node (shared memory)",
+                self.by_size(|p| p.one_node_gb_per_s),
+            )
             .series(
                 "two nodes (TCP over the bridge)",
-                xy(|p| p.two_nodes_gb_per_s),
+                self.by_size(|p| p.two_nodes_gb_per_s),
             )
             .render()?)
     }
