@@ -62,6 +62,11 @@ impl Hello {
         self.run.table()
     }
 
+    /// The mpirun command line the ranks ran under (None: it never started).
+    pub fn command(&self) -> Option<&str> {
+        self.mpirun.as_ref().map(|m| m.command.as_str())
+    }
+
     /// Shows [`Hello::table`] in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
