@@ -1,12 +1,14 @@
 //! `virtlab scaling`: the parallel hit count's strong or weak scaling across a cluster of its
 //! own (`scaling::sweep`: each rank count run several times, medians kept, the machine's load
-//! read around each), printed as the sweep's table or as JSON ([`ScalingReport`]).
+//! read around each), printed as the sweep's table and how busy the machine was, or as JSON
+//! ([`ScalingReport`]).
 
 use clap::Args;
 use serde::Serialize;
 use virtlab::Result;
 use virtlab::cluster::scaling::{self, Scaling, ScalingPlan, ScalingPoint};
 use virtlab::cluster::{Cluster, ClusterState, mpi};
+use virtlab::load::Load;
 
 /// `virtlab scaling`'s flags.
 #[derive(Args)]
@@ -84,5 +86,17 @@ pub fn scaling(args: ScalingArgs) -> Result<()> {
         report.plan.repeats,
         scaling::table(&report.points)
     );
+    // A flat curve on a busy machine says more about the other programs than about MPI.
+    if let Some(load) = Load::busiest(report.points.iter().filter_map(|p| p.load.as_ref())) {
+        let verdict = if load.is_busy() {
+            "busy: the efficiencies are lower than a quiet machine gives; close what else runs and run it again"
+        } else {
+            "quiet"
+        };
+        println!(
+            "the machine at the busiest rank count: {} ({verdict})",
+            load.summary()
+        );
+    }
     Ok(())
 }
