@@ -89,7 +89,7 @@ pub fn scaling(args: ScalingArgs) -> Result<()> {
     // A flat curve on a busy machine says more about the other programs than about MPI.
     if let Some(load) = Load::busiest(report.points.iter().filter_map(|p| p.load.as_ref())) {
         let verdict = if load.is_busy() {
-            "busy: the efficiencies are lower than a quiet machine gives; close what else runs and run it again"
+            "busy: the efficiencies may be lower than a quiet machine gives; close what else runs and run it again"
         } else {
             "quiet"
         };
