@@ -318,8 +318,11 @@ def bench_cluster(repeats):
     start_whats = [f"MPI ranks start, {n} over 3 nodes: mpirun → first line" for n in (3, 6)]
     try:
         start = {n: runs(["mpi", "--nodes", "3", "--ranks", str(n), "--iterations", "1", "--interval-ms", "1"]) for n in (1, 3, 6)}
-        first = {n: [r["run"]["first_line_ms"] for r in rs] for n, rs in start.items()}
-        init = [line["init_ms"] for r in start[6] for line in r["run"]["lines"] if line["kind"] == "hello"]
+        # Each rank is a unit of the executor's run: the first line is the earliest unit's, MPI_Init
+        # each rank's own (its detail).
+        first = {n: [min(u["first_line_ms"] for u in r["run"]["units"] if u["first_line_ms"] is not None) for r in rs]
+                 for n, rs in start.items()}
+        init = [u["detail"]["init_ms"] for r in start[6] for u in r["run"]["units"] if u["detail"]["init_ms"] is not None]
         for what, n in zip(start_whats, (3, 6)):
             rows.append(row(what, "ms", first[n], "1 rank", first[1], note="ratio < 1: more ranks start later"))
         rows.append(row("MPI_Init in a rank (6 ranks over 3 nodes)", "ms", init, "—", None,
