@@ -305,7 +305,8 @@ def bench_vm(repeats):
 def bench_cluster(repeats):
     """Chapter 8: an MPI rank's start (mpirun → first line) at 1, 3 and 6 ranks over 3 namespace
     nodes; ping-pong latency and bandwidth, two ranks on one node (shared memory) vs on two
-    (TCP over the bridge); srun's overhead. Needs root, Open MPI, Slurm: a row says what is missing."""
+    (TCP over the bridge); the hit count's strong-scaling efficiency at 2 ranks on 2 nodes
+    against the ideal 1.0; srun's overhead. Needs root, Open MPI, Slurm: a row says what is missing."""
     def runs(cmd):
         return [run_json([str(VIRTLAB)] + cmd + ["--json"]) for _ in range(repeats)]
 
@@ -317,8 +318,11 @@ def bench_cluster(repeats):
     start_whats = [f"MPI ranks start, {n} over 3 nodes: mpirun → first line" for n in (3, 6)]
     try:
         start = {n: runs(["mpi", "--nodes", "3", "--ranks", str(n), "--iterations", "1", "--interval-ms", "1"]) for n in (1, 3, 6)}
-        first = {n: [r["run"]["first_line_ms"] for r in rs] for n, rs in start.items()}
-        init = [line["init_ms"] for r in start[6] for line in r["run"]["lines"] if line["kind"] == "hello"]
+        # Each rank is a unit of the executor's run: the first line is the earliest unit's, MPI_Init
+        # each rank's own (its detail).
+        first = {n: [min(u["first_line_ms"] for u in r["run"]["units"] if u["first_line_ms"] is not None) for r in rs]
+                 for n, rs in start.items()}
+        init = [u["detail"]["init_ms"] for r in start[6] for u in r["run"]["units"] if u["detail"]["init_ms"] is not None]
         for what, n in zip(start_whats, (3, 6)):
             rows.append(row(what, "ms", first[n], "1 rank", first[1], note="ratio < 1: more ranks start later"))
         rows.append(row("MPI_Init in a rank (6 ranks over 3 nodes)", "ms", init, "—", None,
@@ -337,6 +341,18 @@ def bench_cluster(repeats):
                         better="higher"))
     except subprocess.CalledProcessError as e:
         rows += skipped(ping_whats, e)
+    eff_what = "strong-scaling efficiency of the hit count, 2 ranks on 2 nodes (compute, medians)"
+    try:
+        # One sweep: each rank count run `repeats` times, the efficiency taken from their medians.
+        sweep = run_json([str(VIRTLAB), "scaling", "--nodes", "2", "--ranks", "1,2", "--samples", "40000000",
+                          "--repeats", str(max(repeats, 3)), "--strong", "--json"])
+        two = next(p for p in sweep["points"] if p["ranks"] == 2)
+        others = (two.get("load") or {}).get("others_cpus")
+        busy = f"; other programs kept {others:.2f} CPUs busy meanwhile" if others is not None else ""
+        rows.append(row(eff_what, "×", [two["efficiency"]], "the ideal, 1.0 (stated, not measured)", [1.0],
+                        better="higher", note=f"median of {sweep['plan']['repeats']} runs per rank count{busy}"))
+    except subprocess.CalledProcessError as e:
+        rows += skipped([eff_what], e)
     srun_what = "srun -N1 -n1 true (Slurm's round trip, a job step, nothing to run)"
     try:
         slurm = run_json([str(VIRTLAB), "slurm", "--nodes", "1", "--srun-rounds", str(max(repeats, 5)), "--no-queue", "--json"])

@@ -16,7 +16,7 @@ def test_an_unknown_section_is_refused_naming_the_ones_that_exist():
     result = bench("--only", "matmul,gpus")
     assert result.returncode != 0
     assert "unknown section(s) gpus" in result.stderr
-    assert "processes,threads,scaling,tasks,containers,langvm,matmul,gpu,vm,cluster,notebooks" in result.stderr
+    assert "processes,threads,scaling,tasks,containers,langvm,matmul,gpu,vm,cluster,cloud,notebooks" in result.stderr
 
 
 def test_only_writes_a_report_of_just_that_section(tmp_path):

@@ -1,5 +1,5 @@
 //! MPI ranks as a kind of worker on the lab's one executor ([`Ranks`]). Each unit is one rank
-//! of one `mpirun` across a cluster, so the units start together: the executor tells the kind
+//! of one `mpirun` across a cluster (or the hosts of a hostfile), so the units start together: the executor tells the kind
 //! how many there will be ([`Kind::starting`]) and mpirun is launched at the last unit's
 //! `start`. The ranks run the same [`Work`] as every kind (its iterations and pause, through
 //! `virtlab-ranks hello`); their lines become the essay's lines and timeline events (on the
@@ -9,6 +9,7 @@
 //! because of it.
 
 use crate::cluster::Cluster;
+use crate::hostfile::Hosts;
 use crate::mpi::{self, MpiRun, Mpirun, Program, RankLine, Running};
 use crate::spec::{ClusterSpec, InstanceType};
 use crate::{Error, Result};
@@ -73,18 +74,48 @@ impl Detail for RankDetail {
     }
 }
 
-/// The cluster a [`Ranks`] runs on: the caller's, or its own (the ladder's probe).
+/// Where a [`Ranks`] runs: the caller's cluster, one of its own (the ladder's probe), or the
+/// hosts of a hostfile.
 #[derive(Debug)]
 enum Place<'c> {
     Borrowed(&'c Cluster),
     Owned(Cluster),
+    Listed(Hosts),
 }
 
 impl Place<'_> {
-    fn cluster(&self) -> &Cluster {
+    fn cluster(&self) -> Option<&Cluster> {
         match self {
-            Place::Borrowed(c) => c,
-            Place::Owned(c) => c,
+            Place::Borrowed(c) => Some(c),
+            Place::Owned(c) => Some(c),
+            Place::Listed(_) => None,
+        }
+    }
+
+    /// The hosts' names: a cluster's node names, or the hostfile's hosts.
+    fn hosts(&self) -> Vec<String> {
+        match self {
+            Place::Listed(h) => h.hosts.iter().map(|h| h.name.clone()).collect(),
+            _ => self.cluster().map_or_else(Vec::new, |c| {
+                c.nodes().iter().map(|n| n.name.clone()).collect()
+            }),
+        }
+    }
+
+    /// The slots ranks fill before they share CPUs (None: a hostfile leaves some to Open MPI).
+    fn slots(&self) -> Option<usize> {
+        match self {
+            Place::Listed(h) => h.slots(),
+            _ => self.cluster().map(Cluster::slots),
+        }
+    }
+
+    /// An mpirun of `ranks` ranks here.
+    fn mpirun(&self, ranks: usize) -> Mpirun<'_> {
+        match self {
+            Place::Borrowed(c) => Mpirun::new(c, ranks),
+            Place::Owned(c) => Mpirun::new(c, ranks),
+            Place::Listed(h) => Mpirun::across(h, ranks),
         }
     }
 }
@@ -157,9 +188,23 @@ impl<'c> Ranks<'c> {
         self.followed.as_ref().and_then(|f| f.account.clone())
     }
 
-    /// The cluster the ranks run on.
-    pub fn cluster(&self) -> &Cluster {
+    /// The cluster the ranks run on (None: the hosts of a hostfile).
+    pub fn cluster(&self) -> Option<&Cluster> {
         self.place.cluster()
+    }
+
+    /// The hosts the ranks run on: the cluster's node names, or the hostfile's hosts.
+    pub fn hosts(&self) -> Vec<String> {
+        self.place.hosts()
+    }
+}
+
+impl Ranks<'static> {
+    /// Ranks on the hosts `hosts` lists (reached by its agent); refuses (with the fix) where
+    /// mpirun or an MPI build of `virtlab-ranks` is missing here. The program must be at the
+    /// same path on every host.
+    pub fn across(hosts: Hosts) -> Result<Ranks<'static>> {
+        Ranks::placed(Place::Listed(hosts))
     }
 }
 
@@ -348,8 +393,11 @@ impl Kind for Ranks<'_> {
             units: "ranks",
             most: MAX_RANKS,
             why: format!(
-                "virtlab's cap of {MAX_RANKS} ranks per mpirun; this cluster has {} slots, and ranks past them share CPUs",
-                self.cluster().slots()
+                "virtlab's cap of {MAX_RANKS} ranks per mpirun; {}, and ranks past them share CPUs",
+                self.place.slots().map_or_else(
+                    || "the hosts' slots are counted by Open MPI".into(),
+                    |n| format!("these hosts have {n} slots")
+                )
             ),
         }
     }
@@ -377,11 +425,12 @@ impl Kind for Ranks<'_> {
         if self.held.len() < self.expected {
             return Ok(());
         }
-        let cluster = self.place.cluster();
         let ranks = self.held.len();
-        let spawned = Mpirun::new(cluster, ranks)
+        let spawned = self
+            .place
+            .mpirun(ranks)
             .program(&self.program)
-            .yield_when_idle(ranks > cluster.slots())
+            .yield_when_idle(self.place.slots().is_some_and(|slots| ranks > slots))
             // The executor's deadline stops a run; this only bounds a job that hangs.
             .timeout(work.duration() + Duration::from_secs(120))
             .spawn(&Program::Hello {
@@ -424,7 +473,7 @@ impl Kind for Ranks<'_> {
 
     fn finish(&mut self) -> String {
         let ranks = self.expected;
-        let nodes = self.cluster().nodes().len();
+        let nodes = self.place.hosts().len();
         self.held.clear();
         let Some(job) = self.job.take() else {
             return format!("{ranks} ranks on {nodes} nodes: mpirun never started");

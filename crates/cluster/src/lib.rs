@@ -11,6 +11,7 @@ pub mod error;
 pub mod fault;
 pub mod held;
 pub mod holder;
+pub mod hostfile;
 pub mod kind;
 pub mod leftovers;
 pub mod live;

@@ -4,6 +4,7 @@
 //! [`Hello::plot`] draws who ran when, one lane per rank, from the run's timeline.
 
 use crate::cluster::{Cluster, ClusterState};
+use crate::hostfile::Hosts;
 use crate::kind::{RankDetail, Ranks};
 use crate::mpi::MpiRun;
 use crate::{Error, Result};
@@ -17,8 +18,11 @@ use virtlab_display::{Figure, Table};
 /// A finished run of the ranks' `hello`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The cluster the ranks ran on.
-    pub cluster: ClusterState,
+    /// The cluster the ranks ran on (None: the hosts of a hostfile).
+    pub cluster: Option<ClusterState>,
+    /// The hosts they ran on: the cluster's node names, or the hostfile's hosts.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     /// The essay's lines, as they came.
     pub essay_lines: Vec<String>,
     /// The executor's run: every rank's status, detail, timeline and asked → first line.
@@ -34,11 +38,18 @@ pub fn hello(cluster: &Cluster, work: &Work, ranks: usize, options: Options) -> 
     hello_of(Ranks::on(cluster)?, work, ranks, options)
 }
 
+/// Runs `work` as `ranks` ranks on the hosts `hosts` lists, through the executor: what
+/// [`hello`] does on a cluster, done on real machines (or a cluster's nodes standing in).
+pub fn on_hosts(hosts: Hosts, work: &Work, ranks: usize, options: Options) -> Result<Hello> {
+    hello_of(Ranks::across(hosts)?, work, ranks, options)
+}
+
 /// As [`hello`], with a kind made already (one that prints its lines on stderr, say).
 pub fn hello_of(mut kind: Ranks<'_>, work: &Work, ranks: usize, options: Options) -> Result<Hello> {
     let run = executor::run(&mut kind, work, ranks, options)?;
     Ok(Hello {
-        cluster: kind.cluster().state().clone(),
+        cluster: kind.cluster().map(|c| c.state().clone()),
+        hosts: kind.hosts(),
         essay_lines: kind.essay_lines(),
         mpirun: kind.account(),
         run,
@@ -49,6 +60,11 @@ impl Hello {
     /// Each rank: its status, asked → first line, node, pids, MPI_Init, lines.
     pub fn table(&self) -> Table {
         self.run.table()
+    }
+
+    /// The mpirun command line the ranks ran under (None: it never started).
+    pub fn command(&self) -> Option<&str> {
+        self.mpirun.as_ref().map(|m| m.command.as_str())
     }
 
     /// Shows [`Hello::table`] in a notebook.
@@ -90,7 +106,7 @@ impl Hello {
         let mut chart = LaneChart::new(format!(
             "{} ranks on {} nodes: one lane each",
             self.run.units.len(),
-            self.cluster.nodes.len()
+            self.hosts.len()
         ))
         .x_label("ms since the first rank's process started");
         for unit in &self.run.units {
@@ -129,7 +145,8 @@ pub(crate) fn sample(
 ) -> Hello {
     use virtlab_core::executor::UnitReport;
     Hello {
-        cluster: ClusterState {
+        hosts: vec![],
+        cluster: Some(ClusterState {
             name: None,
             owner: 1,
             subnet: "10.213.1.0/24".into(),
@@ -138,7 +155,7 @@ pub(crate) fn sample(
             switch_pid: 2,
             nodes: vec![],
             up_ms: 50.0,
-        },
+        }),
         essay_lines: vec![],
         run: Run {
             kind: "rank".into(),

@@ -1,8 +1,10 @@
-//! MPI ranks across the cluster: [`Mpirun`] builds the mpirun command (hostfile of the nodes'
-//! addresses, the agent in place of ssh, the subnet for Open MPI's TCP, the yield switch) and
+//! MPI ranks across the cluster, or across the hosts of a hostfile: [`Mpirun`] builds the
+//! mpirun command (the hosts' flags from [`Hosts`]: for a cluster, a hostfile of the nodes'
+//! addresses, the agent in place of ssh, the subnet for Open MPI's TCP; the yield switch) and
 //! runs `virtlab-ranks` under it, returning the ranks' lines as typed values.
 
 use crate::cluster::{Cluster, on_path};
+use crate::hostfile::Hosts;
 use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read};
@@ -273,10 +275,19 @@ pub fn ready() -> Result<PathBuf> {
     Ok(program)
 }
 
-/// An mpirun across a cluster, built step by step.
+/// Where an mpirun places its ranks.
+#[derive(Debug, Clone)]
+enum Target<'a> {
+    /// A cluster's nodes (its hostfile written at each command).
+    Nodes(&'a Cluster),
+    /// The hosts of a hostfile.
+    Listed(&'a Hosts),
+}
+
+/// An mpirun across a cluster or a hostfile's hosts, built step by step.
 #[derive(Debug, Clone)]
 pub struct Mpirun<'a> {
-    cluster: &'a Cluster,
+    target: Target<'a>,
     ranks: usize,
     nodes: Vec<usize>,
     slots: Option<usize>,
@@ -289,7 +300,7 @@ impl<'a> Mpirun<'a> {
     /// `ranks` ranks over all the cluster's nodes, each node's slots its instance type's CPUs.
     pub fn new(cluster: &'a Cluster, ranks: usize) -> Mpirun<'a> {
         Mpirun {
-            cluster,
+            target: Target::Nodes(cluster),
             ranks,
             nodes: (1..=cluster.nodes().len()).collect(),
             slots: None,
@@ -299,13 +310,27 @@ impl<'a> Mpirun<'a> {
         }
     }
 
-    /// Only these nodes (1-based), in this order.
+    /// `ranks` ranks over the hosts `hosts` lists, placed by their slots there.
+    pub fn across(hosts: &'a Hosts, ranks: usize) -> Mpirun<'a> {
+        Mpirun {
+            target: Target::Listed(hosts),
+            ranks,
+            nodes: Vec::new(),
+            slots: None,
+            yield_when_idle: false,
+            program: None,
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Only these nodes of a cluster (1-based), in this order.
     pub fn nodes(mut self, nodes: &[usize]) -> Self {
         self.nodes = nodes.to_vec();
         self
     }
 
-    /// Slots per node in the hostfile (ranks placed on a node before the next one).
+    /// Slots per node of a cluster (ranks placed on a node before the next one); a hostfile's
+    /// hosts keep the slots it gives them.
     pub fn slots(mut self, slots: usize) -> Self {
         self.slots = Some(slots);
         self
@@ -338,48 +363,26 @@ impl<'a> Mpirun<'a> {
                 "ask for 1 rank or more",
             ));
         }
-        if self.slots == Some(0) {
-            return Err(Error::of(
-                ErrorKind::Invalid,
-                "a node cannot have 0 slots",
-                "give each node 1 slot or more",
-            ));
-        }
-        let mut hostfile = String::new();
-        for &n in &self.nodes {
-            let node = self.cluster.node(n)?;
-            let slots = self.slots.unwrap_or(node.instance_type.slots());
-            hostfile.push_str(&format!("{} slots={slots}\n", node.address));
-        }
+        let written;
+        let hosts = match self.target {
+            Target::Nodes(cluster) => {
+                written = Hosts::standing_in(cluster, &self.nodes, self.slots)?;
+                &written
+            }
+            Target::Listed(hosts) => hosts,
+        };
         check_mpirun()?;
-        let path = self
-            .cluster
-            .dir()
-            .join(format!("hostfile-{}", std::process::id()));
-        std::fs::write(&path, hostfile)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         let exe = match &self.program {
             Some(p) => p.clone(),
             None => ranks_program()?,
         };
-        let subnet = &self.cluster.state().subnet;
         let mut c = Command::new("mpirun");
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             c.arg("--allow-run-as-root");
         }
-        c.args([
-            "--oversubscribe",
-            "-np",
-            &self.ranks.to_string(),
-            "--hostfile",
-        ])
-        .arg(&path)
-        .args(["--mca", "plm_rsh_agent"])
-        .arg(self.cluster.agent())
-        .args(["--mca", "plm_rsh_no_tree_spawn", "1"])
-        .args(["--mca", "oob_tcp_if_include", subnet])
-        .args(["--mca", "btl_tcp_if_include", subnet]);
+        c.args(["--oversubscribe", "-np", &self.ranks.to_string()])
+            .args(hosts.mpirun_args());
         if self.yield_when_idle {
             c.args(["--mca", "mpi_yield_when_idle", "1"]);
         }

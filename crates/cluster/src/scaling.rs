@@ -5,6 +5,7 @@
 //! both flatten at its cores: ranks beyond them take turns on the same CPUs.
 
 use crate::cluster::Cluster;
+use crate::kind::MAX_RANKS;
 use crate::mpi::{MpiRun, Mpirun, Program, RankLine};
 use crate::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
@@ -59,7 +60,8 @@ impl ScalingPlan {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// Refuses a plan that cannot measure anything trustworthy, with the fix.
+    pub fn check(&self) -> Result<()> {
         if self.repeats < 3 {
             return Err(Error::of(
                 ErrorKind::Invalid,
@@ -77,11 +79,28 @@ impl ScalingPlan {
                 "give rank counts such as 1 to 8",
             ));
         }
+        if let Some(&most) = self.ranks.iter().find(|&&r| r > MAX_RANKS) {
+            return Err(Error::of(
+                ErrorKind::Invalid,
+                format!("a scaling sweep cannot start {most} ranks"),
+                format!("give rank counts from 1 to {MAX_RANKS}"),
+            ));
+        }
         if self.samples == 0 {
             return Err(Error::of(
                 ErrorKind::Invalid,
                 "a scaling sweep of 0 samples measures nothing",
                 "give 1 000 000 samples or more",
+            ));
+        }
+        if self.scaling == Scaling::Weak && self.samples.checked_mul(MAX_RANKS as u64).is_none() {
+            return Err(Error::of(
+                ErrorKind::Invalid,
+                format!(
+                    "{} samples per rank overflow a weak sweep's total",
+                    self.samples
+                ),
+                "give fewer samples per rank, e.g. 10 000 000",
             ));
         }
         Ok(())
@@ -306,11 +325,27 @@ mod tests {
             ..strong.clone()
         };
         assert!(zero.check().is_err());
+        let many = ScalingPlan {
+            ranks: vec![1, MAX_RANKS + 1],
+            ..strong.clone()
+        };
+        assert!(many.check().unwrap_err().to_string().contains("65 ranks"));
         let nothing = ScalingPlan {
             samples: 0,
             ..strong
         };
         assert!(nothing.check().is_err());
+        let overflowing = ScalingPlan {
+            samples: u64::MAX / 2,
+            ..weak
+        };
+        assert!(
+            overflowing
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("overflow")
+        );
     }
 
     fn point(ranks: usize, compute_ms: f64) -> ScalingPoint {

@@ -156,8 +156,8 @@ enum Command {
     #[cfg(target_os = "linux")]
     #[command(hide = true)]
     ClusterKeeper(cli::cluster::KeeperArgs),
-    /// Chapter 8: MPI ranks across a cluster of namespace nodes, each a unit of the executor;
-    /// prints "0: rank-2 on node-2 pid 7 (host pid 4242)" lines as they come. --kill-rank R
+    /// Chapter 8: MPI ranks across a cluster of namespace nodes (or the hosts of --hostfile),
+    /// each a unit of the executor; prints "0: rank-2 on node-2 pid 7 (host pid 4242)" lines as they come. --kill-rank R
     /// SIGKILLs rank R from the host on purpose.
     #[cfg(target_os = "linux")]
     Mpi(cli::cluster::MpiArgs),
@@ -167,6 +167,10 @@ enum Command {
     /// Chapter 8: Slurm on a cluster: sinfo, a job by srun, srun's overhead, a queue.
     #[cfg(target_os = "linux")]
     Slurm(cli::cluster::SlurmArgs),
+    /// Chapter 8: the parallel hit count's strong (--strong) or weak (--weak) scaling over
+    /// --ranks on a cluster: compute, communication, MPI_Init, efficiency, the machine's load.
+    #[cfg(target_os = "linux")]
+    Scaling(cli::scaling::ScalingArgs),
     /// Chapter 9: a seeded trace served by each policy (fixed, autoscale, per-request) on
     /// process or container instances: latency, cold starts, instances alive, resources used.
     #[cfg(target_os = "linux")]
@@ -358,5 +362,7 @@ fn run(command: Command) -> virtlab::Result<()> {
         Command::Pingpong(args) => cli::cluster::pingpong(args),
         #[cfg(target_os = "linux")]
         Command::Slurm(args) => cli::cluster::slurm(args),
+        #[cfg(target_os = "linux")]
+        Command::Scaling(args) => cli::scaling::scaling(args),
     }
 }

@@ -115,7 +115,57 @@ fn nothing_left(report: &serde_json::Value) -> ClusterState {
 fn bad_values_are_refused_before_anything_is_made() {
     let _serial = one_at_a_time();
     let before = rundir::folders();
-    let cases: [(&[&str], &str, &str); 9] = [
+    let dir = std::env::temp_dir().join(format!("virtlab-bad-hostfiles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (empty, malformed) = (file("empty", "# nobody\n"), file("bad", "node1 cores=2\n"));
+    let good = file("good", "node1 slots=2\n");
+    let missing = dir.join("missing").display().to_string();
+    let cases: [(&[&str], &str, &str); 17] = [
+        (
+            &["mpi", "--hostfile", &missing],
+            "cannot be read",
+            "node1 slots=2",
+        ),
+        (
+            &["mpi", "--hostfile", &empty],
+            "lists no hosts",
+            "node1 slots=2",
+        ),
+        (
+            &["mpi", "--hostfile", &malformed],
+            "line 1 (\"node1 cores=2\") is malformed",
+            "Open MPI's format",
+        ),
+        (
+            &["mpi", "--hostfile", &good, "--agent", "/no/such/agent"],
+            "/no/such/agent is not a file",
+            "called like ssh",
+        ),
+        (
+            &["scaling", "--strong", "--ranks", "0"],
+            "rank counts of 1 or more",
+            "1 to 8",
+        ),
+        (
+            &["scaling", "--weak", "--repeats", "2"],
+            "2 runs per rank count",
+            "3 runs",
+        ),
+        (
+            &["scaling", "--strong", "--samples", "0"],
+            "0 samples",
+            "1 000 000",
+        ),
+        (
+            &["scaling", "--strong", "--ranks", "1,65"],
+            "65 ranks",
+            "1 to 64",
+        ),
         (&["mpi", "--nodes", "0"], "0 nodes", "1 to 253"),
         (&["mpi", "--nodes", "254"], "254 nodes", "1 to 253"),
         (&["mpi", "--ranks", "0"], "--ranks cannot be 0", "--ranks 6"),
@@ -155,6 +205,8 @@ fn bad_values_are_refused_before_anything_is_made() {
     let out = virtlab(&["cluster", "down", "no-such-cluster"]);
     assert!(stderr(&out).contains("no cluster named no-such-cluster is up"));
     assert_eq!(rundir::folders(), before);
+    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -462,4 +514,138 @@ fn slurm_runs_a_job_on_every_node_and_queues_the_second() {
     let state: ClusterState = serde_json::from_value(report["cluster"].clone()).unwrap();
     assert_eq!(leftovers(&state, &[], true), Vec::<String>::new());
     assert_eq!(slurm_leftovers(&state.dir, &[]), Vec::<String>::new());
+}
+
+/// A held cluster, taken down however the test ends.
+struct Held(String);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = virtlab(&["cluster", "down", &self.0]);
+    }
+}
+
+#[test]
+fn mpi_runs_on_a_hostfile_s_hosts_through_an_agent_and_names_an_unreachable_one() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let name = format!("hosts-{}", std::process::id());
+    let up = virtlab(&[
+        "cluster", "up", "--name", &name, "--nodes", "2", "--type", "small", "--json",
+    ]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let held = Held(name);
+    let state: ClusterState = serde_json::from_slice(&up.stdout).unwrap();
+    let namespaces_held = namespaces(&state);
+    // The nodes stand in for hosts: a hostfile of their addresses, the cluster's agent in
+    // place of ssh, its subnet as the network.
+    let dir = std::env::temp_dir().join(format!("virtlab-hostfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hostfile = dir.join("hosts");
+    let listed: String = state
+        .nodes
+        .iter()
+        .map(|n| format!("{} slots=1\n", n.address))
+        .collect();
+    std::fs::write(&hostfile, format!("# the held cluster\n{listed}")).unwrap();
+    let agent = state.dir.join("agent").display().to_string();
+    let hostfile = hostfile.display().to_string();
+    let out = virtlab(&[
+        "mpi",
+        "--hostfile",
+        &hostfile,
+        "--agent",
+        &agent,
+        "--net",
+        &state.subnet,
+        "--ranks",
+        "3",
+        "--iterations",
+        "2",
+        "--interval-ms",
+        "50",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["cluster"].is_null(), "{}", report["cluster"]);
+    let addresses: Vec<&str> = state.nodes.iter().map(|n| n.address.as_str()).collect();
+    assert_eq!(report["hosts"], serde_json::json!(addresses));
+    assert_eq!(report["essay_lines"].as_array().unwrap().len(), 6);
+    let nodes: Vec<&str> = report["run"]["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["detail"]["node"].as_str().unwrap())
+        .collect();
+    assert!(
+        nodes.contains(&"node-1") && nodes.contains(&"node-2"),
+        "{nodes:?}"
+    );
+    let command = report["mpirun"]["command"].as_str().unwrap();
+    assert!(
+        command.contains(&format!("--hostfile {hostfile}"))
+            && command.contains(&format!("plm_rsh_agent {agent}")),
+        "{command}"
+    );
+    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    // A host the agent does not know is named before mpirun starts.
+    let stranger = dir.join("stranger");
+    std::fs::write(&stranger, format!("{listed}10.255.255.254 slots=1\n")).unwrap();
+    let out = virtlab(&[
+        "mpi",
+        "--hostfile",
+        &stranger.display().to_string(),
+        "--agent",
+        &agent,
+    ]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("host 10.255.255.254") && text.contains("cannot be reached"),
+        "{text}"
+    );
+    assert!(text.contains("Fix:"), "{text}");
+    assert_eq!(mpi_leftovers(), Vec::<u32>::new());
+    drop(held);
+    assert_eq!(
+        leftovers(&state, &namespaces_held, true),
+        Vec::<String>::new()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scaling_prints_every_point_with_its_load_and_leaves_nothing() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let out = virtlab(&[
+        "scaling",
+        "--nodes",
+        "2",
+        "--ranks",
+        "1,2",
+        "--samples",
+        "2000000",
+        "--strong",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["plan"]["scaling"], "strong");
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    // The same seed and samples: the same hits at every rank count.
+    assert_eq!(points[0]["hits"], points[1]["hits"]);
+    assert_eq!(points[0]["efficiency"].as_f64(), Some(1.0));
+    for p in points {
+        assert!(p["compute_ms"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(p.get("load").is_some(), "{p}");
+        println!("{} ranks: efficiency {}", p["ranks"], p["efficiency"]);
+    }
+    nothing_left(&report);
 }

@@ -1,6 +1,6 @@
 //! Chapter 8's subcommands: `cluster up|status|down` (a cluster held by a detached keeper,
 //! which is this program again under the hidden `cluster-keeper`), `mpi` (ranks across a
-//! cluster of their own, the essay's lines live), `pingpong` (latency and bandwidth between two
+//! cluster of their own, or across the hosts of a hostfile, the essay's lines live), `pingpong` (latency and bandwidth between two
 //! ranks on one node and across two) and `slurm` (its start, `sinfo`, a job by `srun`, its
 //! overhead, the queue of two whole-cluster jobs). Each prints tables, or JSON with `--json`:
 //! [`virtlab::cluster::ClusterState`] for `up`, a list of them for `status`,
@@ -9,8 +9,10 @@
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use std::path::PathBuf;
 use std::process::Command;
 use virtlab::cluster::cluster::node_table;
+use virtlab::cluster::hostfile::Hosts;
 use virtlab::cluster::kind::Ranks;
 use virtlab::cluster::slurm::{NodeInfo, QueueDemo, SrunOverhead, SrunRun, Startup};
 use virtlab::cluster::{Cluster, ClusterSpec, ClusterState, Slurm, held};
@@ -34,7 +36,7 @@ pub struct NodeArgs {
 
 impl NodeArgs {
     /// The cluster these flags ask for, checked.
-    fn spec(&self) -> Result<ClusterSpec> {
+    pub fn spec(&self) -> Result<ClusterSpec> {
         let spec = ClusterSpec {
             nodes: self.nodes,
             instance_type: self.instance_type.parse()?,
@@ -106,6 +108,33 @@ pub struct MpiArgs {
     /// The iteration (0-based) at which --kill-rank dies, after printing that many lines.
     #[arg(long, value_name = "I", default_value_t = 2, requires = "kill_rank")]
     kill_at: u32,
+    /// Run on the hosts this file lists (Open MPI's hostfile: `host slots=N`, one a line)
+    /// instead of making a cluster; mpirun reaches them with ssh unless --agent names another
+    /// way. virtlab-ranks must be at the same path on every host.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["nodes", "instance_type", "kill_rank"]
+    )]
+    hostfile: Option<PathBuf>,
+    /// The command mpirun reaches a host with, called like ssh (options, host, command), e.g. a
+    /// held cluster's agent (`<run folder>/agent`, see `virtlab cluster status --json`).
+    #[arg(
+        long,
+        value_name = "CMD",
+        requires = "hostfile",
+        allow_hyphen_values = true
+    )]
+    agent: Option<String>,
+    /// The network the hosts share, which MPI's TCP keeps to: a CIDR (10.0.0.0/24) or an
+    /// interface (eth1); a held cluster's is its subnet.
+    #[arg(
+        long,
+        value_name = "CIDR",
+        requires = "hostfile",
+        allow_hyphen_values = true
+    )]
+    net: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -233,8 +262,18 @@ pub fn mpi(args: MpiArgs) -> Result<()> {
         ));
     }
     mpi::ready()?;
+    if let Some(file) = &args.hostfile {
+        let hosts = Hosts::read(file, args.agent.as_deref(), args.net.as_deref())?;
+        hosts.reach()?;
+        return run_ranks(Ranks::across(hosts)?, &work, &args);
+    }
     let cluster = Cluster::up(spec)?;
-    let mut ranks = Ranks::on(&cluster)?;
+    run_ranks(Ranks::on(&cluster)?, &work, &args)
+}
+
+/// Runs `work` as `virtlab mpi`'s ranks of `ranks` (a cluster's or a hostfile's), lines
+/// printed as they come, then the run's table (or JSON); exits 1 where a rank failed.
+fn run_ranks(mut ranks: Ranks<'_>, work: &Work, args: &MpiArgs) -> Result<()> {
     // Live lines go to stderr with --json, so stdout stays one JSON value.
     if args.json {
         ranks = ranks.lines_to_stderr();
@@ -247,9 +286,11 @@ pub fn mpi(args: MpiArgs) -> Result<()> {
         }),
         ..Options::default()
     };
-    let report = live::hello_of(ranks, &work, args.ranks, options)?;
-    drop(cluster);
-    print(&report, args.json, |r| r.table().to_string())?;
+    let report = live::hello_of(ranks, work, args.ranks, options)?;
+    print(&report, args.json, |r| {
+        let command = r.mpirun.as_ref().map(|m| format!("$ {}\n", m.command));
+        format!("{}{}", command.unwrap_or_default(), r.table())
+    })?;
     report.run.check().map(drop)
 }
 

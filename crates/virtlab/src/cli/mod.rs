@@ -8,7 +8,7 @@
 //! [`virtlab::tasks::TaskScaling`] for `tasks-scale`; [`virtlab::matmul::Run`] for `matmul`;
 //! [`virtlab::langvm::Comparison`] for `runtimes` ([`virtlab::langvm::Warmup`] with `--warmup`);
 //! `{"machine": Machine, "peak": Peak | null}` for `machine`; `cli::cluster`'s reports for `mpi`,
-//! `pingpong`, `slurm`, and [`virtlab::cluster::ClusterState`] for `cluster up`. `scripts/bench`
+//! `pingpong`, `slurm`, [`scaling::ScalingReport`] for `scaling`, and [`virtlab::cluster::ClusterState`] for `cluster up`. `scripts/bench`
 //! reads these.
 
 pub mod cloud;
@@ -20,6 +20,8 @@ pub mod ladder;
 pub mod langvm;
 pub mod machine;
 pub mod matmul;
+#[cfg(target_os = "linux")]
+pub mod scaling;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod vm;
 pub mod workers;
