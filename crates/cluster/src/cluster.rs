@@ -86,6 +86,29 @@ pub fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
+/// The folders every node replaces with empty ones of its own (see `holder::HolderPlan`).
+const NODE_OWN_FOLDERS: [&str; 2] = ["/tmp", "/dev/shm"];
+
+/// Refuses a program a node cannot see: one under a folder every node mounts afresh.
+pub fn visible_on_nodes(program: &Path) -> Result<()> {
+    match NODE_OWN_FOLDERS
+        .iter()
+        .find(|folder| program.starts_with(folder))
+    {
+        Some(folder) => Err(Error::unavailable(
+            format!(
+                "{} is under {folder}, which every node replaces with an empty one of its own \
+                 (a machine's own scratch space), so no node can run it",
+                program.display()
+            ),
+            format!(
+                "build the lab outside {folder} (clone it into your home folder, or set CARGO_TARGET_DIR elsewhere)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// What making nodes needs of this machine (root, `ip`, `nsenter`), or the first thing
 /// missing with its fix.
 pub fn prerequisites() -> Result<()> {
@@ -381,4 +404,22 @@ pub fn user_namespaces_allowed() -> bool {
     // SAFETY: waits for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_under_a_nodes_own_folders_is_refused_with_the_fix() {
+        let err = visible_on_nodes(Path::new("/tmp/lab/target/release/virtlab-ranks")).unwrap_err();
+        assert!(err.problem().contains("under /tmp"), "{err}");
+        assert!(err.fix().contains("outside /tmp"), "{err}");
+        assert!(visible_on_nodes(Path::new("/dev/shm/virtlab")).is_err());
+        assert!(visible_on_nodes(Path::new("/home/me/lab/target/release/virtlab")).is_ok());
+        assert!(
+            visible_on_nodes(Path::new("/tmpfiles/virtlab")).is_ok(),
+            "a component, not a prefix"
+        );
+    }
 }

@@ -210,7 +210,9 @@ pub fn host_pid(pid_namespace: &str, ns_pid: u32) -> Option<u32> {
 /// this program's target folder or in the workspace's, else on PATH.
 pub fn ranks_program() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("VIRTLAB_RANKS").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
+        let program = PathBuf::from(p);
+        crate::cluster::visible_on_nodes(&program)?;
+        return Ok(program);
     }
     let exe = std::env::current_exe().unwrap_or_default();
     // A notebook's kernel runs from a build folder of its own: then the workspace's target
@@ -220,6 +222,7 @@ pub fn ranks_program() -> Result<PathBuf> {
         for build in ["release", "debug"] {
             let candidate = dir.join(build).join("virtlab-ranks");
             if candidate.is_file() {
+                crate::cluster::visible_on_nodes(&candidate)?;
                 return Ok(candidate);
             }
         }

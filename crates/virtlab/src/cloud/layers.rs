@@ -87,6 +87,7 @@ fn on_a_node() -> Result<Whereami> {
     use crate::cluster::{Cluster, ClusterSpec};
     crate::cluster::cluster::prerequisites()?;
     let program = crate::release::program()?;
+    crate::cluster::cluster::visible_on_nodes(&program)?;
     let cluster = Cluster::up(ClusterSpec {
         nodes: 1,
         ..ClusterSpec::default()
