@@ -125,74 +125,57 @@ fn bad_values_are_refused_before_anything_is_made() {
     let (empty, malformed) = (file("empty", "# nobody\n"), file("bad", "node1 cores=2\n"));
     let good = file("good", "node1 slots=2\n");
     let missing = dir.join("missing").display().to_string();
-    let cases: [(&[&str], &str, &str); 17] = [
+    // Each command as one line of words (none holds a space).
+    let hostfile_cases = [
         (
-            &["mpi", "--hostfile", &missing],
+            format!("mpi --hostfile {missing}"),
             "cannot be read",
             "node1 slots=2",
         ),
         (
-            &["mpi", "--hostfile", &empty],
+            format!("mpi --hostfile {empty}"),
             "lists no hosts",
             "node1 slots=2",
         ),
         (
-            &["mpi", "--hostfile", &malformed],
+            format!("mpi --hostfile {malformed}"),
             "line 1 (\"node1 cores=2\") is malformed",
             "Open MPI's format",
         ),
         (
-            &["mpi", "--hostfile", &good, "--agent", "/no/such/agent"],
+            format!("mpi --hostfile {good} --agent /no/such/agent"),
             "/no/such/agent is not a file",
             "called like ssh",
         ),
+    ];
+    let cases = [
         (
-            &["scaling", "--strong", "--ranks", "0"],
+            "scaling --strong --ranks 0",
             "rank counts of 1 or more",
             "1 to 8",
         ),
         (
-            &["scaling", "--weak", "--repeats", "2"],
+            "scaling --weak --repeats 2",
             "2 runs per rank count",
             "3 runs",
         ),
+        ("scaling --strong --samples 0", "0 samples", "1 000 000"),
+        ("scaling --strong --ranks 1,65", "65 ranks", "1 to 64"),
+        ("mpi --nodes 0", "0 nodes", "1 to 253"),
+        ("mpi --nodes 254", "254 nodes", "1 to 253"),
+        ("mpi --ranks 0", "--ranks cannot be 0", "--ranks 6"),
+        ("mpi --iterations 0", "--iterations", "--iterations 3"),
+        ("mpi --type huge", "\"huge\"", "small"),
         (
-            &["scaling", "--strong", "--samples", "0"],
-            "0 samples",
-            "1 000 000",
-        ),
-        (
-            &["scaling", "--strong", "--ranks", "1,65"],
-            "65 ranks",
-            "1 to 64",
-        ),
-        (&["mpi", "--nodes", "0"], "0 nodes", "1 to 253"),
-        (&["mpi", "--nodes", "254"], "254 nodes", "1 to 253"),
-        (&["mpi", "--ranks", "0"], "--ranks cannot be 0", "--ranks 6"),
-        (
-            &["mpi", "--iterations", "0"],
-            "--iterations",
-            "--iterations 3",
-        ),
-        (&["mpi", "--type", "huge"], "\"huge\"", "small"),
-        (
-            &["mpi", "--ranks", "3", "--kill-rank", "3"],
+            "mpi --ranks 3 --kill-rank 3",
             "--kill-rank cannot be 3",
             "from 0 to 2",
         ),
-        (
-            &["cluster", "up", "--name", "Bad Name"],
-            "cannot name",
-            "lowercase",
-        ),
-        (&["pingpong", "--sizes", "8,0"], "above 0 bytes", "--sizes"),
-        (
-            &["slurm", "--srun-rounds", "0"],
-            "--srun-rounds",
-            "--srun-rounds 5",
-        ),
+        ("pingpong --sizes 8,0", "above 0 bytes", "--sizes"),
+        ("slurm --srun-rounds 0", "--srun-rounds", "--srun-rounds 5"),
     ];
-    for (args, problem, fix) in cases {
+    let name_with_a_space = ["cluster", "up", "--name", "Bad Name"];
+    let refused = |args: &[&str], problem: &str, fix: &str| {
         let out = virtlab(args);
         assert!(!out.status.success(), "{args:?}");
         let text = stderr(&out);
@@ -201,7 +184,15 @@ fn bad_values_are_refused_before_anything_is_made() {
             text.contains("Fix:") && text.contains(fix),
             "{args:?}: {text}"
         );
+    };
+    for (command, problem, fix) in &cases {
+        refused(
+            &command.split_whitespace().collect::<Vec<_>>(),
+            problem,
+            fix,
+        );
     }
+    refused(&name_with_a_space, "cannot name", "lowercase");
     let out = virtlab(&["cluster", "down", "no-such-cluster"]);
     assert!(stderr(&out).contains("no cluster named no-such-cluster is up"));
     assert_eq!(rundir::folders(), before);
