@@ -185,7 +185,8 @@ fn bad_values_are_refused_before_anything_is_made() {
             "{args:?}: {text}"
         );
     };
-    for (command, problem, fix) in &cases {
+    let hostfile_cases = hostfile_cases.iter().map(|(c, p, f)| (c.as_str(), *p, *f));
+    for (command, problem, fix) in hostfile_cases.chain(cases) {
         refused(
             &command.split_whitespace().collect::<Vec<_>>(),
             problem,
