@@ -97,19 +97,15 @@ impl Job {
     pub fn parse(text: &str) -> Result<Job> {
         let file: JobFile = serde_json::from_str(text)
             .map_err(|e| Error::of(ErrorKind::Invalid, format!("it is not a job: {e}"), FIX))?;
-        let work = Work::new(
-            &file.work.name,
-            file.work.iterations,
-            file.work.interval_ms,
-        )
-        .and_then(|w| w.burning(file.work.burn_ms))
-        .map_err(|e| {
-            Error::of(
-                ErrorKind::Invalid,
-                format!("its field \"work\": {}", e.problem()),
-                e.fix(),
-            )
-        })?;
+        let work = Work::new(&file.work.name, file.work.iterations, file.work.interval_ms)
+            .and_then(|w| w.burning(file.work.burn_ms))
+            .map_err(|e| {
+                Error::of(
+                    ErrorKind::Invalid,
+                    format!("its field \"work\": {}", e.problem()),
+                    e.fix(),
+                )
+            })?;
         if file.instances == 0 || file.instances > MAX_INSTANCES {
             return Err(Error::invalid(
                 "its field \"instances\"",
