@@ -165,9 +165,18 @@ fn mapping(rung: &str) -> (&'static str, &'static str) {
         .map_or(("not mapped", "not mapped"), |(_, i, p)| (*i, *p))
 }
 
+/// The job file at `path` as written, once it has passed [`Job::load`]'s checks.
+pub fn job_text(path: &Path) -> Result<String> {
+    Job::load(path)?;
+    std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
+}
+
 /// Deploys the job file at `path` in a fresh release `virtlab` program (`virtlab deploy
 /// --json`), which has every backend built in and a memory reading no earlier cell disturbs.
 pub fn in_release(path: &Path, backends: &[&str]) -> Result<Deployment> {
+    Job::load(path)?;
+    let path = std::fs::canonicalize(path)
+        .map_err(|e| Error::io(format!("finding {}", path.display()), e))?;
     let path = path.to_string_lossy();
     crate::release::json(
         "the deployment",
