@@ -67,17 +67,17 @@ impl WholeLadder {
 
     /// One bar per start, on a log axis: Firecracker's published figures at the top, then
     /// this run's cold-started `instance` (its start → ready, `cold_start_s`), then every rung
-    /// measured here, dearest first.
+    /// measured here, from the ladder's top rung down.
     pub fn chart(&self, instance: &str, cold_start_s: Option<f64>) -> Result<Figure> {
         let mut chart = BarChart::new(
-            format!(
-                "From a task to a cloud instance: ms to start one ({} alive for the rungs; {})",
-                self.count, self.ladder.cpu
-            ),
+            "From a task to a cloud instance: time to start one",
             &["start"],
         )
         .log_x()
-        .x_label("ms from asking to running (log scale)")
+        .x_label(format!(
+            "ms from asking to running, log scale (rungs: {} alive; {})",
+            self.count, self.ladder.cpu
+        ))
         .bar(
             "published: Firecracker guest boot (≤, SPECIFICATION.md)",
             &[FIRECRACKER_BOOT_MS],
