@@ -21,8 +21,11 @@ pub struct Entry {
     /// Which of a job's [`Limits`] its units take, in words ("none" when it takes none).
     pub takes: &'static str,
     /// Makes one whose units are held to those limits, for a kind that takes any.
-    pub limited: Option<fn(Limits) -> Result<Box<dyn AnyKind>>>,
+    pub limited: Option<MakeLimited>,
 }
+
+/// Makes a kind whose units are held to a job's limits.
+pub type MakeLimited = fn(Limits) -> Result<Box<dyn AnyKind>>;
 
 /// Limits a job asks for each unit; a kind applies those it takes ([`Entry::takes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
