@@ -611,3 +611,30 @@ fn deploy_refuses_bad_job_files_and_backends_with_a_fix() {
     let none = JobFile::new("none", &JOB.replace("\"instances\": 2", "\"instances\": 0"));
     refused(&["deploy", none.path()], "\"instances\" cannot be 0");
 }
+
+#[test]
+fn sigkill_of_deploy_leaves_no_container_or_cgroup() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let job = JobFile::new(
+        "killed",
+        &JOB.replace("\"iterations\": 2", "\"iterations\": 200"),
+    );
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(["deploy", job.path(), "--backends", "container"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    // Both instances are up: a shim each, each in its own group.
+    assert!(
+        eventually(SETTLE, || children_of(cli_pid).len() == 2
+            && group_dirs_of(cli_pid).len() >= 2),
+        "{:?}",
+        children_of(cli_pid)
+    );
+    let seen = kill_and_check_nothing_is_left(cli);
+    assert!(seen > 2, "no pid 1 found in the groups: {seen}");
+}
