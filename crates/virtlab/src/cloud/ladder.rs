@@ -1,7 +1,8 @@
 //! The whole ladder on one chart: every rung of the registry this machine can run, measured by
 //! the ladder's one method, beside this chapter's cold-started instance and, at the top,
 //! Firecracker's published figures (labelled as published, with their source). A rung whose
-//! facility is missing here (KVM, MPI, a cluster's root) is left off with the reason.
+//! facility is missing here (KVM, MPI, a cluster's root: chapter 8's own check for a rank, the
+//! probe's refusal for the others) is left off with the reason.
 
 use crate::cost::compare::{FIRECRACKER, FIRECRACKER_BOOT_MS, FIRECRACKER_VMM_MS};
 use crate::cost::{Ladder, duration_text};
@@ -36,6 +37,13 @@ pub fn measured(counts: &[usize], count: usize, rounds: usize) -> Result<WholeLa
     let mut ladder = Ladder::measured(&[], counts, rounds)?;
     let mut left_off = Vec::new();
     for rung in kinds::rungs() {
+        if let Err(e) = facility(rung) {
+            left_off.push((
+                rung.to_string(),
+                format!("{} Fix: {}", e.problem(), e.fix()),
+            ));
+            continue;
+        }
         match ladder.clone().and(&[rung], counts, rounds) {
             Ok(more) => ladder = more,
             Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Refused) => {
@@ -52,6 +60,18 @@ pub fn measured(counts: &[usize], count: usize, rounds: usize) -> Result<WholeLa
         count,
         left_off,
     })
+}
+
+/// What `rung` needs of this machine beyond what its probe reports as unavailable: a rank's
+/// cluster fails in many ways (not root, no `ip`), so chapter 8's own check is asked first.
+fn facility(rung: &str) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    if rung == "rank" {
+        let support = crate::cluster::support::Support::detect();
+        return support.nodes.and(support.mpi);
+    }
+    let _ = rung;
+    Ok(())
 }
 
 impl WholeLadder {
