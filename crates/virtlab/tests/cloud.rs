@@ -271,30 +271,43 @@ fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
         return;
     };
     for kind in ["container", "process"] {
-        let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-            .args(["serve", "--instance", kind, "--policy", "fixed"])
-            .args([
-                "--duration",
-                "60",
-                "--memory-gib",
-                "0.25",
-                "--samples",
-                "20000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let cli_pid = cli.id();
         // The fleet of two is up: two shims (or instance processes) beside the front.
-        assert!(
-            eventually(SETTLE, || children_of(cli_pid).len() == 2
-                && (kind == "process" || group_dirs_of(cli_pid).len() >= 2)),
-            "{kind}: {:?}",
-            children_of(cli_pid)
-        );
+        let args = [
+            "serve",
+            "--instance",
+            kind,
+            "--policy",
+            "fixed",
+            "--duration",
+            "60",
+            "--memory-gib",
+            "0.25",
+            "--samples",
+            "20000",
+        ];
+        let groups = if kind == "process" { 0 } else { 2 };
+        let cli = started_with_groups(&args, 2, groups);
         kill_and_check_nothing_is_left(cli);
     }
+}
+
+/// `virtlab ARGS`, once it has `children` children (container shims or instance processes)
+/// and at least `groups` cgroups of its own.
+fn started_with_groups(args: &[&str], children: usize, groups: usize) -> std::process::Child {
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    assert!(
+        eventually(SETTLE, || children_of(cli_pid).len() == children
+            && group_dirs_of(cli_pid).len() >= groups),
+        "{args:?}: {:?}",
+        children_of(cli_pid)
+    );
+    cli
 }
 
 /// The CLI's children and every process in its groups, then SIGKILL to the CLI: its groups
@@ -435,21 +448,20 @@ fn sigkill_of_neighbours_leaves_no_tenant_or_cgroup() {
     let Some(_serial) = containers() else {
         return;
     };
-    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-        .args(["neighbours", "--ratios", "2", "--duration", "60"])
-        .args(["--samples", "20000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let cli_pid = cli.id();
     let tenants = 2 * virtlab_core::machine::usable_cpus();
     // The greedy tenant and every serving one are up: a shim each, pid 1 in each group.
-    assert!(
-        eventually(SETTLE, || children_of(cli_pid).len() == tenants
-            && group_dirs_of(cli_pid).len() >= tenants),
-        "{:?}",
-        children_of(cli_pid)
+    let cli = started_with_groups(
+        &[
+            "neighbours",
+            "--ratios",
+            "2",
+            "--duration",
+            "60",
+            "--samples",
+            "20000",
+        ],
+        tenants,
+        tenants,
     );
     let seen = kill_and_check_nothing_is_left(cli);
     assert!(seen > tenants, "no pid 1 found in the groups: {seen}");
@@ -621,20 +633,8 @@ fn sigkill_of_deploy_leaves_no_container_or_cgroup() {
         "killed",
         &JOB.replace("\"iterations\": 2", "\"iterations\": 200"),
     );
-    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-        .args(["deploy", job.path(), "--backends", "container"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let cli_pid = cli.id();
     // Both instances are up: a shim each, each in its own group.
-    assert!(
-        eventually(SETTLE, || children_of(cli_pid).len() == 2
-            && group_dirs_of(cli_pid).len() >= 2),
-        "{:?}",
-        children_of(cli_pid)
-    );
+    let cli = started_with_groups(&["deploy", job.path(), "--backends", "container"], 2, 2);
     let seen = kill_and_check_nothing_is_left(cli);
     assert!(seen > 2, "no pid 1 found in the groups: {seen}");
 }
