@@ -165,6 +165,16 @@ impl Containers {
         Containers::new(allowed)
     }
 
+    /// Containers held to a job's CPU share and memory, as asked (none where it asks none);
+    /// refused, naming the controller and how to get it, where this machine lacks one asked for.
+    pub fn limited_to(cpu: Option<f64>, memory: Option<u64>) -> Result<Containers> {
+        Containers::new(Limits {
+            cpu,
+            memory,
+            pids: None,
+        })
+    }
+
     /// Runs `work` in `containers` of these containers through the shared executor.
     pub fn run(
         mut self,

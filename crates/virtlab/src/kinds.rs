@@ -18,6 +18,22 @@ pub struct Entry {
     pub feature: &'static str,
     /// Makes one, ready to start units (or says why this build or machine cannot).
     pub make: fn() -> Result<Box<dyn AnyKind>>,
+    /// Which of a job's [`Limits`] its units take, in words ("none" when it takes none).
+    pub takes: &'static str,
+    /// Makes one whose units are held to those limits, for a kind that takes any.
+    pub limited: Option<MakeLimited>,
+}
+
+/// Makes a kind whose units are held to a job's limits.
+pub type MakeLimited = fn(Limits) -> Result<Box<dyn AnyKind>>;
+
+/// Limits a job asks for each unit; a kind applies those it takes ([`Entry::takes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    /// CPUs' worth of time, e.g. 0.5.
+    pub cpu: Option<f64>,
+    /// Memory, bytes.
+    pub memory_bytes: Option<u64>,
 }
 
 /// Every kind of worker, in ladder order.
@@ -33,6 +49,8 @@ pub const REGISTRY: &[Entry] = &[
             let made = left_out("tasks");
             made
         },
+        takes: "none",
+        limited: None,
     },
     Entry {
         rung: "wasm",
@@ -45,18 +63,24 @@ pub const REGISTRY: &[Entry] = &[
             let made = left_out("langvm");
             made
         },
+        takes: "none",
+        limited: None,
     },
     Entry {
         rung: "thread",
         command: "threads",
         feature: "threads",
         make: || boxed(Ok(crate::threads::Threads::new())),
+        takes: "none",
+        limited: None,
     },
     Entry {
         rung: "process",
         command: "processes",
         feature: "processes",
         make: || boxed(crate::processes::Processes::new()),
+        takes: "none",
+        limited: None,
     },
     Entry {
         rung: "container",
@@ -69,6 +93,20 @@ pub const REGISTRY: &[Entry] = &[
             let made = left_out("container");
             made
         },
+        takes: "CPU and memory (its cgroup)",
+        limited: Some(|limits| {
+            #[cfg(all(feature = "container", target_os = "linux"))]
+            let made = boxed(crate::container::kind::Containers::limited_to(
+                limits.cpu,
+                limits.memory_bytes,
+            ));
+            #[cfg(not(all(feature = "container", target_os = "linux")))]
+            let made = {
+                let _ = limits;
+                left_out("container")
+            };
+            made
+        }),
     },
     Entry {
         rung: "vm",
@@ -81,6 +119,19 @@ pub const REGISTRY: &[Entry] = &[
             let made = left_out("vm");
             made
         },
+        takes: "memory (its guest RAM)",
+        limited: Some(|limits| {
+            #[cfg(all(feature = "vm", target_os = "linux", target_arch = "x86_64"))]
+            let made = boxed(crate::vm::Vms::new(
+                limits.memory_bytes.unwrap_or(crate::vm::LADDER_MEMORY),
+            ));
+            #[cfg(not(all(feature = "vm", target_os = "linux", target_arch = "x86_64")))]
+            let made = {
+                let _ = limits;
+                left_out("vm")
+            };
+            made
+        }),
     },
     Entry {
         rung: "rank",
@@ -93,6 +144,8 @@ pub const REGISTRY: &[Entry] = &[
             let made = left_out("cluster");
             made
         },
+        takes: "none (each node is its instance type)",
+        limited: None,
     },
 ];
 
@@ -119,6 +172,16 @@ pub fn place(rung: &str) -> Result<usize> {
 /// The kind of worker on the ladder's rung `rung`, ready to start units.
 pub fn make(rung: &str) -> Result<Box<dyn AnyKind>> {
     (entry(rung)?.make)()
+}
+
+/// The kind on `rung` with its units held to `limits` where it takes them ([`Entry::takes`]),
+/// made as [`make`] makes it where it takes none.
+pub fn make_limited(rung: &str, limits: Limits) -> Result<Box<dyn AnyKind>> {
+    let entry = entry(rung)?;
+    match entry.limited {
+        Some(limited) => limited(limits),
+        None => (entry.make)(),
+    }
 }
 
 /// Every rung, in ladder order.

@@ -183,6 +183,11 @@ enum Command {
     /// overcommit), one greedy: a serving victim's p99 and CPU wait, with and without quotas.
     #[cfg(target_os = "linux")]
     Neighbours(cli::cloud::NeighboursArgs),
+    /// Chapter 9: one job file (data/job.json shows the form) deployed unchanged on each
+    /// backend through the one executor: start, isolation, memory per instance, limits taken
+    /// and what a cloud sells it as, one row each.
+    #[cfg(target_os = "linux")]
+    Deploy(cli::cloud::DeployArgs),
     // Chapter 6 drives KVM with x86-64 guest code.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[command(flatten)]
@@ -322,6 +327,8 @@ fn run(command: Command) -> virtlab::Result<()> {
         Command::Bill(args) => cli::cloud::bill(args),
         #[cfg(target_os = "linux")]
         Command::Neighbours(args) => cli::cloud::neighbours(args),
+        #[cfg(target_os = "linux")]
+        Command::Deploy(args) => cli::cloud::deploy(args),
         #[cfg(target_os = "linux")]
         Command::Started(Started::Instance(args)) => cli::cloud::instance(args),
         #[cfg(target_os = "linux")]

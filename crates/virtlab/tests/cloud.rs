@@ -1,7 +1,7 @@
 //! Chapter 9 for real: chapter 7's containers as serving instances (a real container start per
 //! cold start, resources read from the cgroup), `virtlab serve` and `virtlab bill` with real
 //! processes, noisy neighbours against overcommit, "which layer am I in?" natively and in a
-//! container, bad values refused with a fix, and nothing
+//! container, one job file deployed on every backend, bad values refused with a fix, and nothing
 //! left behind (no instance, shim or cgroup) when a run ends or its CLI is killed.
 #![cfg(target_os = "linux")]
 
@@ -271,30 +271,43 @@ fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
         return;
     };
     for kind in ["container", "process"] {
-        let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-            .args(["serve", "--instance", kind, "--policy", "fixed"])
-            .args([
-                "--duration",
-                "60",
-                "--memory-gib",
-                "0.25",
-                "--samples",
-                "20000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let cli_pid = cli.id();
         // The fleet of two is up: two shims (or instance processes) beside the front.
-        assert!(
-            eventually(SETTLE, || children_of(cli_pid).len() == 2
-                && (kind == "process" || group_dirs_of(cli_pid).len() >= 2)),
-            "{kind}: {:?}",
-            children_of(cli_pid)
-        );
+        let args = [
+            "serve",
+            "--instance",
+            kind,
+            "--policy",
+            "fixed",
+            "--duration",
+            "60",
+            "--memory-gib",
+            "0.25",
+            "--samples",
+            "20000",
+        ];
+        let groups = if kind == "process" { 0 } else { 2 };
+        let cli = started_with_groups(&args, 2, groups);
         kill_and_check_nothing_is_left(cli);
     }
+}
+
+/// `virtlab ARGS`, once it has `children` children (container shims or instance processes)
+/// and at least `groups` cgroups of its own.
+fn started_with_groups(args: &[&str], children: usize, groups: usize) -> std::process::Child {
+    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli_pid = cli.id();
+    assert!(
+        eventually(SETTLE, || children_of(cli_pid).len() == children
+            && group_dirs_of(cli_pid).len() >= groups),
+        "{args:?}: {:?}",
+        children_of(cli_pid)
+    );
+    cli
 }
 
 /// The CLI's children and every process in its groups, then SIGKILL to the CLI: its groups
@@ -435,21 +448,20 @@ fn sigkill_of_neighbours_leaves_no_tenant_or_cgroup() {
     let Some(_serial) = containers() else {
         return;
     };
-    let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
-        .args(["neighbours", "--ratios", "2", "--duration", "60"])
-        .args(["--samples", "20000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let cli_pid = cli.id();
     let tenants = 2 * virtlab_core::machine::usable_cpus();
     // The greedy tenant and every serving one are up: a shim each, pid 1 in each group.
-    assert!(
-        eventually(SETTLE, || children_of(cli_pid).len() == tenants
-            && group_dirs_of(cli_pid).len() >= tenants),
-        "{:?}",
-        children_of(cli_pid)
+    let cli = started_with_groups(
+        &[
+            "neighbours",
+            "--ratios",
+            "2",
+            "--duration",
+            "60",
+            "--samples",
+            "20000",
+        ],
+        tenants,
+        tenants,
     );
     let seen = kill_and_check_nothing_is_left(cli);
     assert!(seen > tenants, "no pid 1 found in the groups: {seen}");
@@ -509,4 +521,120 @@ fn whereami_in_a_container_and_on_a_node_sees_their_namespaces_and_leaves_nothin
     for w in [native, inside] {
         assert_eq!(w.verdict, Verdict::of(&w.evidence));
     }
+}
+
+/// A job file in a temp folder of its own, removed when dropped.
+struct JobFile(std::path::PathBuf);
+
+impl JobFile {
+    fn new(name: &str, text: &str) -> JobFile {
+        let dir = std::env::temp_dir().join(format!("virtlab-job-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("job.json");
+        std::fs::write(&path, text).unwrap();
+        JobFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for JobFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+const JOB: &str = r#"{"work": {"name": "job", "iterations": 2, "interval_ms": 300},
+                      "instances": 2, "limits": {"cpu": 0.5, "memory_mib": 32}}"#;
+
+#[test]
+fn deploy_runs_one_job_on_every_backend_and_leaves_nothing() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let job = JobFile::new("every", JOB);
+    let deployed: virtlab::cloud::deploy::Deployment = json_leaving_no_group(&[
+        "deploy",
+        job.path(),
+        "--backends",
+        "process,container,vm,rank",
+    ]);
+    let rungs: Vec<&str> = deployed.backends.iter().map(|b| b.rung.as_str()).collect();
+    assert_eq!(rungs, ["process", "container", "vm", "rank"]);
+    assert_eq!(deployed.job["instances"], 2);
+    for backend in &deployed.backends {
+        match backend.outcome.measured() {
+            Some(ran) => {
+                assert!(ran.start_ms > 0.0, "{backend:?}");
+                assert!(ran.summary.contains('2'), "{backend:?}");
+            }
+            // Only a facility this machine lacks (KVM, MPI, a cluster's root) leaves a row out.
+            None => {
+                let why = backend.outcome.skipped().unwrap();
+                assert!(why.contains("Fix:"), "{backend:?}");
+                assert!(
+                    ["vm", "rank"].contains(&backend.rung.as_str()),
+                    "{backend:?}"
+                );
+                common::skip(format!("deploy on {}: {why}", backend.rung));
+            }
+        }
+    }
+    // Processes and containers run wherever this test does (it skipped above otherwise).
+    assert!(
+        deployed.backends[..2]
+            .iter()
+            .all(|b| b.outcome.measured().is_some())
+    );
+    assert_eq!(deployed.backends[1].limits, "CPU and memory (its cgroup)");
+    assert_eq!(deployed.backends[0].limits, "none");
+    // The table shows what was run, beside what a cloud sells it as.
+    let out = virtlab(&["deploy", job.path(), "--backends", "process,thread"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("function (Lambda, Cloud Run)"), "{text}");
+    assert!(text.contains("× apart"), "{text}");
+}
+
+#[test]
+fn deploy_refuses_bad_job_files_and_backends_with_a_fix() {
+    let good = JobFile::new("good", JOB);
+    refused(
+        &["deploy", good.path(), "--backends", "process,lambda"],
+        "'lambda'",
+    );
+    refused(
+        &["deploy", "/nonexistent/job.json"],
+        "cannot read the job file",
+    );
+    let malformed = JobFile::new("malformed", "{\"work\": ");
+    refused(&["deploy", malformed.path()], "it is not a job");
+    let missing = JobFile::new(
+        "missing",
+        r#"{"work": {"name": "job", "iterations": 2, "interval_ms": 300}}"#,
+    );
+    refused(&["deploy", missing.path()], "missing field `instances`");
+    let none = JobFile::new("none", &JOB.replace("\"instances\": 2", "\"instances\": 0"));
+    refused(&["deploy", none.path()], "\"instances\" cannot be 0");
+}
+
+#[test]
+fn sigkill_of_deploy_leaves_no_container_or_cgroup() {
+    let Some(_serial) = containers() else {
+        return;
+    };
+    let job = JobFile::new(
+        "killed",
+        &JOB.replace("\"iterations\": 2", "\"iterations\": 200"),
+    );
+    // Both instances are up: a shim each, each in its own group.
+    let cli = started_with_groups(&["deploy", job.path(), "--backends", "container"], 2, 2);
+    let seen = kill_and_check_nothing_is_left(cli);
+    assert!(seen > 2, "no pid 1 found in the groups: {seen}");
 }

@@ -27,9 +27,9 @@ pub mod readings;
 mod report;
 
 pub use fit::Fit;
-pub use probe::{ProbeRound, probe};
+pub use probe::{Measured, ProbeRound, probe, run_measured};
 pub use readings::memory_readings;
-pub use report::{KindCost, duration_text};
+pub use report::{KindCost, bytes_text, duration_text};
 
 use crate::stats::median;
 use crate::{Error, Result, store};

@@ -2,7 +2,7 @@
 //! took (the probe side of [`super::METHOD`]). `virtlab ladder-probe` runs it in a fresh
 //! process, so no memory is recycled from an earlier round.
 
-use crate::executor::{AnyKind, Options};
+use crate::executor::{AnyKind, Options, Run};
 use crate::work::Work;
 use crate::{Result, release};
 use serde::{Deserialize, Serialize};
@@ -23,25 +23,53 @@ pub struct ProbeRound {
 /// Measures `count` units of `kind` (the ladder's rung `rung`, at `place` in the registry's
 /// order) in this process.
 pub fn probe(rung: &str, place: usize, kind: &mut dyn AnyKind, count: usize) -> Result<ProbeRound> {
-    kind.check(count)?;
     // Each unit holds after its first line long enough for the last one to start.
     let hold_ms = 300 + count as u64 / 20;
-    let work = Work::new(rung, 2, hold_ms)?;
+    let measured = run_measured(kind, &Work::new(rung, 2, hold_ms)?, count)?;
+    Ok(ProbeRound {
+        place,
+        first_line_ms: measured
+            .run
+            .units
+            .iter()
+            .filter_map(|u| u.first_line_ms)
+            .collect(),
+        user_bytes_each: measured.user_bytes_each,
+        kernel_bytes_each: measured.kernel_bytes_each,
+    })
+}
+
+/// A run of `count` units, with what they added to this process tree's memory per unit.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// The run, as the executor returned it.
+    pub run: Run,
+    /// User-space memory (PSS of the tree) the units added, divided by their count.
+    pub user_bytes_each: f64,
+    /// Kernel memory (stacks, page tables) the units added, divided by their count.
+    pub kernel_bytes_each: f64,
+}
+
+/// Runs `work` as `count` units of `kind` in this process, reading its process tree's memory
+/// just before the start and once every unit printed its first line (the ladder's method;
+/// the work must outlast the last unit's start for the second reading to hold them all). A
+/// unit that failed gives the error naming it.
+pub fn run_measured(kind: &mut dyn AnyKind, work: &Work, count: usize) -> Result<Measured> {
+    kind.check(count)?;
     let before = crate::observer::snapshot(std::process::id())?;
     let options = Options {
         echo: false,
         snapshot: true,
         ..Options::default()
     };
-    let run = kind.run_plain(&work, count, options)?;
+    let run = kind.run_plain(work, count, options)?;
     run.check()?;
     let during = run.tree()?;
     let per_unit = |b: u64, d: u64| (d as f64 - b as f64) / count as f64;
-    Ok(ProbeRound {
-        place,
-        first_line_ms: run.units.iter().filter_map(|u| u.first_line_ms).collect(),
+    Ok(Measured {
         user_bytes_each: per_unit(before.user_bytes(), during.user_bytes()),
         kernel_bytes_each: per_unit(before.kernel_bytes(), during.kernel_bytes()),
+        run,
     })
 }
 

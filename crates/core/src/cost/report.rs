@@ -80,7 +80,8 @@ impl KindCost {
 }
 
 /// A size that may be under a byte or negative: "0.8 B", "-12.0 KiB", "1.1 MiB".
-fn bytes_text(bytes: f64) -> String {
+/// Bytes as the ladder writes them, signed (a reading below the one before is negative).
+pub fn bytes_text(bytes: f64) -> String {
     let sign = if bytes <= -0.05 { "-" } else { "" };
     let size = bytes.abs();
     if size < 10.0 {

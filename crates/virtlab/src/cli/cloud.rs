@@ -2,6 +2,7 @@
 //! instances; prints [`virtlab::cloud::runs::Served`]), `bill` (a serve run billed by every
 //! product that sells each policy; prints [`virtlab::cloud::runs::Billed`]), `neighbours`
 //! (noisy neighbours against overcommit; prints [`virtlab::cloud::neighbours::Neighbours`]),
+//! `deploy` (one job file on every backend; prints [`virtlab::cloud::deploy::Deployment`]),
 //! `whereami` (which layers this runs in; prints [`virtlab::cloud::whereami::Whereami`]) and the hidden
 //! `instance` (one instance, as a plain process or as pid 1 of a container).
 
@@ -9,6 +10,7 @@ use clap::Args;
 use std::io::BufReader;
 use std::path::PathBuf;
 use virtlab::cloud::InstanceKind;
+use virtlab::cloud::job::Job;
 use virtlab::cloud::layers;
 use virtlab::cloud::neighbours::NeighbourSpec;
 use virtlab::cloud::noisy::{self, measure};
@@ -112,6 +114,24 @@ pub struct NeighboursArgs {
     /// The traces' seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `virtlab deploy`'s flags.
+#[derive(Args)]
+pub struct DeployArgs {
+    /// The job file (JSON; data/job.json is an example).
+    #[arg(value_name = "JOB")]
+    job: PathBuf,
+    /// Backends to deploy it on, comma-separated rungs: process, container, vm, rank (any rung
+    /// of `virtlab ladder --help`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "process,container,vm,rank"
+    )]
+    backends: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -224,6 +244,19 @@ pub fn neighbours(args: NeighboursArgs) -> Result<()> {
     }
     print!("{}", noisy::table(&measured));
     print!("{}", noisy::what_we_saw(&measured));
+    Ok(())
+}
+
+/// One job file deployed on each backend, one table.
+pub fn deploy(args: DeployArgs) -> Result<()> {
+    let job = Job::load(&args.job)?;
+    let backends: Vec<String> = args.backends.iter().map(|b| b.trim().to_string()).collect();
+    let deployment = virtlab::cloud::deploy::deploy(&job, &backends)?;
+    if args.json {
+        return super::print_json(&deployment);
+    }
+    print!("{}", deployment.table());
+    println!("{}", deployment.spread());
     Ok(())
 }
 

@@ -3,12 +3,15 @@
 //! needs chapter 7 as well lives here, where both crates are visible: chapter 7's containers as
 //! instances ([`container`]), the instance kinds a run may choose ([`InstanceKind`]), and
 //! policies served and billed side by side ([`runs`]), noisy neighbours on containers ([`noisy`]), "which layer am I in?" asked natively and in a
-//! container ([`layers`]).
+//! container ([`layers`]), one job description deployed on every backend ([`deploy`]), and the whole
+//! ladder on one chart beside a cold-started instance ([`ladder`]).
 
 pub mod chapter;
 pub mod charts;
 #[cfg(target_os = "linux")]
 pub mod container;
+pub mod deploy;
+pub mod ladder;
 pub mod layers;
 #[cfg(target_os = "linux")]
 pub mod noisy;
@@ -16,7 +19,7 @@ pub mod runs;
 pub mod tables;
 
 pub use virtlab_cloud::{
-    bill, breakeven, instance, neighbours, prices, requests, serve, trace, whereami, work,
+    bill, breakeven, instance, job, neighbours, prices, requests, serve, trace, whereami, work,
 };
 
 use crate::{Error, Result};

@@ -74,6 +74,17 @@ pub fn serve_policies(plan: &Plan) -> Result<Served> {
 }
 
 impl Served {
+    /// The median cold start (start → ready) over every instance this run started, whichever
+    /// policy started it; None when none started.
+    pub fn cold_start_p50_s(&self) -> Option<f64> {
+        let mut starts: Vec<f64> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.instances.iter().map(|i| i.cold_start_s))
+            .collect();
+        (!starts.is_empty()).then(|| crate::stats::median(&mut starts))
+    }
+
     /// What one request costs, measured: CPU-seconds per served request over every run (from
     /// each instance's own counters: its cgroup for a container, /proc for a process), and the
     /// instance type's memory.
