@@ -129,6 +129,8 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
         // SAFETY: getppid has no preconditions.
         && unsafe { libc::getppid() } as u32 != p
     {
+        // Whatever of the group it made before it died is left to us.
+        let _ = Cgroup::open(shim.cgroup_dirs.clone()).remove();
         return Err(Error::new(
             "the program that started this container is already gone",
             "containers are started by `virtlab container` or the chapter-7 notebook",
@@ -137,9 +139,13 @@ pub fn shim_main(shim: &Shim) -> Result<(End, i32)> {
     // Read while the group may still be in the making.
     let child = Child::prepare(shim, &signals.old);
     // Before the group is ours to remove: when it could not be made, its maker removes what
-    // it made.
-    if shim.prepared_on_stdin {
-        super::handoff::receive_go()?;
+    // it made. But a maker killed before its "go" removes nothing: what it made of the group
+    // is then left to us (removing it twice, where the maker is alive, does no harm).
+    if shim.prepared_on_stdin
+        && let Err(e) = super::handoff::receive_go()
+    {
+        let _ = Cgroup::open(shim.cgroup_dirs.clone()).remove();
+        return Err(e);
     }
     let mut cgroup = Cgroup::open(shim.cgroup_dirs.clone());
     let (read_end, write_end) = pipe()?;
