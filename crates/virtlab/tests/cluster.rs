@@ -27,6 +27,11 @@ fn virtlab(args: &[&str]) -> Output {
     Command::new(VIRTLAB).args(args).output().unwrap()
 }
 
+/// `virtlab` with `line`'s words (split at spaces) as its arguments.
+fn virtlab_words(line: &str) -> Output {
+    virtlab(&line.split_whitespace().collect::<Vec<_>>())
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -194,7 +199,7 @@ fn bad_values_are_refused_before_anything_is_made() {
         );
     }
     refused(&name_with_a_space, "cannot name", "lowercase");
-    let out = virtlab(&["cluster", "down", "no-such-cluster"]);
+    let out = virtlab_words("cluster down no-such-cluster");
     assert!(stderr(&out).contains("no cluster named no-such-cluster is up"));
     assert_eq!(rundir::folders(), before);
     assert_eq!(mpi_leftovers(), Vec::<u32>::new());
@@ -207,18 +212,7 @@ fn mpi_prints_the_essays_lines_and_leaves_nothing() {
         return;
     }
     let _serial = one_at_a_time();
-    let out = virtlab(&[
-        "mpi",
-        "--nodes",
-        "3",
-        "--ranks",
-        "6",
-        "--iterations",
-        "2",
-        "--interval-ms",
-        "50",
-        "--json",
-    ]);
+    let out = virtlab_words("mpi --nodes 3 --ranks 6 --iterations 2 --interval-ms 50 --json");
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let lines: Vec<&str> = report["essay_lines"]
@@ -267,22 +261,9 @@ fn a_rank_killed_on_purpose_crashes_and_mpi_stops_the_others_leaving_nothing() {
         return;
     }
     let _serial = one_at_a_time();
-    let out = virtlab(&[
-        "mpi",
-        "--nodes",
-        "2",
-        "--ranks",
-        "4",
-        "--iterations",
-        "60",
-        "--interval-ms",
-        "50",
-        "--kill-rank",
-        "2",
-        "--kill-at",
-        "2",
-        "--json",
-    ]);
+    let out = virtlab_words(
+        "mpi --nodes 2 --ranks 4 --iterations 60 --interval-ms 50 --kill-rank 2 --kill-at 2 --json",
+    );
     assert!(!out.status.success(), "a unit crashed: the command fails");
     assert!(
         stderr(&out).contains("worker-3 crashed: killed by signal 9"),
@@ -311,7 +292,7 @@ fn the_ladder_measures_the_rank_rung_on_a_cluster_of_its_own() {
     }
     let _serial = one_at_a_time();
     let before = rundir::folders();
-    let out = virtlab(&["ladder-probe", "--kind", "rank", "--count", "3"]);
+    let out = virtlab_words("ladder-probe --kind rank --count 3");
     assert!(out.status.success(), "{}", stderr(&out));
     let round: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let firsts = round["first_line_ms"].as_array().unwrap();
@@ -367,7 +348,7 @@ fn pingpong_measures_one_node_and_two() {
         return;
     }
     let _serial = one_at_a_time();
-    let out = virtlab(&["pingpong", "--sizes", "8,65536", "--rounds", "20", "--json"]);
+    let out = virtlab_words("pingpong --sizes 8,65536 --rounds 20 --json");
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let points = report["points"].as_array().unwrap();
@@ -394,7 +375,7 @@ fn a_held_cluster_is_listed_and_taken_down_by_name() {
     assert!(up.status.success(), "{}", stderr(&up));
     let state: ClusterState = serde_json::from_slice(&up.stdout).unwrap();
     let held = namespaces(&state);
-    let status = virtlab(&["cluster", "status", "--json"]);
+    let status = virtlab_words("cluster status --json");
     let listed: Vec<ClusterState> = serde_json::from_slice(&status.stdout).unwrap();
     assert!(listed.iter().any(|s| s.name.as_deref() == Some(&name)));
     let again = virtlab(&["cluster", "up", "--name", &name]);
@@ -476,16 +457,7 @@ fn slurm_runs_a_job_on_every_node_and_queues_the_second() {
         return;
     }
     let _serial = one_at_a_time();
-    let out = virtlab(&[
-        "slurm",
-        "--nodes",
-        "2",
-        "--srun-rounds",
-        "2",
-        "--hold-s",
-        "1",
-        "--json",
-    ]);
+    let out = virtlab_words("slurm --nodes 2 --srun-rounds 2 --hold-s 1 --json");
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let sinfo = report["sinfo"].as_array().unwrap();
@@ -615,17 +587,7 @@ fn scaling_prints_every_point_with_its_load_and_leaves_nothing() {
         return;
     }
     let _serial = one_at_a_time();
-    let out = virtlab(&[
-        "scaling",
-        "--nodes",
-        "2",
-        "--ranks",
-        "1,2",
-        "--samples",
-        "2000000",
-        "--strong",
-        "--json",
-    ]);
+    let out = virtlab_words("scaling --nodes 2 --ranks 1,2 --samples 2000000 --strong --json");
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["plan"]["scaling"], "strong");
