@@ -292,7 +292,8 @@ fn sigkill_of_the_cli_leaves_no_instance_shim_or_cgroup() {
 }
 
 /// `virtlab ARGS`, once it has `children` children (container shims or instance processes)
-/// and at least `groups` cgroups of its own.
+/// and at least `groups` cgroups of its own, each holding its pid 1 (a shim makes its group
+/// before its pid 1 joins it: an empty group means that container is not up yet).
 fn started_with_groups(args: &[&str], children: usize, groups: usize) -> std::process::Child {
     let cli = Command::new(env!("CARGO_BIN_EXE_virtlab"))
         .args(args)
@@ -302,8 +303,12 @@ fn started_with_groups(args: &[&str], children: usize, groups: usize) -> std::pr
         .unwrap();
     let cli_pid = cli.id();
     assert!(
-        eventually(SETTLE, || children_of(cli_pid).len() == children
-            && group_dirs_of(cli_pid).len() >= groups),
+        eventually(SETTLE, || {
+            let dirs = group_dirs_of(cli_pid);
+            children_of(cli_pid).len() == children
+                && dirs.len() >= groups
+                && dirs.iter().all(|dir| !pids_in(dir).is_empty())
+        }),
         "{args:?}: {:?}",
         children_of(cli_pid)
     );
@@ -316,8 +321,7 @@ fn kill_and_check_nothing_is_left(mut cli: std::process::Child) -> usize {
     let cli_pid = cli.id();
     let mut left: Vec<u32> = children_of(cli_pid);
     for dir in group_dirs_of(cli_pid) {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        left.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
+        left.extend(pids_in(&dir));
     }
     cli.kill().unwrap();
     cli.wait().unwrap();
@@ -331,6 +335,12 @@ fn kill_and_check_nothing_is_left(mut cli: std::process::Child) -> usize {
         "left {left:?}"
     );
     left.len()
+}
+
+/// The processes in one cgroup folder (none once it is gone).
+fn pids_in(dir: &std::path::Path) -> Vec<u32> {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    procs.lines().filter_map(|l| l.parse().ok()).collect()
 }
 
 #[test]
