@@ -405,7 +405,11 @@ fn padded(
                 "drop zero and negative values, or use a linear axis",
             ));
         }
-        return Ok(lo / 1.25..hi * 1.25);
+        // 5% of the decades shown on each side, and at least ×1.25, so that a point at an
+        // extreme (the dearest rung of a ladder) sits clear of the frame on wide spans too.
+        let decades = (hi / lo).log10();
+        let room = 10f64.powf((0.05 * decades).max(1.25f64.log10()));
+        return Ok(lo / room..hi * room);
     }
     if from_zero {
         lo = lo.min(0.0);
@@ -559,6 +563,16 @@ mod tests {
     fn single_point_gets_a_visible_range() {
         let r = padded([3.0].into_iter(), false, false, "y").unwrap();
         assert!(r.start < 3.0 && r.end > 3.0);
+    }
+
+    #[test]
+    fn log_axes_leave_room_in_proportion_to_the_decades_shown() {
+        let narrow = padded([10.0, 100.0].into_iter(), true, false, "y").unwrap();
+        assert!((narrow.end / 100.0 - 1.25).abs() < 1e-9, "{narrow:?}");
+        // Six decades: 0.3 of a decade each side, ×2 rather than ×1.25.
+        let wide = padded([1e-3, 1e3].into_iter(), true, false, "y").unwrap();
+        assert!((wide.end / 1e3 - 10f64.powf(0.3)).abs() < 1e-9, "{wide:?}");
+        assert!((1e-3 / wide.start - 10f64.powf(0.3)).abs() < 1e-9, "{wide:?}");
     }
 
     #[test]
