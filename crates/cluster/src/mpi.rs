@@ -367,12 +367,12 @@ impl<'a> Mpirun<'a> {
             ));
         }
         let written;
-        let hosts = match self.target {
+        let (hosts, bind_to_none) = match self.target {
             Target::Nodes(cluster) => {
                 written = Hosts::standing_in(cluster, &self.nodes, self.slots)?;
-                &written
+                (&written, true)
             }
-            Target::Listed(hosts) => hosts,
+            Target::Listed(hosts) => (hosts, false),
         };
         check_mpirun()?;
         let exe = match &self.program {
@@ -386,6 +386,13 @@ impl<'a> Mpirun<'a> {
         }
         c.args(["--oversubscribe", "-np", &self.ranks.to_string()])
             .args(hosts.mpirun_args());
+        if bind_to_none {
+            // With 2 ranks or fewer Open MPI binds each rank to a core, and each node's daemon
+            // picks its own first core: namespace nodes share this machine's cores, so every
+            // node's rank landed on CPU 0 (seen: two ranks on two nodes, both
+            // `Cpus_allowed_list: 0`, no speed-up). A node's CPU share is its cgroup's quota.
+            c.args(["--bind-to", "none"]);
+        }
         if self.yield_when_idle {
             c.args(["--mca", "mpi_yield_when_idle", "1"]);
         }

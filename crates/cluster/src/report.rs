@@ -181,8 +181,8 @@ pub fn yield_trap_said(trap: &YieldTrap) -> String {
     if spin >= yielding * CLEAR_RATIO {
         format!(
             "With waiting ranks spinning (Open MPI's default) a message between two nodes took \
-             {spin:.0} µs, {:.0}× the {yielding:.1} µs with them yielding: each node's spinning \
-             rank holds a CPU the other rank needs.",
+             {spin:.0} µs, {:.0}× the {yielding:.1} µs with them yielding: a spinning rank held \
+             a CPU that the rank it waited for (or another program) needed to answer.",
             spin / yielding
         )
     } else if yielding >= spin * CLEAR_RATIO {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use virtlab_cluster::ErrorKind;
 use virtlab_cluster::kind::Ranks;
 use virtlab_cluster::mpi::{Mpirun, Program, RankLine};
+use virtlab_cluster::pingpong;
 use virtlab_core::executor::{self, Cancel, Options, Status};
 use virtlab_core::work::Work;
 
@@ -102,6 +103,11 @@ fn ping_pong_on_one_node_and_across_two_and_the_yield_trap() {
         for (bytes, us, gbs) in points {
             println!("pingpong {what}: {bytes} B one-way {us:.2} µs, {gbs:.3} GB/s");
         }
+    }
+    let trap = pingpong::yield_trap(&cluster, 8, 50).unwrap();
+    for (way, (one, two)) in [("spin", trap.spin), ("yield", trap.yielding)] {
+        assert!(one > 0.0 && two > 0.0, "{trap:?}");
+        println!("yield trap, {way}: one node {one:.2} µs, two nodes {two:.2} µs");
     }
 }
 
@@ -250,28 +256,69 @@ fn strong_and_weak_scaling_count_the_same_hits_and_have_their_shape() {
     assert!(weak[0].hits < weak[1].hits && weak[1].hits < weak[2].hits);
 }
 
-/// The `virtlab-ranks` processes in `cluster`'s nodes, waiting up to 10 s for them to go.
-fn ranks_left(cluster: &virtlab_cluster::Cluster) -> Vec<u32> {
+/// The `virtlab-ranks` processes in `cluster`'s nodes (host pids).
+fn ranks_in(cluster: &virtlab_cluster::Cluster) -> Vec<u32> {
     let node_namespaces: Vec<_> = cluster
         .nodes()
         .iter()
         .filter_map(|n| std::fs::read_link(format!("/proc/{}/ns/pid", n.holder_pid)).ok())
         .collect();
-    let find = || -> Vec<u32> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-                    .is_ok_and(|l| node_namespaces.contains(&l))
-                    && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                        .is_ok_and(|c| c.trim() == "virtlab-ranks")
-            })
-            .collect()
-    };
-    virtlab_testkit::eventually(Duration::from_secs(10), || find().is_empty());
-    find()
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .is_ok_and(|l| node_namespaces.contains(&l))
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "virtlab-ranks")
+        })
+        .collect()
+}
+
+/// The ranks still in `cluster`'s nodes after waiting up to 10 s for them to go.
+fn ranks_left(cluster: &virtlab_cluster::Cluster) -> Vec<u32> {
+    virtlab_testkit::eventually(Duration::from_secs(10), || ranks_in(cluster).is_empty());
+    ranks_in(cluster)
+}
+
+/// The CPUs process `pid` may run on, as /proc shows them (e.g. "0-1").
+fn allowed_cpus(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn ranks_on_nodes_may_run_on_every_cpu_the_nodes_share() {
+    if !need_mpi() {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let cluster = cluster(2);
+    let running = Mpirun::new(&cluster, 2)
+        .spawn(&Program::Hello {
+            iterations: 30,
+            interval_ms: 100,
+        })
+        .unwrap();
+    assert!(virtlab_testkit::eventually(Duration::from_secs(30), || {
+        ranks_in(&cluster).len() == 2
+    }));
+    // Past MPI_Init (about half a second here), where Open MPI would have bound them.
+    std::thread::sleep(Duration::from_millis(1500));
+    // Open MPI binds 2 ranks to cores by default, each node's daemon choosing its own first
+    // core: both ranks then shared CPU 0 of this machine and two nodes ran no faster than one.
+    let ours = allowed_cpus(std::process::id());
+    for rank in ranks_in(&cluster) {
+        assert_eq!(allowed_cpus(rank), ours, "rank {rank}");
+    }
+    let run = running.finish().unwrap();
+    assert_eq!(run.exit_code, Some(0), "{}", run.stderr);
 }
 
 #[test]
