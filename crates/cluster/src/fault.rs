@@ -107,20 +107,46 @@ impl Fault {
         self.table().evcxr_display();
     }
 
-    /// mpirun's own account of the failure: the lines that name a rank, a signal or an abort.
+    /// mpirun's own account of the failure: its messages that name a rank, a signal or an
+    /// abort, each whole (Open MPI frames a message between lines of dashes and wraps it;
+    /// a single line of one would stop mid-sentence).
     pub fn mpirun_said(&self) -> String {
-        self.hello
-            .mpirun
-            .as_ref()
-            .map_or("", |m| m.stderr.as_str())
-            .lines()
-            .filter(|l| {
-                let l = l.to_lowercase();
-                l.contains("rank") || l.contains("signal") || l.contains("abort")
+        let stderr = self.hello.mpirun.as_ref().map_or("", |m| m.stderr.as_str());
+        messages(stderr)
+            .into_iter()
+            .filter(|m| {
+                let m = m.to_lowercase();
+                m.contains("rank") || m.contains("signal") || m.contains("abort")
             })
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// mpirun's messages, one line each: the text between its lines of dashes joined up, and any
+/// line outside such a frame on its own.
+fn messages(stderr: &str) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut framed: Option<Vec<&str>> = None;
+    for line in stderr.lines().map(str::trim) {
+        let rule = line.len() >= 3 && line.chars().all(|c| c == '-');
+        match (&mut framed, rule) {
+            (None, true) => framed = Some(Vec::new()),
+            (Some(lines), true) => {
+                if !lines.is_empty() {
+                    messages.push(lines.join(" "));
+                }
+                framed = None;
+            }
+            (Some(lines), false) if !line.is_empty() => lines.push(line),
+            (None, false) if !line.is_empty() => messages.push(line.to_string()),
+            _ => {}
+        }
+    }
+    if let Some(lines) = framed.filter(|l| !l.is_empty()) {
+        messages.push(lines.join(" "));
+    }
+    messages
 }
 
 #[cfg(test)]
@@ -154,5 +180,29 @@ mod tests {
         assert!(table.to_string().contains("host pid 4001"), "{table}");
         assert!(table.to_string().contains("exited with 137"), "{table}");
         assert_eq!(fault.mpirun_said().lines().count(), 1);
+    }
+
+    #[test]
+    fn mpirun_messages_are_kept_whole() {
+        let stderr = "\
+--------------------------------------------------------------------------
+Primary job  terminated normally, but 1 process returned
+a non-zero exit code. Per user-direction, the job has been aborted.
+--------------------------------------------------------------------------
+--------------------------------------------------------------------------
+mpirun noticed that process rank 1 with PID 0 on node node-2 exited on signal 9 (Killed).
+--------------------------------------------------------------------------
+a stray line
+";
+        assert_eq!(
+            messages(stderr),
+            [
+                "Primary job  terminated normally, but 1 process returned a non-zero exit code. \
+                 Per user-direction, the job has been aborted.",
+                "mpirun noticed that process rank 1 with PID 0 on node node-2 exited on signal 9 \
+                 (Killed).",
+                "a stray line",
+            ]
+        );
     }
 }

@@ -105,7 +105,7 @@ pub fn scaling_said(strong: &[ScalingPoint], weak: &[ScalingPoint], cpus: usize)
     }
     if let Some(most) = most.filter(|m| m.compute_ms + m.communicate_ms > 0.0) {
         said += &format!(
-            " At {} ranks, communication (the reduction, with its wait for the slowest rank) was \
+            " At {} ranks, communication (the slowest rank's reduction) was \
              {:.0} % of compute plus communication.",
             most.ranks,
             100.0 * most.communicate_ms / (most.compute_ms + most.communicate_ms)

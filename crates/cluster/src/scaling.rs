@@ -118,8 +118,8 @@ pub struct ScalingPoint {
     pub hits: u64,
     /// The slowest rank's compute time (the job waits for it), median over the runs, ms.
     pub compute_ms: f64,
-    /// The slowest rank's reduction time (communication, including waiting for the slowest
-    /// rank to arrive), median, ms.
+    /// The slowest rank's reduction time, median, ms: mostly communication, as the other
+    /// ranks are the ones that wait.
     pub communicate_ms: f64,
     /// The slowest rank's MPI_Init, median, ms.
     pub init_ms: f64,
@@ -134,7 +134,9 @@ pub struct ScalingPoint {
     pub load: Option<Load>,
 }
 
-/// The slowest rank's (init, compute, reduce) of one run.
+/// The (init, compute, reduce) of one run's slowest rank — the one that computed longest,
+/// which the job waits for — all three from that one rank, so that they add up to a real
+/// rank's time (the others' reduce includes waiting for it).
 fn slowest(run: &MpiRun) -> (f64, f64, f64) {
     run.lines
         .iter()
@@ -147,9 +149,8 @@ fn slowest(run: &MpiRun) -> (f64, f64, f64) {
             } => Some((*init_ms, *compute_ms, *reduce_ms)),
             _ => None,
         })
-        .fold((0.0, 0.0, 0.0), |a, b| {
-            (a.0.max(b.0), a.1.max(b.1), a.2.max(b.2))
-        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0.0, 0.0, 0.0))
 }
 
 /// Runs the plan across all of `cluster`'s nodes (mpirun, ranks yielding while they wait:
@@ -306,6 +307,30 @@ pub fn split_plot(points: &[ScalingPoint]) -> Result<Figure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slowest_rank_is_one_rank_not_each_parts_maximum() {
+        let hits = |rank, init_ms, compute_ms, reduce_ms| RankLine::Hits {
+            rank,
+            size: 2,
+            node: format!("node-{rank}"),
+            samples: 10,
+            hits: 8,
+            init_ms,
+            compute_ms,
+            reduce_ms,
+        };
+        let run = MpiRun {
+            command: String::new(),
+            // Rank 0 computed for less and waited 30 ms in the reduce for rank 1.
+            lines: vec![hits(0, 300.0, 50.0, 30.0), hits(1, 250.0, 80.0, 0.5)],
+            exit_code: Some(0),
+            stderr: String::new(),
+            first_line_ms: None,
+            wall_ms: 400.0,
+        };
+        assert_eq!(slowest(&run), (250.0, 80.0, 0.5));
+    }
 
     #[test]
     fn plans_are_checked_and_weak_samples_grow_with_ranks() {
