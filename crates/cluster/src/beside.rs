@@ -29,6 +29,10 @@ pub struct Rungs {
     pub vm_exit_ns: Option<f64>,
     /// Why the VM exit was not measured here (no KVM, say), with the fix.
     pub vm_exit_missing: Option<String>,
+    /// The hypervisor this machine itself runs under (CPUID), if any: our VM is then nested
+    /// in it, and each exit of ours also passes through it.
+    #[serde(default)]
+    pub nested_in: Option<String>,
 }
 
 /// One of chapter 6's timed operations, as `virtlab vm-inside --json` prints it.
@@ -98,17 +102,22 @@ impl Rungs {
                 .err()
                 .map(|e| format!("{} (fix: {})", e.problem(), e.fix())),
             vm_exit_ns: exit.ok().map(|c| c.exit.guest_exit_ns),
+            nested_in: virtlab_core::machine::hypervisor(),
         })
     }
 
     /// The rungs measured, as (name, µs), slowest first.
-    fn levels(&self) -> Vec<(&'static str, f64)> {
+    fn levels(&self) -> Vec<(String, f64)> {
         let mut levels = vec![
-            ("system call (getppid)", self.syscall_ns / 1e3),
-            ("function call", self.function_call_ns / 1e3),
+            ("system call (getppid)".to_string(), self.syscall_ns / 1e3),
+            ("function call".to_string(), self.function_call_ns / 1e3),
         ];
         if let Some(ns) = self.vm_exit_ns {
-            levels.insert(0, ("VM exit and return (KVM)", ns / 1e3));
+            let name = match &self.nested_in {
+                Some(host) => format!("VM exit and return (KVM, nested in {host})"),
+                None => "VM exit and return (KVM)".to_string(),
+            };
+            levels.insert(0, (name, ns / 1e3));
         }
         levels
     }
@@ -161,9 +170,16 @@ pub fn said(report: &PingpongReport, rungs: &Rungs) -> String {
     let across_ns = across.two_nodes_us * 1e3;
     let exit = match (rungs.vm_exit_ns, &rungs.vm_exit_missing) {
         (Some(ns), _) => format!(
-            "{} a VM exit and return ({:.1} µs), ",
+            "{} a VM exit and return ({:.1} µs{}), ",
             times(across_ns, ns),
-            ns / 1e3
+            ns / 1e3,
+            rungs
+                .nested_in
+                .as_ref()
+                .map_or(String::new(), |host| format!(
+                    "; nested: this machine is itself a {host} guest, so each exit also passes \
+                 through {host}, and a VM on bare metal exits faster"
+                ))
         ),
         (None, Some(why)) => format!("(a VM exit was not measured here: {why}) "),
         (None, None) => String::new(),
@@ -201,6 +217,7 @@ mod tests {
                 .is_none()
                 .then(|| "/dev/kvm is missing (fix: load kvm)".into()),
             vm_exit_ns,
+            nested_in: None,
         }
     }
 
@@ -221,6 +238,17 @@ mod tests {
             with.contains("the best (8 B) took 0.60 µs, 10× a system call"),
             "{with}"
         );
+        let nested = Rungs {
+            nested_in: Some("KVM".into()),
+            ..rungs(Some(6000.0))
+        };
+        assert!(
+            said(&report(), &nested)
+                .contains("(6.0 µs; nested: this machine is itself a KVM guest"),
+            "{}",
+            said(&report(), &nested)
+        );
+        assert!(nested.levels()[0].0.contains("nested in KVM"));
         let without = said(&report(), &rungs(None));
         assert!(
             without.contains("not measured here: /dev/kvm is missing"),

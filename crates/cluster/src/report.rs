@@ -167,12 +167,61 @@ pub fn pingpong_said(report: &PingpongReport) -> String {
             small.one_node_us
         )
     };
-    format!(
+    let mut said = format!(
         "{latency}{caution} At {} the bandwidth was {:.2} GB/s on one node and {:.2} GB/s across two.",
         virtlab_core::units::bytes(large.bytes as u64),
         large.one_node_gb_per_s,
         large.two_nodes_gb_per_s
-    )
+    );
+    let dearer: Vec<String> = slower_than_larger(report, "on one node", |p| p.one_node_us)
+        .into_iter()
+        .chain(
+            slower_than_larger(report, "across nodes", |p| p.two_nodes_us)
+                .into_iter()
+                // The smallest size across nodes, when it was, has had its word above.
+                .filter(|(bytes, _)| caution.is_empty() || *bytes != first.bytes),
+        )
+        .map(|(_, words)| words)
+        .collect();
+    if !dearer.is_empty() {
+        said += &format!(
+            " Not what a quiet machine gives: {} — a message cannot cost more than a larger one, \
+             so those runs measured something else (another program on these CPUs, a time \
+             slice lost); run the ping-pong again.",
+            dearer.join("; ")
+        );
+    }
+    said
+}
+
+/// Each size that took more than [`CLEAR_RATIO`]× a larger size's time in one column: its
+/// bytes, and "64 B took 2.02 µs on one node, 512 B 0.62 µs".
+fn slower_than_larger(
+    report: &PingpongReport,
+    column: &str,
+    us: impl Fn(&crate::pingpong::PingpongPoint) -> f64,
+) -> Vec<(usize, String)> {
+    let points = &report.points;
+    points
+        .iter()
+        .enumerate()
+        .filter_map(|(i, small)| {
+            let fastest_larger = points[i + 1..]
+                .iter()
+                .filter(|p| p.bytes > small.bytes)
+                .min_by(|a, b| us(a).total_cmp(&us(b)))?;
+            (us(small) > us(fastest_larger) * CLEAR_RATIO).then(|| {
+                let words = format!(
+                    "{} took {:.2} µs {column}, {} {:.2} µs",
+                    virtlab_core::units::bytes(small.bytes as u64),
+                    us(small),
+                    virtlab_core::units::bytes(fastest_larger.bytes as u64),
+                    us(fastest_larger)
+                );
+                (small.bytes, words)
+            })
+        })
+        .collect()
 }
 
 /// Spinning against yielding waiting ranks, across two nodes.

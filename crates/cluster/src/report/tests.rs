@@ -171,6 +171,28 @@ fn a_smallest_message_slower_than_the_next_size_is_set_aside_and_said() {
     assert!(said.contains("A message of 64 B took 5.5 µs"), "{said}");
     assert!(said.contains("16× slower"), "{said}");
     assert!(said.contains("The 8 B message took 105.6 µs"), "{said}");
+    // Said once, above, not again among the other sizes.
+    assert!(!said.contains("Not what a quiet machine gives"), "{said}");
+}
+
+#[test]
+fn any_size_dearer_than_a_larger_one_is_flagged_in_either_column() {
+    let quiet = PingpongReport::made(&[(8, 0.4, 6.0), (64, 0.45, 6.2), (512, 0.6, 7.0)]);
+    assert!(!pingpong_said(&quiet).contains("Not what a quiet machine gives"));
+    let busy = PingpongReport::made(&[(8, 0.38, 6.0), (64, 2.02, 6.2), (512, 0.62, 7.0)]);
+    let said = pingpong_said(&busy);
+    assert!(
+        said.contains(
+            "Not what a quiet machine gives: 64 B took 2.02 µs on one node, 512 B 0.62 µs"
+        ),
+        "{said}"
+    );
+    let across = PingpongReport::made(&[(8, 0.4, 6.0), (64, 0.45, 20.0), (512, 0.6, 7.0)]);
+    assert!(
+        pingpong_said(&across).contains("64 B took 20.00 µs across nodes, 512 B 7.00 µs"),
+        "{}",
+        pingpong_said(&across)
+    );
 }
 
 fn trap(spin: f64, yielding: f64) -> YieldTrap {
