@@ -173,6 +173,7 @@ impl Cluster {
     /// The steps after the run folder exists; on an error, `Drop` removes what was made.
     fn build(&mut self, spec: ClusterSpec) -> Result<()> {
         let switch = self.hold(&HolderPlan {
+            name: "switch".into(),
             namespaces: libc::CLONE_NEWNET,
             hostname: None,
             own_proc_and_tmp: false,
@@ -194,6 +195,7 @@ impl Cluster {
             }
             self.cgroups.push(group);
             let holder_pid = self.hold(&HolderPlan {
+                name: name.clone(),
                 namespaces: libc::CLONE_NEWNET
                     | libc::CLONE_NEWUTS
                     | libc::CLONE_NEWNS
@@ -289,7 +291,7 @@ impl Cluster {
         })
     }
 
-    /// The node table as text: name, address, type, limits, holder pid.
+    /// The node table as text: name, address, type, limits, the node's pid 1 (host pid).
     pub fn table(&self) -> String {
         node_table(&self.state)
     }
@@ -369,7 +371,14 @@ pub fn nodes(state: &ClusterState) -> Table {
             state.host_address,
             state.dir.display()
         ),
-        ["node", "address", "type", "CPUs", "memory", "holder pid"],
+        [
+            "node",
+            "address",
+            "type",
+            "CPUs",
+            "memory",
+            "pid 1 (host pid)",
+        ],
     );
     for n in &state.nodes {
         table.row([

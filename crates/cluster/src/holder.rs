@@ -65,6 +65,10 @@ impl LifeLine {
 /// What one holder makes and, at the end, removes.
 #[derive(Debug)]
 pub struct HolderPlan {
+    /// What the namespaces are for ("node-2", "switch", "head"): the two processes are named
+    /// after it ("node-2 holder", "node-2 pid 1"), where they would otherwise carry the name
+    /// of the process they were forked from (a notebook's kernel) in every process listing.
+    pub name: String,
     /// `CLONE_NEW*` flags for the inner process.
     pub namespaces: libc::c_int,
     /// The hostname set in a new UTS namespace.
@@ -149,6 +153,7 @@ fn inner_main(plan: &Strings, report_fd: RawFd, outer: libc::pid_t) -> ! {
     // clean. As pid 1 of a new pid namespace our parent is outside it, and getppid says 0.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, plan.inner_name.as_ptr());
         let parent = if libc::getpid() == 1 { 0 } else { outer };
         if libc::getppid() != parent {
             libc::_exit(1);
@@ -223,6 +228,7 @@ fn outer_main(plan: &Strings, life: RawFd, report_fd: RawFd, owner: libc::pid_t)
     unsafe {
         wake_on(libc::SIGTERM);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        libc::prctl(libc::PR_SET_NAME, plan.outer_name.as_ptr());
         if libc::getppid() != owner {
             libc::_exit(1);
         }
@@ -287,6 +293,8 @@ fn outer_main(plan: &Strings, life: RawFd, report_fd: RawFd, owner: libc::pid_t)
 
 /// A plan's strings, made before the fork (the children must not allocate).
 struct Strings {
+    outer_name: CString,
+    inner_name: CString,
     namespaces: libc::c_int,
     hostname: Option<CString>,
     own_proc_and_tmp: bool,
@@ -297,6 +305,15 @@ struct Strings {
     tmp_dir: CString,
     shm_dir: CString,
     tmp_fs: CString,
+}
+
+/// `name` cut to the 15 bytes a process name (`comm`) keeps, at a character boundary.
+fn comm(name: &str) -> String {
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
 }
 
 fn c_string(s: &str) -> Result<CString> {
@@ -312,7 +329,14 @@ fn c_string(s: &str) -> Result<CString> {
 impl Holder {
     /// Forks a holder on `life` that makes `plan`'s namespaces; returns once they exist.
     pub fn start(life: &LifeLine, plan: &HolderPlan) -> Result<Holder> {
+        let inner_role = if plan.namespaces & libc::CLONE_NEWPID != 0 {
+            "pid 1"
+        } else {
+            "ns"
+        };
         let strings = Strings {
+            outer_name: c_string(&comm(&format!("{} holder", plan.name)))?,
+            inner_name: c_string(&comm(&format!("{} {inner_role}", plan.name)))?,
             namespaces: plan.namespaces,
             hostname: plan.hostname.as_deref().map(c_string).transpose()?,
             own_proc_and_tmp: plan.own_proc_and_tmp,

@@ -30,6 +30,12 @@ fn three_nodes_have_their_names_addresses_and_limits() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(lines.next(), Some(format!("node-{n}").as_str()));
+        // A process listing names the node's processes, not the process that made them.
+        let pid_1 = cluster.nodes()[n - 1].holder_pid;
+        let name = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(name(pid_1).trim(), format!("node-{n} pid 1"));
+        let holder = virtlab_core::procfs::parent_of(pid_1 as u32).unwrap() as i32;
+        assert_eq!(name(holder).trim(), format!("node-{n} holder"));
         // The shell is a process of the node's own pid namespace, whose pid 1 is the holder.
         let pid: u32 = lines.next().unwrap().parse().unwrap();
         assert!(pid > 1 && pid < 100, "pid {pid} inside the node");

@@ -255,6 +255,7 @@ impl Slurm {
         let head = Holder::start(
             &self.life,
             &HolderPlan {
+                name: config::HEAD.to_string(),
                 namespaces: libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS,
                 hostname: Some(config::HEAD.to_string()),
                 own_proc_and_tmp: true,
