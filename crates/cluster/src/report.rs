@@ -256,11 +256,22 @@ pub fn queue_said(queue: &QueueDemo) -> String {
         .map_or(String::new(), |a| {
             format!(" while job {} held every node for {} s", a.id, a.elapsed_s)
         });
+    // The gap between the first job's end and the second's start is Slurm's own: the node
+    // finishing the job, the scheduler's next pass; its records count whole seconds.
+    let after_first = match (queue.first.end_s, queue.second.start_s) {
+        (Some(ended), Some(started)) if started > ended => format!(
+            ", {} s of it after job {} ended (Slurm's own time between jobs: the nodes \
+             finishing the first, the scheduler's next pass; its records count whole seconds)",
+            started - ended,
+            queue.first.id
+        ),
+        _ => String::new(),
+    };
     let cpu_seconds: i64 = queue.accounting.iter().map(|a| a.cpu_seconds).sum();
     if queue.wait_s > 0 {
         format!(
-            "Job {} waited {} s in the queue ({} while it waited){held}; the two jobs were billed \
-             {cpu_seconds} CPU-seconds in all.",
+            "Job {} waited {} s in the queue ({} while it waited){held}{after_first}; the two \
+             jobs were billed {cpu_seconds} CPU-seconds in all.",
             queue.second.id, queue.wait_s, queue.second_waiting.reason
         )
     } else {

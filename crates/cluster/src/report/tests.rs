@@ -261,6 +261,11 @@ fn the_queue_says_the_wait_and_the_bill() {
         "{waited}"
     );
     assert!(waited.contains("job 1 held every node for 3 s"), "{waited}");
+    assert!(!waited.contains("after job 1 ended"), "{waited}");
+    let mut late = queue(6);
+    late.second.start_s = Some(9);
+    let late = queue_said(&late);
+    assert!(late.contains(", 3 s of it after job 1 ended"), "{late}");
     assert!(waited.contains("18 CPU-seconds"), "{waited}");
     assert!(queue_said(&queue(0)).contains("did not wait"));
 }
