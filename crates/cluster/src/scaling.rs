@@ -297,7 +297,10 @@ pub fn split_plot(points: &[ScalingPoint]) -> Result<Figure> {
     .x_label("milliseconds");
     for p in points {
         chart = chart.bar(
-            format!("{} ranks", p.ranks),
+            match p.ranks {
+                1 => "1 rank".to_string(),
+                n => format!("{n} ranks"),
+            },
             &[p.init_ms, p.compute_ms, p.communicate_ms],
         );
     }
