@@ -235,11 +235,31 @@ fn main() -> ExitCode {
         .nth(1)
         .is_some_and(|word| Started::NAMES.iter().any(|name| word == *name));
     let command = if started {
-        Command::Started(StartedCli::parse().command)
+        Command::Started(parsed::<StartedCli>().command)
     } else {
-        Cli::parse().command
+        parsed::<Cli>().command
     };
     ExitCode::from(exit_code(run(command)))
+}
+
+/// The command line, parsed; clap's own error otherwise, with the fix it cannot give for a
+/// negative number where a count is expected ("invalid digit found in string").
+fn parsed<C: Parser>() -> C {
+    C::try_parse().unwrap_or_else(|e| {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        let negative = e.kind() == ErrorKind::ValueValidation
+            && matches!(e.get(ContextKind::InvalidValue),
+                        Some(ContextValue::String(value)) if value.starts_with('-'));
+        if negative {
+            let _ = e.print();
+            eprintln!(
+                "Fix: that flag counts something (or sets a size or a time): give 0 or more; \
+                 `--help` after the subcommand says what each flag takes"
+            );
+            std::process::exit(2);
+        }
+        e.exit()
+    })
 }
 
 /// 0, or 1 after printing the error.

@@ -120,6 +120,12 @@ fn bad_flags_give_a_clear_error_and_a_non_zero_exit() {
         &[
             (&["machine", "--peak-ms", "0"], "between 10 and 5000"),
             (&["machine", "--peak-ms", "-5"], "--peak-ms"),
+            // A negative count: clap's words, and the fix.
+            (
+                &["processes", "--iterations", "-1"],
+                "Fix: that flag counts",
+            ),
+            (&["matmul", "--n", "-5"], "'-5' for '--n <N>'"),
             (&["machine", "--plot", "peak.gif"], "ending in .png or .svg"),
             (
                 &["machine", "--cores", "4"],
