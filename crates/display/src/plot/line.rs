@@ -572,7 +572,10 @@ mod tests {
         // Six decades: 0.3 of a decade each side, ×2 rather than ×1.25.
         let wide = padded([1e-3, 1e3].into_iter(), true, false, "y").unwrap();
         assert!((wide.end / 1e3 - 10f64.powf(0.3)).abs() < 1e-9, "{wide:?}");
-        assert!((1e-3 / wide.start - 10f64.powf(0.3)).abs() < 1e-9, "{wide:?}");
+        assert!(
+            (1e-3 / wide.start - 10f64.powf(0.3)).abs() < 1e-9,
+            "{wide:?}"
+        );
     }
 
     #[test]
