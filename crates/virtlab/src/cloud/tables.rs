@@ -98,7 +98,7 @@ impl Billed {
     /// published discount (a floor, labelled), the billing rule, the source and its date.
     pub fn table(&self) -> Table {
         let mut table = Table::new(
-            "Each run billed by every product that sells its policy (prices change: each row gives the date its price was read)",
+            "Each run billed by every product that sells its policy (prices change: each row gives the date its price was read, or says none was recorded)",
             [
                 "policy",
                 "product",
