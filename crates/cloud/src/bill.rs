@@ -331,17 +331,25 @@ fn lines(
             )?])
         }
         (Model::RequestContainer, _) => {
+            // Concurrency 1: each instance serves one request at a time, as the run's did, so
+            // every request's time is billed at the instance's whole size.
             let size = opts.request_container;
             Ok(vec![
                 line("requests", million_requests, Unit::MillionRequests, p)?,
                 line(
-                    "vCPU time while serving",
+                    &format!(
+                        "vCPU time while serving, {} vCPU at concurrency 1",
+                        size.vcpu
+                    ),
                     billed_request_s * size.vcpu,
                     Unit::VcpuSecond,
                     p,
                 )?,
                 line(
-                    "memory time while serving",
+                    &format!(
+                        "memory time while serving, {} GiB at concurrency 1",
+                        size.memory_gib
+                    ),
                     billed_request_s * size.memory_gib,
                     Unit::GibSecond,
                     p,
@@ -486,6 +494,28 @@ mod tests {
         let b = bill(&book(), "gcp-cloud-run", &usage(), &BillOptions::default()).unwrap();
         // 3 requests at $0.40 a million; (0.1 + 0.5 + 1.0) s × (1 vCPU × $0.000024 + 2 GiB × $0.0000025).
         close(b.run_usd, 3.0 * 0.40 / 1e6 + 1.6 * 0.000029);
+    }
+
+    #[test]
+    fn cloud_run_bills_the_size_it_is_given_at_concurrency_1() {
+        let opts = BillOptions {
+            request_container: Size {
+                vcpu: 2.0,
+                memory_gib: 0.5,
+            },
+            ..BillOptions::default()
+        };
+        let b = bill(&book(), "gcp-cloud-run", &usage(), &opts).unwrap();
+        // (0.1 + 0.5 + 1.0) s × (2 vCPU × $0.000024 + 0.5 GiB × $0.0000025).
+        close(
+            b.run_usd,
+            3.0 * 0.40 / 1e6 + 1.6 * (2.0 * 0.000024 + 0.5 * 0.0000025),
+        );
+        assert_eq!(
+            b.run_lines[1].what,
+            "vCPU time while serving, 2 vCPU at concurrency 1"
+        );
+        assert!(b.run_lines[2].what.contains("0.5 GiB at concurrency 1"));
     }
 
     #[test]

@@ -189,9 +189,22 @@ fn serve_on_processes_then_bill_by_every_product_that_sells_each_policy() {
         assert_eq!(got, expected, "{}", run.spec.policy.name());
     }
     for b in &billed.bills {
-        assert!(!b.bill.date_read.is_empty() && !b.bill.source.is_empty());
+        assert!(!b.bill.date_read.is_empty() && b.bill.source.contains("https://"));
         assert!(b.bill.month_usd > b.bill.run_usd, "{b:?}");
     }
+    // Cloud Run is billed at the instance size the run was sold (0.25 GiB), at concurrency 1.
+    let cloud_run = billed
+        .bills
+        .iter()
+        .find(|b| b.bill.product_id == "gcp-cloud-run")
+        .unwrap();
+    assert!(
+        cloud_run.bill.run_lines[2]
+            .what
+            .contains("0.25 GiB at concurrency 1"),
+        "{:?}",
+        cloud_run.bill.run_lines
+    );
     let out = virtlab(&["bill", "--run", run.to_str().unwrap(), "--provider", "gcp"]);
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
@@ -608,7 +621,10 @@ fn deploy_runs_one_job_on_every_backend_and_leaves_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("function (Lambda, Cloud Run)"), "{text}");
+    assert!(
+        text.contains("none (a process inside an instance"),
+        "{text}"
+    );
     assert!(text.contains("× apart"), "{text}");
 }
 
