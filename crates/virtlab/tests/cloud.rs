@@ -441,10 +441,10 @@ fn neighbours_measures_each_ratio_with_and_without_quotas_and_leaves_nothing() {
         }
     }
     let said = n.what_we_saw().join("\n");
-    assert!(
-        said.contains("p99 was lower with quotas at") && said.contains("EuroSys 2015"),
-        "{said}"
-    );
+    // Quotas name a winner only where the p99s are a clear ratio apart; either way it is said.
+    let quotas_said = said.contains("clearly (at least 1.5×) lower with quotas at")
+        || said.contains("Quotas made no clear difference");
+    assert!(quotas_said && said.contains("EuroSys 2015"), "{said}");
 }
 
 #[test]
