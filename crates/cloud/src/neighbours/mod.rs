@@ -327,13 +327,6 @@ fn quotas_said(pairs: &[(&Point, &Point, f64, f64)], cores: usize) -> String {
             })
             .count()
     };
-    let (with, without) = (clearly(true), clearly(false));
-    if with + without > 0 {
-        return format!(
-            "The victim's p99 was clearly (at least {CLEAR_RATIO}×) lower with quotas at {with} of {} ratios and without them at {without}; at the rest there was no clear difference.",
-            pairs.len()
-        );
-    }
     let requests = pairs
         .iter()
         .flat_map(|(q, n, _, _)| [q.victim.served, n.victim.served])
@@ -341,6 +334,16 @@ fn quotas_said(pairs: &[(&Point, &Point, f64, f64)], cores: usize) -> String {
         .unwrap_or(0);
     // Nearest-rank p99 of n values is the ⌈0.99 n⌉-th smallest: the slowest few.
     let slowest = requests + 1 - (0.99 * requests as f64).ceil().max(1.0) as usize;
+    let sample = format!(
+        "each p99 from as few as {requests} requests (so it is the slowest {slowest} of them)"
+    );
+    let (with, without) = (clearly(true), clearly(false));
+    if with + without > 0 {
+        return format!(
+            "The victim's p99 was clearly (at least {CLEAR_RATIO}×) lower with quotas at {with} of {} ratios and without them at {without}; at the rest there was no clear difference; {sample}.",
+            pairs.len()
+        );
+    }
     let busy = pairs
         .iter()
         .flat_map(|(q, n, _, _)| {
@@ -351,7 +354,7 @@ fn quotas_said(pairs: &[(&Point, &Point, f64, f64)], cores: usize) -> String {
         })
         .fold(0.0, f64::max);
     format!(
-        "Quotas made no clear difference to the victim's p99 at any of {} ratios (none {CLEAR_RATIO}× apart either way), each p99 from as few as {requests} requests (so it is the slowest {slowest} of them). The likely cause: only the greedy tenant wants CPU. The victim used at most {:.0}% of a CPU, so on {cores} cores the scheduler runs it as soon as it wakes, quota or not.",
+        "Quotas made no clear difference to the victim's p99 at any of {} ratios (none {CLEAR_RATIO}× apart either way), {sample}. The likely cause: only the greedy tenant wants CPU. The victim used at most {:.0}% of a CPU, so on {cores} cores the scheduler runs it as soon as it wakes, quota or not.",
         pairs.len(),
         100.0 * busy
     )
@@ -470,7 +473,8 @@ mod tests {
         let said = n.what_we_saw().join("\n");
         assert!(
             said.contains(
-                "clearly (at least 1.5×) lower with quotas at 1 of 2 ratios and without them at 0"
+                "clearly (at least 1.5×) lower with quotas at 1 of 2 ratios and without them at 0; \
+                 at the rest there was no clear difference; each p99 from as few as 3 requests"
             ),
             "{said}"
         );

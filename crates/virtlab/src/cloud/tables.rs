@@ -125,7 +125,7 @@ impl Billed {
                 .filter(|d| d.kind == DiscountKind::Commitment)
                 .min_by(|x, y| x.as_low_as_usd.total_cmp(&y.as_low_as_usd))
                 .map_or("-".into(), |d| {
-                    format!("{} ({}: {})", usd(d.as_low_as_usd), d.name, d.label)
+                    format!("{} ({})", usd(d.as_low_as_usd), d.label)
                 });
             table.row([
                 b.policy.clone(),
@@ -153,8 +153,8 @@ impl Billed {
                 .find(|d| d.kind == DiscountKind::Spot)
             {
                 label.get_or_insert(d.label.as_str());
-                if !products.contains(&b.bill.product.as_str()) {
-                    products.push(&b.bill.product);
+                if !products.contains(&b.bill.product_id.as_str()) {
+                    products.push(&b.bill.product_id);
                 }
             }
         }
