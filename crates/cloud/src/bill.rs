@@ -35,6 +35,10 @@ pub struct UsageRecord {
     pub span_s: f64,
     /// Each served request's service time, seconds (a function's billed duration).
     pub request_seconds: Vec<f64>,
+    /// Each served request's cold start, seconds, in the order of `request_seconds`: the start
+    /// of the instance it waited for, 0 for a warm request. Billed by a function that bills
+    /// its INIT phase.
+    pub cold_start_seconds: Vec<f64>,
     /// Every instance that was started.
     pub instances: Vec<InstanceUsage>,
 }
@@ -114,12 +118,24 @@ impl UsageRecord {
         if let Some(bad) = self
             .request_seconds
             .iter()
+            .chain(&self.cold_start_seconds)
             .find(|s| !(s.is_finite() && **s >= 0.0))
         {
             return Err(Error::of(
                 ErrorKind::Invalid,
-                format!("a request's service time cannot be {bad} s"),
-                "record each served request's time in seconds, 0 or more",
+                format!("a request's service time or cold start cannot be {bad} s"),
+                "record each served request's times in seconds, 0 or more",
+            ));
+        }
+        if self.cold_start_seconds.len() != self.request_seconds.len() {
+            return Err(Error::of(
+                ErrorKind::Invalid,
+                format!(
+                    "the usage record has {} cold starts for {} requests",
+                    self.cold_start_seconds.len(),
+                    self.request_seconds.len()
+                ),
+                "record one cold start per served request: the start it waited for, 0 when warm",
             ));
         }
         for i in &self.instances {
@@ -232,11 +248,14 @@ fn lines(
         Period::Month { repeats } => repeats,
     };
     let million_requests = usage.request_seconds.len() as f64 * repeats / 1e6;
-    // Each request's time rounded as the product rounds it, summed, for the period.
+    // Each request's time rounded as the product rounds it, summed, for the period; a product
+    // that bills its INIT phase bills a cold request's start with it.
+    let bills_init = p.billing.init.as_ref().is_some_and(|i| i.billed);
     let billed_request_s = usage
         .request_seconds
         .iter()
-        .map(|s| p.billed_seconds(*s))
+        .zip(&usage.cold_start_seconds)
+        .map(|(s, start)| p.billed_seconds(if bills_init { s + start } else { *s }))
         .sum::<f64>()
         * repeats;
     // Each instance's billed seconds in the period, with its size.
@@ -266,7 +285,14 @@ fn lines(
             Ok(vec![
                 line("requests", million_requests, Unit::MillionRequests, p)?,
                 line(
-                    &format!("invocation time at {gb:.3} GB, each rounded up"),
+                    &format!(
+                        "invocation time{} at {gb:.3} GB, each rounded up",
+                        if bills_init {
+                            " (a cold one's INIT included)"
+                        } else {
+                            ""
+                        }
+                    ),
                     billed_request_s * gb,
                     Unit::GbSecond,
                     p,
@@ -305,17 +331,25 @@ fn lines(
             )?])
         }
         (Model::RequestContainer, _) => {
+            // Concurrency 1: each instance serves one request at a time, as the run's did, so
+            // every request's time is billed at the instance's whole size.
             let size = opts.request_container;
             Ok(vec![
                 line("requests", million_requests, Unit::MillionRequests, p)?,
                 line(
-                    "vCPU time while serving",
+                    &format!(
+                        "vCPU time while serving, {} vCPU at concurrency 1",
+                        size.vcpu
+                    ),
                     billed_request_s * size.vcpu,
                     Unit::VcpuSecond,
                     p,
                 )?,
                 line(
-                    "memory time while serving",
+                    &format!(
+                        "memory time while serving, {} GiB at concurrency 1",
+                        size.memory_gib
+                    ),
                     billed_request_s * size.memory_gib,
                     Unit::GibSecond,
                     p,
@@ -347,8 +381,42 @@ mod tests {
         UsageRecord {
             span_s: 100.0,
             request_seconds: vec![0.0123, 0.5, 1.0],
+            cold_start_seconds: vec![0.0; 3],
             instances: vec![inst(100.0, true), inst(12.0, false)],
         }
+    }
+
+    #[test]
+    fn lambda_bills_a_cold_requests_start_and_cloud_run_as_its_data_says() {
+        let one = |cold_start_s| UsageRecord {
+            span_s: 100.0,
+            request_seconds: vec![0.010],
+            cold_start_seconds: vec![cold_start_s],
+            instances: vec![],
+        };
+        let opts = BillOptions {
+            function_memory_gb: Some(2.0),
+            ..BillOptions::default()
+        };
+        let lambda = book().product("aws-lambda-x86").unwrap().clone();
+        assert!(lambda.billing.init.as_ref().unwrap().billed);
+        let warm = bill(&book(), "aws-lambda-x86", &one(0.0), &opts).unwrap();
+        let cold = bill(&book(), "aws-lambda-x86", &one(0.004), &opts).unwrap();
+        // 4 ms of start more, at 2 GB and the GB-second rate.
+        close(
+            cold.run_usd - warm.run_usd,
+            0.004 * 2.0 * lambda.rate(Unit::GbSecond).unwrap(),
+        );
+        assert!(cold.run_lines[1].what.contains("INIT"));
+        // The price file records no INIT billing for Cloud Run: its start is not billed.
+        let run_warm = bill(&book(), "gcp-cloud-run", &one(0.0), &opts).unwrap();
+        let run_cold = bill(&book(), "gcp-cloud-run", &one(0.004), &opts).unwrap();
+        assert_eq!(run_warm.run_usd, run_cold.run_usd);
+        // A record with a cold start missing is refused.
+        let mut short = one(0.0);
+        short.cold_start_seconds.clear();
+        let e = bill(&book(), "aws-lambda-x86", &short, &opts).unwrap_err();
+        assert!(e.problem().contains("0 cold starts for 1 requests"), "{e}");
     }
 
     #[test]
@@ -426,6 +494,28 @@ mod tests {
         let b = bill(&book(), "gcp-cloud-run", &usage(), &BillOptions::default()).unwrap();
         // 3 requests at $0.40 a million; (0.1 + 0.5 + 1.0) s × (1 vCPU × $0.000024 + 2 GiB × $0.0000025).
         close(b.run_usd, 3.0 * 0.40 / 1e6 + 1.6 * 0.000029);
+    }
+
+    #[test]
+    fn cloud_run_bills_the_size_it_is_given_at_concurrency_1() {
+        let opts = BillOptions {
+            request_container: Size {
+                vcpu: 2.0,
+                memory_gib: 0.5,
+            },
+            ..BillOptions::default()
+        };
+        let b = bill(&book(), "gcp-cloud-run", &usage(), &opts).unwrap();
+        // (0.1 + 0.5 + 1.0) s × (2 vCPU × $0.000024 + 0.5 GiB × $0.0000025).
+        close(
+            b.run_usd,
+            3.0 * 0.40 / 1e6 + 1.6 * (2.0 * 0.000024 + 0.5 * 0.0000025),
+        );
+        assert_eq!(
+            b.run_lines[1].what,
+            "vCPU time while serving, 2 vCPU at concurrency 1"
+        );
+        assert!(b.run_lines[2].what.contains("0.5 GiB at concurrency 1"));
     }
 
     #[test]

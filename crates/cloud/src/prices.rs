@@ -54,6 +54,19 @@ pub struct Billing {
     pub minimum_s: f64,
     /// The rule in words, as the bill prints it.
     pub rule: String,
+    /// Whether a function's cold start (its INIT phase) is billed with the request; absent
+    /// where the price file records nothing about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitBilling>,
+}
+
+/// Whether a cold start is billed, since when, and where the provider says so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitBilling {
+    pub billed: bool,
+    /// The date the rule took effect.
+    pub since: String,
+    pub source: String,
 }
 
 /// The vCPUs and memory of a fixed instance type.
@@ -286,10 +299,20 @@ fn check_dated(source: &str, date_read: &str, here: &str) -> Result<()> {
         return Err(Error::of(
             ErrorKind::Invalid,
             format!("{here} has no source page or no date read"),
-            "give the page the price came from and the date it was read: prices change",
+            "give the page the price came from and the date it was read (or `undated` where \
+             none was recorded): prices change",
         ));
     }
     Ok(())
+}
+
+/// The date a price was read (`YYYY-MM-DD` at the start of `date_read`), or `None` where the
+/// file says no read date was recorded ("undated", "not recorded …").
+pub fn read_on(date_read: &str) -> Option<&str> {
+    let date = date_read.get(..10)?;
+    let digits = |r: std::ops::Range<usize>| date[r].bytes().all(|b| b.is_ascii_digit());
+    let dashes = date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-';
+    (digits(0..4) && digits(5..7) && digits(8..10) && dashes).then_some(date)
 }
 
 fn check_amount(value: f64, what: &str) -> Result<()> {
@@ -335,6 +358,25 @@ mod tests {
             book.discount("aws-ec2-spot").unwrap().kind,
             DiscountKind::Spot
         );
+    }
+
+    #[test]
+    fn every_source_names_a_public_page_and_no_date_is_made_up() {
+        let book = PriceBook::load_shipped().unwrap();
+        let sourced = book
+            .products
+            .iter()
+            .map(|p| (&p.source, &p.date_read))
+            .chain(book.discounts.iter().map(|d| (&d.source, &d.date_read)));
+        for (source, date_read) in sourced {
+            assert!(source.contains("https://"), "no page to check: {source}");
+            assert!(!source.contains("notes"), "{source}");
+            // No figure in the file has a recorded read date: each says so instead of a date.
+            assert_eq!(read_on(date_read), None, "{date_read}");
+        }
+        assert_eq!(read_on("2025-03-02, from the page"), Some("2025-03-02"));
+        assert_eq!(read_on("undated"), None);
+        assert_eq!(read_on("2025-3-2"), None);
     }
 
     #[test]

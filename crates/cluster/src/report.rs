@@ -9,10 +9,8 @@ use crate::pingpong::{PingpongReport, YieldTrap};
 use crate::scaling::ScalingPoint;
 use crate::slurm::QueueDemo;
 use virtlab_core::load::{self, Load};
+use virtlab_core::stats::CLEAR_RATIO;
 use virtlab_display::Table;
-
-/// A ratio at or above this reads as "slower"/"faster"; below it, as about the same.
-const CLEAR_RATIO: f64 = 1.5;
 
 /// The ranks' start: mpirun → first line, and how much of it MPI_Init was.
 pub fn start_said(hello: &Hello) -> String {

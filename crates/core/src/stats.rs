@@ -1,4 +1,10 @@
-//! Small statistics the measurements share: the median of repeated runs.
+//! Small statistics the measurements share: the median of repeated runs, and the ratio below
+//! which two measurements read as about the same.
+
+/// Two measurements at least this many times apart read as "slower"/"faster" (or "lower");
+/// below it, as about the same: on a shared 2-vCPU machine, run-to-run noise alone moves
+/// short timings by tens of percent.
+pub const CLEAR_RATIO: f64 = 1.5;
 
 /// The median of `values` (NaN when empty); sorts in place.
 pub fn median(values: &mut [f64]) -> f64 {

@@ -189,9 +189,22 @@ fn serve_on_processes_then_bill_by_every_product_that_sells_each_policy() {
         assert_eq!(got, expected, "{}", run.spec.policy.name());
     }
     for b in &billed.bills {
-        assert!(!b.bill.date_read.is_empty() && !b.bill.source.is_empty());
+        assert!(!b.bill.date_read.is_empty() && b.bill.source.contains("https://"));
         assert!(b.bill.month_usd > b.bill.run_usd, "{b:?}");
     }
+    // Cloud Run is billed at the instance size the run was sold (0.25 GiB), at concurrency 1.
+    let cloud_run = billed
+        .bills
+        .iter()
+        .find(|b| b.bill.product_id == "gcp-cloud-run")
+        .unwrap();
+    assert!(
+        cloud_run.bill.run_lines[2]
+            .what
+            .contains("0.25 GiB at concurrency 1"),
+        "{:?}",
+        cloud_run.bill.run_lines
+    );
     let out = virtlab(&["bill", "--run", run.to_str().unwrap(), "--provider", "gcp"]);
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
@@ -428,10 +441,10 @@ fn neighbours_measures_each_ratio_with_and_without_quotas_and_leaves_nothing() {
         }
     }
     let said = n.what_we_saw().join("\n");
-    assert!(
-        said.contains("p99 was lower with quotas at") && said.contains("EuroSys 2015"),
-        "{said}"
-    );
+    // Quotas name a winner only where the p99s are a clear ratio apart; either way it is said.
+    let quotas_said = said.contains("clearly (at least 1.5×) lower with quotas at")
+        || said.contains("Quotas made no clear difference");
+    assert!(quotas_said && said.contains("EuroSys 2015"), "{said}");
 }
 
 #[test]
@@ -608,7 +621,10 @@ fn deploy_runs_one_job_on_every_backend_and_leaves_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("function (Lambda, Cloud Run)"), "{text}");
+    assert!(
+        text.contains("none (a process inside an instance"),
+        "{text}"
+    );
     assert!(text.contains("× apart"), "{text}");
 }
 

@@ -16,6 +16,7 @@ use crate::serve::percentile;
 use crate::trace::TraceSpec;
 use serde::{Deserialize, Serialize};
 use virtlab_core::load::Load;
+use virtlab_core::stats::CLEAR_RATIO;
 
 /// The most tenants one point may start: each is a container and a front's threads, and the
 /// machine has a couple of cores.
@@ -246,20 +247,15 @@ impl Neighbours {
             .filter_map(|(q, n)| Some((q, n, q.victim.p99_s()?, n.victim.p99_s()?)))
             .collect();
         if let Some(&(q, n, with, without)) = pairs.last() {
-            let lower = pairs.iter().filter(|(_, _, w, wo)| w < wo).count();
-            let (better, worse) = if with < without {
-                ("with quotas", without / with)
-            } else {
-                ("without quotas", with / without.max(1e-9))
-            };
+            said.push(quotas_said(&pairs, self.spec.cores));
             said.push(format!(
-                "The victim's p99 was lower with quotas at {lower} of {} ratios. At {}× ({} tenants on {} cores) it was {} with quotas and {} without: {better} it was {worse:.1}× lower.",
-                pairs.len(),
+                "At {}× ({} tenants on {} cores) the victim's p99 was {} with quotas and {} without: {}.",
                 q.ratio,
                 q.tenants,
                 self.spec.cores,
                 ms(with),
                 ms(without),
+                compared(with, without)
             ));
             said.push(format!(
                 "The greedy tenant got {:.2} CPU-seconds a second without quotas and {:.2} with (sold {} vCPU) at {}×.",
@@ -298,6 +294,70 @@ impl Neighbours {
         said.push(BORG.to_string());
         said
     }
+}
+
+/// Which way two p99s (with quotas, without) differ, or that they do not clearly.
+fn compared(with: f64, without: f64) -> String {
+    let (lower, times) = if with < without {
+        ("with quotas", without / with.max(1e-9))
+    } else {
+        ("without quotas", with / without.max(1e-9))
+    };
+    if times >= CLEAR_RATIO {
+        format!("{lower} it was {times:.1}× lower")
+    } else {
+        format!("no clear difference ({times:.2}×, under the {CLEAR_RATIO}× a clear one needs)")
+    }
+}
+
+/// At how many ratios quotas clearly helped or hurt the victim's p99, and where neither did,
+/// how few requests stood behind each p99 and the likely cause: only the greedy tenant wants
+/// CPU, and a serving tenant that barely uses its own is run as soon as it wakes.
+fn quotas_said(pairs: &[(&Point, &Point, f64, f64)], cores: usize) -> String {
+    let clearly = |quotas_lower: bool| {
+        pairs
+            .iter()
+            .filter(|(_, _, with, without)| {
+                let (low, high) = if quotas_lower {
+                    (with, without)
+                } else {
+                    (without, with)
+                };
+                *high >= low * CLEAR_RATIO
+            })
+            .count()
+    };
+    let requests = pairs
+        .iter()
+        .flat_map(|(q, n, _, _)| [q.victim.served, n.victim.served])
+        .min()
+        .unwrap_or(0);
+    // Nearest-rank p99 of n values is the ⌈0.99 n⌉-th smallest: the slowest few.
+    let slowest = requests + 1 - (0.99 * requests as f64).ceil().max(1.0) as usize;
+    let sample = format!(
+        "each p99 from as few as {requests} requests (so it is the slowest {slowest} of them)"
+    );
+    let (with, without) = (clearly(true), clearly(false));
+    if with + without > 0 {
+        return format!(
+            "The victim's p99 was clearly (at least {CLEAR_RATIO}×) lower with quotas at {with} of {} ratios and without them at {without}; at the rest there was no clear difference; {sample}.",
+            pairs.len()
+        );
+    }
+    let busy = pairs
+        .iter()
+        .flat_map(|(q, n, _, _)| {
+            [
+                q.victim.cpu_s / q.victim.alive_s.max(1e-9),
+                n.victim.cpu_s / n.victim.alive_s.max(1e-9),
+            ]
+        })
+        .fold(0.0, f64::max);
+    format!(
+        "Quotas made no clear difference to the victim's p99 at any of {} ratios (none {CLEAR_RATIO}× apart either way), {sample}. The likely cause: only the greedy tenant wants CPU. The victim used at most {:.0}% of a CPU, so on {cores} cores the scheduler runs it as soon as it wakes, quota or not.",
+        pairs.len(),
+        100.0 * busy
+    )
 }
 
 #[cfg(test)]
@@ -412,7 +472,10 @@ mod tests {
         };
         let said = n.what_we_saw().join("\n");
         assert!(
-            said.contains("lower with quotas at 1 of 2 ratios"),
+            said.contains(
+                "clearly (at least 1.5×) lower with quotas at 1 of 2 ratios and without them at 0; \
+                 at the rest there was no clear difference; each p99 from as few as 3 requests"
+            ),
             "{said}"
         );
         assert!(
@@ -431,6 +494,23 @@ mod tests {
         n.points[2] = point(4.0, true, 80.0, 0.4);
         let said = n.what_we_saw().join("\n");
         assert!(said.contains("without quotas it was 2.0× lower"), "{said}");
+        // Under the clear ratio at every point: no winner, the sample size and the likely cause.
+        n.points[2] = point(4.0, true, 50.0, 0.4);
+        n.points[0] = point(1.0, true, 4.4, 0.1);
+        let said = n.what_we_saw().join("\n");
+        assert!(!said.contains("× lower"), "{said}");
+        assert!(
+            said.contains("no clear difference (1.25×, under the 1.5× a clear one needs)"),
+            "{said}"
+        );
+        assert!(
+            said.contains("as few as 3 requests (so it is the slowest 1 of them)"),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("used at most {:.0}% of a CPU", 100.0 * 0.5 / 4.0)),
+            "{said}"
+        );
     }
 
     #[test]

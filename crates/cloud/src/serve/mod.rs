@@ -132,15 +132,21 @@ pub struct ServeRun {
 }
 
 impl ServeRun {
-    /// The run's usage record, for the bill: served requests' times, every instance's life.
+    /// The run's usage record, for the bill: served requests' times (with the start of the
+    /// instance a cold one waited for), every instance's life.
     pub fn usage(&self) -> UsageRecord {
+        let served = || self.requests.iter().filter(|r| !r.dropped);
+        let start_of = |slot: Option<usize>| {
+            self.instances
+                .iter()
+                .find(|i| Some(i.slot) == slot)
+                .map_or(0.0, |i| i.cold_start_s)
+        };
         UsageRecord {
             span_s: self.span_s,
-            request_seconds: self
-                .requests
-                .iter()
-                .filter(|r| !r.dropped)
-                .map(|r| r.service_s)
+            request_seconds: served().map(|r| r.service_s).collect(),
+            cold_start_seconds: served()
+                .map(|r| if r.cold { start_of(r.instance) } else { 0.0 })
                 .collect(),
             instances: self
                 .instances

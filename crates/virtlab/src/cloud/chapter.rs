@@ -4,7 +4,7 @@
 
 use super::InstanceKind;
 use super::breakeven::{BreakEven, CoinPlay};
-use super::prices::PriceBook;
+use super::prices::{PriceBook, read_on};
 use super::runs::{Billed, Plan, Served};
 use super::tables::{describe_policy, ms, usd};
 use crate::Result;
@@ -95,26 +95,33 @@ pub fn serve_in_release_build(plan: &Plan) -> Result<Served> {
     crate::release::json("the serve run", &args)
 }
 
-/// Where the prices came from and when they were read, and that they change.
+/// Where the prices came from and when they were read (or that no read date was recorded),
+/// and that they change.
 pub fn prices_note(book: &PriceBook) -> String {
-    let mut dates: Vec<&str> = book
+    let read: Vec<&str> = book
         .products
         .iter()
         .map(|p| p.date_read.as_str())
         .chain(book.discounts.iter().map(|d| d.date_read.as_str()))
         .collect();
+    let mut dates: Vec<&str> = read.iter().filter_map(|d| read_on(d)).collect();
     dates.sort_unstable();
     dates.dedup();
+    let undated = read.iter().filter(|d| read_on(d).is_none()).count();
     let mut sources: Vec<&str> = book.products.iter().map(|p| p.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
+    let when = match (dates.is_empty(), undated) {
+        (true, _) => "none records the date it was read".to_string(),
+        (false, 0) => format!("read on {}", dates.join(", ")),
+        (false, n) => format!("read on {}; {n} record no read date", dates.join(", ")),
+    };
     format!(
-        "Published prices of {} products and {} discounts from {} pages, read on: {}. Prices change: \
-         these are what the pages said then, not a quote; the table gives each row's source.",
+        "Published prices of {} products and {} discounts from {} sources; {when}. Prices change: \
+         these are what the pages said, not a quote; the table gives each row's page to check.",
         book.products.len(),
         book.discounts.len(),
         sources.len(),
-        dates.join("; ")
     )
 }
 
@@ -211,18 +218,20 @@ pub fn what_we_saw(served: &Served, billed: &Billed, coin: &CoinPlay) -> String 
     }
     said.push(match &coin.choice {
         Some(o) => format!(
-            "Coin play: with p99 at most {:.0} ms and at most {} a month, the cheapest measured choice is {} on {} at {} a month ({} other choices turned down).",
+            "Coin play: with p99 at most {:.0} ms and at most {} a month, the cheapest measured choice is {} on {} at {} a month ({} other choices turned down), {}.",
             coin.target_p99_s * 1e3,
             usd(coin.budget_usd),
             o.policy,
             o.product_id,
             usd(o.month_usd),
-            coin.rejected.len()
+            coin.rejected.len(),
+            coin.latency_is
         ),
         None => format!(
-            "Coin play: nothing measured meets p99 at most {:.0} ms within {} a month; loosen one of the two or try another policy.",
+            "Coin play: nothing measured meets p99 at most {:.0} ms within {} a month ({}); loosen one of the two or try another policy.",
             coin.target_p99_s * 1e3,
-            usd(coin.budget_usd)
+            usd(coin.budget_usd),
+            coin.latency_is
         ),
     });
     said.join("\n")
@@ -231,8 +240,8 @@ pub fn what_we_saw(served: &Served, billed: &Billed, coin: &CoinPlay) -> String 
 /// Coin play's candidates turned down, with the reason.
 pub fn rejected_table(coin: &CoinPlay) -> Table {
     let mut table = Table::new(
-        "Turned down by coin play",
-        ["policy", "product", "p99 ms", "a month", "why"],
+        format!("Turned down by coin play ({})", coin.latency_is),
+        ["policy", "product", "p99 ms here", "a month", "why"],
     );
     for r in &coin.rejected {
         table.row([

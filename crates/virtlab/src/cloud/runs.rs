@@ -141,7 +141,8 @@ impl Billed {
 }
 
 /// Bills every run of `served` with each product of `book` that sells its policy (only those of
-/// `provider`, when given), for the run and for a month at the trace's rate.
+/// `provider`, when given), for the run and for a month at the trace's rate. A request-billed
+/// container is billed at the plan's instance size, the size every instance was sold as.
 pub fn bill_served(book: &PriceBook, served: &Served, provider: Option<&str>) -> Result<Billed> {
     if let Some(p) = provider
         && !KNOWN_PROVIDERS.contains(&p)
@@ -152,6 +153,10 @@ pub fn bill_served(book: &PriceBook, served: &Served, provider: Option<&str>) ->
             format!("use one of {}", KNOWN_PROVIDERS.join(", ")),
         ));
     }
+    let opts = BillOptions {
+        request_container: served.plan.size,
+        ..BillOptions::default()
+    };
     let mut bills = Vec::new();
     for run in &served.runs {
         let usage = run.usage();
@@ -164,7 +169,7 @@ pub fn bill_served(book: &PriceBook, served: &Served, provider: Option<&str>) ->
             bills.push(PolicyBill {
                 policy: run.spec.policy.name().into(),
                 p99_s: run.summary.p99_s,
-                bill: bill(book, &product.id, &usage, &BillOptions::default())?,
+                bill: bill(book, &product.id, &usage, &opts)?,
             });
         }
     }

@@ -1,6 +1,7 @@
 //! Chapter 9's runs as tables: each policy's latency, cold starts and resources; each bill
 //! with its product's billing rule, price source and the date the price was read.
 
+use super::prices::DiscountKind;
 use super::runs::{Billed, Served};
 use crate::display::Table;
 
@@ -94,17 +95,23 @@ pub fn describe_policy(run: &super::serve::ServeRun) -> String {
 }
 
 impl Billed {
-    /// One row per policy and product: the run's cost, a month at the trace's rate, the best
-    /// published discount (a floor, labelled), the billing rule, the source and its date.
+    /// One row per policy and product: the run's cost, a month at the trace's rate, the
+    /// commitment floor (the best published commitment discount: a floor, labelled), the
+    /// billing rule, the source and its date. Spot is a note in the caption: its "up to"
+    /// figure is a ceiling on the saving, not a price to plan by.
     pub fn table(&self) -> Table {
+        let mut caption = "Each run billed by every product that sells its policy (prices change: each row gives the date its price was read, or says none was recorded)".to_string();
+        if let Some(note) = self.spot_note() {
+            caption = format!("{caption}. {note}");
+        }
         let mut table = Table::new(
-            "Each run billed by every product that sells its policy (prices change: each row gives the date its price was read)",
+            caption,
             [
                 "policy",
                 "product",
                 "run",
                 "a month at this rate",
-                "at best, with a discount",
+                "at best, with a commitment",
                 "billed",
                 "price read",
                 "source",
@@ -115,9 +122,10 @@ impl Billed {
                 .bill
                 .discounts
                 .iter()
+                .filter(|d| d.kind == DiscountKind::Commitment)
                 .min_by(|x, y| x.as_low_as_usd.total_cmp(&y.as_low_as_usd))
                 .map_or("-".into(), |d| {
-                    format!("{} ({}: {})", usd(d.as_low_as_usd), d.name, d.label)
+                    format!("{} ({})", usd(d.as_low_as_usd), d.label)
                 });
             table.row([
                 b.policy.clone(),
@@ -133,8 +141,88 @@ impl Billed {
         table
     }
 
+    /// Spot, where a billed product offers it: its label, and the products it applies to.
+    pub fn spot_note(&self) -> Option<String> {
+        let mut products: Vec<&str> = Vec::new();
+        let mut label = None;
+        for b in &self.bills {
+            if let Some(d) = b
+                .bill
+                .discounts
+                .iter()
+                .find(|d| d.kind == DiscountKind::Spot)
+            {
+                label.get_or_insert(d.label.as_str());
+                if !products.contains(&b.bill.product_id.as_str()) {
+                    products.push(&b.bill.product_id);
+                }
+            }
+        }
+        label.map(|label| {
+            format!(
+                "Left out of 'at best': {label} (offered on {})",
+                products.join(", ")
+            )
+        })
+    }
+
     /// Shows [`Billed::table`] in a notebook.
     pub fn evcxr_display(&self) {
         self.table().evcxr_display();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::bill::{BillOptions, InstanceUsage, UsageRecord, bill};
+    use super::super::prices::{PriceBook, Size};
+    use super::super::runs::PolicyBill;
+    use super::*;
+
+    #[test]
+    fn at_best_is_the_commitment_floor_and_spot_a_note() {
+        let book = PriceBook::load_shipped().unwrap();
+        let size = Size {
+            vcpu: 2.0,
+            memory_gib: 4.0,
+        };
+        let usage = UsageRecord {
+            span_s: 100.0,
+            request_seconds: vec![],
+            cold_start_seconds: vec![],
+            instances: vec![InstanceUsage {
+                alive_s: 100.0,
+                whole_span: true,
+                size,
+                cpu_s: 0.0,
+                memory_gib_s: 0.0,
+            }],
+        };
+        let b = bill(&book, "aws-ec2-c7i.large", &usage, &BillOptions::default()).unwrap();
+        let deepest_commitment = book
+            .discounts
+            .iter()
+            .filter(|d| d.kind == DiscountKind::Commitment)
+            .map(|d| d.up_to_fraction)
+            .fold(0.0, f64::max);
+        let floor = usd(b.month_usd * (1.0 - deepest_commitment));
+        let billed = Billed {
+            about: String::new(),
+            bills: vec![PolicyBill {
+                policy: "fixed".into(),
+                p99_s: None,
+                bill: b,
+            }],
+        };
+        let table = billed.table();
+        let best = &table.rows()[0][4];
+        assert!(best.starts_with(&format!("{floor} (")), "{best}");
+        assert!(!best.contains("Spot"), "{best}");
+        let note = billed.spot_note().unwrap();
+        assert!(
+            note.contains("ceiling on the saving, not a price"),
+            "{note}"
+        );
+        assert!(note.contains("c7i.large"), "{note}");
     }
 }
