@@ -143,6 +143,18 @@ impl WholeLadder {
                     .to_string()
             }
         };
+        // The same kind on the ladder can be the slower of the two: why, where it is.
+        let same_kind = rungs.iter().find(|(kind, _)| kind == instance);
+        if let (Some((_, rung_ms)), Some(s)) = (same_kind, cold_start_s)
+            && *rung_ms > s * 1e3
+        {
+            said.push_str(&format!(
+                " The {instance} rung took longer ({}): it starts {} at once, and starts that \
+                 overlap wait on each other.",
+                duration_text(*rung_ms),
+                self.count
+            ));
+        }
         for (rung, why) in &self.left_off {
             said.push_str(&format!("\nLeft off the ladder here: {rung}: {why}"));
         }
@@ -183,6 +195,13 @@ mod tests {
         assert!(
             said.contains("Left off the ladder here: vm: no /dev/kvm"),
             "{said}"
+        );
+        assert!(!said.contains("rung took longer"), "{said}");
+        // A process instance that started faster than the process rung's 2 ms says why.
+        let process = whole().dearer("process", Some(0.0015));
+        assert!(
+            process.contains("The process rung took longer (2.00 ms): it starts 16 at once"),
+            "{process}"
         );
         let none = whole().dearer("container", None);
         assert!(none.contains("no cold start"), "{none}");
