@@ -193,6 +193,13 @@ impl Table {
                     let kept = escape_html(cell).replace(' ', "&nbsp;");
                     html +=
                         &format!("<td style=\"text-align:left;font-family:monospace\">{kept}</td>");
+                } else if cell.contains("://") {
+                    // A web address has no space to wrap at: without this it pushes its
+                    // column, and the table, past the page's right edge.
+                    html += &format!(
+                        "<td style=\"text-align:left;overflow-wrap:anywhere\">{}</td>",
+                        escape_html(cell)
+                    );
                 } else {
                     html += &format!("<td style=\"text-align:left\">{}</td>", escape_html(cell));
                 }
@@ -262,6 +269,21 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("x &amp; y"));
         assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn a_web_address_may_wrap_anywhere_and_other_cells_at_spaces() {
+        let mut t = Table::new("", ["product", "source"]);
+        t.row(["Lambda", "the page, https://aws.amazon.com/lambda/pricing/"]);
+        let html = t.to_html().0;
+        assert!(
+            html.contains("<td style=\"text-align:left\">Lambda</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("overflow-wrap:anywhere\">the page, https://"),
+            "{html}"
+        );
     }
 
     #[test]
