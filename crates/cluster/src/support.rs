@@ -104,7 +104,7 @@ impl Support {
             .find_map(|(_, _, p)| p.as_ref().err());
         match missing {
             Some(e) => {
-                println!("Skipped: {}. Fix: {}", e.problem(), e.fix());
+                println!("Skipped: {}", e.sentence());
                 Ok(())
             }
             None => Err(Error::new(
@@ -134,7 +134,7 @@ fn gated<T>(
     match needs.iter().find_map(|need| need.as_ref().err()) {
         None => measure().map(Some),
         Some(e) => {
-            println!("Skipped: {}. Fix: {}", e.problem(), e.fix());
+            println!("Skipped: {}", e.sentence());
             Ok(None)
         }
     }

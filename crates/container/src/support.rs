@@ -153,11 +153,7 @@ impl Support {
         let mut notes = Vec::new();
         let mut drop_if_missing = |name: &str, present: bool, clear: &mut dyn FnMut()| {
             if present && let Err(e) = self.controller(name) {
-                notes.push(format!(
-                    "{name} limit left out: {}. Fix: {}",
-                    e.problem(),
-                    e.fix()
-                ));
+                notes.push(format!("{name} limit left out: {}", e.sentence()));
                 clear();
             }
         };

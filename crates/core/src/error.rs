@@ -140,6 +140,12 @@ impl Error {
     pub fn fix(&self) -> &str {
         &self.fix
     }
+
+    /// The problem and its fix in one sentence, "problem. Fix: fix", for a table cell or a
+    /// skipped section's line (the message without [`Error`]'s `virtlab error:` prefix).
+    pub fn sentence(&self) -> String {
+        format!("{}. Fix: {}", self.problem, self.fix)
+    }
 }
 
 impl PartialEq for Error {
@@ -177,7 +183,7 @@ impl<'de> Deserialize<'de> for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "virtlab error: {}. Fix: {}", self.problem, self.fix)
+        write!(f, "virtlab error: {}", self.sentence())
     }
 }
 
@@ -254,6 +260,7 @@ mod tests {
             e.to_string(),
             "virtlab error: no GPU found. Fix: run the CPU cells only"
         );
+        assert_eq!(e.sentence(), "no GPU found. Fix: run the CPU cells only");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn if_kvm<T>(
     match support().ready() {
         Ok(()) => measure().map(Some),
         Err(e) => {
-            println!("Skipped, no VMs here: {}. Fix: {}", e.problem(), e.fix());
+            println!("Skipped, no VMs here: {}", e.sentence());
             Ok(None)
         }
     }

@@ -19,9 +19,8 @@ pub fn usable_kind(word: &str) -> Result<InstanceKind> {
         && let Err(e) = containers_here()
     {
         println!(
-            "Containers cannot be started here: {}. Fix: {} — serving on process instances instead.",
-            e.problem(),
-            e.fix()
+            "Containers cannot be started here: {} — serving on process instances instead.",
+            e.sentence()
         );
         return Ok(InstanceKind::Process);
     }

@@ -124,7 +124,7 @@ pub fn deploy(job: &Job, backends: &[String]) -> Result<Deployment> {
                 kind.check(job.instances)?;
                 Ok(kind)
             }) {
-                Err(e) => Outcome::Skipped(format!("{} Fix: {}", e.problem(), e.fix())),
+                Err(e) => Outcome::Skipped(e.sentence()),
                 Ok(mut kind) => Outcome::Measured(ran(kind.as_mut(), job)?),
             };
             Ok(Backend {

@@ -38,19 +38,13 @@ pub fn measured(counts: &[usize], count: usize, rounds: usize) -> Result<WholeLa
     let mut left_off = Vec::new();
     for rung in kinds::rungs() {
         if let Err(e) = facility(rung) {
-            left_off.push((
-                rung.to_string(),
-                format!("{} Fix: {}", e.problem(), e.fix()),
-            ));
+            left_off.push((rung.to_string(), e.sentence()));
             continue;
         }
         match ladder.clone().and(&[rung], counts, rounds) {
             Ok(more) => ladder = more,
             Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Refused) => {
-                left_off.push((
-                    rung.to_string(),
-                    format!("{} Fix: {}", e.problem(), e.fix()),
-                ));
+                left_off.push((rung.to_string(), e.sentence()));
             }
             Err(e) => return Err(e),
         }

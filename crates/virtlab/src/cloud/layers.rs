@@ -44,7 +44,7 @@ pub fn survey() -> Result<Vec<Place>> {
         Err(e) if e.kind() == crate::error::ErrorKind::Unavailable => Place {
             place: "in our container".into(),
             answer: None,
-            skipped: Some(format!("{}. Fix: {}", e.problem(), e.fix())),
+            skipped: Some(e.sentence()),
         },
         Err(e) => return Err(e),
     });
@@ -60,7 +60,7 @@ pub fn survey() -> Result<Vec<Place>> {
         Err(e) if e.kind() == crate::error::ErrorKind::Unavailable => Place {
             place: "on a chapter 8 node".into(),
             answer: None,
-            skipped: Some(format!("{}. Fix: {}", e.problem(), e.fix())),
+            skipped: Some(e.sentence()),
         },
         Err(e) => return Err(e),
     });

@@ -52,7 +52,7 @@ pub fn measure(spec: &NeighbourSpec) -> Result<Neighbours> {
 pub fn in_release_build(spec: &NeighbourSpec) -> Result<Option<Neighbours>> {
     spec.check()?;
     if let Err(e) = containers_here() {
-        println!("Skipped: {}. Fix: {}", e.problem(), e.fix());
+        println!("Skipped: {}", e.sentence());
         return Ok(None);
     }
     let ratios: Vec<String> = spec.ratios.iter().map(f64::to_string).collect();

@@ -186,7 +186,7 @@ fn virtualization() -> String {
         let support = virtlab_vmm::support();
         match support.ready() {
             Ok(()) => support.label(),
-            Err(e) => format!("none: {}. Fix: {}", e.problem(), e.fix()),
+            Err(e) => format!("none: {}", e.sentence()),
         }
     }
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
