@@ -1,4 +1,5 @@
-//! What every crate's tests share: a cache folder of their own ([`temp_cache`]), what is left of
+//! What every crate's tests share: a cache folder of their own ([`temp_cache`]), a scratch
+//! folder removed when the test ends ([`TempDir`]), what is left of
 //! the processes they started ([`is_alive`], [`children_of`], [`eventually`]), and the one way
 //! a test says it could not run here (no KVM, no user namespaces, no cgroup controller, not
 //! root): [`skip`] prints a recognisable line and records the skip, so
@@ -60,6 +61,31 @@ fn test_binary() -> String {
     match stem.rsplit_once('-') {
         Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
         _ => stem,
+    }
+}
+
+/// A folder of one test's own, removed when the test ends (passing or failing).
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// `virtlab-<name>-<this process's id>` in the system's temporary folder, made now.
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("virtlab-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("the temporary folder should be writable");
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -13,25 +13,8 @@ fn virtlab(args: &[&str], cache: &std::path::Path) -> Output {
 }
 
 /// A folder of this test's own, removed when the test ends (passing or failing).
-struct TempDir(std::path::PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("virtlab-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
+fn temp_dir(name: &str) -> virtlab_testkit::TempDir {
+    virtlab_testkit::TempDir::new(&format!("cli-{name}"))
 }
 
 /// The essay's lines in a run's output ("0: thread-1 …"), without the table that follows them.

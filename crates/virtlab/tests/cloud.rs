@@ -546,26 +546,25 @@ fn whereami_in_a_container_and_on_a_node_sees_their_namespaces_and_leaves_nothin
     }
 }
 
-/// A job file in a temp folder of its own, removed when dropped.
-struct JobFile(std::path::PathBuf);
+/// A job file in a temp folder of its own, removed (with the folder) when dropped.
+struct JobFile {
+    path: String,
+    _folder: virtlab_testkit::TempDir,
+}
 
 impl JobFile {
     fn new(name: &str, text: &str) -> JobFile {
-        let dir = std::env::temp_dir().join(format!("virtlab-job-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("job.json");
+        let folder = virtlab_testkit::TempDir::new(&format!("job-{name}"));
+        let path = folder.join("job.json");
         std::fs::write(&path, text).unwrap();
-        JobFile(path)
+        JobFile {
+            path: path.display().to_string(),
+            _folder: folder,
+        }
     }
 
     fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for JobFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+        &self.path
     }
 }
 
