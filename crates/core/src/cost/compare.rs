@@ -79,13 +79,13 @@ fn shown(kind: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::Rung;
 
     #[test]
     fn the_published_figures_are_the_ones_the_sentence_states() {
         assert!(FIRECRACKER.contains(&format!("at most {FIRECRACKER_BOOT_MS} ms")));
         assert!(FIRECRACKER.contains(&format!("about {FIRECRACKER_VMM_MS} ms")));
     }
-    use crate::cost::Rung;
 
     fn rung(kind: &str, count: usize, ms: f64) -> Rung {
         Rung::made(kind, count, ms, 0.0)

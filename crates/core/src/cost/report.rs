@@ -79,8 +79,8 @@ impl KindCost {
     }
 }
 
-/// A size that may be under a byte or negative: "0.8 B", "-12.0 KiB", "1.1 MiB".
-/// Bytes as the ladder writes them, signed (a reading below the one before is negative).
+/// Bytes as the ladder writes them, under a byte or negative too (a reading below the one
+/// before is negative): "0.8 B", "-12.0 KiB", "1.1 MiB".
 pub fn bytes_text(bytes: f64) -> String {
     let sign = if bytes <= -0.05 { "-" } else { "" };
     let size = bytes.abs();

@@ -338,27 +338,32 @@ mod tests {
         assert!(deployment.spread().contains("Only 1 backend"));
     }
 
-    #[test]
-    fn the_spread_names_the_cheapest_and_the_dearest() {
-        let row = |rung: &str, start_ms: f64| Backend {
+    /// A row of `rung` that ran, started in `start_ms` and added `memory_bytes_each`.
+    fn row(rung: &str, start_ms: f64, memory_bytes_each: f64) -> Backend {
+        let (isolation, price_class) = mapping(rung);
+        Backend {
             rung: rung.into(),
-            isolation: String::new(),
+            isolation: isolation.into(),
             limits: String::new(),
-            price_class: String::new(),
+            price_class: price_class.into(),
             outcome: Outcome::Measured(Ran {
                 start_ms,
-                memory_bytes_each: 0.0,
+                memory_bytes_each,
                 summary: String::new(),
             }),
-        };
+        }
+    }
+
+    #[test]
+    fn the_spread_names_the_cheapest_and_the_dearest() {
         let deployment = Deployment {
             job: serde_json::json!({"instances": 4}),
             backends: vec![
-                row("process", 2.0),
-                row("vm", 8.0),
+                row("process", 2.0, 0.0),
+                row("vm", 8.0, 0.0),
                 Backend {
                     outcome: Outcome::Skipped("no MPI".into()),
-                    ..row("rank", 0.0)
+                    ..row("rank", 0.0, 0.0)
                 },
             ],
             cpu: "a CPU".into(),
@@ -373,17 +378,6 @@ mod tests {
 
     #[test]
     fn a_vm_cheaper_than_a_process_is_explained_by_its_missing_guest_os() {
-        let row = |rung: &str, start_ms: f64, memory_bytes_each: f64| Backend {
-            rung: rung.into(),
-            isolation: mapping(rung).0.into(),
-            limits: String::new(),
-            price_class: mapping(rung).1.into(),
-            outcome: Outcome::Measured(Ran {
-                start_ms,
-                memory_bytes_each,
-                summary: String::new(),
-            }),
-        };
         let mut deployment = Deployment {
             job: serde_json::json!({"instances": 4}),
             backends: vec![row("process", 2.0, 4096.0), row("vm", 1.5, 8192.0)],

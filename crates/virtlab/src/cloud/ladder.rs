@@ -69,7 +69,7 @@ fn facility(rung: &str) -> Result<()> {
 }
 
 impl WholeLadder {
-    /// (label, ms to start) for each rung at the compared count, cheapest first.
+    /// (kind, ms to start) for each rung measured at the compared count, in ladder order.
     fn rungs(&self) -> Vec<(String, f64)> {
         self.ladder
             .rungs
